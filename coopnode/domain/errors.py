@@ -1,0 +1,35 @@
+"""Errors of the domain, drawn as a tree.
+
+    CoopNodeError
+    ├── InvariantViolation   a programmer error: the books or a record are broken.
+    │                        The actor that sees it crashes and restarts from disk.
+    └── OperatingError       an expected outcome with a clear message
+        ├── Declined         a money operation refused for a business reason
+        └── InvalidInput     a request that is malformed or out of bounds
+
+Declines are usually carried as values (`Declined` results), not raised; the exception
+form exists for code paths where unwinding is clearer.
+"""
+
+from __future__ import annotations
+
+
+class CoopNodeError(Exception):
+    """The root of every error CoopNode raises on purpose."""
+
+
+class InvariantViolation(CoopNodeError):
+    """A rule that must always hold does not: stop, do not continue with broken books."""
+
+
+class OperatingError(CoopNodeError):
+    """An expected failure, reported to the caller with a reason code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class InvalidInput(OperatingError):
+    """A request that is malformed or outside a bound."""

@@ -1,0 +1,97 @@
+"""Purses, till kinds, reason codes and the per-purse amounts type.
+
+Money is always an `int` of yen. Points are worth one yen each when spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import StrEnum
+
+import msgspec
+
+
+class Purse(StrEnum):
+    """The five purses every member has."""
+
+    MEAL = "meal"  # ミール: prepaid meal plan, spent in the cafeteria under a daily cap.
+    CAFETERIA = "cafeteria"  # 学食マネー
+    TEXTBOOK = "textbook"  # 教科書マネー
+    BASE = "base"  # ベースマネー
+    POINTS = "points"  # ポイント
+
+
+PURSES: tuple[Purse, ...] = tuple(Purse)
+
+# Purses a member can charge on the web (FLOWS §6) and move money into (FLOWS §5).
+CHARGEABLE_PURSES: frozenset[Purse] = frozenset({Purse.BASE, Purse.TEXTBOOK, Purse.CAFETERIA})
+MOVE_SOURCES: frozenset[Purse] = frozenset({Purse.BASE})
+MOVE_TARGETS: frozenset[Purse] = frozenset({Purse.CAFETERIA, Purse.TEXTBOOK})
+
+
+class TillKind(StrEnum):
+    CAFETERIA = "cafeteria"
+    SHOP = "shop"
+    BOOKSTORE = "bookstore"
+
+
+class Reason(StrEnum):
+    """Why an operation did not succeed. Every non-success outcome carries one."""
+
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    SUSPENDED = "suspended"
+    OVER_LIMIT = "over_limit"
+    BELOW_MINIMUM = "below_minimum"
+    ABOVE_MAXIMUM = "above_maximum"
+    UNKNOWN_MEMBER = "unknown_member"
+    UNKNOWN_CARD = "unknown_card"
+    CARD_BLOCKED = "card_blocked"
+    DUPLICATE = "duplicate"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    UNKNOWN_PAYMENT = "unknown_payment"
+    ALREADY_VOIDED = "already_voided"
+    VOID_WINDOW_CLOSED = "void_window_closed"
+    REFUND_EXCEEDS_PAYMENT = "refund_exceeds_payment"
+    PURSE_NOT_ALLOWED = "purse_not_allowed"
+    UNKNOWN_MEAL_PLAN = "unknown_meal_plan"
+    UNKNOWN_COOP = "unknown_coop"
+    INVALID_INPUT = "invalid_input"
+    OVERLOADED = "overloaded"
+    UNAVAILABLE = "unavailable"
+    STORAGE_FULL = "storage_full"
+
+
+class Purses(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """An amount of yen per purse: balances, or the signed changes of one operation."""
+
+    meal: int = 0
+    cafeteria: int = 0
+    textbook: int = 0
+    base: int = 0
+    points: int = 0
+
+    def get(self, purse: Purse) -> int:
+        value: int = getattr(self, purse.value)
+        return value
+
+    def with_(self, purse: Purse, amount_yen: int) -> Purses:
+        return msgspec.structs.replace(self, **{purse.value: amount_yen})
+
+    def add(self, other: Purses) -> Purses:
+        return Purses(*(a + b for a, b in zip(self.values(), other.values(), strict=True)))
+
+    def negate(self) -> Purses:
+        return Purses(*(-a for a in self.values()))
+
+    def values(self) -> Iterator[int]:
+        return (self.get(purse) for purse in PURSES)
+
+    def total(self) -> int:
+        return sum(self.values())
+
+    def items(self) -> Iterator[tuple[Purse, int]]:
+        return ((purse, self.get(purse)) for purse in PURSES)
+
+    @classmethod
+    def of(cls, amounts: dict[Purse, int]) -> Purses:
+        return cls(**{purse.value: amount for purse, amount in amounts.items()})

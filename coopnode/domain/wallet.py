@@ -1,0 +1,324 @@
+"""The wallet's rules as one pure function: given a member's wallet and an operation,
+decide the new wallet, the balanced postings and what to answer.
+
+No storage, no clock and no I/O here: the shard that owns the wallet passes the current
+records and the time, then writes what `decide` returns in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from coopnode.domain import ledger, spend
+from coopnode.domain.messages import (
+    Charge,
+    Declined,
+    MemberWallet,
+    Move,
+    OpenWallet,
+    Pay,
+    PaymentRecord,
+    Refund,
+    VoidPayment,
+    WalletStatus,
+    decline,
+)
+from coopnode.domain.money import (
+    CHARGEABLE_PURSES,
+    MOVE_SOURCES,
+    MOVE_TARGETS,
+    Purse,
+    Purses,
+    Reason,
+)
+from coopnode.domain.rules import CoopRules
+
+MoneyOperation = OpenWallet | Pay | VoidPayment | Refund | Charge | Move
+
+
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    """What a successful money operation does, before the shard numbers it."""
+
+    kind: str
+    wallet: MemberWallet
+    postings: list[ledger.Posting]
+    amount_yen: int
+    changes: Purses
+    points_earned: int = 0
+    payment: PaymentRecord | None = None
+    store: str = ""
+    till_id: str = ""
+
+
+def meal_cap_yen(wallet: MemberWallet, rules: CoopRules) -> int:
+    return rules.meal_plans.get(wallet.meal_plan, 0)
+
+
+def meal_remaining_today_yen(wallet: MemberWallet, rules: CoopRules, day: int) -> int:
+    used = wallet.meal_used_yen if wallet.meal_day == day else 0
+    return max(0, min(wallet.balances.meal, meal_cap_yen(wallet, rules) - used))
+
+
+def _on_day(wallet: MemberWallet, day: int) -> MemberWallet:
+    if wallet.meal_day == day:
+        return wallet
+    return msgspec.structs.replace(wallet, meal_day=day, meal_used_yen=0)
+
+
+def _over_limit(balances: Purses, rules: CoopRules) -> Declined | None:
+    for purse, amount in balances.items():
+        maximum = rules.purse_balance_max_yen[purse]
+        if amount > maximum:
+            return decline(
+                Reason.OVER_LIMIT,
+                f"the {purse.value} purse may hold at most {maximum:,} yen",
+            )
+    return None
+
+
+def decide(
+    op: MoneyOperation,
+    wallet: MemberWallet | None,
+    payment: PaymentRecord | None,
+    coops: Mapping[str, CoopRules],
+    now_ms: int,
+) -> Change | Declined:
+    """Decide one money operation. `payment` is the record named by a void or refund."""
+    if isinstance(op, OpenWallet):
+        return _open(op, wallet, coops, now_ms)
+    if wallet is None:
+        return decline(Reason.UNKNOWN_MEMBER, f"no wallet for member {op.member_no}")
+    rules = coops[wallet.coop]
+    wallet = _on_day(wallet, rules.day_of(now_ms))
+    match op:
+        case Pay():
+            return _pay(op, wallet, rules)
+        case VoidPayment():
+            return _void(op, wallet, payment, rules)
+        case Refund():
+            return _refund(op, wallet, payment, rules)
+        case Charge():
+            return _charge(op, wallet, rules)
+        case Move():
+            return _move(op, wallet, rules)
+    raise AssertionError(f"unhandled operation {op!r}")  # pragma: no cover
+
+
+def _open(
+    op: OpenWallet, wallet: MemberWallet | None, coops: Mapping[str, CoopRules], now_ms: int
+) -> Change | Declined:
+    if wallet is not None:
+        return decline(Reason.DUPLICATE, f"member {op.member_no} already has a wallet")
+    rules = coops.get(op.coop)
+    if rules is None:
+        return decline(Reason.UNKNOWN_COOP, f"no co-op {op.coop!r} on this node")
+    if op.meal_plan not in rules.meal_plans:
+        return decline(Reason.UNKNOWN_MEAL_PLAN, f"no meal plan {op.meal_plan!r}")
+    if op.deposits.get(Purse.POINTS, 0) > 0:
+        return decline(Reason.PURSE_NOT_ALLOWED, "points cannot be bought")
+    deposits = Purses.of(dict(op.deposits))
+    refused = _over_limit(deposits, rules)
+    if refused is not None:
+        return refused
+    opened = MemberWallet(
+        member_no=op.member_no,
+        coop=op.coop,
+        meal_plan=op.meal_plan,
+        balances=deposits,
+        status=WalletStatus.ACTIVE,
+        meal_day=rules.day_of(now_ms),
+        meal_used_yen=0,
+        emoney_used=False,
+        opened_at_ms=now_ms,
+    )
+    postings = ledger.member_postings(op.member_no, deposits)
+    if deposits.total():
+        postings.append((ledger.ENROLMENT_DEPOSITS, -deposits.total()))
+    return Change(
+        kind="open",
+        wallet=opened,
+        postings=postings,
+        amount_yen=deposits.total(),
+        changes=deposits,
+    )
+
+
+def _pay(op: Pay, wallet: MemberWallet, rules: CoopRules) -> Change | Declined:
+    if wallet.status is WalletStatus.SUSPENDED:
+        return decline(Reason.SUSPENDED, "the account is suspended")
+    if op.amount_yen > rules.payment_max_yen:
+        return decline(
+            Reason.ABOVE_MAXIMUM, f"a payment may be at most {rules.payment_max_yen:,} yen"
+        )
+    meal_left = meal_remaining_today_yen(wallet, rules, wallet.meal_day)
+    paid = spend.allocate(
+        op.amount_yen, rules.spend_orders[op.till_kind], wallet.balances, meal_left
+    )
+    if paid is None:
+        return decline(Reason.INSUFFICIENT_FUNDS, "the balance does not cover the amount")
+    cap_left = rules.purse_balance_max_yen[Purse.POINTS] - (wallet.balances.points - paid.points)
+    earned = max(0, min(spend.points_for(paid, rules.points_rate_bp[op.till_kind]), cap_left))
+    balances = wallet.balances.add(paid.negate()).add(Purses(points=earned))
+    new_wallet = msgspec.structs.replace(
+        wallet,
+        balances=balances,
+        meal_used_yen=wallet.meal_used_yen + paid.meal,
+        emoney_used=True,
+    )
+    postings = ledger.member_postings(op.member_no, paid.negate().add(Purses(points=earned)))
+    postings.append((ledger.sales_account(op.store), op.amount_yen))
+    if earned:
+        postings.append((ledger.POINTS_ISSUED, -earned))
+    record = PaymentRecord(
+        payment_key=op.key,
+        member_no=op.member_no,
+        amount_yen=op.amount_yen,
+        paid=paid,
+        points_earned=earned,
+        day=wallet.meal_day,
+        till_kind=op.till_kind,
+        store=op.store,
+        till_id=op.till_id,
+        refunded=Purses(),
+        points_clawed_back=0,
+        voided=False,
+    )
+    return Change(
+        kind="pay",
+        wallet=new_wallet,
+        postings=postings,
+        amount_yen=op.amount_yen,
+        changes=paid.negate(),
+        points_earned=earned,
+        payment=record,
+        store=op.store,
+        till_id=op.till_id,
+    )
+
+
+def _give_back(
+    kind: str,
+    wallet: MemberWallet,
+    payment: PaymentRecord,
+    back: Purses,
+    rules: CoopRules,
+    *,
+    voided: bool,
+) -> Change:
+    """Return `back` to the purses of `payment`, clawing back the points it earned."""
+    refunded = payment.refunded.add(back)
+    money_paid = payment.amount_yen - payment.paid.points
+    money_refunded = refunded.total() - refunded.points
+    owed = (
+        payment.points_earned
+        if voided
+        else payment.points_earned * money_refunded // max(money_paid, 1)
+    )
+    clawback = min(max(0, owed - payment.points_clawed_back), wallet.balances.points + back.points)
+    balances = wallet.balances.add(back).add(Purses(points=-clawback))
+    meal_used = wallet.meal_used_yen
+    if payment.day == wallet.meal_day:
+        meal_used = max(0, meal_used - back.meal)
+    new_wallet = msgspec.structs.replace(wallet, balances=balances, meal_used_yen=meal_used)
+    postings = ledger.member_postings(wallet.member_no, back.add(Purses(points=-clawback)))
+    postings.append((ledger.sales_account(payment.store), -back.total()))
+    if clawback:
+        postings.append((ledger.POINTS_ISSUED, clawback))
+    record = msgspec.structs.replace(
+        payment,
+        refunded=refunded,
+        points_clawed_back=payment.points_clawed_back + clawback,
+        voided=voided,
+    )
+    return Change(
+        kind=kind,
+        wallet=new_wallet,
+        postings=postings,
+        amount_yen=back.total(),
+        changes=back,
+        points_earned=-clawback,
+        payment=record,
+        store=payment.store,
+        till_id=payment.till_id,
+    )
+
+
+def _void(
+    op: VoidPayment, wallet: MemberWallet, payment: PaymentRecord | None, rules: CoopRules
+) -> Change | Declined:
+    if payment is None or payment.member_no != op.member_no:
+        return decline(Reason.UNKNOWN_PAYMENT, f"no payment {op.payment_key!r} for this member")
+    if payment.voided:
+        return decline(Reason.ALREADY_VOIDED, "the payment is already voided")
+    if payment.day != wallet.meal_day:
+        return decline(Reason.VOID_WINDOW_CLOSED, "only today's payments can be voided; refund it")
+    if payment.refunded.total():
+        return decline(Reason.ALREADY_VOIDED, "the payment is partly refunded; refund the rest")
+    return _give_back("void", wallet, payment, payment.paid, rules, voided=True)
+
+
+def _refund(
+    op: Refund, wallet: MemberWallet, payment: PaymentRecord | None, rules: CoopRules
+) -> Change | Declined:
+    if payment is None or payment.member_no != op.member_no:
+        return decline(Reason.UNKNOWN_PAYMENT, f"no payment {op.payment_key!r} for this member")
+    if payment.voided:
+        return decline(Reason.ALREADY_VOIDED, "the payment is voided")
+    refundable = payment.amount_yen - payment.refunded.total()
+    if op.amount_yen > refundable:
+        return decline(
+            Reason.REFUND_EXCEEDS_PAYMENT, f"at most {refundable:,} yen of it is refundable"
+        )
+    order = rules.spend_orders[payment.till_kind]
+    back = spend.refund_split(op.amount_yen, order, payment.paid, payment.refunded)
+    return _give_back("refund", wallet, payment, back, rules, voided=False)
+
+
+def _charge(op: Charge, wallet: MemberWallet, rules: CoopRules) -> Change | Declined:
+    if wallet.status is WalletStatus.SUSPENDED:
+        return decline(Reason.SUSPENDED, "the account is suspended")
+    if op.purse not in CHARGEABLE_PURSES:
+        return decline(Reason.PURSE_NOT_ALLOWED, f"the {op.purse.value} purse cannot be charged")
+    if op.amount_yen < rules.charge_min_yen:
+        return decline(Reason.BELOW_MINIMUM, f"a charge is at least {rules.charge_min_yen:,} yen")
+    if op.amount_yen > rules.charge_max_yen:
+        return decline(Reason.ABOVE_MAXIMUM, f"a charge is at most {rules.charge_max_yen:,} yen")
+    added = Purses().with_(op.purse, op.amount_yen)
+    balances = wallet.balances.add(added)
+    refused = _over_limit(balances, rules)
+    if refused is not None:
+        return refused
+    postings = ledger.member_postings(op.member_no, added)
+    postings.append((ledger.CLEARING[op.source], -op.amount_yen))
+    return Change(
+        kind="charge",
+        wallet=msgspec.structs.replace(wallet, balances=balances, emoney_used=True),
+        postings=postings,
+        amount_yen=op.amount_yen,
+        changes=added,
+    )
+
+
+def _move(op: Move, wallet: MemberWallet, rules: CoopRules) -> Change | Declined:
+    if wallet.status is WalletStatus.SUSPENDED:
+        return decline(Reason.SUSPENDED, "the account is suspended")
+    if op.from_purse not in MOVE_SOURCES or op.to_purse not in MOVE_TARGETS:
+        return decline(
+            Reason.PURSE_NOT_ALLOWED, "money moves only from base to cafeteria or textbook"
+        )
+    if wallet.balances.get(op.from_purse) < op.amount_yen:
+        return decline(Reason.INSUFFICIENT_FUNDS, f"the {op.from_purse.value} purse holds less")
+    moved = Purses().with_(op.from_purse, -op.amount_yen).with_(op.to_purse, op.amount_yen)
+    balances = wallet.balances.add(moved)
+    refused = _over_limit(balances, rules)
+    if refused is not None:
+        return refused
+    return Change(
+        kind="move",
+        wallet=msgspec.structs.replace(wallet, balances=balances, emoney_used=True),
+        postings=ledger.member_postings(op.member_no, moved),
+        amount_yen=op.amount_yen,
+        changes=moved,
+    )
