@@ -228,6 +228,7 @@ class JournalEntry(_Message, frozen=True):
     kind: str
     member_no: str
     key: str
+    amount_yen: int
     postings: list[tuple[str, int]]
     store: str = ""
     till_id: str = ""

@@ -1,0 +1,185 @@
+"""The wallet shard actor: a Ray actor that owns one `WalletStore` and group-commits.
+
+Callers (the front's batchers) send batches of operations as MessagePack bytes. Every
+batch waits in the actor's mailbox; one committer drains the whole mailbox into a single
+write transaction and fsync, then answers every caller. So the more callers there are,
+the more operations share an fsync.
+
+A broken invariant crashes the actor's process on purpose: Ray restarts it, and the new
+process reloads and re-checks the books from disk before it serves anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import ray
+
+from coopnode.actors.wallet_store import AuditReport, WalletStore
+from coopnode.domain.errors import InvariantViolation
+from coopnode.domain.messages import Operation, Result, decline
+from coopnode.domain.money import Reason
+from coopnode.logs import configure_logging, get_logger
+from coopnode.settings import Settings
+
+log = get_logger(__name__)
+
+SHARD_NAME_PREFIX = "wallet-shard-"
+RAY_NAMESPACE = "coopnode"
+
+
+class BatchReply(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    results: list[Result]
+    # The group commit this batch was part of: how many operations, and how long the
+    # transaction and its fsync took.
+    commit_ops: int
+    commit_s: float
+
+
+class ShardHealth(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    shard_index: int
+    pid: int
+    next_seq: int
+    pending_ops: int
+
+
+batch_encoder = msgspec.msgpack.Encoder()
+batch_decoder: msgspec.msgpack.Decoder[list[Operation]] = msgspec.msgpack.Decoder(list[Operation])
+reply_decoder = msgspec.msgpack.Decoder(BatchReply)
+
+
+def remote_shard_class() -> Any:
+    return ray.remote(WalletShard)
+
+
+def shard_name(index: int) -> str:
+    return f"{SHARD_NAME_PREFIX}{index}"
+
+
+def shard_path(settings: Settings, index: int) -> Path:
+    return settings.data_path.resolve() / "wallet" / f"shard-{index:03d}"
+
+
+class _Waiting:
+    __slots__ = ("future", "ops")
+
+    def __init__(self, ops: list[Operation], future: asyncio.Future[BatchReply]) -> None:
+        self.ops = ops
+        self.future = future
+
+
+class WalletShard:
+    """One shard of the wallets. Async actor: `apply` calls interleave while a commit runs.
+
+    The class stays undecorated so that Ray pickles it by reference to this module;
+    `remote_shard_class()` makes the Ray actor class.
+    """
+
+    def __init__(self, shard_index: int, settings_json: bytes) -> None:
+        settings = msgspec.json.decode(settings_json, type=Settings)
+        configure_logging(settings.log)
+        self._index = shard_index
+        self._wallet = settings.wallet
+        self._store = WalletStore(
+            shard_path(settings, shard_index),
+            shard_index=shard_index,
+            shard_count=settings.wallet.shard_count,
+            coops=settings.coops,
+            map_size_bytes=settings.wallet.lmdb_map_size_mib * 1024 * 1024,
+            fsync=settings.wallet.fsync,
+            lock_wait_s=settings.wallet.lock_wait_s,
+        )
+        # LMDB write transactions belong to the thread that began them: one thread writes.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"shard-{shard_index}")
+        self._mailbox: deque[_Waiting] = deque()
+        self._pending_ops = 0
+        self._committing = False
+        log.info("wallet shard ready", shard=shard_index, next_seq=self._store.next_seq)
+
+    async def apply(self, batch: bytes) -> bytes:
+        """Apply a batch of operations; answer after the commit that holds them is durable."""
+        ops = batch_decoder.decode(batch)
+        if self._pending_ops + len(ops) > self._wallet.mailbox_max_ops:
+            busy = decline(Reason.OVERLOADED, "the wallet shard is busy; try again shortly")
+            reply = BatchReply(results=[busy] * len(ops), commit_ops=0, commit_s=0.0)
+            return batch_encoder.encode(reply)
+        future: asyncio.Future[BatchReply] = asyncio.get_running_loop().create_future()
+        self._mailbox.append(_Waiting(ops, future))
+        self._pending_ops += len(ops)
+        if not self._committing:
+            self._committing = True
+            asyncio.get_running_loop().create_task(self._commit_loop())
+        return batch_encoder.encode(await future)
+
+    async def _commit_loop(self) -> None:
+        """Drain the mailbox, a group commit at a time, until it is empty."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._mailbox:
+                taken = self._take_group()
+                ops = [op for waiting in taken for op in waiting.ops]
+                started = time.perf_counter()
+                try:
+                    results = await loop.run_in_executor(self._writer, self._store.apply_batch, ops)
+                except InvariantViolation as error:
+                    self._crash(error, taken)
+                    return
+                elapsed = time.perf_counter() - started
+                self._answer(taken, results, elapsed)
+        finally:
+            self._committing = False
+
+    def _take_group(self) -> list[_Waiting]:
+        """Take whole batches from the mailbox up to the commit bound (at least one)."""
+        taken: list[_Waiting] = []
+        count = 0
+        while self._mailbox and (
+            not taken or count + len(self._mailbox[0].ops) <= self._wallet.commit_batch_max_ops
+        ):
+            waiting = self._mailbox.popleft()
+            taken.append(waiting)
+            count += len(waiting.ops)
+        self._pending_ops -= count
+        return taken
+
+    def _answer(self, taken: list[_Waiting], results: list[Result], elapsed_s: float) -> None:
+        offset = 0
+        for waiting in taken:
+            part = results[offset : offset + len(waiting.ops)]
+            offset += len(waiting.ops)
+            if not waiting.future.done():
+                waiting.future.set_result(
+                    BatchReply(results=part, commit_ops=len(results), commit_s=elapsed_s)
+                )
+
+    def _crash(self, error: InvariantViolation, taken: list[_Waiting]) -> None:
+        """Stop at once on broken books; Ray restarts the process, which re-checks the disk."""
+        log.critical(
+            "wallet shard invariant broken; restarting", shard=self._index, error=str(error)
+        )
+        for waiting in [*taken, *self._mailbox]:
+            if not waiting.future.done():
+                waiting.future.set_exception(error)
+        os._exit(70)
+
+    async def health(self) -> bytes:
+        health = ShardHealth(
+            shard_index=self._index,
+            pid=os.getpid(),
+            next_seq=self._store.next_seq,
+            pending_ops=self._pending_ops,
+        )
+        return msgspec.msgpack.encode(health)
+
+    async def audit(self) -> bytes:
+        report: AuditReport = await asyncio.get_running_loop().run_in_executor(
+            self._writer, self._store.audit
+        )
+        return msgspec.msgpack.encode(report)

@@ -1,0 +1,525 @@
+"""One wallet shard's books in one LMDB environment.
+
+The store applies a batch of operations in one write transaction and commits it with one
+fsync (group commit). Inside the transaction each money operation:
+
+1. looks up its idempotency key (scoped to the member): a retry returns the first result,
+   the same key with different content is refused;
+2. lets `domain.wallet.decide` compute the new wallet and the balanced postings;
+3. writes the wallet, the journal entry, the member's history index, the payment record
+   and the idempotency record together.
+
+The store keeps two running sums, what members hold and what the counter accounts hold;
+they must cancel at every commit. A store that finds its files inconsistent on open
+refuses to start (InvariantViolation).
+
+Databases in the environment:
+    members      member number → MemberWallet
+    payments     member number + NUL + payment key → PaymentRecord
+    idempotency  member number + NUL + key → IdempotencyRecord
+    journal      sequence (8 bytes, big-endian) → JournalEntry
+    history      member number + sequence → (empty): a member's entries, in order
+    meta         b"shard" → ShardMeta
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import lmdb
+import msgspec
+
+from coopnode.domain import ledger
+from coopnode.domain.errors import InvariantViolation
+from coopnode.domain.messages import (
+    Booked,
+    Declined,
+    GetHistory,
+    GetWallet,
+    HistoryLine,
+    HistoryPage,
+    IdempotencyRecord,
+    JournalEntry,
+    MemberWallet,
+    OpenWallet,
+    Operation,
+    PaymentRecord,
+    Refund,
+    Result,
+    Resume,
+    StatusChanged,
+    Suspend,
+    VoidPayment,
+    WalletStatus,
+    WalletView,
+    decline,
+)
+from coopnode.domain.money import Reason
+from coopnode.domain.rules import CoopRules
+from coopnode.domain.sharding import shard_of
+from coopnode.domain.wallet import (
+    Change,
+    MoneyOperation,
+    decide,
+    meal_cap_yen,
+    meal_remaining_today_yen,
+)
+
+
+class ShardMeta(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    shard_index: int
+    shard_count: int
+    next_seq: int
+    counters: dict[str, int]
+
+
+class AuditReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A full recount of a shard's books from its journal."""
+
+    shard_index: int
+    entries: int
+    members: int
+    members_total_yen: int
+    counters_total_yen: int
+    balanced: bool
+    problems: list[str]
+
+
+class LockTimeout(Exception):
+    """Another process still owns the shard's files."""
+
+
+_SEQ_BYTES = 8
+_META_KEY = b"shard"
+_encoder = msgspec.msgpack.Encoder()
+_wallet_decoder = msgspec.msgpack.Decoder(MemberWallet)
+_payment_decoder = msgspec.msgpack.Decoder(PaymentRecord)
+_idem_decoder = msgspec.msgpack.Decoder(IdempotencyRecord)
+_entry_decoder = msgspec.msgpack.Decoder(JournalEntry)
+_meta_decoder = msgspec.msgpack.Decoder(ShardMeta)
+_result_decoder: msgspec.msgpack.Decoder[Result] = msgspec.msgpack.Decoder(Result)
+
+
+def _seq_key(seq: int) -> bytes:
+    return seq.to_bytes(_SEQ_BYTES, "big")
+
+
+def _scoped(member_no: str, key: str) -> bytes:
+    return f"{member_no}\x00{key}".encode()
+
+
+def _fingerprint(op: MoneyOperation) -> bytes:
+    return hashlib.sha256(_encoder.encode(op)).digest()[:16]
+
+
+class _Batch:
+    """What one write transaction changes, so that an aborted batch leaves no trace."""
+
+    def __init__(self, txn: Any, next_seq: int, counters: dict[str, int], members_total: int):
+        self.txn = txn
+        self.next_seq = next_seq
+        self.counters = dict(counters)
+        self.members_total = members_total
+
+
+class WalletStore:
+    """The books of one shard. Not thread-safe: one thread applies batches."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        shard_index: int,
+        shard_count: int,
+        coops: Mapping[str, CoopRules],
+        map_size_bytes: int,
+        fsync: bool = True,
+        lock_wait_s: float = 30.0,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.shard_index = shard_index
+        self.shard_count = shard_count
+        self.coops = dict(coops)
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        path.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_exclusive(path / "owner.lock", lock_wait_s)
+        self.env = lmdb.open(
+            str(path),
+            max_dbs=8,
+            map_size=map_size_bytes,
+            sync=fsync,
+            metasync=fsync,
+            max_readers=64,
+        )
+        self._members = self.env.open_db(b"members")
+        self._payments = self.env.open_db(b"payments")
+        self._idem = self.env.open_db(b"idempotency")
+        self._journal = self.env.open_db(b"journal")
+        self._history = self.env.open_db(b"history")
+        self._meta = self.env.open_db(b"meta")
+        self.next_seq, self.counters, self.members_total = self._load()
+
+    def close(self) -> None:
+        self.env.close()
+        self._lock_file.close()
+
+    # Opening ---------------------------------------------------------------------------
+
+    def _load(self) -> tuple[int, dict[str, int], int]:
+        """Read the shard's meta record and check the books before serving anything."""
+        with self.env.begin(write=True) as txn:
+            raw = txn.get(_META_KEY, db=self._meta)
+            if raw is None:
+                meta = ShardMeta(
+                    shard_index=self.shard_index,
+                    shard_count=self.shard_count,
+                    next_seq=1,
+                    counters={},
+                )
+                txn.put(_META_KEY, _encoder.encode(meta), db=self._meta)
+            else:
+                meta = _meta_decoder.decode(raw)
+        if (meta.shard_index, meta.shard_count) != (self.shard_index, self.shard_count):
+            raise InvariantViolation(
+                f"the files are shard {meta.shard_index} of {meta.shard_count}, "
+                f"not {self.shard_index} of {self.shard_count}: shard_count cannot change"
+            )
+        members_total = 0
+        with self.env.begin() as txn:
+            for member_key, raw_wallet in txn.cursor(db=self._members):
+                wallet = _wallet_decoder.decode(raw_wallet)
+                self._check_wallet_record(member_key, wallet)
+                members_total += wallet.balances.total()
+            last = txn.cursor(db=self._journal)
+            if last.last() and int.from_bytes(last.key(), "big") != meta.next_seq - 1:
+                raise InvariantViolation("the journal's last entry does not match the meta record")
+        if members_total + sum(meta.counters.values()) != 0:
+            raise InvariantViolation(
+                f"shard {self.shard_index} books do not balance on open: members hold "
+                f"{members_total}, counters {sum(meta.counters.values())}"
+            )
+        return meta.next_seq, dict(meta.counters), members_total
+
+    def _check_wallet_record(self, member_key: bytes, wallet: MemberWallet) -> None:
+        ledger.check_wallet(wallet)
+        if wallet.member_no.encode() != member_key:
+            raise InvariantViolation(f"wallet record {member_key!r} names {wallet.member_no}")
+        if shard_of(wallet.member_no, self.shard_count) != self.shard_index:
+            raise InvariantViolation(
+                f"member {wallet.member_no} is not in shard {self.shard_index}"
+            )
+        if wallet.coop not in self.coops:
+            raise InvariantViolation(f"member {wallet.member_no} names unknown co-op {wallet.coop}")
+
+    # Applying ----------------------------------------------------------------------------
+
+    def apply_batch(self, ops: list[Operation]) -> list[Result]:
+        """Apply every operation in one transaction and commit it with one fsync.
+
+        The answers are returned only after the commit is durable. A full map answers
+        every operation with `storage_full` and changes nothing.
+        """
+        now_ms = self._clock_ms()
+        try:
+            with self.env.begin(write=True) as txn:
+                batch = _Batch(txn, self.next_seq, self.counters, self.members_total)
+                results = [self._apply_one(batch, op, now_ms) for op in ops]
+                self._finish(batch)
+        except lmdb.MapFullError:
+            full = decline(Reason.STORAGE_FULL, "the shard's storage is full; nothing was changed")
+            return [full for _ in ops]
+        self.next_seq, self.counters, self.members_total = (
+            batch.next_seq,
+            batch.counters,
+            batch.members_total,
+        )
+        return results
+
+    def _finish(self, batch: _Batch) -> None:
+        """Check that the books balance and write the meta record, inside the transaction."""
+        if batch.members_total + sum(batch.counters.values()) != 0:
+            raise InvariantViolation(f"shard {self.shard_index} books do not balance at commit")
+        meta = ShardMeta(
+            shard_index=self.shard_index,
+            shard_count=self.shard_count,
+            next_seq=batch.next_seq,
+            counters=batch.counters,
+        )
+        batch.txn.put(_META_KEY, _encoder.encode(meta), db=self._meta)
+
+    def _apply_one(self, batch: _Batch, op: Operation, now_ms: int) -> Result:
+        if shard_of(op.member_no, self.shard_count) != self.shard_index:
+            raise InvariantViolation(f"member {op.member_no} sent to shard {self.shard_index}")
+        match op:
+            case GetWallet():
+                return self._view(batch.txn, op.member_no, now_ms)
+            case GetHistory():
+                return self._history_page(batch.txn, op)
+            case Suspend() | Resume():
+                return self._set_status(batch, op, now_ms)
+        return self._apply_money(batch, op, now_ms)
+
+    def _apply_money(self, batch: _Batch, op: MoneyOperation, now_ms: int) -> Result:
+        txn = batch.txn
+        scoped_key = _scoped(op.member_no, op.key)
+        fingerprint = _fingerprint(op)
+        raw_record = txn.get(scoped_key, db=self._idem)
+        if raw_record is not None:
+            record = _idem_decoder.decode(raw_record)
+            if record.fingerprint != fingerprint:
+                return decline(
+                    Reason.IDEMPOTENCY_CONFLICT,
+                    f"key {op.key!r} was already used for a different operation",
+                )
+            return _result_decoder.decode(record.result)
+        wallet = self._get_wallet(txn, op.member_no)
+        payment = None
+        if isinstance(op, (VoidPayment, Refund)):
+            raw_payment = txn.get(_scoped(op.member_no, op.payment_key), db=self._payments)
+            payment = None if raw_payment is None else _payment_decoder.decode(raw_payment)
+        outcome = decide(op, wallet, payment, self.coops, now_ms)
+        if isinstance(outcome, Declined):
+            result: Result = outcome
+            if wallet is None and not isinstance(op, OpenWallet):
+                return result  # Nothing to scope a record to: unknown members leave no trace.
+        else:
+            result = self._book(batch, op, outcome, now_ms)
+        txn.put(
+            scoped_key,
+            _encoder.encode(
+                IdempotencyRecord(fingerprint=fingerprint, result=_encoder.encode(result))
+            ),
+            db=self._idem,
+        )
+        return result
+
+    def _book(self, batch: _Batch, op: MoneyOperation, change: Change, now_ms: int) -> Booked:
+        ledger.check_wallet(change.wallet)
+        entry = JournalEntry(
+            seq=batch.next_seq,
+            at_ms=now_ms,
+            kind=change.kind,
+            member_no=op.member_no,
+            key=op.key,
+            amount_yen=change.amount_yen,
+            postings=change.postings,
+            store=change.store,
+            till_id=change.till_id,
+        )
+        self._append(batch, entry)
+        self._put_wallet(batch.txn, change.wallet)
+        if change.payment is not None:
+            key = _scoped(op.member_no, change.payment.payment_key)
+            batch.txn.put(key, _encoder.encode(change.payment), db=self._payments)
+        rules = self.coops[change.wallet.coop]
+        return Booked(
+            kind=change.kind,
+            key=op.key,
+            member_no=op.member_no,
+            seq=entry.seq,
+            at_ms=now_ms,
+            amount_yen=change.amount_yen,
+            changes=change.changes,
+            points_earned=change.points_earned,
+            balances=change.wallet.balances,
+            meal_remaining_today_yen=meal_remaining_today_yen(
+                change.wallet, rules, change.wallet.meal_day
+            ),
+        )
+
+    def _append(self, batch: _Batch, entry: JournalEntry) -> None:
+        """Write a checked journal entry and move the running sums by its postings."""
+        ledger.check_entry(entry)
+        for account, amount in entry.postings:
+            if account.startswith("member:"):
+                batch.members_total += amount
+            else:
+                batch.counters[account] = batch.counters.get(account, 0) + amount
+        batch.txn.put(_seq_key(entry.seq), _encoder.encode(entry), db=self._journal)
+        history_key = entry.member_no.encode() + _seq_key(entry.seq)
+        batch.txn.put(history_key, b"", db=self._history)
+        batch.next_seq += 1
+
+    def _set_status(self, batch: _Batch, op: Suspend | Resume, now_ms: int) -> Result:
+        wallet = self._get_wallet(batch.txn, op.member_no)
+        if wallet is None:
+            return decline(Reason.UNKNOWN_MEMBER, f"no wallet for member {op.member_no}")
+        status = WalletStatus.SUSPENDED if isinstance(op, Suspend) else WalletStatus.ACTIVE
+        if wallet.status is status:
+            return StatusChanged(member_no=op.member_no, status=status, seq=0)
+        entry = JournalEntry(
+            seq=batch.next_seq,
+            at_ms=now_ms,
+            kind=status.value,
+            member_no=op.member_no,
+            key="",
+            amount_yen=0,
+            postings=[],
+        )
+        self._append(batch, entry)
+        self._put_wallet(batch.txn, msgspec.structs.replace(wallet, status=status))
+        return StatusChanged(member_no=op.member_no, status=status, seq=entry.seq)
+
+    # Reading -----------------------------------------------------------------------------
+
+    def _get_wallet(self, txn: Any, member_no: str) -> MemberWallet | None:
+        raw = txn.get(member_no.encode(), db=self._members)
+        if raw is None:
+            return None
+        wallet = _wallet_decoder.decode(raw)
+        self._check_wallet_record(member_no.encode(), wallet)
+        return wallet
+
+    def _put_wallet(self, txn: Any, wallet: MemberWallet) -> None:
+        txn.put(wallet.member_no.encode(), _encoder.encode(wallet), db=self._members)
+
+    def _view(self, txn: Any, member_no: str, now_ms: int) -> Result:
+        wallet = self._get_wallet(txn, member_no)
+        if wallet is None:
+            return decline(Reason.UNKNOWN_MEMBER, f"no wallet for member {member_no}")
+        rules = self.coops[wallet.coop]
+        return WalletView(
+            member_no=wallet.member_no,
+            coop=wallet.coop,
+            status=wallet.status,
+            meal_plan=wallet.meal_plan,
+            meal_cap_yen=meal_cap_yen(wallet, rules),
+            meal_remaining_today_yen=meal_remaining_today_yen(wallet, rules, rules.day_of(now_ms)),
+            balances=wallet.balances,
+            emoney_used=wallet.emoney_used,
+        )
+
+    def _history_page(self, txn: Any, op: GetHistory) -> Result:
+        wallet = self._get_wallet(txn, op.member_no)
+        if wallet is None:
+            return decline(Reason.UNKNOWN_MEMBER, f"no wallet for member {op.member_no}")
+        window = _month_window_ms(op.month, self.coops[wallet.coop].timezone)
+        lines: list[HistoryLine] = []
+        next_before = 0
+        for entry in self._member_entries(txn, op.member_no, op.before_seq):
+            if window is not None and entry.at_ms >= window[1]:
+                continue
+            if window is not None and entry.at_ms < window[0]:
+                break
+            if len(lines) == op.limit:
+                next_before = lines[-1].seq
+                break
+            lines.append(_history_line(entry))
+        return HistoryPage(member_no=op.member_no, lines=lines, next_before_seq=next_before)
+
+    def _member_entries(self, txn: Any, member_no: str, before_seq: int) -> Iterator[JournalEntry]:
+        """The member's journal entries, newest first, older than `before_seq` (0: all)."""
+        prefix = member_no.encode()
+        cursor = txn.cursor(db=self._history)
+        start = prefix + _seq_key(before_seq if before_seq else 2**63)
+        # Step back from the first key at or after `start`, or from the very end.
+        positioned = cursor.prev() if cursor.set_range(start) else cursor.last()
+        while positioned and cursor.key().startswith(prefix):
+            seq = cursor.key()[len(prefix) :]
+            entry = _entry_decoder.decode(txn.get(seq, db=self._journal))
+            if entry.member_no != member_no:
+                raise InvariantViolation(f"history of {member_no} points at entry {entry.seq}")
+            yield entry
+            positioned = cursor.prev()
+
+    def audit(self) -> AuditReport:
+        """Recount every account from the journal and compare with the stored balances."""
+        problems: list[str] = []
+        sums: dict[str, int] = {}
+        entries = 0
+        with self.env.begin() as txn:
+            for _, raw in txn.cursor(db=self._journal):
+                entry = _entry_decoder.decode(raw)
+                entries += 1
+                try:
+                    ledger.check_entry(entry)
+                except InvariantViolation as error:
+                    problems.append(str(error))
+                for account, amount in entry.postings:
+                    sums[account] = sums.get(account, 0) + amount
+            members = 0
+            members_total = 0
+            for _, raw in txn.cursor(db=self._members):
+                wallet = _wallet_decoder.decode(raw)
+                members += 1
+                members_total += wallet.balances.total()
+                for purse, amount in wallet.balances.items():
+                    account = ledger.member_account(wallet.member_no, purse)
+                    if sums.get(account, 0) != amount:
+                        problems.append(
+                            f"{account} holds {amount}, journal says {sums.get(account, 0)}"
+                        )
+        counters = {
+            account: total for account, total in sums.items() if not account.startswith("member:")
+        }
+        if counters != {k: v for k, v in self.counters.items() if v}:
+            problems.append("counter accounts differ from the journal")
+        counters_total = sum(counters.values())
+        if members_total + counters_total != 0:
+            problems.append(f"members hold {members_total} but counters hold {counters_total}")
+        return AuditReport(
+            shard_index=self.shard_index,
+            entries=entries,
+            members=members,
+            members_total_yen=members_total,
+            counters_total_yen=counters_total,
+            balanced=not problems,
+            problems=problems[:20],
+        )
+
+
+def _history_line(entry: JournalEntry) -> HistoryLine:
+    return HistoryLine(
+        seq=entry.seq,
+        at_ms=entry.at_ms,
+        kind=entry.kind,
+        key=entry.key,
+        amount_yen=entry.amount_yen,
+        changes=ledger.changes_of(entry),
+        store=entry.store,
+        till_id=entry.till_id,
+    )
+
+
+def _month_window_ms(month: str, timezone: str) -> tuple[int, int] | None:
+    """The [start, end) instants of a "YYYY-MM" month in the co-op's time zone."""
+    if not month:
+        return None
+    year, month_number = (int(part) for part in month.split("-"))
+    zone = ZoneInfo(timezone)
+    start = datetime(year, month_number, 1, tzinfo=zone)
+    end = datetime(year + month_number // 12, month_number % 12 + 1, 1, tzinfo=zone)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def _lock_exclusive(path: Path, wait_s: float) -> Any:
+    """Hold an exclusive lock on the shard's files: one owner, even after a kill -9.
+
+    The operating system drops the lock when its owner dies, so a restarted shard waits
+    here for a dying predecessor instead of writing beside it.
+    """
+    lock_file = path.open("a+b")
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                lock_file.close()
+                raise LockTimeout(f"{path} is held by another process") from None
+            time.sleep(0.05)
+            continue
+        with suppress(OSError):
+            lock_file.truncate(0)
+            lock_file.write(str(os.getpid()).encode())
+            lock_file.flush()
+        return lock_file

@@ -1,0 +1,87 @@
+"""Errors as HTTP answers: one JSON shape, one place that maps reasons to status codes.
+
+Every error body is `{"reason": "<code>", "message": "<sentence>"}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from aiohttp import web
+
+from coopnode.domain.money import Reason
+from coopnode.logs import get_logger
+
+log = get_logger(__name__)
+
+REASON_STATUS: dict[Reason, int] = {
+    Reason.INSUFFICIENT_FUNDS: 402,
+    Reason.SUSPENDED: 403,
+    Reason.CARD_BLOCKED: 403,
+    Reason.UNKNOWN_MEMBER: 404,
+    Reason.UNKNOWN_CARD: 404,
+    Reason.UNKNOWN_PAYMENT: 404,
+    Reason.DUPLICATE: 409,
+    Reason.IDEMPOTENCY_CONFLICT: 409,
+    Reason.ALREADY_VOIDED: 409,
+    Reason.VOID_WINDOW_CLOSED: 409,
+    Reason.OVER_LIMIT: 422,
+    Reason.BELOW_MINIMUM: 422,
+    Reason.ABOVE_MAXIMUM: 422,
+    Reason.REFUND_EXCEEDS_PAYMENT: 422,
+    Reason.PURSE_NOT_ALLOWED: 422,
+    Reason.UNKNOWN_MEAL_PLAN: 422,
+    Reason.UNKNOWN_COOP: 422,
+    Reason.INVALID_INPUT: 400,
+    Reason.OVERLOADED: 503,
+    Reason.UNAVAILABLE: 503,
+    Reason.STORAGE_FULL: 507,
+}
+
+
+class ErrorBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    reason: str
+    message: str
+
+
+class ApiError(Exception):
+    """An error answer; raised by handlers and turned into JSON by the middleware."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def error_response(status: int, reason: str, message: str) -> web.Response:
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return web.Response(
+        status=status,
+        body=msgspec.json.encode(ErrorBody(reason, message)),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every failure as JSON with a reason code; never leak a stack trace."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(error.status, error.reason, error.message)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "too_large", "the request body is too large")
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        reason = error.reason.lower().replace(" ", "_")
+        return error_response(error.status, reason, error.text or error.reason)
+    except Exception:
+        log.exception("unhandled error", path=request.path)
+        return error_response(500, "internal_error", "something went wrong on our side")

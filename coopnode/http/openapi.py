@@ -1,0 +1,71 @@
+"""The OpenAPI 3.1 document, written from the route table and the msgspec types."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from coopnode import __version__
+from coopnode.http.errors import ErrorBody
+from coopnode.http.wallet_api import Route
+
+_REF = "#/components/schemas/{name}"
+
+
+def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", route.path)
+    ]
+    parameters += [
+        {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
+        for name, kind in route.query
+    ]
+    error = {"content": {"application/json": {"schema": refs[ErrorBody]}}}
+    responses: dict[str, Any] = {
+        str(route.status): {
+            "description": "success",
+            "content": {"application/json": {"schema": refs[route.response]}},
+        },
+        "4XX": {"description": "refused, with a reason code; nothing changed", **error},
+        "503": {"description": "busy or unavailable; retry with the same key", **error},
+    }
+    operation: dict[str, Any] = {
+        "summary": route.summary,
+        "operationId": route.handler.__name__,
+        "parameters": parameters,
+        "responses": responses,
+    }
+    if route.request is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": refs[route.request]}},
+        }
+    if route.staff:
+        operation["security"] = [{"staffToken": []}]
+    return operation
+
+
+def openapi_document(routes: Iterable[Route]) -> dict[str, Any]:
+    routes = list(routes)
+    types = {ErrorBody}
+    for route in routes:
+        types.update(t for t in (route.request, route.response) if t is not None)
+    ordered = sorted(types, key=lambda t: t.__name__)
+    schemas, components = msgspec.json.schema_components(ordered, ref_template=_REF)
+    refs = dict(zip(ordered, schemas, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "CoopNode API", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"staffToken": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,341 @@
+"""The wallet's JSON API for staff and POS systems, described by one route table.
+
+The same table registers the handlers and writes the OpenAPI document, so the two cannot
+drift apart. Every money operation takes an idempotency `key` in its body.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from coopnode.actors.wallet_client import WalletClient
+from coopnode.actors.wallet_store import AuditReport
+from coopnode.domain.messages import (
+    AmountYen,
+    Booked,
+    Charge,
+    ChargeSource,
+    Declined,
+    DepositYen,
+    GetHistory,
+    GetWallet,
+    HistoryPage,
+    IdempotencyKey,
+    Label,
+    MemberNo,
+    Move,
+    OpenWallet,
+    OptionalLabel,
+    Pay,
+    Refund,
+    Result,
+    Resume,
+    StatusChanged,
+    Suspend,
+    VoidPayment,
+    WalletView,
+)
+from coopnode.domain.money import Purse, Reason, TillKind
+from coopnode.http.errors import REASON_STATUS, ApiError, ErrorBody
+
+wallet_client_key = web.AppKey("wallet_client", WalletClient)
+staff_token_key = web.AppKey("staff_token", str)
+
+
+class _Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class OpenWalletRequest(_Body, frozen=True):
+    key: IdempotencyKey
+    member_no: MemberNo
+    coop: Label
+    meal_plan: Label = "none"
+    deposits: dict[Purse, DepositYen] = {}
+
+
+class PayRequest(_Body, frozen=True):
+    key: IdempotencyKey
+    amount_yen: AmountYen
+    till_kind: TillKind
+    store: Label
+    till_id: OptionalLabel = ""
+
+
+class VoidRequest(_Body, frozen=True):
+    key: IdempotencyKey
+
+
+class RefundRequest(_Body, frozen=True):
+    key: IdempotencyKey
+    amount_yen: AmountYen
+
+
+class ChargeRequest(_Body, frozen=True):
+    key: IdempotencyKey
+    purse: Purse
+    amount_yen: AmountYen
+    source: ChargeSource
+    reference: OptionalLabel = ""
+
+
+class MoveRequest(_Body, frozen=True):
+    key: IdempotencyKey
+    from_purse: Purse
+    to_purse: Purse
+    amount_yen: AmountYen
+
+
+class AuditAnswer(_Body, frozen=True):
+    balanced: bool
+    shards: list[AuditReport]
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Route(msgspec.Struct, frozen=True, kw_only=True):
+    method: str
+    path: str
+    summary: str
+    handler: Handler
+    request: Any = None
+    response: Any = None
+    status: int = 200
+    staff: bool = True
+    query: tuple[tuple[str, str], ...] = ()
+
+
+BodyT = TypeVar("BodyT")
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+async def read_body(request: web.Request, body_type: type[BodyT]) -> BodyT:
+    """Decode a JSON body into its type; a clear 400 names the field that is wrong."""
+    decoder = _decoders.get(body_type)
+    if decoder is None:
+        decoder = _decoders[body_type] = msgspec.json.Decoder(body_type)
+    raw = await request.read()
+    try:
+        body: BodyT = decoder.decode(raw)
+    except msgspec.ValidationError as error:
+        raise ApiError(400, Reason.INVALID_INPUT, f"invalid request: {error}") from None
+    except msgspec.DecodeError as error:
+        raise ApiError(400, Reason.INVALID_INPUT, f"the body is not valid JSON: {error}") from None
+    return body
+
+
+def require_staff(request: web.Request) -> None:
+    expected = request.app[staff_token_key]
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ApiError(401, "unauthorized", "a valid staff token is required")
+
+
+def member_no_of(request: web.Request) -> str:
+    member_no = request.match_info["member_no"]
+    try:
+        return str(msgspec.convert(member_no, MemberNo))
+    except msgspec.ValidationError:
+        raise ApiError(400, Reason.INVALID_INPUT, "a member number is 12 digits") from None
+
+
+def answer(result: Result, success_status: int = 200) -> web.Response:
+    if isinstance(result, Declined):
+        status = REASON_STATUS.get(result.reason, 409)
+        body = msgspec.json.encode(ErrorBody(result.reason.value, result.message))
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return web.Response(
+            status=status, body=body, content_type="application/json", headers=headers
+        )
+    return web.Response(
+        status=success_status, body=msgspec.json.encode(result), content_type="application/json"
+    )
+
+
+async def _submit(request: web.Request, op: Any, success_status: int = 200) -> web.Response:
+    return answer(await request.app[wallet_client_key].submit(op), success_status)
+
+
+async def open_wallet(request: web.Request) -> web.Response:
+    require_staff(request)
+    body = await read_body(request, OpenWalletRequest)
+    op = OpenWallet(**msgspec.structs.asdict(body))
+    return await _submit(request, op, 201)
+
+
+async def get_wallet(request: web.Request) -> web.Response:
+    require_staff(request)
+    return await _submit(request, GetWallet(member_no=member_no_of(request)))
+
+
+async def get_history(request: web.Request) -> web.Response:
+    require_staff(request)
+    query = dict(request.query)
+    try:
+        op = msgspec.convert(
+            {"member_no": member_no_of(request), **query}, GetHistory, strict=False
+        )
+    except msgspec.ValidationError as error:
+        raise ApiError(400, Reason.INVALID_INPUT, f"invalid query: {error}") from None
+    return await _submit(request, op)
+
+
+async def pay(request: web.Request) -> web.Response:
+    require_staff(request)
+    body = await read_body(request, PayRequest)
+    op = Pay(member_no=member_no_of(request), **msgspec.structs.asdict(body))
+    return await _submit(request, op)
+
+
+async def void_payment(request: web.Request) -> web.Response:
+    require_staff(request)
+    body = await read_body(request, VoidRequest)
+    payment_key = request.match_info["payment_key"]
+    try:
+        op = msgspec.convert(
+            {"key": body.key, "member_no": member_no_of(request), "payment_key": payment_key},
+            VoidPayment,
+        )
+    except msgspec.ValidationError as error:
+        raise ApiError(400, Reason.INVALID_INPUT, f"invalid payment key: {error}") from None
+    return await _submit(request, op)
+
+
+async def refund(request: web.Request) -> web.Response:
+    require_staff(request)
+    body = await read_body(request, RefundRequest)
+    fields = {"member_no": member_no_of(request), "payment_key": request.match_info["payment_key"]}
+    try:
+        op = msgspec.convert({**fields, **msgspec.structs.asdict(body)}, Refund)
+    except msgspec.ValidationError as error:
+        raise ApiError(400, Reason.INVALID_INPUT, f"invalid payment key: {error}") from None
+    return await _submit(request, op)
+
+
+async def charge(request: web.Request) -> web.Response:
+    require_staff(request)
+    body = await read_body(request, ChargeRequest)
+    op = Charge(member_no=member_no_of(request), **msgspec.structs.asdict(body))
+    return await _submit(request, op)
+
+
+async def move(request: web.Request) -> web.Response:
+    require_staff(request)
+    body = await read_body(request, MoveRequest)
+    op = Move(member_no=member_no_of(request), **msgspec.structs.asdict(body))
+    return await _submit(request, op)
+
+
+async def suspend(request: web.Request) -> web.Response:
+    require_staff(request)
+    return await _submit(request, Suspend(member_no=member_no_of(request)))
+
+
+async def resume(request: web.Request) -> web.Response:
+    require_staff(request)
+    return await _submit(request, Resume(member_no=member_no_of(request)))
+
+
+async def audit(request: web.Request) -> web.Response:
+    require_staff(request)
+    reports = await request.app[wallet_client_key].audit()
+    result = AuditAnswer(balanced=all(report.balanced for report in reports), shards=reports)
+    return web.Response(body=msgspec.json.encode(result), content_type="application/json")
+
+
+_W = "/api/v1/wallets/{member_no}"
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        method="POST",
+        path="/api/v1/wallets",
+        summary="Open a member's wallet with the deposits paid at enrolment",
+        handler=open_wallet,
+        request=OpenWalletRequest,
+        response=Booked,
+        status=201,
+    ),
+    Route(
+        method="GET",
+        path=_W,
+        summary="Balances per purse, status and what remains of today's meal plan",
+        handler=get_wallet,
+        response=WalletView,
+    ),
+    Route(
+        method="GET",
+        path=f"{_W}/history",
+        summary="The member's journal, newest first, paged by `before_seq`",
+        handler=get_history,
+        response=HistoryPage,
+        query=(("before_seq", "integer"), ("limit", "integer"), ("month", "string")),
+    ),
+    Route(
+        method="POST",
+        path=f"{_W}/payments",
+        summary="Pay at a till: the purses are spent in the till kind's order",
+        handler=pay,
+        request=PayRequest,
+        response=Booked,
+    ),
+    Route(
+        method="POST",
+        path=f"{_W}/payments/{{payment_key}}/void",
+        summary="Void today's payment in full",
+        handler=void_payment,
+        request=VoidRequest,
+        response=Booked,
+    ),
+    Route(
+        method="POST",
+        path=f"{_W}/payments/{{payment_key}}/refunds",
+        summary="Refund part or all of a payment",
+        handler=refund,
+        request=RefundRequest,
+        response=Booked,
+    ),
+    Route(
+        method="POST",
+        path=f"{_W}/charges",
+        summary="Credit a charge (card, convenience store or counter) to a purse",
+        handler=charge,
+        request=ChargeRequest,
+        response=Booked,
+    ),
+    Route(
+        method="POST",
+        path=f"{_W}/moves",
+        summary="Move money from base money to cafeteria or textbook money",
+        handler=move,
+        request=MoveRequest,
+        response=Booked,
+    ),
+    Route(
+        method="POST",
+        path=f"{_W}/suspend",
+        summary="Suspend the account: every card and payment is refused",
+        handler=suspend,
+        response=StatusChanged,
+    ),
+    Route(
+        method="POST",
+        path=f"{_W}/resume",
+        summary="Resume a suspended account (at the co-op counter)",
+        handler=resume,
+        response=StatusChanged,
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/audit",
+        summary="Recount every shard's books from its journal",
+        handler=audit,
+        response=AuditAnswer,
+    ),
+)

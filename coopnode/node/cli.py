@@ -1,0 +1,67 @@
+"""The `coopnode` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import msgspec
+
+from coopnode.logs import configure_logging, get_logger
+from coopnode.settings import Settings, SettingsError, load_settings
+
+log = get_logger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coopnode", description=__doc__)
+    parser.add_argument("--config", type=Path, help="a TOML file laid over config/node.toml")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the node")
+    serve.add_argument("--ray-address", help="join this Ray cluster instead of starting one")
+    serve.add_argument("--host", help="listen on this address")
+    serve.add_argument("--port", type=int, help="listen on this port (0: any free port)")
+    serve.add_argument("--data-dir", help="LMDB files, Ray files and secrets go here")
+    serve.add_argument("--demo", action="store_true", help="open the demo co-op's members")
+    commands.add_parser("settings", help="print the effective settings as JSON")
+    return parser
+
+
+def _apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    overrides = {
+        "ray_address": getattr(args, "ray_address", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "data_dir": getattr(args, "data_dir", None),
+    }
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if not given:
+        return settings
+    node = msgspec.convert({**msgspec.to_builtins(settings.node), **given}, type(settings.node))
+    return msgspec.structs.replace(settings, node=node)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _apply_flags(load_settings(args.config), args)
+    except (SettingsError, msgspec.ValidationError) as error:
+        print(f"coopnode: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log)
+    if args.command == "settings":
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(settings).decode()) + "\n")
+        return 0
+    from coopnode.node.service import serve  # Ray is imported only when needed.
+
+    try:
+        serve(settings, demo=args.demo)
+    except SettingsError as error:
+        print(f"coopnode: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Ray: start a local cluster or join one, and create the wallet shards as named actors."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import msgspec
+import ray
+
+from coopnode.actors.wallet_shard import RAY_NAMESPACE, remote_shard_class, shard_name
+from coopnode.settings import Settings
+
+
+def start_ray(settings: Settings) -> None:
+    """Start a local Ray with its files under the data directory, or join a cluster."""
+    # Ray would otherwise try to report usage over the network, which this node must not.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if settings.node.ray_address:
+        ray.init(
+            address=settings.node.ray_address,
+            namespace=RAY_NAMESPACE,
+            logging_level=logging.WARNING,
+        )
+        return
+    temp_dir = settings.ray_tmp_path.resolve()
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    ray.init(
+        num_cpus=settings.node.ray_num_cpus,
+        include_dashboard=False,
+        namespace=RAY_NAMESPACE,
+        logging_level=logging.WARNING,
+        _temp_dir=str(temp_dir),
+    )
+
+
+def with_absolute_paths(settings: Settings) -> Settings:
+    """Actors run in other working directories: give them absolute paths."""
+    node = msgspec.structs.replace(settings.node, data_dir=str(settings.data_path.resolve()))
+    return msgspec.structs.replace(settings, node=node)
+
+
+def create_shards(settings: Settings) -> list[Any]:
+    """Create (or find, when joining a running cluster) every wallet shard actor."""
+    settings_json = msgspec.json.encode(with_absolute_paths(settings))
+    shard_class = remote_shard_class()
+    return [
+        shard_class.options(
+            name=shard_name(index),
+            namespace=RAY_NAMESPACE,
+            get_if_exists=True,
+            max_restarts=settings.wallet.actor_max_restarts,
+            max_task_retries=0,
+            # Shards wait on fsync more than they compute; they must not starve each other
+            # of Ray's CPU slots on a two-core machine.
+            num_cpus=0,
+        ).remote(index, settings_json)
+        for index in range(settings.wallet.shard_count)
+    ]

@@ -1,0 +1,107 @@
+"""The node's life: start Ray and the shards, serve HTTP, stop cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import ray
+from aiohttp import web
+
+from coopnode.actors.wallet_client import WalletClient
+from coopnode.http.app import make_app
+from coopnode.logs import get_logger
+from coopnode.metrics import Metrics
+from coopnode.node.cluster import create_shards, start_ray
+from coopnode.node.demo import seed_demo
+from coopnode.node.secrets_files import read_or_create_secret
+from coopnode.settings import Settings, SettingsError
+
+log = get_logger(__name__)
+
+# Starting Ray and its actors takes seconds on a small machine; a minute is a broken start.
+SHARDS_READY_TIMEOUT_S = 120.0
+
+
+class Layout(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    shard_count: int
+
+
+def check_layout(settings: Settings) -> None:
+    """The shard count is fixed for the life of a data directory: refuse to change it."""
+    path = settings.data_path / "wallet" / "layout.json"
+    wanted = Layout(shard_count=settings.wallet.shard_count)
+    if path.exists():
+        found = msgspec.json.decode(path.read_bytes(), type=Layout)
+        if found != wanted:
+            raise SettingsError(
+                f"wallet.shard_count is {wanted.shard_count} but {path} holds "
+                f"{found.shard_count} shards; the count cannot change for a data directory"
+            )
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(msgspec.json.encode(wanted))
+
+
+def serve(settings: Settings, *, demo: bool) -> None:
+    """Run the node until SIGINT or SIGTERM."""
+    check_layout(settings)
+    staff_token = read_or_create_secret(settings.staff_token_path, settings)
+    log.info("starting ray", address=settings.node.ray_address or "local")
+    start_ray(settings)
+    try:
+        shards = create_shards(settings)
+        asyncio.run(_serve(settings, shards, staff_token, demo=demo))
+    finally:
+        ray.shutdown()
+        log.info("node stopped")
+
+
+async def _serve(settings: Settings, shards: list[Any], staff_token: str, *, demo: bool) -> None:
+    metrics = Metrics()
+    wallet = WalletClient(shards, settings.wallet, metrics)
+    await wallet.wait_ready(SHARDS_READY_TIMEOUT_S)
+    if demo:
+        await seed_demo(wallet, settings)
+    app = make_app(settings, wallet, metrics, staff_token)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=logging.getLogger("aiohttp.access") if settings.log.access_log else None,
+        shutdown_timeout=settings.node.shutdown_grace_s,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.node.host, settings.node.port)
+    await site.start()
+    url = _announce(settings, runner)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    log.info(
+        "node ready",
+        url=url,
+        shards=settings.wallet.shard_count,
+        staff_credentials_file=str(settings.staff_token_path),
+    )
+    await stop.wait()
+    log.info("stopping: no new requests; finishing those in flight")
+    await runner.cleanup()
+    await wallet.close()
+
+
+def _announce(settings: Settings, runner: web.AppRunner) -> str:
+    """Write the URL the node listens on, for tools and tests started with port 0."""
+    host, port = runner.addresses[0][:2]
+    url = f"http://{host}:{port}"
+    path = settings.data_path / "node.url"
+    path.write_text(url + "\n", encoding="ascii")
+    return url
+
+
+def node_url(data_dir: Path) -> str:
+    return (data_dir / "node.url").read_text(encoding="ascii").strip()

@@ -1,0 +1,323 @@
+"""Every setting and bound of the node, in one typed object.
+
+Settings are read, lowest precedence first, from the embedded defaults below,
+`config/node.toml` (or the file named by `COOPNODE_CONFIG`), a `--config` file, and
+`COOPNODE_<SECTION>__<KEY>` environment variables (values in TOML syntax, so
+`COOPNODE_WALLET__SHARD_COUNT=4` or `COOPNODE_NODE__ENVIRONMENT=production`). Unknown keys
+and bad values stop the node at start with a message naming the key.
+
+Names carry their unit last (`_ms`, `_s`, `_bytes`, `_yen`); each bound says why it is
+what it is.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from coopnode.domain.passcodes import PasscodePolicy
+from coopnode.domain.rules import CoopRules
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"  # readable lines on a terminal, JSON lines otherwise
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class NodeSettings(_Section, frozen=True):
+    environment: Environment = Environment.DEVELOPMENT
+    # LMDB files, Ray's session files and generated secrets live here.
+    data_dir: str = "var"
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    # Empty: start a local Ray; otherwise the address of a cluster to join ("auto" works).
+    ray_address: str = ""
+    # CPUs a local Ray may use; the machine this was built on has two.
+    ray_num_cpus: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
+    # Ray's session files; empty means `<data_dir>/ray`. Ray's sockets need a short path.
+    ray_tmp_dir: str = ""
+    # The staff token is read from this file; empty means `<data_dir>/staff-token`,
+    # created with a random token at first start in development.
+    staff_token_file: str = ""
+    # How long a clean shutdown waits for in-flight operations before it stops anyway.
+    shutdown_grace_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+
+
+class LogSettings(_Section, frozen=True):
+    format: LogFormat = LogFormat.AUTO
+    level: Annotated[str, msgspec.Meta(pattern="^(debug|info|warning|error)$")] = "info"
+    # Write one access-log line per HTTP request; off by default because the till path
+    # is hot and metrics already count requests.
+    access_log: bool = False
+
+
+class WalletSettings(_Section, frozen=True):
+    # Members hash to shards; the count is fixed for the life of a data directory.
+    shard_count: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    # The largest an LMDB file may grow; LMDB reserves address space, not disk.
+    lmdb_map_size_mib: Annotated[int, msgspec.Meta(ge=16, le=1_048_576)] = 4096
+    # Fsync every commit. Only benchmarks that say so turn this off.
+    fsync: bool = True
+    # Most operations one group commit applies; more wait for the next commit.
+    commit_batch_max_ops: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 4096
+    # Most operations queued in a shard before new ones are refused as overloaded, so
+    # that a burst cannot exhaust memory or make every caller wait without bound.
+    mailbox_max_ops: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 50_000
+    # The front sends a shard at most this many operations per Ray call...
+    front_batch_max_ops: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 512
+    # ...and waits at most this long to fill a batch (a fraction of a millisecond).
+    front_batch_window_us: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 300
+    # Batches in flight to one shard; more operations wait and join a later batch.
+    front_batches_in_flight_max: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    # Operations the front holds for one shard before answering "overloaded".
+    front_queue_max_ops: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20_000
+    # A shard that does not answer within this time is treated as unavailable.
+    call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+    # A batch whose shard died is sent again (with the same idempotency keys) this many
+    # times while Ray restarts the shard, waiting `retry_backoff_ms` doubled each time.
+    call_retry_max: Annotated[int, msgspec.Meta(ge=0, le=20)] = 6
+    retry_backoff_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    # Ray restarts a crashed shard at most this many times.
+    actor_max_restarts: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 100
+    # A shard waits this long for the previous owner of its files to let go (kill -9).
+    lock_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
+
+
+class HttpSettings(_Section, frozen=True):
+    # The largest request body; wallet requests are a few hundred bytes.
+    body_max_bytes: Annotated[int, msgspec.Meta(ge=256, le=16_777_216)] = 16_384
+    # Server-side time limit for one request.
+    request_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 15.0
+
+
+class ReaderSettings(_Section, frozen=True):
+    # The nfcpy device: "usb" finds a Sony RC-S380; "udp:HOST:PORT" talks to an emulated
+    # card (tests and demos), see `coopnode.reader.emulator`.
+    device_path: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "usb"
+    # The same card seen again within this time after it was last seen is the same tap:
+    # longer than any pause in polling a card that lies on the reader (up to about 1 s on
+    # the UDP transport), shorter than a member lifting the card to pay a second time.
+    debounce_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.5
+    # Taps read but not yet taken by the till; a till takes taps one at a time, so a full
+    # queue means the consumer is stuck, and dropping the newest bounds memory.
+    tap_queue_max: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
+    # The pause between two polls, so that a card lying on the reader is polled about ten
+    # times a second: often enough to keep it debounced, seldom enough to spare the CPU.
+    poll_interval_ms: Annotated[int, msgspec.Meta(ge=1, le=5_000)] = 100
+    # The pause before reopening the device after nfcpy raised, so that an unplugged or
+    # broken reader is retried at a steady pace instead of spinning a CPU core.
+    error_backoff_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 500
+    # How long `stop()` waits for the polling thread; one poll on the UDP transport blocks
+    # for up to 1 s when no card answers, so 3 s leaves room without hiding a hang.
+    stop_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
+
+
+class VerificationSettings(_Section, frozen=True):
+    # The bounds of passcodes and TOTP; `PasscodePolicy` says why each is what it is.
+    passcode_ttl_s: Annotated[int, msgspec.Meta(ge=60, le=3600)] = 600
+    passcode_attempts_max: Annotated[int, msgspec.Meta(ge=1, le=10)] = 5
+    passcodes_per_hour_max: Annotated[int, msgspec.Meta(ge=1, le=50)] = 5
+    passcode_resend_cooldown_s: Annotated[int, msgspec.Meta(ge=0, le=600)] = 60
+    totp_window_steps: Annotated[int, msgspec.Meta(ge=0, le=2)] = 1
+    totp_lockout_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 300
+    # The secret that keys passcode digests; empty means `<data_dir>/passcode-key`.
+    passcode_key_file: str = ""
+    # The name authenticator apps show next to the member's TOTP code.
+    totp_issuer: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "大学生協"
+
+    def passcode_policy(self) -> PasscodePolicy:
+        return PasscodePolicy(
+            passcode_ttl_s=self.passcode_ttl_s,
+            passcode_attempts_max=self.passcode_attempts_max,
+            passcodes_per_hour_max=self.passcodes_per_hour_max,
+            passcode_resend_cooldown_s=self.passcode_resend_cooldown_s,
+            totp_window_steps=self.totp_window_steps,
+            totp_lockout_s=self.totp_lockout_s,
+        )
+
+
+class SmsProviderKind(StrEnum):
+    OUTBOX = "outbox"  # SMS and voice messages stay in the development outbox.
+    TWILIO = "twilio"  # Twilio's REST API, or any service that speaks its shape.
+
+
+class NotifierSettings(_Section, frozen=True):
+    # Run the development mail server inside the node, keeping mail in memory only (mail
+    # carries passcodes, which must never reach a disk in clear). Production turns this
+    # off and points smtp_host at the co-op's mail relay.
+    smtp_embedded: bool = True
+    smtp_host: str = "127.0.0.1"
+    # 0 lets the embedded server take a free port; a relay needs its real port.
+    smtp_port: Port = 0
+    smtp_start_tls: bool = False
+    # Empty when the relay takes mail without authentication.
+    smtp_username: str = ""
+    smtp_password_file: str = ""
+    # One SMTP conversation, connect to QUIT; a relay slower than this is treated as down.
+    smtp_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+    mail_from: Annotated[str, msgspec.Meta(min_length=3, max_length=200)] = (
+        "大学生協 <noreply@coop.example>"
+    )
+    sms_provider: SmsProviderKind = SmsProviderKind.OUTBOX
+    sms_api_base_url: str = "https://api.twilio.com"
+    sms_account_sid: str = ""
+    sms_auth_token_file: str = ""
+    # The sending number in E.164 form, e.g. +815012345678.
+    sms_from_number: str = ""
+    sms_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+    # A send that fails for a passing reason is tried again this many times, waiting
+    # `send_backoff_ms` doubled each time up to `send_backoff_max_ms`: about a minute in
+    # all, after which a passcode would be close to expiring anyway.
+    send_retry_max: Annotated[int, msgspec.Meta(ge=0, le=20)] = 6
+    send_backoff_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 500
+    send_backoff_max_ms: Annotated[int, msgspec.Meta(ge=1, le=600_000)] = 30_000
+    # Messages waiting to be sent; beyond this a request is told to try again later, so a
+    # mail relay that is down cannot make the node's memory grow without bound.
+    queue_max_messages: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
+    # Sends in flight at once, so one slow relay conversation does not hold up the rest.
+    send_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    # Messages the development outbox keeps; the oldest go first.
+    outbox_max_messages: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    mail_subject_max_chars: Annotated[int, msgspec.Meta(ge=16, le=998)] = 200
+    mail_body_max_chars: Annotated[int, msgspec.Meta(ge=256, le=1_000_000)] = 20_000
+    # The largest mail the embedded server takes, headers and encoding included.
+    mail_message_max_bytes: Annotated[int, msgspec.Meta(ge=4096, le=33_554_432)] = 1_048_576
+    # Ten Japanese SMS segments of 67 characters; a passcode SMS needs one.
+    sms_body_max_chars: Annotated[int, msgspec.Meta(ge=16, le=1600)] = 670
+    voice_text_max_chars: Annotated[int, msgspec.Meta(ge=16, le=4000)] = 500
+    # The largest answer read from the SMS provider; Twilio's are about 1 KiB.
+    provider_response_max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1_048_576)] = 65_536
+
+    def __post_init__(self) -> None:
+        if not self.smtp_embedded and self.smtp_port == 0:
+            raise ValueError("notifier.smtp_port: a mail relay needs its port (0 is embedded only)")
+        if self.send_backoff_max_ms < self.send_backoff_ms:
+            raise ValueError("notifier.send_backoff_max_ms must be at least send_backoff_ms")
+        twilio = self.sms_provider is SmsProviderKind.TWILIO
+        if twilio and not (
+            self.sms_account_sid and self.sms_auth_token_file and self.sms_from_number
+        ):
+            raise ValueError(
+                "notifier: sms_provider twilio needs sms_account_sid, sms_auth_token_file "
+                "and sms_from_number"
+            )
+
+
+def _default_coops() -> dict[str, CoopRules]:
+    return {"demo": CoopRules(name="デモ大学生活協同組合")}
+
+
+class Settings(_Section, frozen=True):
+    node: NodeSettings = msgspec.field(default_factory=NodeSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+    wallet: WalletSettings = msgspec.field(default_factory=WalletSettings)
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    reader: ReaderSettings = msgspec.field(default_factory=ReaderSettings)
+    verification: VerificationSettings = msgspec.field(default_factory=VerificationSettings)
+    notifier: NotifierSettings = msgspec.field(default_factory=NotifierSettings)
+    # The co-ops this node serves, by id.
+    coops: dict[str, CoopRules] = msgspec.field(default_factory=_default_coops)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.node.data_dir)
+
+    @property
+    def ray_tmp_path(self) -> Path:
+        return Path(self.node.ray_tmp_dir) if self.node.ray_tmp_dir else self.data_path / "ray"
+
+    @property
+    def staff_token_path(self) -> Path:
+        if self.node.staff_token_file:
+            return Path(self.node.staff_token_file)
+        return self.data_path / "staff-token"
+
+
+class SettingsError(Exception):
+    """The settings are invalid; the message names the key."""
+
+
+ENV_PREFIX = "COOPNODE_"
+DEFAULT_CONFIG = Path("config/node.toml")
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as error:
+        raise SettingsError(f"cannot read settings file {path}: {error.strerror}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"settings file {path} is not valid TOML: {error}") from error
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "COOPNODE_CONFIG":
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(path) < 2 or not all(path):
+            raise SettingsError(f"{name}: use COOPNODE_<SECTION>__<KEY>, e.g. COOPNODE_NODE__PORT")
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # A bare word is a string.
+        node = layer
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return layer
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    base_file: Path | None = None,
+) -> Settings:
+    """Build the settings from every layer; raise SettingsError naming a bad key."""
+    environ = os.environ if environ is None else environ
+    if base_file is None:
+        base_file = Path(environ.get("COOPNODE_CONFIG", DEFAULT_CONFIG))
+    layers: list[Mapping[str, Any]] = []
+    if base_file.exists():
+        layers.append(_read_toml(base_file))
+    if config_file is not None:
+        layers.append(_read_toml(config_file))
+    layers.append(_env_layer(environ))
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _merge(merged, layer)
+    try:
+        return msgspec.convert(merged, Settings)
+    except msgspec.ValidationError as error:
+        raise SettingsError(f"invalid settings: {error}") from error
