@@ -459,7 +459,9 @@ class WalletStore:
                             f"{account} holds {amount}, journal says {sums.get(account, 0)}"
                         )
         counters = {
-            account: total for account, total in sums.items() if not account.startswith("member:")
+            account: total
+            for account, total in sums.items()
+            if total and not account.startswith("member:")
         }
         if counters != {k: v for k, v in self.counters.items() if v}:
             problems.append("counter accounts differ from the journal")
