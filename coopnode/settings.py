@@ -210,6 +210,10 @@ class NotifierSettings(_Section, frozen=True):
     def __post_init__(self) -> None:
         if not self.smtp_embedded and self.smtp_port == 0:
             raise ValueError("notifier.smtp_port: a mail relay needs its port (0 is embedded only)")
+        loopback = self.smtp_host in ("localhost", "::1") or self.smtp_host.startswith("127.")
+        if self.smtp_embedded and not loopback:
+            # The embedded server holds passcodes in clear: nobody else may reach it.
+            raise ValueError("notifier.smtp_host: the embedded mail server listens on loopback")
         if self.send_backoff_max_ms < self.send_backoff_ms:
             raise ValueError("notifier.send_backoff_max_ms must be at least send_backoff_ms")
         twilio = self.sms_provider is SmsProviderKind.TWILIO

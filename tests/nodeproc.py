@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -94,14 +95,14 @@ class NodeProcess:
         """Ray's helper processes outlive a killed driver for a while: end them."""
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         # Shard actors run in process groups of their own; they die with their raylet.
         time.sleep(0.2)
 
-    def request(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, Any]:
         """A blocking JSON request, for fixtures and simple checks."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)

@@ -66,5 +66,5 @@ def test_a_spend_order_missing_a_till_kind_is_refused(tmp_path: Path) -> None:
 def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     config = tmp_path / "broken.toml"
     config.write_text("[wallet\n")
-    with pytest.raises(SettingsError, match="broken.toml"):
+    with pytest.raises(SettingsError, match=r"broken\.toml"):
         load_settings(config, {}, base_file=NOWHERE)

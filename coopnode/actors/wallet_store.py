@@ -28,7 +28,7 @@ import fcntl
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -222,7 +222,7 @@ class WalletStore:
 
     # Applying ----------------------------------------------------------------------------
 
-    def apply_batch(self, ops: list[Operation]) -> list[Result]:
+    def apply_batch(self, ops: Sequence[Operation]) -> list[Result]:
         """Apply every operation in one transaction and commit it with one fsync.
 
         The answers are returned only after the commit is durable. A full map answers

@@ -49,7 +49,8 @@ class PasscodePurpose(StrEnum):
     """The flow a code was sent for; a code only verifies for the purpose it was sent for."""
 
     MAIL_CHANGE = "mail_change"  # FLOWS §1, both to the current and to the new address.
-    PASSWORD_SETUP = "password_setup"  # §2
+    # §2. The linter takes the name for a hard-coded password; it names a flow.
+    PASSWORD_SETUP = "password_setup"  # noqa: S105
     SIGN_IN = "sign_in"  # §3, the SMS or voice second factor.
     MYPAGE_LOGIN = "mypage_login"  # §4
     WALLET_LOGIN = "wallet_login"  # §5

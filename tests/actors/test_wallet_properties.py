@@ -127,9 +127,11 @@ class MealTally:
         if isinstance(op, Pay):
             self.paid_on_day[(op.member_no, op.key)] = day_index
             self.net_by_day[(op.member_no, day_index)] -= result.changes.meal
-        elif isinstance(op, (VoidPayment, Refund)):
-            if self.paid_on_day.get((op.member_no, op.payment_key)) == day_index:
-                self.net_by_day[(op.member_no, day_index)] -= result.changes.meal
+        elif (
+            isinstance(op, (VoidPayment, Refund))
+            and self.paid_on_day.get((op.member_no, op.payment_key)) == day_index
+        ):
+            self.net_by_day[(op.member_no, day_index)] -= result.changes.meal
 
 
 def views(store: WalletStore) -> list[Result]:

@@ -131,7 +131,9 @@ def test_a_tampered_balance_stops_the_shard_on_open(tmp_path: Path) -> None:
     env = lmdb.open(str(path), max_dbs=8, map_size=64 << 20)
     members = env.open_db(b"members")
     with env.begin(write=True) as txn:
-        wallet = msgspec.msgpack.decode(txn.get(MEMBER.encode(), db=members), type=MemberWallet)
+        wallet = msgspec.msgpack.decode(
+            txn.get(MEMBER.encode(), db=members) or b"", type=MemberWallet
+        )
         richer = msgspec.structs.replace(wallet, balances=wallet.balances.add(Purses(base=1)))
         txn.put(MEMBER.encode(), msgspec.msgpack.encode(richer), db=members)
     env.close()
@@ -147,7 +149,9 @@ def test_a_negative_purse_on_disk_stops_the_shard_on_open(tmp_path: Path) -> Non
     env = lmdb.open(str(path), max_dbs=8, map_size=64 << 20)
     members = env.open_db(b"members")
     with env.begin(write=True) as txn:
-        wallet = msgspec.msgpack.decode(txn.get(MEMBER.encode(), db=members), type=MemberWallet)
+        wallet = msgspec.msgpack.decode(
+            txn.get(MEMBER.encode(), db=members) or b"", type=MemberWallet
+        )
         broken = msgspec.structs.replace(wallet, balances=Purses(meal=136_001, base=-1))
         txn.put(MEMBER.encode(), msgspec.msgpack.encode(broken), db=members)
     env.close()

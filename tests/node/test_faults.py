@@ -84,7 +84,7 @@ async def client(
                 ) as response:
                     record.status = response.status
                     record.answer = await response.json()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 return  # The node went away: this request is unacknowledged.
 
 

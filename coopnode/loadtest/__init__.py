@@ -1,0 +1,1 @@
+"""Load generators and reference servers for the benchmarks and the capacity harness."""
