@@ -162,6 +162,7 @@ class WalletClient:
     def __init__(self, actors: list[Any], settings: WalletSettings, metrics: Metrics) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._counters: dict[tuple[str, bool], Any] = {}
         self.batchers = [
             ShardBatcher(index, actor, settings, metrics) for index, actor in enumerate(actors)
         ]
@@ -178,13 +179,21 @@ class WalletClient:
     async def submit(self, op: Operation) -> Result:
         batcher = self.batchers[shard_of(op.member_no, len(self.batchers))]
         result = await batcher.submit(op)
-        kind = op.__struct_config__.tag
+        declined = isinstance(result, Declined)
+        self._counter(str(op.__struct_config__.tag), declined).inc()
         if isinstance(result, Declined):
-            self._metrics.operations.labels(kind=str(kind), outcome="declined").inc()
             self._metrics.declines.labels(reason=result.reason.value).inc()
-        else:
-            self._metrics.operations.labels(kind=str(kind), outcome="ok").inc()
         return result
+
+    def _counter(self, kind: str, declined: bool) -> Any:
+        """The operations counter's child for a kind and outcome; looked up once, kept."""
+        child = self._counters.get((kind, declined))
+        if child is None:
+            outcome = "declined" if declined else "ok"
+            child = self._counters[(kind, declined)] = self._metrics.operations.labels(
+                kind=kind, outcome=outcome
+            )
+        return child
 
     async def health(self, timeout_s: float = 2.0) -> list[ShardHealth | None]:
         """Ask every shard how it is; None for a shard that did not answer in time."""

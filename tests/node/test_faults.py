@@ -189,3 +189,32 @@ async def test_kill_9_of_a_shard_actor_under_load_is_restarted_without_double_ch
             "overloaded",
         )
     check_exactly_once(fresh_node, sent)
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                cmdline = file.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{entry}: {cmdline[:120]}")
+    return found
+
+
+def test_ctrl_c_stops_the_node_and_its_ray_processes(fresh_node: NodeProcess) -> None:
+    enrol_all(fresh_node)
+    process = fresh_node.process
+    assert process is not None
+    assert processes_mentioning(str(fresh_node.data_dir)), "ray runs under the data directory"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0, fresh_node.log_tail()
+    deadline = time.monotonic() + 20
+    while processes_mentioning(str(fresh_node.data_dir)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processes_mentioning(str(fresh_node.data_dir)) == []
+    assert "node stopped" in fresh_node.log_tail()
