@@ -1,123 +1,23 @@
-"""Run a real node (Ray, LMDB, HTTP) in a child process, as an operator would."""
+"""The suite's way to run a real node: the package's NodeProcess with the test settings."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from coopnode.loadtest.node_process import NodeProcess as _NodeProcess
+from coopnode.loadtest.node_process import remove_tree, short_tmpdir
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_CONFIG = REPO / "config" / "test.toml"
-START_TIMEOUT_S = 120.0
+
+__all__ = ["REPO", "TEST_CONFIG", "NodeProcess", "remove_tree", "short_tmpdir"]
 
 
-def short_tmpdir(prefix: str = "cn") -> Path:
-    """A short directory: Ray's Unix sockets live under it and paths are limited to 107 bytes."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+class NodeProcess(_NodeProcess):
+    """A node started from the repository with config/test.toml laid over the defaults."""
 
-
-class NodeProcess:
-    """`coopnode serve` in its own process group, on a data directory that outlives it."""
-
-    def __init__(self, data_dir: Path, *, demo: bool = False, env: dict[str, str] | None = None):
-        self.data_dir = data_dir
-        self.demo = demo
-        self.env = env or {}
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = ""
-        self.token = ""
-        self.log_path = data_dir / "node.log"
-
-    def start(self) -> NodeProcess:
-        url_file = self.data_dir / "node.url"
-        url_file.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "coopnode.node.cli", "--config", str(TEST_CONFIG)]
-        command += ["serve", "--data-dir", str(self.data_dir), "--port", "0"]
-        if self.demo:
-            command.append("--demo")
-        env = {**os.environ, "COOPNODE_LOG__FORMAT": "json", **self.env}
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not url_file.exists():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"node exited at start:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"node did not start:\n{self.log_tail()}")
-            time.sleep(0.1)
-        self.url = url_file.read_text().strip()
-        self.token = (self.data_dir / "staff-token").read_text().strip()
-        return self
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    @property
-    def pid(self) -> int:
-        if self.process is None:
-            raise RuntimeError("the node is not running")
-        return self.process.pid
-
-    def kill9(self) -> None:
-        """Kill the node process itself with SIGKILL, as a power cut or the OOM killer would."""
-        os.kill(self.pid, signal.SIGKILL)
-        if self.process is not None:
-            self.process.wait(timeout=30)
-        self._reap_group()
-
-    def stop(self, timeout_s: float = 60.0) -> int:
-        """Ctrl-C, then wait for a clean exit."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGINT)
-        try:
-            code = self.process.wait(timeout=timeout_s)
-        finally:
-            self._reap_group()
-        return code
-
-    def _reap_group(self) -> None:
-        """Ray's helper processes outlive a killed driver for a while: end them."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        # Shard actors run in process groups of their own; they die with their raylet.
-        time.sleep(0.2)
-
-    def request(
-        self, method: str, path: str, body: Any = None, token: str | None = None
-    ) -> tuple[int, Any]:
-        """A blocking JSON request, for fixtures and simple checks."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        request.add_header("Authorization", f"Bearer {self.token if token is None else token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            raw = error.read()
-            try:
-                return error.code, json.loads(raw)
-            except ValueError:
-                return error.code, raw.decode(errors="replace")
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    def __init__(self, data_dir: Path, **options: Any) -> None:
+        options.setdefault("config", TEST_CONFIG)
+        options.setdefault("cwd", REPO)
+        super().__init__(data_dir, **options)
