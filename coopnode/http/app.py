@@ -7,7 +7,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coopnode.actors.wallet_client import WalletClient
-from coopnode.http.errors import error_middleware
+from coopnode.http.errors import error_middleware, timeout_middleware
 from coopnode.http.openapi import openapi_document
 from coopnode.http.wallet_api import ROUTES, staff_token_key, wallet_client_key
 from coopnode.metrics import Metrics
@@ -43,7 +43,8 @@ def make_app(
     settings: Settings, wallet: WalletClient, metrics_registry: Metrics, staff_token: str
 ) -> web.Application:
     app = web.Application(
-        client_max_size=settings.http.body_max_bytes, middlewares=[error_middleware]
+        client_max_size=settings.http.body_max_bytes,
+        middlewares=[error_middleware, timeout_middleware(settings.http.request_timeout_s)],
     )
     app[wallet_client_key] = wallet
     app[metrics_key] = metrics_registry

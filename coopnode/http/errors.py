@@ -5,10 +5,12 @@ Every error body is `{"reason": "<code>", "message": "<sentence>"}`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from coopnode.domain.money import Reason
 from coopnode.logs import get_logger
@@ -66,6 +68,23 @@ def error_response(status: int, reason: str, message: str) -> web.Response:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def timeout_middleware(timeout_s: float) -> Middleware:
+    """Bound every request's time on the server; long-lived WebSockets are exempt."""
+
+    @web.middleware
+    async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await handler(request)
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await handler(request)
+        except TimeoutError:
+            log.warning("request timed out", path=request.path, timeout_s=timeout_s)
+            return error_response(503, "timeout", "the request took too long; try again")
+
+    return bounded
 
 
 @web.middleware
