@@ -131,6 +131,75 @@ class ReaderSettings(_Section, frozen=True):
     stop_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
 
 
+class TillSettings(_Section, frozen=True):
+    # The till channel on the node ------------------------------------------------------
+    # The largest frame a till may send. A signed tap is about 150 bytes; a frame near
+    # this size is not a till frame, and the connection is closed as "message too big".
+    frame_max_bytes: Annotated[int, msgspec.Meta(ge=256, le=65_536)] = 2_048
+    # A till must answer the node's challenge within this time, or it is disconnected.
+    auth_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    # WebSocket pings at this interval; a till that misses a pong for half of it is gone.
+    heartbeat_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
+    # Each till's frames are paced by a token bucket: a cashier taps about once a second,
+    # and this leaves room for forwarding an offline queue and for benchmark tills, while
+    # a flooding till is slowed down (its frames are read no faster) and starves nobody.
+    frames_per_s_max: Annotated[float, msgspec.Meta(gt=0, le=100_000)] = 400.0
+    frames_burst_max: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 800
+    # Frames of one connection being decided at once; further frames wait to be read.
+    in_flight_max: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
+    # The latest sequence numbers of each till kept in the front with a digest of their
+    # frame and their decision, so that a replay is answered, or refused as a conflict,
+    # without a wallet call. Older replays go to the wallet, which remembers every key.
+    replay_window_taps: Annotated[int, msgspec.Meta(ge=16, le=1_000_000)] = 20_000
+    # Malformed or unsigned frames a connection may send before it is closed.
+    bad_frames_max: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 8
+    # Deny-list pushes waiting to be written to one till; a till that is that far behind
+    # is disconnected, and gets the whole list when it reconnects.
+    push_queue_max: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 64
+    # Offline limits, sent to every till when it connects: one offline tap at most...
+    offline_tap_max_yen: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 1_000
+    # ...one card at most this much per day across the offline taps of one till...
+    offline_card_day_max_yen: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 3_000
+    # ...and at most this many taps waiting in a till's queue (a few days of one till).
+    offline_queue_max_taps: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 5_000
+    # The card and till registry -------------------------------------------------------
+    registry_lmdb_map_size_mib: Annotated[int, msgspec.Meta(ge=16, le=1_048_576)] = 256
+    # A staff change waits this long for the registry actor before it is reported failed.
+    registry_call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+    # The front re-reads the registry's version at this interval, to pick up changes that
+    # another front of the same cluster made (its own changes apply at once).
+    registry_refresh_s: Annotated[float, msgspec.Meta(gt=0, le=3_600)] = 5.0
+    # The till agent -------------------------------------------------------------------
+    # A sale waits this long for a card before it is abandoned.
+    agent_tap_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
+    # An online tap unanswered for this long is approved offline (within the limits) and
+    # its frame forwarded again when the link returns; the node answers a repeat once.
+    agent_decision_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
+    # Reconnecting waits this long, doubled after each failure up to the maximum.
+    agent_reconnect_backoff_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 200
+    agent_reconnect_backoff_max_ms: Annotated[int, msgspec.Meta(ge=1, le=600_000)] = 3_000
+    # Queued offline taps in flight at once while forwarding them.
+    agent_forward_window: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 32
+    # The local HTTP endpoint POS software calls (loopback only); 0 takes a free port.
+    agent_http_port: Port = 8765
+    # The till's LMDB (sequence counter, deny list, offline queue); `<dir>/<till id>`.
+    agent_state_dir: str = "var/till"
+    agent_lmdb_map_size_mib: Annotated[int, msgspec.Meta(ge=1, le=65_536)] = 64
+    # The demo (`coopnode serve --demo`) ------------------------------------------------
+    # Start a simulated till and an emulated card, so a tap can be seen end to end.
+    demo_till: bool = True
+    # Every tap at the demo till is a sale of this amount (a set-menu cafeteria till).
+    demo_sale_yen: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 430
+    # The emulated demo cards are presented one after another with this pause.
+    demo_tap_gap_s: Annotated[float, msgspec.Meta(gt=0, le=3_600)] = 4.0
+
+    def __post_init__(self) -> None:
+        if self.agent_reconnect_backoff_max_ms < self.agent_reconnect_backoff_ms:
+            raise ValueError("till.agent_reconnect_backoff_max_ms must be at least the backoff")
+        if self.offline_card_day_max_yen < self.offline_tap_max_yen:
+            raise ValueError("till.offline_card_day_max_yen must be at least offline_tap_max_yen")
+
+
 class VerificationSettings(_Section, frozen=True):
     # The bounds of passcodes and TOTP; `PasscodePolicy` says why each is what it is.
     passcode_ttl_s: Annotated[int, msgspec.Meta(ge=60, le=3600)] = 600
@@ -226,6 +295,89 @@ class NotifierSettings(_Section, frozen=True):
             )
 
 
+class OAuthClientSettings(_Section, frozen=True):
+    """A client of the wallet's authorization server (FLOWS §5: the co-op's my-page)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    # Exact redirect URIs; RFC 6749 §3.1.2 and RFC 9700 §4.1 ask for exact matching.
+    redirect_uris: list[str]
+    # Public clients (a browser app) hold no secret and must use PKCE; a confidential
+    # client names the file that holds its secret.
+    client_secret_file: str = ""
+
+
+def _default_oauth_clients() -> dict[str, OAuthClientSettings]:
+    return {
+        "mypage": OAuthClientSettings(
+            name="組合員マイページ",
+            redirect_uris=["http://127.0.0.1:8080/mypage/wallet/callback"],
+        )
+    }
+
+
+class IdentitySettings(_Section, frozen=True):
+    # argon2id cost (pynacl). The default is libsodium's INTERACTIVE level: 2 passes over
+    # 64 MiB, about 65–130 ms per hash on the machines this was built on. MODERATE is
+    # 3 passes over 256 MiB. Lowering it weakens every stored password; only tests do.
+    argon2_opslimit: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2
+    argon2_memlimit_kib: Annotated[int, msgspec.Meta(ge=8, le=4_194_304)] = 65_536
+    # Hashes computed at once; each holds `argon2_memlimit_kib` of memory, so this bounds
+    # the memory a login storm can take. One per core.
+    password_hash_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    # Sign-ins waiting for a hasher; beyond this the node answers "busy, retry" at once,
+    # so a storm queues for a bounded time instead of piling up requests.
+    password_queue_max: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 256
+    # The co-op's rule is 8 or more; NIST 800-63B asks to allow at least 64.
+    password_min_chars: Annotated[int, msgspec.Meta(ge=8, le=64)] = 8
+    password_max_chars: Annotated[int, msgspec.Meta(ge=64, le=1024)] = 128
+    # Member sessions: signed out after this long without a request, and in any case
+    # after the absolute limit (NIST 800-63B AAL2: 30 minutes idle, 12 hours in all).
+    session_idle_timeout_s: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 1800
+    session_absolute_timeout_s: Annotated[int, msgspec.Meta(ge=300, le=2_592_000)] = 43_200
+    # Staff sessions reach every member's account, so they are shorter.
+    staff_session_idle_timeout_s: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 900
+    staff_session_absolute_timeout_s: Annotated[int, msgspec.Meta(ge=300, le=86_400)] = 28_800
+    # Wrong passwords (or member-number lookups) in a row before the identifier is locked
+    # for `lockout_s`; keyed by what was typed, so unknown identifiers lock the same way.
+    signin_failures_max: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    lockout_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 900
+    # A flow (mail change, password setting, sign-in with MFA) left unfinished this long
+    # must be started again.
+    flow_ttl_s: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 1800
+    # The same step sent again within this time is the same step (a double click).
+    double_submit_window_s: Annotated[int, msgspec.Meta(ge=1, le=120)] = 10
+    # OAuth: codes live briefly (RFC 6749 §4.1.2 recommends at most 10 minutes); access
+    # tokens for an hour, after which the my-page asks again.
+    oauth_code_ttl_s: Annotated[int, msgspec.Meta(ge=10, le=600)] = 300
+    oauth_token_ttl_s: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 3600
+    oauth_clients: dict[str, OAuthClientSettings] = msgspec.field(
+        default_factory=_default_oauth_clients
+    )
+    # The first part of the links in mails (password guide, passcode entry page).
+    portal_base_url: Annotated[str, msgspec.Meta(pattern="^https?://[^\\s]+$")] = (
+        "http://127.0.0.1:8080"
+    )
+    # One share (口) of the co-op's capital; the seed's 10口 are 20,000 yen.
+    share_unit_yen: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 2000
+    # The identity store's LMDB file may grow to this size.
+    lmdb_map_size_mib: Annotated[int, msgspec.Meta(ge=16, le=1_048_576)] = 1024
+    # The key that seals TOTP secrets and keys CSRF tokens; empty means
+    # `<data_dir>/identity-key`, created at first start in development.
+    identity_key_file: str = ""
+    # Audit entries one page lists.
+    audit_page_max: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    # Enrolment rows a CSV import sends at once.
+    import_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    # A call to the identity actor that takes longer than this is answered "unavailable".
+    call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 30.0
+
+    def __post_init__(self) -> None:
+        if self.session_absolute_timeout_s < self.session_idle_timeout_s:
+            raise ValueError("identity.session_absolute_timeout_s is below the idle timeout")
+        if self.password_max_chars < self.password_min_chars:
+            raise ValueError("identity.password_max_chars is below password_min_chars")
+
+
 def _default_coops() -> dict[str, CoopRules]:
     return {"demo": CoopRules(name="デモ大学生活協同組合")}
 
@@ -236,8 +388,10 @@ class Settings(_Section, frozen=True):
     wallet: WalletSettings = msgspec.field(default_factory=WalletSettings)
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
     reader: ReaderSettings = msgspec.field(default_factory=ReaderSettings)
+    till: TillSettings = msgspec.field(default_factory=TillSettings)
     verification: VerificationSettings = msgspec.field(default_factory=VerificationSettings)
     notifier: NotifierSettings = msgspec.field(default_factory=NotifierSettings)
+    identity: IdentitySettings = msgspec.field(default_factory=IdentitySettings)
     # The co-ops this node serves, by id.
     coops: dict[str, CoopRules] = msgspec.field(default_factory=_default_coops)
 

@@ -32,7 +32,7 @@ from coopnode.actors.wallet_shard import (
 )
 from coopnode.actors.wallet_store import AuditReport
 from coopnode.domain.errors import InvariantViolation
-from coopnode.domain.messages import Declined, Operation, Result, decline
+from coopnode.domain.messages import Declined, Operation, OverdraftRecord, Result, decline
 from coopnode.domain.money import Reason
 from coopnode.domain.sharding import shard_of
 from coopnode.logs import get_logger
@@ -228,6 +228,18 @@ class WalletClient:
             return msgspec.msgpack.decode(raw, type=AuditReport)
 
         return list(await asyncio.gather(*(one(batcher) for batcher in self.batchers)))
+
+    async def overdrafts(self, limit_per_shard: int) -> list[OverdraftRecord]:
+        """Every shard's open overdrafts, at most `limit_per_shard` from each."""
+
+        async def one(batcher: ShardBatcher) -> list[OverdraftRecord]:
+            raw = await asyncio.wrap_future(
+                batcher.actor.overdrafts.remote(limit_per_shard).future()
+            )
+            return msgspec.msgpack.decode(raw, type=list[OverdraftRecord])
+
+        shards = await asyncio.gather(*(one(batcher) for batcher in self.batchers))
+        return [record for shard in shards for record in shard]
 
     async def close(self) -> None:
         await asyncio.gather(*(batcher.close() for batcher in self.batchers))

@@ -178,6 +178,13 @@ class WalletShard:
         )
         return msgspec.msgpack.encode(health)
 
+    async def overdrafts(self, limit: int) -> bytes:
+        """The shard's open overdrafts (offline taps the balance did not cover)."""
+        records = await asyncio.get_running_loop().run_in_executor(
+            self._writer, self._store.overdrafts, limit
+        )
+        return msgspec.msgpack.encode(records)
+
     async def audit(self) -> bytes:
         report: AuditReport = await asyncio.get_running_loop().run_in_executor(
             self._writer, self._store.audit

@@ -19,6 +19,8 @@ Databases in the environment:
     idempotency  member number + NUL + key → IdempotencyRecord
     journal      sequence (8 bytes, big-endian) → JournalEntry
     history      member number + sequence → (empty): a member's entries, in order
+    overdrafts   member number + NUL + payment key → OverdraftRecord: what offline taps
+                 left owing, until the payment is voided
     meta         b"shard" → ShardMeta
 """
 
@@ -50,8 +52,10 @@ from coopnode.domain.messages import (
     IdempotencyRecord,
     JournalEntry,
     MemberWallet,
+    OfflinePay,
     OpenWallet,
     Operation,
+    OverdraftRecord,
     PaymentRecord,
     Refund,
     Result,
@@ -106,6 +110,7 @@ _payment_decoder = msgspec.msgpack.Decoder(PaymentRecord)
 _idem_decoder = msgspec.msgpack.Decoder(IdempotencyRecord)
 _entry_decoder = msgspec.msgpack.Decoder(JournalEntry)
 _meta_decoder = msgspec.msgpack.Decoder(ShardMeta)
+_overdraft_decoder = msgspec.msgpack.Decoder(OverdraftRecord)
 _result_decoder: msgspec.msgpack.Decoder[Result] = msgspec.msgpack.Decoder(Result)
 
 
@@ -117,8 +122,13 @@ def _scoped(member_no: str, key: str) -> bytes:
     return f"{member_no}\x00{key}".encode()
 
 
+# Deterministic order, so that a retry whose JSON lists deposits in another order is
+# still the same operation.
+_fingerprint_encoder = msgspec.msgpack.Encoder(order="deterministic")
+
+
 def _fingerprint(op: MoneyOperation) -> bytes:
-    return hashlib.sha256(_encoder.encode(op)).digest()[:16]
+    return hashlib.sha256(_fingerprint_encoder.encode(op)).digest()[:16]
 
 
 class _Batch:
@@ -166,6 +176,7 @@ class WalletStore:
         self._journal = self.env.open_db(b"journal")
         self._history = self.env.open_db(b"history")
         self._meta = self.env.open_db(b"meta")
+        self._overdrafts = self.env.open_db(b"overdrafts")
         self.next_seq, self.counters, self.members_total = self._load()
 
     def close(self) -> None:
@@ -320,6 +331,7 @@ class WalletStore:
         if change.payment is not None:
             key = _scoped(op.member_no, change.payment.payment_key)
             batch.txn.put(key, _encoder.encode(change.payment), db=self._payments)
+            self._track_overdraft(batch.txn, op, change.payment, now_ms)
         rules = self.coops[change.wallet.coop]
         return Booked(
             kind=change.kind,
@@ -334,7 +346,30 @@ class WalletStore:
             meal_remaining_today_yen=meal_remaining_today_yen(
                 change.wallet, rules, change.wallet.meal_day
             ),
+            overdraft_yen=change.overdraft_yen,
         )
+
+    def _track_overdraft(
+        self, txn: Any, op: MoneyOperation, payment: PaymentRecord, now_ms: int
+    ) -> None:
+        """Record an offline tap's overdraft; a void of that tap cancels it."""
+        if not payment.overdraft_yen:
+            return
+        key = _scoped(payment.member_no, payment.payment_key)
+        if payment.voided:
+            txn.delete(key, db=self._overdrafts)
+        elif isinstance(op, OfflinePay):
+            record = OverdraftRecord(
+                member_no=payment.member_no,
+                payment_key=payment.payment_key,
+                amount_yen=payment.amount_yen,
+                overdraft_yen=payment.overdraft_yen,
+                store=payment.store,
+                till_id=payment.till_id,
+                tapped_at_ms=op.tapped_at_ms,
+                booked_at_ms=now_ms,
+            )
+            txn.put(key, _encoder.encode(record), db=self._overdrafts)
 
     def _append(self, batch: _Batch, entry: JournalEntry) -> None:
         """Write a checked journal entry and move the running sums by its postings."""
@@ -430,6 +465,19 @@ class WalletStore:
                 raise InvariantViolation(f"history of {member_no} points at entry {entry.seq}")
             yield entry
             positioned = cursor.prev()
+
+    def overdrafts(self, limit: int) -> list[OverdraftRecord]:
+        """The overdrafts staff have to recover, by member, at most `limit` of them."""
+        found: list[OverdraftRecord] = []
+        with self.env.begin() as txn:
+            for _, raw in txn.cursor(db=self._overdrafts):
+                if len(found) == limit:
+                    break
+                record = _overdraft_decoder.decode(raw)
+                if record.overdraft_yen <= 0:
+                    raise InvariantViolation(f"overdraft {record.payment_key} is not positive")
+                found.append(record)
+        return found
 
     def audit(self) -> AuditReport:
         """Recount every account from the journal and compare with the stored balances."""

@@ -17,6 +17,8 @@ Posting = tuple[str, int]
 
 ENROLMENT_DEPOSITS = "deposits:enrolment"
 POINTS_ISSUED = "points:issued"
+# What members owe for offline taps their balance did not cover (an overdraft to recover).
+OVERDRAFT_RECEIVABLE = "receivable:overdraft"
 CLEARING: dict[ChargeSource, str] = {
     ChargeSource.CARD: "clearing:card",
     ChargeSource.KONBINI: "clearing:konbini",

@@ -70,6 +70,22 @@ class Pay(_Message, frozen=True, tag="pay"):
     till_id: OptionalLabel = ""
 
 
+class OfflinePay(_Message, frozen=True, tag="offline_pay"):
+    """A tap a till approved while it could not reach the node, forwarded later.
+
+    The sale has happened, so it is booked even when the balance no longer covers it:
+    the purses pay what they hold and the rest is recorded as an overdraft to recover.
+    """
+
+    key: IdempotencyKey
+    member_no: MemberNo
+    amount_yen: AmountYen
+    till_kind: TillKind
+    store: Label
+    till_id: OptionalLabel = ""
+    tapped_at_ms: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
 class VoidPayment(_Message, frozen=True, tag="void"):
     """Cancel a payment made today, in full: every purse gets back what it paid."""
 
@@ -123,7 +139,7 @@ class GetHistory(_Message, frozen=True, tag="history"):
     month: Month = ""
 
 
-MoneyOperation = OpenWallet | Pay | VoidPayment | Refund | Charge | Move
+MoneyOperation = OpenWallet | Pay | OfflinePay | VoidPayment | Refund | Charge | Move
 Operation = MoneyOperation | Suspend | Resume | GetWallet | GetHistory
 
 # Results ------------------------------------------------------------------------------
@@ -143,6 +159,8 @@ class Booked(_Message, frozen=True, tag="booked"):
     points_earned: int
     balances: Purses
     meal_remaining_today_yen: int
+    # What an offline tap took beyond the balance, owed by the member (0 otherwise).
+    overdraft_yen: int = 0
 
 
 class Declined(_Message, frozen=True, tag="declined"):
@@ -218,6 +236,8 @@ class PaymentRecord(_Message, frozen=True):
     refunded: Purses
     points_clawed_back: int
     voided: bool
+    # The part of an offline tap the purses could not cover; `paid` sums to the rest.
+    overdraft_yen: int = 0
 
 
 class JournalEntry(_Message, frozen=True):
@@ -232,6 +252,19 @@ class JournalEntry(_Message, frozen=True):
     postings: list[tuple[str, int]]
     store: str = ""
     till_id: str = ""
+
+
+class OverdraftRecord(_Message, frozen=True):
+    """An offline tap's uncovered remainder, owed by the member until staff recover it."""
+
+    member_no: str
+    payment_key: str
+    amount_yen: int
+    overdraft_yen: int
+    store: str
+    till_id: str
+    tapped_at_ms: int
+    booked_at_ms: int
 
 
 class IdempotencyRecord(_Message, frozen=True):

@@ -16,6 +16,21 @@ def allocate(
     The meal plan gives at most what remains of today's cap. The result holds the
     positive amount taken from each purse and sums to `amount_yen`.
     """
+    taken, shortfall = allocate_upto(amount_yen, order, balances, meal_remaining_today_yen)
+    return None if shortfall else taken
+
+
+def allocate_upto(
+    amount_yen: int,
+    order: list[Purse],
+    balances: Purses,
+    meal_remaining_today_yen: int,
+) -> tuple[Purses, int]:
+    """Take as much of `amount_yen` as the purses in `order` hold; return it and the rest.
+
+    An offline tap is booked whatever the balance, so it takes what there is and leaves
+    the shortfall to be recorded as an overdraft.
+    """
     remaining = amount_yen
     taken: dict[Purse, int] = {}
     for purse in order:
@@ -28,9 +43,7 @@ def allocate(
         if take > 0:
             taken[purse] = take
             remaining -= take
-    if remaining > 0:
-        return None
-    return Purses.of(taken)
+    return Purses.of(taken), remaining
 
 
 def refund_split(

@@ -17,6 +17,7 @@ from coopnode.domain.messages import (
     Declined,
     MemberWallet,
     Move,
+    OfflinePay,
     OpenWallet,
     Pay,
     PaymentRecord,
@@ -35,7 +36,7 @@ from coopnode.domain.money import (
 )
 from coopnode.domain.rules import CoopRules
 
-MoneyOperation = OpenWallet | Pay | VoidPayment | Refund | Charge | Move
+MoneyOperation = OpenWallet | Pay | OfflinePay | VoidPayment | Refund | Charge | Move
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,6 +51,7 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
     payment: PaymentRecord | None = None
     store: str = ""
     till_id: str = ""
+    overdraft_yen: int = 0
 
 
 def meal_cap_yen(wallet: MemberWallet, rules: CoopRules) -> int:
@@ -93,7 +95,7 @@ def decide(
     rules = coops[wallet.coop]
     wallet = _on_day(wallet, rules.day_of(now_ms))
     match op:
-        case Pay():
+        case Pay() | OfflinePay():
             return _pay(op, wallet, rules)
         case VoidPayment():
             return _void(op, wallet, payment, rules)
@@ -145,19 +147,33 @@ def _open(
     )
 
 
-def _pay(op: Pay, wallet: MemberWallet, rules: CoopRules) -> Change | Declined:
+def _plan_payment(
+    op: Pay | OfflinePay, wallet: MemberWallet, rules: CoopRules
+) -> tuple[Purses, int] | Declined:
+    """What each purse pays and the overdraft. An offline tap has already happened, so
+    neither suspension nor the payment maximum nor the balance can refuse it: the
+    till's own offline limits bounded it, and what the purses cannot cover is owed."""
+    meal_left = meal_remaining_today_yen(wallet, rules, wallet.meal_day)
+    order = rules.spend_orders[op.till_kind]
+    if isinstance(op, OfflinePay):
+        return spend.allocate_upto(op.amount_yen, order, wallet.balances, meal_left)
     if wallet.status is WalletStatus.SUSPENDED:
         return decline(Reason.SUSPENDED, "the account is suspended")
     if op.amount_yen > rules.payment_max_yen:
         return decline(
             Reason.ABOVE_MAXIMUM, f"a payment may be at most {rules.payment_max_yen:,} yen"
         )
-    meal_left = meal_remaining_today_yen(wallet, rules, wallet.meal_day)
-    paid = spend.allocate(
-        op.amount_yen, rules.spend_orders[op.till_kind], wallet.balances, meal_left
-    )
+    paid = spend.allocate(op.amount_yen, order, wallet.balances, meal_left)
     if paid is None:
         return decline(Reason.INSUFFICIENT_FUNDS, "the balance does not cover the amount")
+    return paid, 0
+
+
+def _pay(op: Pay | OfflinePay, wallet: MemberWallet, rules: CoopRules) -> Change | Declined:
+    plan = _plan_payment(op, wallet, rules)
+    if isinstance(plan, Declined):
+        return plan
+    paid, overdraft = plan
     cap_left = rules.purse_balance_max_yen[Purse.POINTS] - (wallet.balances.points - paid.points)
     earned = max(0, min(spend.points_for(paid, rules.points_rate_bp[op.till_kind]), cap_left))
     balances = wallet.balances.add(paid.negate()).add(Purses(points=earned))
@@ -169,6 +185,8 @@ def _pay(op: Pay, wallet: MemberWallet, rules: CoopRules) -> Change | Declined:
     )
     postings = ledger.member_postings(op.member_no, paid.negate().add(Purses(points=earned)))
     postings.append((ledger.sales_account(op.store), op.amount_yen))
+    if overdraft:
+        postings.append((ledger.OVERDRAFT_RECEIVABLE, -overdraft))
     if earned:
         postings.append((ledger.POINTS_ISSUED, -earned))
     record = PaymentRecord(
@@ -184,9 +202,10 @@ def _pay(op: Pay, wallet: MemberWallet, rules: CoopRules) -> Change | Declined:
         refunded=Purses(),
         points_clawed_back=0,
         voided=False,
+        overdraft_yen=overdraft,
     )
     return Change(
-        kind="pay",
+        kind="pay" if isinstance(op, Pay) else "offline_pay",
         wallet=new_wallet,
         postings=postings,
         amount_yen=op.amount_yen,
@@ -195,6 +214,7 @@ def _pay(op: Pay, wallet: MemberWallet, rules: CoopRules) -> Change | Declined:
         payment=record,
         store=op.store,
         till_id=op.till_id,
+        overdraft_yen=overdraft,
     )
 
 
@@ -209,7 +229,7 @@ def _give_back(
 ) -> Change:
     """Return `back` to the purses of `payment`, clawing back the points it earned."""
     refunded = payment.refunded.add(back)
-    money_paid = payment.amount_yen - payment.paid.points
+    money_paid = payment.paid.total() - payment.paid.points
     money_refunded = refunded.total() - refunded.points
     owed = (
         payment.points_earned
@@ -223,7 +243,11 @@ def _give_back(
         meal_used = max(0, meal_used - back.meal)
     new_wallet = msgspec.structs.replace(wallet, balances=balances, meal_used_yen=meal_used)
     postings = ledger.member_postings(wallet.member_no, back.add(Purses(points=-clawback)))
-    postings.append((ledger.sales_account(payment.store), -back.total()))
+    # A void also cancels what the member still owed for the sale: it was never paid.
+    cancelled = payment.overdraft_yen if voided else 0
+    postings.append((ledger.sales_account(payment.store), -back.total() - cancelled))
+    if cancelled:
+        postings.append((ledger.OVERDRAFT_RECEIVABLE, cancelled))
     if clawback:
         postings.append((ledger.POINTS_ISSUED, clawback))
     record = msgspec.structs.replace(
@@ -266,7 +290,8 @@ def _refund(
         return decline(Reason.UNKNOWN_PAYMENT, f"no payment {op.payment_key!r} for this member")
     if payment.voided:
         return decline(Reason.ALREADY_VOIDED, "the payment is voided")
-    refundable = payment.amount_yen - payment.refunded.total()
+    # The part an offline tap still owes was never paid, so it cannot be refunded.
+    refundable = payment.amount_yen - payment.overdraft_yen - payment.refunded.total()
     if op.amount_yen > refundable:
         return decline(
             Reason.REFUND_EXCEEDS_PAYMENT, f"at most {refundable:,} yen of it is refundable"

@@ -7,11 +7,29 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coopnode.actors.wallet_client import WalletClient
+from coopnode.http.dev_outbox import DEV_ROUTES, outbox_key
 from coopnode.http.errors import error_middleware, timeout_middleware
+from coopnode.http.identity_api import IDENTITY_ROUTES
+from coopnode.http.identity_front import (
+    IdentityFront,
+    identity_key,
+    notifier_key,
+    secure_cookies_key,
+)
+from coopnode.http.oauth import OAUTH_ROUTES
 from coopnode.http.openapi import openapi_document
-from coopnode.http.wallet_api import ROUTES, staff_token_key, wallet_client_key
+from coopnode.http.till_api import TILL_ROUTES
+from coopnode.http.till_channel import till_hub_key, till_websocket
+from coopnode.http.till_hub import TillHub
+from coopnode.http.wallet_api import (
+    ROUTES,
+    Route,
+    member_status_hook_key,
+    staff_token_key,
+    wallet_client_key,
+)
 from coopnode.metrics import Metrics
-from coopnode.settings import Settings
+from coopnode.settings import Environment, Settings
 
 metrics_key = web.AppKey("metrics", Metrics)
 openapi_key = web.AppKey("openapi", bytes)
@@ -39,8 +57,27 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[openapi_key], content_type="application/json")
 
 
+def _identity_routes(
+    app: web.Application, settings: Settings, identity: IdentityFront
+) -> tuple[Route, ...]:
+    """Members, staff and OAuth; the development outbox only in development."""
+    app[identity_key] = identity.client
+    app[notifier_key] = identity.notifier
+    app[secure_cookies_key] = settings.node.environment is Environment.PRODUCTION
+    routes = IDENTITY_ROUTES + OAUTH_ROUTES
+    if identity.outbox is not None and settings.node.environment is Environment.DEVELOPMENT:
+        app[outbox_key] = identity.outbox
+        routes += DEV_ROUTES
+    return routes
+
+
 def make_app(
-    settings: Settings, wallet: WalletClient, metrics_registry: Metrics, staff_token: str
+    settings: Settings,
+    wallet: WalletClient,
+    metrics_registry: Metrics,
+    staff_token: str,
+    tills: TillHub | None = None,
+    identity: IdentityFront | None = None,
 ) -> web.Application:
     app = web.Application(
         client_max_size=settings.http.body_max_bytes,
@@ -49,10 +86,19 @@ def make_app(
     app[wallet_client_key] = wallet
     app[metrics_key] = metrics_registry
     app[staff_token_key] = staff_token
-    app[openapi_key] = msgspec.json.encode(openapi_document(ROUTES))
+    # The till channel and the card and till API need the registry; without it (tests of
+    # the wallet alone) the node serves the wallet API only.
+    routes = ROUTES + (TILL_ROUTES if tills is not None else ())
+    if identity is not None:
+        routes += _identity_routes(app, settings, identity)
+    app[openapi_key] = msgspec.json.encode(openapi_document(routes))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/openapi.json", openapi)
-    for route in ROUTES:
+    for route in routes:
         app.router.add_route(route.method, route.path, route.handler)
+    if tills is not None:
+        app[till_hub_key] = tills
+        app[member_status_hook_key] = tills.set_suspended
+        app.router.add_get("/till/ws", till_websocket)
     return app

@@ -45,6 +45,10 @@ from coopnode.http.errors import REASON_STATUS, ApiError, ErrorBody
 
 wallet_client_key = web.AppKey("wallet_client", WalletClient)
 staff_token_key = web.AppKey("staff_token", str)
+# Told when a member is suspended (True) or resumed (False), so that their card joins or
+# leaves the deny list every till holds; set by the node when the till channel runs.
+MemberStatusHook = Callable[[str, bool], Awaitable[None]]
+member_status_hook_key: web.AppKey[MemberStatusHook] = web.AppKey("member_status_hook")
 
 
 class _Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -233,14 +237,22 @@ async def move(request: web.Request) -> web.Response:
     return await _submit(request, op)
 
 
+async def _set_status(request: web.Request, op: Suspend | Resume) -> web.Response:
+    result = await request.app[wallet_client_key].submit(op)
+    hook = request.app.get(member_status_hook_key)
+    if isinstance(result, StatusChanged) and hook is not None:
+        await hook(op.member_no, isinstance(op, Suspend))
+    return answer(result)
+
+
 async def suspend(request: web.Request) -> web.Response:
     require_staff(request)
-    return await _submit(request, Suspend(member_no=member_no_of(request)))
+    return await _set_status(request, Suspend(member_no=member_no_of(request)))
 
 
 async def resume(request: web.Request) -> web.Response:
     require_staff(request)
-    return await _submit(request, Resume(member_no=member_no_of(request)))
+    return await _set_status(request, Resume(member_no=member_no_of(request)))
 
 
 async def audit(request: web.Request) -> web.Response:

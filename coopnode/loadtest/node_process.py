@@ -40,8 +40,11 @@ class NodeProcess:
         demo: bool = False,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        port: int = 0,
     ) -> None:
         self.data_dir = data_dir
+        # 0 takes any free port; a fixed one lets a restarted node keep its URL for clients.
+        self.port = port
         self.config = config
         self.cwd = cwd
         self.demo = demo
@@ -57,7 +60,7 @@ class NodeProcess:
         command = [sys.executable, "-m", "coopnode.node.cli"]
         if self.config is not None:
             command += ["--config", str(self.config)]
-        command += ["serve", "--data-dir", str(self.data_dir), "--port", "0"]
+        command += ["serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
         if self.demo:
             command.append("--demo")
         env = {**os.environ, "COOPNODE_LOG__FORMAT": "json", **self.env}

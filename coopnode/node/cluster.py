@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import ray
 
+from coopnode.actors.registry import REGISTRY_NAME, remote_registry_class
 from coopnode.actors.wallet_shard import RAY_NAMESPACE, remote_shard_class, shard_name
 from coopnode.settings import Settings
 
@@ -58,3 +59,20 @@ def create_shards(settings: Settings) -> list[Any]:
         ).remote(index, settings_json)
         for index in range(settings.wallet.shard_count)
     ]
+
+
+def create_registry(settings: Settings) -> Any:
+    """Create (or find, when joining a running cluster) the card and till registry actor."""
+    return (
+        remote_registry_class()
+        .options(
+            name=REGISTRY_NAME,
+            namespace=RAY_NAMESPACE,
+            get_if_exists=True,
+            max_restarts=settings.wallet.actor_max_restarts,
+            max_task_retries=0,
+            # Staff changes are rare and small; the registry needs no CPU slot of its own.
+            num_cpus=0,
+        )
+        .remote(msgspec.json.encode(with_absolute_paths(settings)))
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -14,10 +15,13 @@ from aiohttp import web
 
 from coopnode.actors.wallet_client import WalletClient
 from coopnode.http.app import make_app
+from coopnode.http.till_hub import TillHub
 from coopnode.logs import get_logger
 from coopnode.metrics import Metrics
-from coopnode.node.cluster import create_shards, start_ray
+from coopnode.node.cluster import create_registry, create_shards, start_ray
 from coopnode.node.demo import seed_demo
+from coopnode.node.demo_till import DemoTill, bind_demo_cards
+from coopnode.node.identity_node import IdentityNode, prepare_identity_secrets
 from coopnode.node.secrets_files import read_or_create_secret
 from coopnode.settings import Settings, SettingsError
 
@@ -51,6 +55,7 @@ def serve(settings: Settings, *, demo: bool) -> None:
     """Run the node until SIGINT or SIGTERM."""
     check_layout(settings)
     staff_token = read_or_create_secret(settings.staff_token_path, settings)
+    prepare_identity_secrets(settings)
     log.info("starting ray", address=settings.node.ray_address or "local")
     start_ray(settings)
     try:
@@ -65,9 +70,15 @@ async def _serve(settings: Settings, shards: list[Any], staff_token: str, *, dem
     metrics = Metrics()
     wallet = WalletClient(shards, settings.wallet, metrics)
     await wallet.wait_ready(SHARDS_READY_TIMEOUT_S)
-    if demo:
-        await seed_demo(wallet, settings)
-    app = make_app(settings, wallet, metrics, staff_token)
+    tills = TillHub(create_registry(settings), settings.till)
+    await tills.start(SHARDS_READY_TIMEOUT_S)
+    demo_coop = await seed_demo(wallet, settings) if demo else None
+    if demo_coop is not None:
+        await bind_demo_cards(tills, demo_coop)
+    identity = await IdentityNode.start(settings, SHARDS_READY_TIMEOUT_S)
+    if demo_coop is not None:
+        await identity.enrol_demo(demo_coop)
+    app = make_app(settings, wallet, metrics, staff_token, tills, identity.front)
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -77,7 +88,15 @@ async def _serve(settings: Settings, shards: list[Any], staff_token: str, *, dem
     await runner.setup()
     site = web.TCPSite(runner, settings.node.host, settings.node.port)
     await site.start()
+    # Everything made so far (Ray's state, the registry copy, the app) lives as long as
+    # the node: keep it out of the collector's full passes, which otherwise walk it over
+    # and over on the tap path (measured: an eighth of the front's CPU at 2,000 taps/s).
+    gc.freeze()
     url = _announce(settings, runner)
+    demo_till = None
+    if demo_coop is not None and settings.till.demo_till:
+        demo_till = DemoTill(settings, url, tills, demo_coop)
+        await demo_till.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -90,7 +109,11 @@ async def _serve(settings: Settings, shards: list[Any], staff_token: str, *, dem
     )
     await stop.wait()
     log.info("stopping: no new requests; finishing those in flight")
+    if demo_till is not None:
+        await demo_till.stop()
+    await tills.stop()
     await runner.cleanup()
+    await identity.stop(settings.node.shutdown_grace_s)
     await wallet.close()
 
 

@@ -2,7 +2,8 @@
 
 Whatever the sequence: money is conserved (the books balance and every balance equals
 its journal), no purse goes negative, the meal plan's daily cap holds, and replaying
-every idempotency key changes nothing.
+every idempotency key changes nothing. Offline taps, booked whatever the balance, leave
+open overdrafts that add up to what the overdraft receivable account holds.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coopnode.actors.wallet_store import WalletStore
+from coopnode.domain import ledger
 from coopnode.domain.messages import (
     Booked,
     Charge,
     ChargeSource,
     GetWallet,
     Move,
+    OfflinePay,
     OpenWallet,
     Operation,
     Pay,
@@ -59,6 +62,26 @@ pay_step = st.builds(
     st.sampled_from(list(TillKind)),
     key_number,
 )
+offline_step = st.builds(
+    lambda m, a, kind, k: OfflinePay(
+        key=f"o{k}",
+        member_no=m,
+        amount_yen=a,
+        till_kind=kind,
+        store="store-1",
+        tapped_at_ms=START_MS,
+    ),
+    member,
+    amount,
+    st.sampled_from(list(TillKind)),
+    key_number,
+)
+void_offline_step = st.builds(
+    lambda m, k, p: VoidPayment(key=f"w{k}", member_no=m, payment_key=f"o{p}"),
+    member,
+    key_number,
+    key_number,
+)
 charge_step = st.builds(
     lambda m, a, purse, k: Charge(
         key=f"c{k}", member_no=m, purse=purse, amount_yen=a, source=ChargeSource.CARD
@@ -90,7 +113,10 @@ refund_step = st.builds(
     key_number,
     key_number,
 )
-step = st.one_of(pay_step, pay_step, charge_step, move_step, void_step, refund_step)
+step = st.one_of(
+    pay_step, pay_step, offline_step, charge_step, move_step, void_step, void_offline_step,
+    refund_step,
+)  # fmt: skip
 # A day is a few batches; each batch is one group commit.
 day = st.lists(st.lists(step, min_size=1, max_size=8), min_size=1, max_size=4)
 
@@ -124,7 +150,7 @@ class MealTally:
         if not isinstance(result, Booked) or result.seq in self.counted:
             return
         self.counted.add(result.seq)
-        if isinstance(op, Pay):
+        if isinstance(op, (Pay, OfflinePay)):
             self.paid_on_day[(op.member_no, op.key)] = day_index
             self.net_by_day[(op.member_no, day_index)] -= result.changes.meal
         elif (
@@ -176,6 +202,8 @@ def test_money_is_conserved_and_every_rule_holds(days: list[list[list[Operation]
             assert all(spent <= 1_000 for spent in meals.net_by_day.values())
             report = store.audit()
             assert report.balanced, report.problems
+            owed = sum(record.overdraft_yen for record in store.overdrafts(limit=10_000))
+            assert owed == -store.counters.get(ledger.OVERDRAFT_RECEIVABLE, 0)
             before = views(store)
             # Replaying every operation answers with the first result and changes nothing.
             replayed = store.apply_batch(sent)

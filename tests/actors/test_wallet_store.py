@@ -225,3 +225,18 @@ def test_suspend_and_resume_are_journaled_and_idempotent(store: WalletStore) -> 
     assert isinstance(page, HistoryPage)
     assert [line.kind for line in page.lines[:2]] == ["active", "suspended"]
     assert store.audit().balanced
+
+
+def test_a_retry_listing_deposits_in_another_order_is_the_same_operation(tmp_path: Path) -> None:
+    shard = open_store(tmp_path / "shard")
+    first = OpenWallet(
+        key="enrol",
+        member_no=MEMBER,
+        coop="demo",
+        deposits={Purse.MEAL: 96_000, Purse.BASE: 40_000},
+    )
+    reordered = msgspec.structs.replace(first, deposits={Purse.BASE: 40_000, Purse.MEAL: 96_000})
+    [opened] = shard.apply_batch([first])
+    [again] = shard.apply_batch([reordered])
+    assert isinstance(opened, Booked) and again == opened
+    shard.close()

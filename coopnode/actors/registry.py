@@ -1,0 +1,61 @@
+"""The registry actor: one Ray actor that owns the card and till registry's LMDB files.
+
+Staff change cards and tills rarely, so one actor and one write transaction per change
+are plenty; what matters is that every front of a cluster reads the same registry. The
+tap path never calls this actor: each front keeps an in-memory copy (loaded with
+`snapshot` at start, updated by the changes it makes and by `version` polls) and decides
+taps from that copy.
+
+Messages cross the Ray boundary as MessagePack bytes of typed Structs, as the wallet
+shards' do. The class stays undecorated so that Ray pickles it by reference to this
+module; `remote_registry_class()` makes the Ray actor class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import ray
+
+from coopnode.actors.registry_store import RegistryOp, RegistryStore
+from coopnode.logs import configure_logging, get_logger
+from coopnode.settings import Settings
+
+log = get_logger(__name__)
+
+REGISTRY_NAME = "registry"
+op_decoder: msgspec.msgpack.Decoder[RegistryOp] = msgspec.msgpack.Decoder(RegistryOp)
+
+
+def remote_registry_class() -> Any:
+    return ray.remote(RegistryActor)
+
+
+def registry_path(settings: Settings) -> Path:
+    return settings.data_path.resolve() / "registry"
+
+
+class RegistryActor:
+    """Applies registry operations one at a time (a synchronous Ray actor)."""
+
+    def __init__(self, settings_json: bytes) -> None:
+        settings = msgspec.json.decode(settings_json, type=Settings)
+        configure_logging(settings.log)
+        self._store = RegistryStore(
+            registry_path(settings),
+            map_size_bytes=settings.till.registry_lmdb_map_size_mib * 1024 * 1024,
+            fsync=settings.wallet.fsync,
+            lock_wait_s=settings.wallet.lock_wait_s,
+        )
+        log.info("registry ready", version=self._store.version())
+
+    def apply(self, op: bytes) -> bytes:
+        return msgspec.msgpack.encode(self._store.apply(op_decoder.decode(op)))
+
+    def snapshot(self) -> bytes:
+        return msgspec.msgpack.encode(self._store.snapshot())
+
+    def version(self) -> int:
+        return self._store.version()

@@ -1,0 +1,363 @@
+"""The card and till registry in one LMDB environment.
+
+Cards: a FeliCa card's IDm is bound to one member; a member has at most one active card.
+A card reported lost is blocked at once; a reissue binds a new card to the same member
+(so it reaches the same purses, which belong to the member, not the card) and leaves the
+old one blocked as "replaced". Tills: an id, a store, a kind and an Ed25519 public key;
+a retired till can no longer connect.
+
+The registry also knows which members are suspended, because the deny list the node
+pushes to every till holds the cards of suspended accounts as well as blocked cards.
+Every change raises the registry's version by one; fronts compare versions to know that
+their in-memory copy is current.
+
+Each change is one write transaction with fsync: staff make a few changes a minute, so
+there is nothing to batch. Records are checked before they are written and when the
+registry opens.
+
+Databases in the environment:
+    cards      IDm (16 hex) → CardRecord
+    members    member number → IDm of the member's active card
+    tills      till id → TillRecord
+    suspended  member number → (empty)
+    meta       b"registry" → RegistryMeta
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgspec
+
+from coopnode.actors.wallet_store import _lock_exclusive
+from coopnode.domain.errors import InvariantViolation
+from coopnode.domain.messages import Label, MemberNo
+from coopnode.domain.money import Reason, TillKind
+from coopnode.domain.till_frames import Idm, PublicKey, TillId
+
+
+class CardStatus(StrEnum):
+    ACTIVE = "active"
+    LOST = "lost"
+    REPLACED = "replaced"
+
+
+class _Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class CardRecord(_Record, frozen=True):
+    idm: str
+    member_no: str
+    status: CardStatus
+    bound_at_ms: int
+    # When the card was blocked (lost or replaced); 0 while it is active.
+    blocked_at_ms: int = 0
+
+
+class TillRecord(_Record, frozen=True):
+    till_id: str
+    store: str
+    kind: TillKind
+    public_key: bytes
+    retired: bool
+    added_at_ms: int
+
+
+class RegistryMeta(_Record, frozen=True):
+    version: int
+    next_till_number: int
+
+
+# Operations -----------------------------------------------------------------------------
+
+
+class BindCard(_Record, frozen=True, tag="bind"):
+    idm: Idm
+    member_no: MemberNo
+
+
+class ReportLost(_Record, frozen=True, tag="lost"):
+    idm: Idm
+
+
+class Reissue(_Record, frozen=True, tag="reissue"):
+    member_no: MemberNo
+    new_idm: Idm
+
+
+class SetSuspended(_Record, frozen=True, tag="suspended"):
+    member_no: MemberNo
+    suspended: bool
+
+
+class AddTill(_Record, frozen=True, tag="add_till"):
+    store: Label
+    kind: TillKind
+    public_key: PublicKey
+
+
+class RetireTill(_Record, frozen=True, tag="retire_till"):
+    till_id: TillId
+
+
+RegistryOp = BindCard | ReportLost | Reissue | SetSuspended | AddTill | RetireTill
+
+
+class RegistryChange(_Record, frozen=True):
+    """What one operation did: the records it wrote, for fronts to copy; or why not."""
+
+    ok: bool
+    version: int
+    reason: Reason | None = None
+    message: str = ""
+    cards: list[CardRecord] = []
+    tills: list[TillRecord] = []
+    suspended: list[str] = []
+    resumed: list[str] = []
+
+
+class RegistrySnapshot(_Record, frozen=True):
+    version: int
+    cards: list[CardRecord]
+    tills: list[TillRecord]
+    suspended: list[str]
+
+
+_META_KEY = b"registry"
+_encoder = msgspec.msgpack.Encoder()
+_card_decoder = msgspec.msgpack.Decoder(CardRecord)
+_till_decoder = msgspec.msgpack.Decoder(TillRecord)
+_meta_decoder = msgspec.msgpack.Decoder(RegistryMeta)
+
+
+def _refused(version: int, reason: Reason, message: str) -> RegistryChange:
+    return RegistryChange(ok=False, version=version, reason=reason, message=message)
+
+
+class _Txn:
+    """One write transaction of the registry and the records it changed."""
+
+    def __init__(self, txn: Any, meta: RegistryMeta, now_ms: int) -> None:
+        self.txn = txn
+        self.meta = meta
+        self.now_ms = now_ms
+        self.cards: list[CardRecord] = []
+        self.tills: list[TillRecord] = []
+        self.suspended: list[str] = []
+        self.resumed: list[str] = []
+
+
+class RegistryStore:
+    """The registry's files. Not thread-safe: one thread applies operations."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        map_size_bytes: int,
+        fsync: bool = True,
+        lock_wait_s: float = 30.0,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        path.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_exclusive(path / "owner.lock", lock_wait_s)
+        self.env = lmdb.open(
+            str(path), max_dbs=6, map_size=map_size_bytes, sync=fsync, metasync=fsync
+        )
+        self._cards = self.env.open_db(b"cards")
+        self._members = self.env.open_db(b"members")
+        self._tills = self.env.open_db(b"tills")
+        self._suspended = self.env.open_db(b"suspended")
+        self._meta = self.env.open_db(b"meta")
+        self._check_on_open()
+
+    def close(self) -> None:
+        self.env.close()
+        self._lock_file.close()
+
+    # Reading ---------------------------------------------------------------------------
+
+    def _get_meta(self, txn: Any) -> RegistryMeta:
+        raw = txn.get(_META_KEY, db=self._meta)
+        if raw is None:
+            return RegistryMeta(version=0, next_till_number=1)
+        return _meta_decoder.decode(raw)
+
+    def snapshot(self) -> RegistrySnapshot:
+        with self.env.begin() as txn:
+            return RegistrySnapshot(
+                version=self._get_meta(txn).version,
+                cards=[_card_decoder.decode(raw) for _, raw in txn.cursor(db=self._cards)],
+                tills=[_till_decoder.decode(raw) for _, raw in txn.cursor(db=self._tills)],
+                suspended=[key.decode() for key, _ in txn.cursor(db=self._suspended)],
+            )
+
+    def version(self) -> int:
+        with self.env.begin() as txn:
+            return self._get_meta(txn).version
+
+    def _check_on_open(self) -> None:
+        """Every active card is its member's one active card, and the other way round."""
+        with self.env.begin() as txn:
+            active: dict[str, str] = {}
+            for key, raw in txn.cursor(db=self._cards):
+                card = _card_decoder.decode(raw)
+                _check_card(key, card)
+                if card.status is CardStatus.ACTIVE:
+                    if card.member_no in active:
+                        raise InvariantViolation(f"member {card.member_no} has two active cards")
+                    active[card.member_no] = card.idm
+            indexed = {key.decode(): raw.decode() for key, raw in txn.cursor(db=self._members)}
+            if indexed != active:
+                raise InvariantViolation("the members index does not match the active cards")
+            for key, raw in txn.cursor(db=self._tills):
+                till = _till_decoder.decode(raw)
+                if till.till_id.encode() != key or len(till.public_key) != 32:
+                    raise InvariantViolation(f"till record {key!r} is inconsistent")
+
+    # Writing ---------------------------------------------------------------------------
+
+    def apply(self, op: RegistryOp) -> RegistryChange:
+        """Apply one operation in one durable transaction; a refusal changes nothing."""
+        txn = self.env.begin(write=True)
+        try:
+            change = _Txn(txn, self._get_meta(txn), self._clock_ms())
+            refused = self._apply(change, op)
+            if refused is not None:
+                txn.abort()
+                return refused
+            meta = msgspec.structs.replace(change.meta, version=change.meta.version + 1)
+            txn.put(_META_KEY, _encoder.encode(meta), db=self._meta)
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        return RegistryChange(
+            ok=True,
+            version=meta.version,
+            cards=change.cards,
+            tills=change.tills,
+            suspended=change.suspended,
+            resumed=change.resumed,
+        )
+
+    def _apply(self, change: _Txn, op: RegistryOp) -> RegistryChange | None:
+        match op:
+            case BindCard():
+                return self._bind(change, op.idm, op.member_no, replace=False)
+            case Reissue():
+                return self._bind(change, op.new_idm, op.member_no, replace=True)
+            case ReportLost():
+                return self._report_lost(change, op)
+            case SetSuspended():
+                return self._set_suspended(change, op)
+            case AddTill():
+                return self._add_till(change, op)
+            case RetireTill():
+                return self._retire_till(change, op)
+        raise AssertionError(f"unhandled registry operation {op!r}")  # pragma: no cover
+
+    def _card(self, txn: Any, idm: str) -> CardRecord | None:
+        raw = txn.get(idm.encode(), db=self._cards)
+        if raw is None:
+            return None
+        card = _card_decoder.decode(raw)
+        _check_card(idm.encode(), card)
+        return card
+
+    def _put_card(self, change: _Txn, card: CardRecord) -> None:
+        _check_card(card.idm.encode(), card)
+        change.txn.put(card.idm.encode(), _encoder.encode(card), db=self._cards)
+        change.cards.append(card)
+
+    def _bind(
+        self, change: _Txn, idm: str, member_no: str, *, replace: bool
+    ) -> RegistryChange | None:
+        version = change.meta.version
+        existing = self._card(change.txn, idm)
+        if existing is not None:
+            if existing.member_no == member_no and existing.status is CardStatus.ACTIVE:
+                return _refused(version, Reason.DUPLICATE, "the card is already this member's")
+            return _refused(version, Reason.DUPLICATE, "the card was bound before; use a new card")
+        current = change.txn.get(member_no.encode(), db=self._members)
+        if current is not None:
+            if not replace:
+                return _refused(
+                    version, Reason.DUPLICATE, "the member has an active card; reissue instead"
+                )
+            old = self._card(change.txn, current.decode())
+            if old is None or old.status is not CardStatus.ACTIVE:
+                raise InvariantViolation(f"member {member_no} indexes a card that is not active")
+            replaced = msgspec.structs.replace(
+                old, status=CardStatus.REPLACED, blocked_at_ms=change.now_ms
+            )
+            self._put_card(change, replaced)
+        card = CardRecord(
+            idm=idm, member_no=member_no, status=CardStatus.ACTIVE, bound_at_ms=change.now_ms
+        )
+        self._put_card(change, card)
+        change.txn.put(member_no.encode(), idm.encode(), db=self._members)
+        return None
+
+    def _report_lost(self, change: _Txn, op: ReportLost) -> RegistryChange | None:
+        card = self._card(change.txn, op.idm)
+        if card is None:
+            return _refused(change.meta.version, Reason.UNKNOWN_CARD, "no such card")
+        if card.status is not CardStatus.ACTIVE:
+            return _refused(change.meta.version, Reason.CARD_BLOCKED, "the card is already blocked")
+        self._put_card(
+            change,
+            msgspec.structs.replace(card, status=CardStatus.LOST, blocked_at_ms=change.now_ms),
+        )
+        change.txn.delete(card.member_no.encode(), db=self._members)
+        return None
+
+    def _set_suspended(self, change: _Txn, op: SetSuspended) -> RegistryChange | None:
+        key = op.member_no.encode()
+        if op.suspended:
+            if change.txn.put(key, b"", db=self._suspended, overwrite=False):
+                change.suspended.append(op.member_no)
+        elif change.txn.delete(key, db=self._suspended):
+            change.resumed.append(op.member_no)
+        return None
+
+    def _add_till(self, change: _Txn, op: AddTill) -> RegistryChange | None:
+        number = change.meta.next_till_number
+        till = TillRecord(
+            till_id=f"till-{number:04d}",
+            store=op.store,
+            kind=op.kind,
+            public_key=op.public_key,
+            retired=False,
+            added_at_ms=change.now_ms,
+        )
+        if change.txn.get(till.till_id.encode(), db=self._tills) is not None:
+            raise InvariantViolation(f"till number {number} is already taken")
+        change.txn.put(till.till_id.encode(), _encoder.encode(till), db=self._tills)
+        change.meta = msgspec.structs.replace(change.meta, next_till_number=number + 1)
+        change.tills.append(till)
+        return None
+
+    def _retire_till(self, change: _Txn, op: RetireTill) -> RegistryChange | None:
+        raw = change.txn.get(op.till_id.encode(), db=self._tills)
+        if raw is None:
+            return _refused(change.meta.version, Reason.INVALID_INPUT, "no such till")
+        till = msgspec.structs.replace(_till_decoder.decode(raw), retired=True)
+        change.txn.put(till.till_id.encode(), _encoder.encode(till), db=self._tills)
+        change.tills.append(till)
+        return None
+
+
+def _check_card(key: bytes, card: CardRecord) -> None:
+    if card.idm.encode() != key:
+        raise InvariantViolation(f"card record {key!r} names {card.idm}")
+    blocked = card.status is not CardStatus.ACTIVE
+    if blocked != (card.blocked_at_ms > 0):
+        raise InvariantViolation(f"card {card.idm[-4:]} is {card.status} at {card.blocked_at_ms}")

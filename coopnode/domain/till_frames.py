@@ -1,0 +1,210 @@
+"""The till channel's frames, and what a till signs.
+
+A till talks to the node over one WebSocket; every frame is a tagged msgspec Struct in
+MessagePack. The node opens with a `Challenge`; the till proves it holds its Ed25519 key
+with `Auth` (a signature over the nonce and its id); the node answers `Welcome` with the
+offline limits and the whole deny list, then pushes `DenyUpdate`s as cards are blocked.
+
+Every frame that moves money (a tap, a void, a refund) travels as `Signed`: the body's
+MessagePack bytes and the till's signature over them. The signature stays with the body,
+so a tap queued offline on the till's disk is as verifiable days later as it was online,
+and the node never has to trust the connection for what a frame says.
+
+    till → node   Auth, Signed(TapBody | VoidBody | RefundBody)
+    node → till   Challenge, Welcome, DenyUpdate, Decision, Refused
+
+Signatures are made over a context string followed by the signed bytes, so that an auth
+signature can never pass for a frame signature or the other way round.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from coopnode.domain.messages import AmountYen, Label
+from coopnode.domain.money import Purses, Reason, TillKind
+
+TillId = Annotated[str, msgspec.Meta(pattern=r"^till-[0-9]{4,8}$", description="till-0001")]
+Idm = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{16}$", description="16 hex digits")]
+# A till numbers its frames from 1; the number is the idempotency key of what it asks.
+Seq = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+EpochMs = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+Nonce = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+PublicKey = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+# A signed body is about 80 bytes; the envelope refuses anything far larger.
+SignedBytes = Annotated[bytes, msgspec.Meta(min_length=1, max_length=1024)]
+
+AUTH_CONTEXT = b"coopnode-till-auth-v1\x00"
+FRAME_CONTEXT = b"coopnode-till-frame-v1\x00"
+
+
+class _Frame(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+# Till → node -------------------------------------------------------------------------
+
+
+class Auth(_Frame, frozen=True, tag="auth"):
+    till_id: TillId
+    signature: Signature
+
+
+class Signed(_Frame, frozen=True, tag="signed"):
+    body: SignedBytes
+    signature: Signature
+
+
+class TapBody(_Frame, frozen=True, tag="tap"):
+    till_id: TillId
+    seq: Seq
+    idm: Idm
+    amount_yen: AmountYen
+    at_ms: EpochMs
+    # Approved by the till while it could not reach the node, and forwarded later.
+    offline: bool = False
+
+
+class VoidBody(_Frame, frozen=True, tag="void"):
+    """Void a tap this till made today; the node looks the tap up by this till's id."""
+
+    till_id: TillId
+    seq: Seq
+    idm: Idm
+    tap_seq: Seq
+    at_ms: EpochMs
+
+
+class RefundBody(_Frame, frozen=True, tag="refund"):
+    """Refund part of a tap made by a till of the same store."""
+
+    till_id: TillId
+    seq: Seq
+    idm: Idm
+    tap_till_id: TillId
+    tap_seq: Seq
+    amount_yen: AmountYen
+    at_ms: EpochMs
+
+
+TillFrame = Auth | Signed
+SignedBody = TapBody | VoidBody | RefundBody
+
+# Node → till -------------------------------------------------------------------------
+
+
+class Challenge(_Frame, frozen=True, tag="challenge"):
+    nonce: Nonce
+    node_time_ms: EpochMs
+
+
+class OfflineLimits(_Frame, frozen=True):
+    """What a till may approve on its own while it cannot reach the node."""
+
+    tap_max_yen: int
+    card_day_max_yen: int
+    queue_max_taps: int
+
+
+class Welcome(_Frame, frozen=True, tag="welcome"):
+    till_id: TillId
+    store: Label
+    kind: TillKind
+    node_time_ms: EpochMs
+    limits: OfflineLimits
+    # The whole deny list: cards reported lost or replaced, and cards of suspended
+    # accounts. `DenyUpdate`s with higher versions change it from here on.
+    deny_version: int
+    deny_idms: list[str]
+
+
+class DenyUpdate(_Frame, frozen=True, tag="deny_update"):
+    version: int
+    blocked: list[str]
+    unblocked: list[str]
+    # When the node made the change, so a till can tell how long the news took.
+    changed_at_ms: EpochMs
+
+
+class Decision(_Frame, frozen=True, tag="decision"):
+    """The node's answer to one signed frame. Amounts paid are positive yen."""
+
+    seq: int
+    kind: str
+    approved: bool
+    reason: Reason | None = None
+    message: str = ""
+    amount_yen: int = 0
+    paid: Purses = Purses()
+    balances: Purses = Purses()
+    meal_remaining_today_yen: int = 0
+    points_earned: int = 0
+    overdraft_yen: int = 0
+    offline: bool = False
+
+
+class Refused(_Frame, frozen=True, tag="refused"):
+    """A frame the node could not take at all (malformed, unsigned, not this till's)."""
+
+    seq: int
+    reason: str
+    message: str
+
+
+NodeFrame = Challenge | Welcome | DenyUpdate | Decision | Refused
+
+frame_encoder = msgspec.msgpack.Encoder()
+till_frame_decoder: msgspec.msgpack.Decoder[TillFrame] = msgspec.msgpack.Decoder(TillFrame)
+signed_body_decoder: msgspec.msgpack.Decoder[SignedBody] = msgspec.msgpack.Decoder(SignedBody)
+node_frame_decoder: msgspec.msgpack.Decoder[NodeFrame] = msgspec.msgpack.Decoder(NodeFrame)
+
+
+def auth_message(nonce: bytes, till_id: str) -> bytes:
+    return AUTH_CONTEXT + nonce + till_id.encode("ascii")
+
+
+def sign_auth(key: SigningKey, nonce: bytes, till_id: str) -> Auth:
+    return Auth(till_id=till_id, signature=key.sign(auth_message(nonce, till_id)).signature)
+
+
+def sign_body(key: SigningKey, body: SignedBody) -> Signed:
+    raw = frame_encoder.encode(body)
+    return Signed(body=raw, signature=key.sign(FRAME_CONTEXT + raw).signature)
+
+
+def verify_auth(public_key: bytes, nonce: bytes, auth: Auth) -> bool:
+    return _verify(public_key, auth_message(nonce, auth.till_id), auth.signature)
+
+
+def verify_signed(public_key: bytes | VerifyKey, signed: Signed) -> bool:
+    return _verify(public_key, FRAME_CONTEXT + signed.body, signed.signature)
+
+
+def _verify(public_key: bytes | VerifyKey, message: bytes, signature: bytes) -> bool:
+    key = public_key if isinstance(public_key, VerifyKey) else VerifyKey(public_key)
+    try:
+        key.verify(message, signature)
+    except BadSignatureError:
+        return False
+    return True
+
+
+def tap_key(till_id: str, seq: int) -> str:
+    """The wallet's idempotency key of a till's tap; voids and refunds name it."""
+    return f"tap:{till_id}:{seq}"
+
+
+def frame_key(body: SignedBody) -> str:
+    match body:
+        case TapBody():
+            return tap_key(body.till_id, body.seq)
+        case VoidBody():
+            return f"void:{body.till_id}:{body.seq}"
+        case RefundBody():
+            return f"refund:{body.till_id}:{body.seq}"
+    raise AssertionError(f"unhandled body {body!r}")  # pragma: no cover

@@ -1,0 +1,175 @@
+"""What the identity handlers share: the app keys, the call to the identity actor, error
+answers, session cookies and CSRF.
+
+Sessions live in cookies named per kind (`cn_portal`, `cn_mypage`, `cn_wallet`,
+`cn_staff`): `HttpOnly`, `SameSite=Lax`, and `Secure` in production. A request that
+changes something must also send the session's CSRF token in `X-CSRF-Token`; the token
+is returned at sign-in and derived from the session id, so a page of another site,
+which can make the browser send the cookie but cannot read it, cannot forge it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from coopnode.actors.identity_actor import IdentityPort
+from coopnode.actors.identity_messages import (
+    CheckSession,
+    IdentityReply,
+    IdentityRequest,
+    Principal,
+    Refused,
+    SessionIssued,
+)
+from coopnode.actors.mailer import Notifier, Outbox
+from coopnode.domain.identity import SessionKind
+from coopnode.logs import get_logger
+
+log = get_logger(__name__)
+
+identity_key = web.AppKey("identity", IdentityPort)
+notifier_key = web.AppKey("notifier", Notifier)
+secure_cookies_key = web.AppKey("secure_cookies", bool)
+
+CSRF_HEADER = "X-CSRF-Token"
+COOKIE_NAMES: dict[SessionKind, str] = {kind: f"cn_{kind.value}" for kind in SessionKind}
+MEMBER_KINDS = (SessionKind.PORTAL, SessionKind.MYPAGE)
+
+
+class IdentityError(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The error shape of the API, with the wait or the tries left when they apply."""
+
+    reason: str
+    message: str
+    retry_after_s: Annotated[int, msgspec.Meta(ge=0)] = 0
+    attempts_left: int | None = None
+
+
+def refusal_response(refused: Refused) -> web.Response:
+    headers = {"Retry-After": str(max(1, refused.retry_after_s))} if refused.retry_after_s else {}
+    body = IdentityError(
+        reason=refused.reason,
+        message=refused.message,
+        retry_after_s=refused.retry_after_s,
+        attempts_left=refused.attempts_left,
+    )
+    return web.Response(
+        status=refused.status,
+        body=msgspec.json.encode(body),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+class Refusal(Exception):
+    """Raised by a handler to answer with a refusal (see `answers_refusals`)."""
+
+    def __init__(self, refused: Refused) -> None:
+        super().__init__(refused.message)
+        self.refused = refused
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def answers_refusals(handler: Handler) -> Handler:
+    """Turn a `Refusal` into its JSON answer, with Retry-After when there is a wait."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Refusal as refusal:
+            return refusal_response(refusal.refused)
+
+    return wrapped
+
+
+async def ask(request: web.Request, message: IdentityRequest) -> IdentityReply:
+    """Call the identity actor, hand its notifications to the notifier, raise refusals."""
+    answer = await request.app[identity_key].call(message)
+    notifier = request.app[notifier_key]
+    for notification in answer.notifications:
+        if not notifier.submit(notification):
+            # The step is recorded; the member asks for a new code after the cool-down.
+            log.warning("notification dropped: the queue is full", kind=notification.kind)
+    if isinstance(answer.reply, Refused):
+        raise Refusal(answer.reply)
+    return answer.reply
+
+
+def json_response(reply: msgspec.Struct, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=msgspec.json.encode(reply), content_type="application/json"
+    )
+
+
+def set_session_cookie(request: web.Request, response: web.Response, issued: SessionIssued) -> None:
+    response.set_cookie(
+        COOKIE_NAMES[issued.kind],
+        issued.session_id,
+        httponly=True,
+        samesite="Lax",
+        secure=request.app[secure_cookies_key],
+        path="/",
+    )
+
+
+def session_id_of(request: web.Request, kind: SessionKind) -> str:
+    return request.cookies.get(COOKIE_NAMES[kind], "")
+
+
+async def principal(
+    request: web.Request, kinds: tuple[SessionKind, ...], *, changes: bool
+) -> Principal:
+    """The signed-in member or staff member; a change also needs the CSRF token."""
+    for kind in kinds:
+        session_id = session_id_of(request, kind)
+        if not session_id:
+            continue
+        csrf = request.headers.get(CSRF_HEADER, "") if changes else None
+        reply = await ask(
+            request, CheckSession(kinds=(kind,), session_id=session_id, csrf_token=csrf)
+        )
+        if isinstance(reply, Principal):
+            return reply
+    raise Refusal(Refused(status=401, reason="unauthorized", message="sign in first"))
+
+
+class SessionAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """What a sign-in answers; the session id itself goes in the cookie only."""
+
+    kind: SessionKind
+    subject: str
+    csrf_token: str
+    idle_timeout_s: int
+    registered_now: bool = False
+
+
+def session_response(request: web.Request, issued: SessionIssued) -> web.Response:
+    response = json_response(
+        SessionAnswer(
+            kind=issued.kind,
+            subject=issued.subject,
+            csrf_token=issued.csrf_token,
+            idle_timeout_s=issued.idle_timeout_s,
+            registered_now=issued.registered_now,
+        )
+    )
+    set_session_cookie(request, response, issued)
+    return response
+
+
+class IdentityFront(msgspec.Struct, frozen=True, kw_only=True):
+    """What the front needs for the identity routes: the actor's client, the notifier,
+    and the development outbox when the embedded mail server runs (None otherwise).
+    """
+
+    client: IdentityPort
+    notifier: Notifier
+    outbox: Outbox | None = None

@@ -1,0 +1,255 @@
+"""The front's copy of the card and till registry, and the tills connected to it.
+
+The tap path must not pay a Ray hop to learn who a card belongs to, so every front keeps
+the registry in memory: IDm → card, till id → till (with its verify key), the suspended
+members, and the deny list derived from them. The copy is loaded from the registry actor
+at start. Staff changes go through a front, which applies them to the registry actor
+first (durable), then to its copy, then pushes the deny-list change to every till it
+has connected; a front of the same cluster that did not make the change notices the
+registry's version moving within `registry_refresh_s` and reloads.
+
+Changes are made one at a time (a lock), so versions reach the copy and the tills in
+order; staff make a few changes a minute, so nothing waits long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import msgspec
+from nacl.signing import VerifyKey
+
+from coopnode.actors.registry_store import (
+    CardRecord,
+    CardStatus,
+    RegistryChange,
+    RegistryOp,
+    RegistrySnapshot,
+    SetSuspended,
+    TillRecord,
+)
+from coopnode.domain.till_frames import DenyUpdate, frame_encoder
+from coopnode.http.signatures import SignatureVerifier
+from coopnode.logs import get_logger
+from coopnode.settings import TillSettings
+
+log = get_logger(__name__)
+
+_change_decoder = msgspec.msgpack.Decoder(RegistryChange)
+_snapshot_decoder = msgspec.msgpack.Decoder(RegistrySnapshot)
+
+
+class Pushable(Protocol):
+    """A connected till, as the hub sees it."""
+
+    till_id: str
+
+    def push(self, frame: bytes) -> None: ...
+
+    def close_soon(self, code: int, reason: str) -> None: ...
+
+
+class RegistryUnavailable(Exception):
+    """The registry actor did not answer in time; nothing was changed."""
+
+
+class TillHub:
+    def __init__(self, registry: Any, settings: TillSettings) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.version = 0
+        self.cards: dict[str, CardRecord] = {}
+        self.tills: dict[str, TillRecord] = {}
+        self.verify_keys: dict[str, VerifyKey] = {}
+        self.suspended: set[str] = set()
+        self.deny: frozenset[str] = frozenset()
+        self.connections: dict[str, Pushable] = {}
+        # Kept per till across its reconnections: pacing and recent frames.
+        self.buckets: dict[str, TokenBucket] = {}
+        self.windows: dict[str, ReplayWindow] = {}
+        self.signatures = SignatureVerifier()
+        self._lock = asyncio.Lock()
+        self._refresher: asyncio.Task[None] | None = None
+        # Called after each deny-list push with the update and the tills it went to.
+        self.on_push: Callable[[DenyUpdate, int], None] | None = None
+
+    async def _call(self, method: str, *args: Any, timeout_s: float | None = None) -> Any:
+        ref = getattr(self.registry, method).remote(*args)
+        try:
+            return await asyncio.wait_for(
+                asyncio.wrap_future(ref.future()),
+                timeout_s or self.settings.registry_call_timeout_s,
+            )
+        except TimeoutError:
+            raise RegistryUnavailable(f"the registry did not answer {method} in time") from None
+
+    async def start(self, ready_timeout_s: float) -> None:
+        """Load the registry; its actor may still be starting, hence the longer wait."""
+        self._load(
+            _snapshot_decoder.decode(await self._call("snapshot", timeout_s=ready_timeout_s))
+        )
+        self.deny = self._deny_set()
+        self.signatures.start(asyncio.get_running_loop())
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+        for connection in list(self.connections.values()):
+            connection.close_soon(1001, "the node is stopping")
+        self.signatures.stop()
+
+    def _load(self, snapshot: RegistrySnapshot) -> None:
+        self.cards = {card.idm: card for card in snapshot.cards}
+        self.tills = {till.till_id: till for till in snapshot.tills}
+        self.verify_keys = {till.till_id: VerifyKey(till.public_key) for till in snapshot.tills}
+        self.suspended = set(snapshot.suspended)
+        self.version = snapshot.version
+
+    def _deny_set(self) -> frozenset[str]:
+        return frozenset(
+            card.idm
+            for card in self.cards.values()
+            if card.status is not CardStatus.ACTIVE or card.member_no in self.suspended
+        )
+
+    async def apply(self, op: RegistryOp) -> RegistryChange:
+        """Make a staff change durable in the registry, then here, then at every till."""
+        async with self._lock:
+            change: RegistryChange = _change_decoder.decode(
+                await self._call("apply", msgspec.msgpack.encode(op))
+            )
+            if not change.ok:
+                return change
+            if change.version != self.version + 1:
+                # Another front changed the registry since the last refresh: take it all.
+                self._load(_snapshot_decoder.decode(await self._call("snapshot")))
+            else:
+                self._apply_change(change)
+            self._publish()
+            return change
+
+    async def set_suspended(self, member_no: str, suspended: bool) -> None:
+        """Called when the wallet suspends or resumes a member: their card joins or leaves
+        the deny list. A failure is logged, not raised: the wallet already refuses a
+        suspended member's payments, and the next refresh brings the tills up to date."""
+        try:
+            await self.apply(SetSuspended(member_no=member_no, suspended=suspended))
+        except RegistryUnavailable as error:
+            log.error("deny list not updated", member_no=member_no, error=str(error))
+
+    def _apply_change(self, change: RegistryChange) -> None:
+        for card in change.cards:
+            self.cards[card.idm] = card
+        for till in change.tills:
+            self.tills[till.till_id] = till
+            self.verify_keys[till.till_id] = VerifyKey(till.public_key)
+            connection = self.connections.get(till.till_id)
+            if till.retired and connection is not None:
+                connection.close_soon(4003, "the till is retired")
+        self.suspended.update(change.suspended)
+        self.suspended.difference_update(change.resumed)
+        self.version = change.version
+
+    def _publish(self) -> None:
+        """Push what changed in the deny list to every connected till."""
+        before = self.deny
+        self.deny = self._deny_set()
+        blocked = sorted(self.deny - before)
+        unblocked = sorted(before - self.deny)
+        if not blocked and not unblocked:
+            return
+        update = DenyUpdate(
+            version=self.version,
+            blocked=blocked,
+            unblocked=unblocked,
+            changed_at_ms=time.time_ns() // 1_000_000,
+        )
+        frame = frame_encoder.encode(update)
+        for connection in list(self.connections.values()):
+            connection.push(frame)
+        log.info(
+            "deny list pushed",
+            version=self.version,
+            blocked=len(blocked),
+            unblocked=len(unblocked),
+            tills=len(self.connections),
+        )
+        if self.on_push is not None:
+            self.on_push(update, len(self.connections))
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.registry_refresh_s)
+            try:
+                version = await self._call("version")
+                if version != self.version:
+                    async with self._lock:
+                        self._load(_snapshot_decoder.decode(await self._call("snapshot")))
+                        self._publish()
+            except Exception as error:  # The loop must outlive a passing registry failure.
+                log.warning("registry refresh failed", error=repr(error))
+
+    def attach(self, connection: Pushable) -> None:
+        """A till connected; an older connection of the same till is closed."""
+        older = self.connections.get(connection.till_id)
+        if older is not None and older is not connection:
+            older.close_soon(4005, "the till connected again elsewhere")
+        self.connections[connection.till_id] = connection
+
+    def detach(self, connection: Pushable) -> None:
+        if self.connections.get(connection.till_id) is connection:
+            del self.connections[connection.till_id]
+
+
+class TokenBucket:
+    """Paces one till's frames: each takes a token; an empty bucket means waiting."""
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self._rate_per_s = rate_per_s
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._updated_s = time.monotonic()
+
+    def take(self) -> float:
+        """Take a token; return how long to wait before acting on the frame (0: now)."""
+        now_s = time.monotonic()
+        elapsed_s = now_s - self._updated_s
+        self._updated_s = now_s
+        self._tokens = min(self._burst, self._tokens + elapsed_s * self._rate_per_s) - 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate_per_s
+
+
+class Seen:
+    """A frame a till sent: a digest of its signed bytes and, once known, its decision."""
+
+    __slots__ = ("decision", "digest")
+
+    def __init__(self, digest: bytes, decision: asyncio.Future[bytes]) -> None:
+        self.digest = digest
+        self.decision = decision
+
+
+class ReplayWindow:
+    """The latest sequence numbers of one till, oldest forgotten first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._seen: OrderedDict[int, Seen] = OrderedDict()
+
+    def get(self, seq: int) -> Seen | None:
+        return self._seen.get(seq)
+
+    def put(self, seq: int, seen: Seen) -> None:
+        self._seen[seq] = seen
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+
+    def forget(self, seq: int, seen: Seen) -> None:
+        if self._seen.get(seq) is seen:
+            del self._seen[seq]

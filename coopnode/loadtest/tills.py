@@ -1,0 +1,367 @@
+"""Open-loop load over the till channel: simulated tills, one signed frame per tap.
+
+The HTTP generator (`openloop.py`) sends requests; a till sends frames on a WebSocket it
+keeps open, so this is its WebSocket twin. Every simulated till connects and passes the
+node's Ed25519 challenge like a real one; taps are then spread round-robin over the tills
+at a fixed total rate, each tap its own signed frame (never several taps in one message),
+and each latency runs from the tap's *intended* send time to its `Decision`, so a node
+that falls behind is seen queueing (no coordinated omission). The figures use
+`openloop`'s report types and verdicts, so both generators are judged alike.
+
+Frames are signed before a run starts: signing costs the generator ~30 µs a tap, which
+would otherwise steal a two-core machine's CPU from the node during the measured window.
+
+    python -m coopnode.loadtest.tills --setup SETUP.json --rate 2000 --duration 10
+    python -m coopnode.loadtest.tills --setup SETUP.json --search --rate 2000
+
+The setup file (`TillLoadSetup`) names the node, the tills with their keys and the cards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+from hdrh.histogram import HdrHistogram
+from nacl.signing import SigningKey
+
+from coopnode.domain.till_frames import (
+    Challenge,
+    Decision,
+    DenyUpdate,
+    TapBody,
+    Welcome,
+    frame_encoder,
+    node_frame_decoder,
+    sign_auth,
+    sign_body,
+)
+from coopnode.loadtest.openloop import (
+    LATENCY_HIGHEST_US,
+    LATENCY_LOWEST_US,
+    LATENCY_SIGNIFICANT_DIGITS,
+    SCHEDULE_START_DELAY_S,
+    RunResult,
+    SearchResult,
+    SearchStep,
+    event_loop_factory,
+    judge_step,
+)
+
+# A run waits this long after its last send for the stragglers; later is a timeout.
+DRAIN_TIMEOUT_S = 10.0
+# Sends on the select() loop land within ~0.3 ms when the generator has a core to itself;
+# beside a busy node on two cores 2 ms is the fair threshold for "late".
+LAG_THRESHOLD_MS = 2.0
+# The generator yields to its readers after this many sends in a row when behind.
+BURST_YIELD_EVERY = 32
+AUTH_TIMEOUT_S = 10.0
+
+
+class TillSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    till_id: str
+    signing_key_hex: str
+
+
+class TillLoadSetup(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    url: str
+    tills: list[TillSpec]
+    idms: list[str]
+    amount_yen: int = 100
+    # Where each till's sequence numbers start: a second load process against the same
+    # tills must not reuse the first one's numbers (the node would refuse them as replays).
+    first_seq: int = 1
+
+
+class SimTill:
+    """One simulated till: an authenticated connection and the decisions it receives."""
+
+    def __init__(self, url: str, spec: TillSpec, first_seq: int = 1) -> None:
+        self.url = url.rstrip("/") + "/till/ws"
+        self.till_id = spec.till_id
+        self.key = SigningKey(bytes.fromhex(spec.signing_key_hex))
+        self.next_seq = first_seq
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.intended: dict[int, float] = {}
+        self.deny_seen: dict[str, float] = {}
+        self.on_decision: Any = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self, session: aiohttp.ClientSession) -> Welcome:
+        self.ws = await session.ws_connect(self.url, max_msg_size=16 << 20, compress=0)
+        challenge = node_frame_decoder.decode(await self.ws.receive_bytes(timeout=AUTH_TIMEOUT_S))
+        if not isinstance(challenge, Challenge):
+            raise RuntimeError(f"{self.till_id}: expected a challenge")
+        auth = sign_auth(self.key, challenge.nonce, self.till_id)
+        await self.ws.send_bytes(frame_encoder.encode(auth))
+        welcome = node_frame_decoder.decode(await self.ws.receive_bytes(timeout=AUTH_TIMEOUT_S))
+        if not isinstance(welcome, Welcome):
+            raise RuntimeError(f"{self.till_id}: the node did not welcome the till")
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        return welcome
+
+    async def _read(self) -> None:
+        if self.ws is None:
+            return
+        async for message in self.ws:
+            if message.type is not aiohttp.WSMsgType.BINARY:
+                break
+            now_s = time.monotonic()
+            frame = node_frame_decoder.decode(message.data)
+            if isinstance(frame, Decision):
+                intended_s = self.intended.pop(frame.seq, None)
+                if intended_s is not None and self.on_decision is not None:
+                    self.on_decision(intended_s, now_s, frame)
+            elif isinstance(frame, DenyUpdate):
+                for idm in frame.blocked:
+                    self.deny_seen.setdefault(idm, now_s)
+
+    def sign_taps(self, idms: Sequence[str], amount_yen: int) -> list[tuple[int, bytes]]:
+        """Sign the next taps of this till now, before the run measures anything."""
+        frames = []
+        for idm in idms:
+            body = TapBody(
+                till_id=self.till_id,
+                seq=self.next_seq,
+                idm=idm,
+                amount_yen=amount_yen,
+                at_ms=time.time_ns() // 1_000_000,
+            )
+            frames.append((self.next_seq, frame_encoder.encode(sign_body(self.key, body))))
+            self.next_seq += 1
+        return frames
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.latency_us = HdrHistogram(
+            LATENCY_LOWEST_US, LATENCY_HIGHEST_US, LATENCY_SIGNIFICANT_DIGITS
+        )
+        self.lag_us = HdrHistogram(
+            LATENCY_LOWEST_US, LATENCY_HIGHEST_US, LATENCY_SIGNIFICANT_DIGITS
+        )
+        self.errors: Counter[str] = Counter()
+        self.sent = 0
+        self.completed = 0
+        self.late_sends = 0
+        self.max_lag_s = 0.0
+        self.answered = 0
+        self.expected = 0
+        self.all_answered = asyncio.Event()
+
+    def send(self, lag_s: float) -> None:
+        self.sent += 1
+        self.lag_us.record_value(_us(lag_s))
+        self.max_lag_s = max(self.max_lag_s, lag_s)
+        if lag_s > LAG_THRESHOLD_MS / 1000:
+            self.late_sends += 1
+
+    def decision(self, intended_s: float, now_s: float, decision: Decision) -> None:
+        self.answered += 1
+        if self.answered >= self.expected:
+            self.all_answered.set()
+        self.latency_us.record_value(_us(now_s - intended_s))
+        if decision.approved:
+            self.completed += 1
+        else:
+            self.errors[str(decision.reason)] += 1
+
+
+def _us(seconds: float) -> int:
+    return min(max(round(seconds * 1e6), LATENCY_LOWEST_US), LATENCY_HIGHEST_US)
+
+
+def _ms(histogram: Any, percentile: float) -> float:
+    if histogram.get_total_count() == 0:
+        return 0.0
+    return float(histogram.get_value_at_percentile(percentile)) / 1000.0
+
+
+async def run_tills(
+    tills: list[SimTill], idms: list[str], amount_yen: int, rate_per_s: float, duration_s: float
+) -> RunResult:
+    """Send `rate_per_s` taps a second for `duration_s`, round-robin over the tills."""
+    count = math.floor(rate_per_s * duration_s + 1e-9)
+    rng = random.Random(f"{rate_per_s}-{tills[0].next_seq}")
+    per_till = [
+        till.sign_taps([rng.choice(idms) for _ in range(count // len(tills) + 1)], amount_yen)
+        for till in tills
+    ]
+    recorder = _Recorder()
+    recorder.expected = count
+    for till in tills:
+        till.on_decision = recorder.decision
+    start_s = time.monotonic() + SCHEDULE_START_DELAY_S
+    burst = 0
+    for index in range(count):
+        intended_s = start_s + index / rate_per_s
+        delay_s = intended_s - time.monotonic()
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+            burst = 0
+        else:
+            burst += 1
+            if burst >= BURST_YIELD_EVERY:
+                await asyncio.sleep(0)
+                burst = 0
+        till = tills[index % len(tills)]
+        seq, frame = per_till[index % len(tills)][index // len(tills)]
+        till.intended[seq] = intended_s
+        recorder.send(time.monotonic() - intended_s)
+        if till.ws is not None:
+            await till.ws.send_bytes(frame)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(recorder.all_answered.wait(), DRAIN_TIMEOUT_S)
+    end_s = time.monotonic()
+    recorder.errors["timeout"] += count - recorder.answered
+    for till in tills:
+        till.intended.clear()
+    return _result(tills, recorder, rate_per_s, duration_s, count, end_s - start_s)
+
+
+def _result(
+    tills: list[SimTill],
+    recorder: _Recorder,
+    rate_per_s: float,
+    duration_s: float,
+    count: int,
+    elapsed_s: float,
+) -> RunResult:
+    errors = {reason: number for reason, number in recorder.errors.items() if number}
+    return RunResult(
+        base_url=tills[0].url,
+        arrival="fixed",
+        offered_rate_per_s=rate_per_s,
+        duration_s=duration_s,
+        connections=len(tills),
+        scheduled=count,
+        sent=recorder.sent,
+        completed=recorder.completed,
+        errors=sum(errors.values()),
+        errors_by_reason=errors,
+        achieved_rate_per_s=recorder.completed / duration_s,
+        latency_p50_ms=_ms(recorder.latency_us, 50.0),
+        latency_p90_ms=_ms(recorder.latency_us, 90.0),
+        latency_p99_ms=_ms(recorder.latency_us, 99.0),
+        latency_p999_ms=_ms(recorder.latency_us, 99.9),
+        latency_max_ms=_ms(recorder.latency_us, 100.0),
+        latency_mean_ms=float(recorder.latency_us.get_mean_value()) / 1000.0,
+        schedule_lag_threshold_ms=LAG_THRESHOLD_MS,
+        late_sends=recorder.late_sends,
+        schedule_lag_p99_ms=_ms(recorder.lag_us, 99.0),
+        schedule_lag_max_ms=recorder.max_lag_s * 1000.0,
+        dropped_by_generator=0,
+        elapsed_s=elapsed_s,
+        time_series=[],
+    )
+
+
+async def search_tills(
+    tills: list[SimTill],
+    setup: TillLoadSetup,
+    start_rate: float,
+    step_factor: float,
+    objective_ms: float,
+    duration_s: float,
+    max_rate: float,
+) -> SearchResult:
+    """Raise the rate geometrically until p99 breaks the objective, then bisect once."""
+    steps: list[SearchStep] = []
+    held = 0.0
+    broken: SearchStep | None = None
+
+    async def step(rate: float) -> SearchStep:
+        result = await run_tills(tills, setup.idms, setup.amount_yen, rate, duration_s)
+        verdict, detail = judge_step(result, objective_ms)
+        done = SearchStep(rate_per_s=rate, verdict=verdict, detail=detail, result=result)
+        steps.append(done)
+        print(done.format_line(), file=sys.stderr, flush=True)
+        await asyncio.sleep(0.5)
+        return done
+
+    rate = start_rate
+    while rate <= max_rate:
+        done = await step(rate)
+        if not done.held:
+            broken = done
+            break
+        held = rate
+        rate *= step_factor
+    if broken is not None and held > 0:
+        middle = await step((held + broken.rate_per_s) / 2)
+        held = middle.rate_per_s if middle.held else held
+    return SearchResult(
+        max_rate_held_per_s=held,
+        p99_objective_ms=objective_ms,
+        limited_by=broken.verdict if broken is not None else "max_rate",
+        steps=steps,
+    )
+
+
+async def connect_all(setup: TillLoadSetup, session: aiohttp.ClientSession) -> list[SimTill]:
+    tills = [SimTill(setup.url, spec, setup.first_seq) for spec in setup.tills]
+    await asyncio.gather(*(till.connect(session) for till in tills))
+    return tills
+
+
+async def _main(args: argparse.Namespace, setup: TillLoadSetup) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        tills = await connect_all(setup, session)
+        try:
+            document: dict[str, Any] = {}
+            if args.rate_fixed:
+                fixed = await run_tills(
+                    tills, setup.idms, setup.amount_yen, args.rate_fixed, args.duration
+                )
+                print(fixed.format_line(), file=sys.stderr, flush=True)
+                document["fixed"] = fixed.to_dict()
+            if args.search:
+                search = await search_tills(
+                    tills, setup, args.rate, args.step_factor, args.objective_ms,
+                    args.search_duration, args.max_rate,
+                )  # fmt: skip
+                document["search"] = search.to_dict()
+            return document
+        finally:
+            await asyncio.gather(*(till.close() for till in tills))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m coopnode.loadtest.tills", description=__doc__)
+    parser.add_argument("--setup", required=True, help="a TillLoadSetup JSON file")
+    parser.add_argument("--rate-fixed", type=float, default=0.0, help="one run at this rate")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of the fixed run")
+    parser.add_argument("--search", action="store_true", help="find the highest rate that held")
+    parser.add_argument("--rate", type=float, default=2_000.0, help="search: first rate")
+    parser.add_argument("--step-factor", type=float, default=1.25)
+    parser.add_argument("--objective-ms", type=float, default=10.0)
+    parser.add_argument("--search-duration", type=float, default=6.0)
+    parser.add_argument("--max-rate", type=float, default=40_000.0)
+    args = parser.parse_args(argv)
+    _, loop_factory = event_loop_factory("auto", connections=256)
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        setup = msgspec.json.decode(Path(args.setup).read_bytes(), type=TillLoadSetup)
+        document = runner.run(_main(args, setup))
+    sys.stdout.write(msgspec.json.encode(document).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The till's end of the till channel: connect, prove its key, keep the link, reconnect.
+
+`TillLink.run()` connects to `<node>/till/ws`, answers the node's challenge with the till's
+signature, takes the `Welcome` (store, offline limits, deny list) and then reads frames
+until the link drops, when it waits (`agent_reconnect_backoff_ms`, doubled up to the
+maximum) and connects again, forever. `request()` sends a signed frame and waits for the
+`Decision` with its sequence number; it answers None when the link is down or the node
+does not answer in time, and the caller then decides what a till does offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import msgspec
+from nacl.signing import SigningKey
+
+from coopnode.domain.till_frames import (
+    Challenge,
+    Decision,
+    DenyUpdate,
+    Refused,
+    Welcome,
+    frame_encoder,
+    node_frame_decoder,
+    sign_auth,
+)
+from coopnode.logs import get_logger
+from coopnode.settings import TillSettings
+
+log = get_logger(__name__)
+
+# The node's frames are small, but a `Welcome` carries the whole deny list: a few hundred
+# thousand IDms at most, under this size.
+NODE_FRAME_MAX_BYTES = 16 * 1024 * 1024
+
+
+class LinkRefused(Exception):
+    """The node closed the link while it was opening (unknown till, bad key, retired)."""
+
+
+class TillLink:
+    def __init__(
+        self,
+        node_url: str,
+        till_id: str,
+        signing_key: SigningKey,
+        settings: TillSettings,
+        on_welcome: Callable[[Welcome], Awaitable[None]],
+        on_deny_update: Callable[[DenyUpdate], None],
+    ) -> None:
+        self._url = node_url.rstrip("/") + "/till/ws"
+        self._till_id = till_id
+        self._key = signing_key
+        self._settings = settings
+        self._on_welcome = on_welcome
+        self._on_deny_update = on_deny_update
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._pending: dict[int, asyncio.Future[Decision | None]] = {}
+        self.connected = asyncio.Event()
+        self.last_refusal = ""
+
+    @property
+    def online(self) -> bool:
+        return self._ws is not None and not self._ws.closed
+
+    async def run(self) -> None:
+        """Keep the link up until cancelled."""
+        backoff_s = self._settings.agent_reconnect_backoff_ms / 1000
+        async with aiohttp.ClientSession() as session:
+            while True:
+                try:
+                    await self._connect_once(session)
+                    backoff_s = self._settings.agent_reconnect_backoff_ms / 1000
+                except LinkRefused as error:
+                    self.last_refusal = str(error)
+                    log.error("the node refused this till", till_id=self._till_id, error=str(error))
+                except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                    log.info("node unreachable; selling offline", error=type(error).__name__)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, self._settings.agent_reconnect_backoff_max_ms / 1000)
+
+    async def _connect_once(self, session: aiohttp.ClientSession) -> None:
+        timeout_s = self._settings.auth_timeout_s
+        async with session.ws_connect(
+            self._url,
+            heartbeat=self._settings.heartbeat_s,
+            max_msg_size=NODE_FRAME_MAX_BYTES,
+            compress=0,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=timeout_s),
+        ) as ws:
+            challenge = await self._receive(ws, timeout_s)
+            if not isinstance(challenge, Challenge):
+                raise LinkRefused("the node did not send a challenge")
+            await ws.send_bytes(
+                frame_encoder.encode(sign_auth(self._key, challenge.nonce, self._till_id))
+            )
+            welcome = await self._receive(ws, timeout_s)
+            if not isinstance(welcome, Welcome):
+                raise LinkRefused("the node did not welcome this till")
+            await self._on_welcome(welcome)
+            self._ws = ws
+            self.connected.set()
+            log.info("connected to the node", till_id=self._till_id, deny=len(welcome.deny_idms))
+            try:
+                await self._read(ws)
+            finally:
+                self._ws = None
+                self.connected.clear()
+                for future in self._pending.values():
+                    if not future.done():
+                        future.set_result(None)
+                self._pending.clear()
+
+    async def _receive(
+        self, ws: aiohttp.ClientWebSocketResponse, timeout_s: float
+    ) -> Challenge | Welcome | DenyUpdate | Decision | Refused:
+        message = await ws.receive(timeout=timeout_s)
+        if message.type is not aiohttp.WSMsgType.BINARY:
+            raise LinkRefused(f"closed by the node: {message.data} {message.extra or ''}".strip())
+        return node_frame_decoder.decode(message.data)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in ws:
+            if message.type is not aiohttp.WSMsgType.BINARY:
+                continue
+            try:
+                frame = node_frame_decoder.decode(message.data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                log.warning("unreadable frame from the node", error=str(error))
+                continue
+            match frame:
+                case Decision():
+                    future = self._pending.pop(frame.seq, None)
+                    if future is not None and not future.done():
+                        future.set_result(frame)
+                case DenyUpdate():
+                    self._on_deny_update(frame)
+                case Refused():
+                    log.error("the node refused a frame", reason=frame.reason, seq=frame.seq)
+                    future = self._pending.pop(frame.seq, None)
+                    if future is not None and not future.done():
+                        future.set_result(None)
+                case _:
+                    log.warning("unexpected frame from the node", kind=type(frame).__name__)
+
+    async def request(self, seq: int, frame: bytes, timeout_s: float) -> Decision | None:
+        """Send a signed frame; its decision, or None (link down, refused, no answer)."""
+        ws = self._ws
+        if ws is None or ws.closed:
+            return None
+        future: asyncio.Future[Decision | None] = asyncio.get_running_loop().create_future()
+        self._pending[seq] = future
+        try:
+            await ws.send_bytes(frame)
+            return await asyncio.wait_for(future, timeout_s)
+        except (TimeoutError, ConnectionError, aiohttp.ClientError):
+            return None
+        finally:
+            self._pending.pop(seq, None)

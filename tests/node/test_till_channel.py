@@ -1,0 +1,236 @@
+"""The till channel on a real node (Ray, LMDB, aiohttp): taps, refusals, replays, voids,
+pacing, and a blocked card reaching every connected till within a second."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+from nacl.signing import SigningKey
+
+from coopnode.domain.money import Reason
+from coopnode.domain.till_frames import Signed, VoidBody, frame_encoder
+from tests.nodeproc import NodeProcess
+from tests.tillclient import RawTill, add_till, enrol_with_card
+
+pytestmark = pytest.mark.slow
+
+
+def wallet(node: NodeProcess, member_no: str) -> dict[str, Any]:
+    status, body = node.request("GET", f"/api/v1/wallets/{member_no}")
+    assert status == 200, body
+    return dict(body)
+
+
+def history_len(node: NodeProcess, member_no: str) -> int:
+    status, page = node.request("GET", f"/api/v1/wallets/{member_no}/history?limit=100")
+    assert status == 200, page
+    return len(page["lines"])
+
+
+def assert_balanced(node: NodeProcess) -> None:
+    status, audit = node.request("GET", "/api/v1/audit")
+    assert status == 200 and audit["balanced"], audit
+
+
+async def test_a_tap_is_decided_and_a_replay_changes_nothing(node: NodeProcess) -> None:
+    member, card = "202633000011", "3300000000000011"
+    enrol_with_card(node, member, card, base=5_000)
+    till_id, key = add_till(node, "shop-33")
+    till = await RawTill(node.url, till_id, key).open()
+    try:
+        assert till.welcome is not None and till.welcome.store == "shop-33"
+        body = till.tap(card, 1_200)
+        frame = till.signed(body)
+        decision = await till.decide(body, frame)
+        assert decision.approved and decision.paid.base == 1_200
+        assert decision.balances.base == 3_800 and decision.points_earned == 12
+        # The same frame again: the first decision, and nothing booked twice.
+        assert await till.decide(body, frame) == decision
+        # The same seq with other content: refused as a conflict.
+        conflict = await till.decide(msgspec.structs.replace(body, amount_yen=10))
+        assert not conflict.approved and conflict.reason is Reason.IDEMPOTENCY_CONFLICT
+    finally:
+        await till.close()
+    assert wallet(node, member)["balances"]["base"] == 3_800
+    assert history_len(node, member) == 2  # Enrolment and one payment.
+    assert_balanced(node)
+
+
+async def test_tills_that_cannot_prove_their_key_are_refused_at_open(node: NodeProcess) -> None:
+    till_id, key = add_till(node, "shop-33")
+    wrong_key = await RawTill(node.url, till_id, key).open(auth_key=SigningKey.generate())
+    assert (wrong_key.close_code, wrong_key.close_reason) == (4002, "bad signature")
+    unknown = await RawTill(node.url, "till-9999", key).open()
+    assert (unknown.close_code, unknown.close_reason) == (4001, "unknown till")
+    status, _ = node.request("POST", f"/api/v1/tills/{till_id}/retire")
+    assert status == 200
+    retired = await RawTill(node.url, till_id, key).open()
+    assert retired.close_code == 4003
+    for till in (wrong_key, unknown, retired):
+        await till.close()
+
+
+async def test_bad_frames_are_refused_with_a_reason_and_change_nothing(node: NodeProcess) -> None:
+    member, card = "202633000029", "3300000000000029"
+    enrol_with_card(node, member, card, base=5_000)
+    till_id, key = add_till(node, "shop-33")
+    other_id, other_key = add_till(node, "shop-33")
+    till = await RawTill(node.url, till_id, key).open()
+    try:
+        body = till.tap(card, 100)
+        wrong_signature = frame_encoder.encode(
+            Signed(body=frame_encoder.encode(body), signature=bytes(64))
+        )
+        bad: list[tuple[bytes, str]] = [
+            (b"\x93not a frame", "malformed_frame"),
+            (frame_encoder.encode(body), "malformed_frame"),  # A tap not wrapped and signed.
+            (wrong_signature, "bad_signature"),
+            (till.signed(body, key=other_key), "bad_signature"),
+            (till.signed(msgspec.structs.replace(body, till_id=other_id)), "wrong_till"),
+        ]
+        for frame, reason in bad:
+            await till.send(frame)
+            refused = await asyncio.wait_for(till.refused.get(), 5)
+            assert refused.reason == reason
+        await till.send(b"\x00" * 4096)  # Over frame_max_bytes: the node hangs up.
+        assert await till.wait_closed() == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+    finally:
+        await till.close()
+    assert wallet(node, member)["balances"]["base"] == 5_000
+    assert history_len(node, member) == 1
+    assert_balanced(node)
+
+
+async def test_a_till_voids_its_own_tap_but_not_another_tills(node: NodeProcess) -> None:
+    member, card = "202633000037", "3300000000000037"
+    enrol_with_card(node, member, card, base=5_000)
+    first = await RawTill(node.url, *add_till(node, "shop-33")).open()
+    second = await RawTill(node.url, *add_till(node, "shop-33")).open()
+    try:
+        tap = first.tap(card, 700)
+        assert (await first.decide(tap)).approved
+        # The second till names the first till's tap: it can only name its own taps.
+        second.seq = 5
+        foreign = VoidBody(
+            till_id=second.till_id, seq=second.next_seq(), idm=card, tap_seq=tap.seq, at_ms=1
+        )
+        refused = await second.decide(foreign)
+        assert not refused.approved and refused.reason is Reason.UNKNOWN_PAYMENT
+        assert wallet(node, member)["balances"]["base"] == 4_300
+        own = VoidBody(
+            till_id=first.till_id, seq=first.next_seq(), idm=card, tap_seq=tap.seq, at_ms=1
+        )
+        voided = await first.decide(own)
+        assert voided.approved and voided.paid.base == 700
+    finally:
+        await first.close()
+        await second.close()
+    assert wallet(node, member)["balances"]["base"] == 5_000
+    assert_balanced(node)
+
+
+async def test_a_flooding_till_is_slowed_and_the_others_are_not(node: NodeProcess) -> None:
+    member, card = "202633000045", "3300000000000045"
+    enrol_with_card(node, member, card, base=50_000)
+    flooder = await RawTill(node.url, *add_till(node, "shop-33")).open()
+    calm = await RawTill(node.url, *add_till(node, "shop-33")).open()
+    try:
+        # Taps of an unknown card: refused in the front, so only the pacing slows them.
+        flood = [flooder.tap("33000000000000ff", 10) for _ in range(1_400)]
+        frames = [flooder.signed(body) for body in flood]
+        started = time.monotonic()
+        sending = asyncio.gather(
+            *(flooder.decide(b, f) for b, f in zip(flood, frames, strict=True))
+        )
+        latencies = []
+        for _ in range(10):
+            began = time.monotonic()
+            assert (await calm.decide(calm.tap(card, 10))).approved
+            latencies.append(time.monotonic() - began)
+            await asyncio.sleep(0.05)
+        decisions = await sending
+        flood_s = time.monotonic() - started
+    finally:
+        await flooder.close()
+        await calm.close()
+    assert all(not decision.approved for decision in decisions)
+    # 1,400 frames at 400/s after a burst of 800 take at least 1.5 s...
+    assert flood_s >= 1.3, flood_s
+    # ...while the calm till's taps went through at their usual pace.
+    assert max(latencies) < 0.25, latencies
+
+
+async def test_a_blocked_card_reaches_every_connected_till_within_a_second(
+    node: NodeProcess,
+) -> None:
+    member, card = "202633000053", "3300000000000053"
+    enrol_with_card(node, member, card, base=5_000)
+    tills = [await RawTill(node.url, *add_till(node, "shop-33")).open() for _ in range(4)]
+    try:
+        for till in tills:
+            assert (await till.decide(till.tap(card, 100))).approved
+            till.deny_changed.clear()
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        status, lost = await loop.run_in_executor(
+            None, node.request, "POST", f"/api/v1/cards/{card}/lost"
+        )
+        assert status == 200 and lost["status"] == "lost"
+        await asyncio.wait_for(asyncio.gather(*(t.deny_changed.wait() for t in tills)), 1.0)
+        for till in tills:
+            arrived, update = till.deny_updates[-1]
+            assert card in update.blocked
+            assert arrived - started < 1.0
+            refused = await till.decide(till.tap(card, 100))
+            assert not refused.approved and refused.reason is Reason.CARD_BLOCKED
+        # Reissue: a new card reaches the same purses; the old one stays blocked.
+        new_card = "3300000000000153"
+        status, _ = node.request("POST", f"/api/v1/wallets/{member}/card", {"new_idm": new_card})
+        assert status == 201
+        reissued = await tills[0].decide(tills[0].tap(new_card, 100))
+        assert reissued.approved
+        assert msgspec.to_builtins(reissued.balances) == wallet(node, member)["balances"]
+        # A suspended account's card joins the deny list too, and leaves it on resume.
+        tills[1].deny_changed.clear()
+        assert node.request("POST", f"/api/v1/wallets/{member}/suspend")[0] == 200
+        await asyncio.wait_for(tills[1].deny_changed.wait(), 1.0)
+        assert new_card in tills[1].deny_updates[-1][1].blocked
+        refused = await tills[1].decide(tills[1].tap(new_card, 100))
+        assert refused.reason is Reason.SUSPENDED
+        tills[1].deny_changed.clear()
+        assert node.request("POST", f"/api/v1/wallets/{member}/resume")[0] == 200
+        await asyncio.wait_for(tills[1].deny_changed.wait(), 1.0)
+        assert new_card in tills[1].deny_updates[-1][1].unblocked
+    finally:
+        for till in tills:
+            await till.close()
+    status, deny = node.request("GET", "/api/v1/deny-list")
+    assert status == 200 and card in deny["idms"] and new_card not in deny["idms"]
+
+
+async def test_an_uncovered_offline_tap_is_booked_with_an_overdraft(node: NodeProcess) -> None:
+    member, card = "202633000061", "3300000000000061"
+    enrol_with_card(node, member, card, base=300)
+    till = await RawTill(node.url, *add_till(node, "shop-33")).open()
+    try:
+        body = till.tap(card, 800, offline=True)
+        decision = await till.decide(body)
+        assert decision.approved and decision.offline
+        assert decision.paid.base == 300 and decision.overdraft_yen == 500
+        too_big = await till.decide(till.tap(card, 5_000, offline=True))
+        assert too_big.reason is Reason.ABOVE_MAXIMUM  # Beyond the limits the node gave.
+    finally:
+        await till.close()
+    status, listing = node.request("GET", "/api/v1/overdrafts")
+    assert status == 200
+    mine = [record for record in listing["overdrafts"] if record["member_no"] == member]
+    assert [(record["overdraft_yen"], record["payment_key"]) for record in mine] == [
+        (500, f"tap:{till.till_id}:{body.seq}")
+    ]
+    assert wallet(node, member)["balances"]["base"] == 0
+    assert_balanced(node)
