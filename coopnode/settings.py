@@ -84,7 +84,8 @@ class WalletSettings(_Section, frozen=True):
     mailbox_max_ops: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 50_000
     # The front sends a shard at most this many operations per Ray call...
     front_batch_max_ops: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 512
-    # ...and waits at most this long to fill a batch (a fraction of a millisecond).
+    # ...and waits at most this long to fill a batch (a fraction of a millisecond); 0
+    # sends what arrived in the same turn of the event loop, with no timer at all.
     front_batch_window_us: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 300
     # Batches in flight to one shard; more operations wait and join a later batch.
     front_batches_in_flight_max: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4

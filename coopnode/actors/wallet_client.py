@@ -67,7 +67,7 @@ class ShardBatcher:
         self._metrics = metrics
         self._queue: deque[_Pending] = deque()
         self._in_flight = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, op: Operation) -> asyncio.Future[Result]:
@@ -80,8 +80,13 @@ class ShardBatcher:
         if len(self._queue) >= self._settings.front_batch_max_ops:
             self._flush()
         elif self._timer is None:
-            window_s = self._settings.front_batch_window_us / 1_000_000
-            self._timer = loop.call_later(window_s, self._flush)
+            window_us = self._settings.front_batch_window_us
+            # A window of zero gathers what arrives in the same turn of the event loop.
+            self._timer = (
+                loop.call_soon(self._flush)
+                if window_us == 0
+                else loop.call_later(window_us / 1_000_000, self._flush)
+            )
         return future
 
     def _flush(self) -> None:
