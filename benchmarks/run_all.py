@@ -14,6 +14,7 @@ import time
 BENCHMARKS = (
     "benchmarks.wallet_ray",
     "benchmarks.http_payments",
+    "benchmarks.tills",
     "benchmarks.identity_signin",
 )
 

@@ -59,8 +59,10 @@ class SignatureVerifier:
                 return future
             self._pending.append((key, frame, future))
             # Set under the lock: the worker clears it under the same lock when it takes
-            # the batch, so a job added after that always wakes it again.
-            self._wakeup.set()
+            # the batch, so a job added after that always wakes it again. Under load it is
+            # mostly set already, and setting an Event costs more than asking.
+            if not self._wakeup.is_set():
+                self._wakeup.set()
         return future
 
     def _run(self) -> None:

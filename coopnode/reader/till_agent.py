@@ -16,6 +16,11 @@ need one more step, taken automatically:
   * an online frame that got no answer, that the till approved offline, and that the node
     then declines for want of funds is sent again as an offline tap under a new sequence
     number, so that the node books it with an overdraft instead of losing it.
+
+What offline mode cannot know: a till holds the deny list, not the list of every card,
+so a card that was never registered is approved offline (within the limits) and declined
+when forwarded (unknown_card). Such a sale is logged as declined by the node after the
+sale; the limits bound what that can cost.
 """
 
 from __future__ import annotations
