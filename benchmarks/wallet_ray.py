@@ -4,7 +4,8 @@ Two figures:
 - raw: pre-built batches of payments sent straight to the shard actors, several in flight
   per shard: what the shards and the Ray hop can do;
 - client: the same payments through `WalletClient.submit`, one call per payment, as the
-  HTTP front and the till channel use it (micro-batching, futures, metrics included).
+  HTTP front and the till channel use it (micro-batching over the shards' socket links,
+  futures, metrics included).
 
 Run: .venv/bin/python -m benchmarks.wallet_ray [--seconds 10] [--shards 2]
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import secrets
 import shutil
 import tempfile
 import time
@@ -123,8 +125,9 @@ async def client_run(client: WalletClient, numbers: list[str], seconds: float) -
 
 
 async def run(settings: Settings, seconds: float) -> dict[str, Any]:
-    actors = create_shards(settings)
-    client = WalletClient(actors, settings.wallet, Metrics())
+    link_token = secrets.token_urlsafe(32)
+    actors = create_shards(settings, link_token)
+    client = WalletClient(actors, settings.wallet, Metrics(), link_token=link_token)
     await client.wait_ready(120)
     numbers = members()
     await open_wallets(client, numbers)

@@ -86,9 +86,10 @@ class WalletSettings(_Section, frozen=True):
     front_batch_max_ops: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 512
     # ...and waits at most this long to fill a batch (a fraction of a millisecond); 0
     # sends what arrived in the same turn of the event loop, with no timer at all.
-    front_batch_window_us: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 300
-    # Batches in flight to one shard; more operations wait and join a later batch.
-    front_batches_in_flight_max: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    front_batch_window_us: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 0
+    # Batches in flight to one shard; more operations wait and join a later batch. Two
+    # keeps a batch filling while the other commits (measured best of 1, 2 and 4).
+    front_batches_in_flight_max: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     # Operations the front holds for one shard before answering "overloaded".
     front_queue_max_ops: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 20_000
     # A shard that does not answer within this time is treated as unavailable.
@@ -99,6 +100,13 @@ class WalletSettings(_Section, frozen=True):
     retry_backoff_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     # Ray restarts a crashed shard at most this many times.
     actor_max_restarts: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 100
+    # How the front sends batches to the shards: "link", a socket per shard opened by the
+    # shard actor (the fast path), or "ray", one Ray actor call per batch.
+    transport: Annotated[str, msgspec.Meta(pattern="^(link|ray)$")] = "link"
+    # The address a shard's link listens on: loopback unless the shards run on other hosts.
+    link_host: str = "127.0.0.1"
+    # The largest frame on a link, either way; a full batch of payments is ~100 KiB.
+    link_frame_max_bytes: Annotated[int, msgspec.Meta(ge=65_536, le=268_435_456)] = 16_777_216
     # A shard waits this long for the previous owner of its files to let go (kill -9).
     lock_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
 
@@ -379,6 +387,84 @@ class IdentitySettings(_Section, frozen=True):
             raise ValueError("identity.password_max_chars is below password_min_chars")
 
 
+class PortalNotice(_Section, frozen=True):
+    """One notice (お知らせ) of the e-money pages and the portal's top page."""
+
+    date: Annotated[str, msgspec.Meta(pattern="^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    title_ja: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    title_en: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    body_ja: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    body_en: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+
+
+def _default_notices() -> list[PortalNotice]:
+    return [
+        PortalNotice(
+            date="2026-04-01",
+            title_ja="コンビニチャージはお支払い完了後に反映されます",
+            title_en="Convenience-store charges are credited once paid",
+            body_ja="お支払い期限（お申し込みから7日）を過ぎたお申し込みは取り消されます。",
+            body_en="An application not paid within 7 days is cancelled.",
+        ),
+        PortalNotice(
+            date="2026-03-15",
+            title_ja="IC組合員証を紛失したときは",
+            title_en="If you lose your IC member card",
+            body_ja="電子マネーの「アカウント停止」ですぐに支払いを止められます。"
+            "再開は生協店舗の窓口で承ります。",
+            body_en="Stop payments at once with “Suspend account”; the co-op counter "
+            "resumes it.",
+        ),
+    ]
+
+
+class PortalSettings(_Section, frozen=True):
+    # The language of a page when the member chose none (FLOWS: Japanese first).
+    default_lang: Annotated[str, msgspec.Meta(pattern="^(ja|en)$")] = "ja"
+    # No page has more fields than this; a bigger form is refused before it is read.
+    form_fields_max: Annotated[int, msgspec.Meta(ge=8, le=256)] = 32
+    # Lines of money history per page (the wallet's own maximum is 100).
+    history_page_lines: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+    # Payments read for the cafeteria calendar and the purchase history of one month; a
+    # member eats and shops at most a few times a day, so this covers any real month.
+    month_history_lines_max: Annotated[int, msgspec.Meta(ge=10, le=2000)] = 300
+    # Guardians one member may grant family access to (parents, a guardian).
+    family_guardians_max: Annotated[int, msgspec.Meta(ge=1, le=20)] = 4
+    notices: list[PortalNotice] = msgspec.field(default_factory=_default_notices)
+
+
+class PaymentsSettings(_Section, frozen=True):
+    # The payments actor's LMDB file (charges by card and convenience store) grows to this.
+    lmdb_map_size_mib: Annotated[int, msgspec.Meta(ge=16, le=1_048_576)] = 256
+    # A call to the payments actor that takes longer than this is answered "unavailable".
+    call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+    # The card acquirer's API; empty runs the embedded test acquirer on loopback
+    # (development only: production must name a real acquirer).
+    acquirer_url: str = ""
+    # The file holding the acquirer's API key; empty means `<data_dir>/acquirer-key`.
+    acquirer_key_file: str = ""
+    # One authorize or capture call; a slower acquirer is treated as unavailable.
+    acquirer_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0
+    # The largest answer read from the acquirer; its answers are a few hundred bytes.
+    acquirer_response_max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1_048_576)] = 16_384
+    # Convenience-store payment numbers are valid for this many days (FLOWS §6).
+    konbini_deadline_days: Annotated[int, msgspec.Meta(ge=1, le=60)] = 7
+    # Unpaid convenience-store charges one member may hold at once.
+    konbini_pending_max: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    # The secret the store network signs its notifications with; empty means
+    # `<data_dir>/konbini-webhook-secret`, created at first start in development.
+    konbini_webhook_secret_file: str = ""
+    # A notification signed longer ago than this is refused, so a captured one cannot be
+    # replayed later (the store network retries within minutes).
+    konbini_webhook_tolerance_s: Annotated[int, msgspec.Meta(ge=10, le=3600)] = 300
+    # How often the node cancels convenience-store charges past their deadline.
+    expiry_sweep_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 60.0
+    # Charges a member's charge list shows (HOME, notices), newest first.
+    member_charges_max: Annotated[int, msgspec.Meta(ge=1, le=200)] = 20
+    # Expired charges one sweep cancels; the rest wait for the next sweep.
+    expiry_batch_max: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+
+
 def _default_coops() -> dict[str, CoopRules]:
     return {"demo": CoopRules(name="デモ大学生活協同組合")}
 
@@ -393,6 +479,8 @@ class Settings(_Section, frozen=True):
     verification: VerificationSettings = msgspec.field(default_factory=VerificationSettings)
     notifier: NotifierSettings = msgspec.field(default_factory=NotifierSettings)
     identity: IdentitySettings = msgspec.field(default_factory=IdentitySettings)
+    portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
+    payments: PaymentsSettings = msgspec.field(default_factory=PaymentsSettings)
     # The co-ops this node serves, by id.
     coops: dict[str, CoopRules] = msgspec.field(default_factory=_default_coops)
 

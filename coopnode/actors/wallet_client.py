@@ -22,9 +22,9 @@ import msgspec
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
+from coopnode.actors.shard_link import BatchReply, ShardLink
 from coopnode.actors.wallet_shard import (
     RAY_NAMESPACE,
-    BatchReply,
     ShardHealth,
     batch_encoder,
     reply_decoder,
@@ -43,7 +43,8 @@ log = get_logger(__name__)
 
 
 def _retryable(error: BaseException) -> bool:
-    if isinstance(error, (RayActorError, ActorUnavailableError, TimeoutError)):
+    # ConnectionError and OSError: the shard's link broke or its port is gone (restarted).
+    if isinstance(error, (RayActorError, ActorUnavailableError, TimeoutError, OSError)):
         return True
     # A shard that found broken books exits on purpose; its callers may see the cause.
     return isinstance(error, RayTaskError) and isinstance(error.cause, InvariantViolation)
@@ -60,11 +61,24 @@ class _Pending:
 class ShardBatcher:
     """Gathers the operations for one shard into micro-batches."""
 
-    def __init__(self, index: int, actor: Any, settings: WalletSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        index: int,
+        actor: Any,
+        settings: WalletSettings,
+        metrics: Metrics,
+        link_token: str | None = None,
+    ) -> None:
         self.index = index
         self.actor = actor
         self._settings = settings
         self._metrics = metrics
+        # With a token and the "link" transport, batches go over the shard's socket.
+        self._link = (
+            ShardLink(self._endpoint, link_token, settings.link_frame_max_bytes)
+            if link_token is not None and settings.transport == "link"
+            else None
+        )
         self._queue: deque[_Pending] = deque()
         self._in_flight = 0
         self._timer: asyncio.Handle | None = None
@@ -122,16 +136,12 @@ class ShardBatcher:
             self._flush()
 
     async def _call(self, ops: list[Operation]) -> BatchReply:
-        """One Ray call, sent again (same keys) while Ray restarts a dead shard."""
-        payload = batch_encoder.encode(ops)
+        """One batch to the shard, sent again (same keys) while Ray restarts a dead shard."""
         backoff_s = self._settings.retry_backoff_ms / 1000
         for attempt in range(self._settings.call_retry_max + 1):
             started = time.perf_counter()
             try:
-                ref = self.actor.apply.remote(payload)
-                raw = await asyncio.wait_for(
-                    asyncio.wrap_future(ref.future()), self._settings.call_timeout_s
-                )
+                reply = await asyncio.wait_for(self._send_once(ops), self._settings.call_timeout_s)
             except Exception as error:
                 if not _retryable(error) or attempt == self._settings.call_retry_max:
                     raise
@@ -143,13 +153,23 @@ class ShardBatcher:
                 backoff_s *= 2
                 continue
             self._metrics.call_seconds.observe(time.perf_counter() - started)
-            reply: BatchReply = reply_decoder.decode(raw)
             if len(reply.results) != len(ops):
                 raise InvariantViolation(
                     "a shard answered a batch with the wrong number of results"
                 )
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_once(self, ops: list[Operation]) -> BatchReply:
+        if self._link is not None:
+            return await self._link.call(ops)
+        raw = await asyncio.wrap_future(self.actor.apply.remote(batch_encoder.encode(ops)).future())
+        reply: BatchReply = reply_decoder.decode(raw)
+        return reply
+
+    async def _endpoint(self) -> str:
+        endpoint: str = await asyncio.wrap_future(self.actor.data_endpoint.remote().future())
+        return endpoint
 
     async def close(self) -> None:
         if self._timer is not None:
@@ -159,17 +179,26 @@ class ShardBatcher:
             self._flush()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._link is not None:
+            await self._link.close()
 
 
 class WalletClient:
     """Routes each operation to the shard that owns its member."""
 
-    def __init__(self, actors: list[Any], settings: WalletSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        actors: list[Any],
+        settings: WalletSettings,
+        metrics: Metrics,
+        link_token: str | None = None,
+    ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._counters: dict[tuple[str, bool], Any] = {}
         self.batchers = [
-            ShardBatcher(index, actor, settings, metrics) for index, actor in enumerate(actors)
+            ShardBatcher(index, actor, settings, metrics, link_token)
+            for index, actor in enumerate(actors)
         ]
 
     @classmethod

@@ -42,8 +42,12 @@ def with_absolute_paths(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, node=node)
 
 
-def create_shards(settings: Settings) -> list[Any]:
-    """Create (or find, when joining a running cluster) every wallet shard actor."""
+def create_shards(settings: Settings, link_token: str) -> list[Any]:
+    """Create (or find, when joining a running cluster) every wallet shard actor.
+
+    `link_token` authenticates the front on each shard's data plane; it comes from a
+    secret file in the data directory so that a joining front and restarted shards agree.
+    """
     settings_json = msgspec.json.encode(with_absolute_paths(settings))
     shard_class = remote_shard_class()
     return [
@@ -56,7 +60,7 @@ def create_shards(settings: Settings) -> list[Any]:
             # Shards wait on fsync more than they compute; they must not starve each other
             # of Ray's CPU slots on a two-core machine.
             num_cpus=0,
-        ).remote(index, settings_json)
+        ).remote(index, settings_json, link_token)
         for index in range(settings.wallet.shard_count)
     ]
 

@@ -22,6 +22,17 @@ def read_or_create_secret(path: Path, settings: Settings, nbytes: int = 32) -> s
         return value
     if settings.node.environment is Environment.PRODUCTION:
         raise MissingSecret(f"{path} is missing; production secrets are never generated")
+    return _create_secret(path, nbytes)
+
+
+def read_or_create_internal_secret(path: Path, nbytes: int = 32) -> str:
+    """A secret only the node's own processes share (never typed by a person): made on need."""
+    if path.exists():
+        return path.read_text(encoding="ascii").strip()
+    return _create_secret(path, nbytes)
+
+
+def _create_secret(path: Path, nbytes: int) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(nbytes)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -22,7 +22,7 @@ from coopnode.node.cluster import create_registry, create_shards, start_ray
 from coopnode.node.demo import seed_demo
 from coopnode.node.demo_till import DemoTill, bind_demo_cards
 from coopnode.node.identity_node import IdentityNode, prepare_identity_secrets
-from coopnode.node.secrets_files import read_or_create_secret
+from coopnode.node.secrets_files import read_or_create_internal_secret, read_or_create_secret
 from coopnode.settings import Settings, SettingsError
 
 log = get_logger(__name__)
@@ -58,17 +58,20 @@ def serve(settings: Settings, *, demo: bool) -> None:
     prepare_identity_secrets(settings)
     log.info("starting ray", address=settings.node.ray_address or "local")
     start_ray(settings)
+    link_token = read_or_create_internal_secret(settings.data_path / "wallet" / "link-token")
     try:
-        shards = create_shards(settings)
-        asyncio.run(_serve(settings, shards, staff_token, demo=demo))
+        shards = create_shards(settings, link_token)
+        asyncio.run(_serve(settings, shards, staff_token, link_token, demo=demo))
     finally:
         ray.shutdown()
         log.info("node stopped")
 
 
-async def _serve(settings: Settings, shards: list[Any], staff_token: str, *, demo: bool) -> None:
+async def _serve(
+    settings: Settings, shards: list[Any], staff_token: str, link_token: str, *, demo: bool
+) -> None:
     metrics = Metrics()
-    wallet = WalletClient(shards, settings.wallet, metrics)
+    wallet = WalletClient(shards, settings.wallet, metrics, link_token=link_token)
     await wallet.wait_ready(SHARDS_READY_TIMEOUT_S)
     tills = TillHub(create_registry(settings), settings.till)
     await tills.start(SHARDS_READY_TIMEOUT_S)
