@@ -9,8 +9,8 @@ from pathlib import Path
 import msgspec
 
 from coopnode.logs import configure_logging, get_logger
-from coopnode.node.member_cli import MEMBER_COMMANDS, add_member_commands, run_member_command
-from coopnode.reader.till_cli import add_till_commands, run_till_command
+from coopnode.node.member_cli import add_member_commands
+from coopnode.reader.till_cli import add_till_commands
 from coopnode.settings import Settings, SettingsError, load_settings
 
 log = get_logger(__name__)
@@ -27,8 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="LMDB files, Ray files and secrets go here")
     serve.add_argument("--demo", action="store_true", help="open the demo co-op's members")
     commands.add_parser("settings", help="print the effective settings as JSON")
-    add_till_commands(commands)
-    add_member_commands(commands)
+    admin = commands.add_parser("admin", help="staff tasks").add_subparsers(
+        dest="admin_command", required=True
+    )
+    add_till_commands(commands, admin)
+    add_member_commands(admin)
     return parser
 
 
@@ -57,10 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "settings":
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(settings).decode()) + "\n")
         return 0
-    if args.command == "admin" and args.admin_command in MEMBER_COMMANDS:
-        return run_member_command(args, settings)
-    if args.command in ("till", "admin"):
-        return run_till_command(args, settings)
+    if hasattr(args, "run"):  # A subcommand that brought its own handler.
+        code: int = args.run(args, settings)
+        return code
     from coopnode.node.service import serve  # Ray is imported only when needed.
 
     try:

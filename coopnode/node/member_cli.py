@@ -34,7 +34,6 @@ import msgspec
 from coopnode.actors.identity_messages import Enrolment, InsuranceItem
 from coopnode.settings import Settings
 
-MEMBER_COMMANDS = frozenset({"enrol", "import-members", "add-staff"})
 CSV_COLUMNS = (
     "member_no",
     "name",
@@ -211,14 +210,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-file", help="the staff token file")
 
 
-def add_member_commands(commands: Any) -> None:
+def add_member_commands(admin: Any) -> None:
     """Add the member commands under `coopnode admin`, beside the till's."""
-    admin = commands.choices["admin"]
-    # argparse has no public way to find a parser's subcommands; its own code does this.
-    subcommands = next(
-        action for action in admin._actions if isinstance(action, argparse._SubParsersAction)
-    )
-    enrol = subcommands.add_parser("enrol", help="enrol one member (FLOWS §0)")
+    enrol = admin.add_parser("enrol", help="enrol one member (FLOWS §0)")
     for column in ("member_no", "name", "kana", "birth_date", "mail", "phone"):
         enrol.add_argument(f"--{column.replace('_', '-')}", dest=column, required=True)
     enrol.add_argument("--coop", default="demo")
@@ -227,11 +221,11 @@ def add_member_commands(commands: Any) -> None:
     enrol.add_argument("--emoney-yen", dest="emoney_yen", default="0")
     enrol.add_argument("--meal-plan", dest="meal_plan", default="none")
     enrol.add_argument("--meal-yen", dest="meal_yen", default="0")
-    _common(enrol)
-    imports = subcommands.add_parser("import-members", help="enrol the members of a CSV file")
+    imports = admin.add_parser("import-members", help="enrol the members of a CSV file")
     imports.add_argument("file", help="UTF-8 CSV with the columns " + ",".join(CSV_COLUMNS))
-    _common(imports)
-    staff = subcommands.add_parser("add-staff", help="create a staff account with TOTP")
+    staff = admin.add_parser("add-staff", help="create a staff account with TOTP")
     staff.add_argument("--staff-id", dest="staff_id", required=True)
     staff.add_argument("--name", required=True)
-    _common(staff)
+    for parser in (enrol, imports, staff):
+        _common(parser)
+        parser.set_defaults(run=run_member_command)

@@ -290,8 +290,8 @@ def admin_till(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def add_till_commands(commands: Any) -> None:
-    """Add `till run` and `admin till add|retire` to the `coopnode` command."""
+def add_till_commands(commands: Any, admin: Any) -> None:
+    """Add `till run` to the `coopnode` command and `till add|retire` under `admin`."""
     till = commands.add_parser("till", help="run a till").add_subparsers(
         dest="till_command", required=True
     )
@@ -303,9 +303,7 @@ def add_till_commands(commands: Any) -> None:
     run.add_argument("--no-prompt", action="store_true", help="no terminal prompt")
     run.add_argument("--fixed-amount-yen", type=int, help="every tap is a sale of this amount")
     run.add_argument("--state-dir", help="where the till's LMDB lives")
-    admin = commands.add_parser("admin", help="staff tasks").add_subparsers(
-        dest="admin_command", required=True
-    )
+    run.set_defaults(run=run_till_command)
     admin_till_parser = admin.add_parser("till", help="add or retire a till")
     actions = admin_till_parser.add_subparsers(dest="till_command", required=True)
     add = actions.add_parser("add", help="register a till and write its key file")
@@ -317,6 +315,7 @@ def add_till_commands(commands: Any) -> None:
     for parser in (add, retire):
         parser.add_argument("--node", help="the node's URL (default: from the settings)")
         parser.add_argument("--token-file", help="the staff token file")
+        parser.set_defaults(run=run_till_command)
 
 
 def run_till_command(args: argparse.Namespace, settings: Settings) -> int:
