@@ -124,6 +124,9 @@ def configure_logging(settings: LogSettings) -> None:
     logging.getLogger("aiohttp.access").setLevel(
         logging.INFO if settings.access_log else logging.WARNING
     )
+    # The development SMTP server narrates every SMTP command at INFO; mails are counted
+    # by the notifier's own lines instead.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> Any:
