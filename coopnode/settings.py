@@ -412,8 +412,7 @@ def _default_notices() -> list[PortalNotice]:
             title_en="If you lose your IC member card",
             body_ja="電子マネーの「アカウント停止」ですぐに支払いを止められます。"
             "再開は生協店舗の窓口で承ります。",
-            body_en="Stop payments at once with “Suspend account”; the co-op counter "
-            "resumes it.",
+            body_en="Stop payments at once with “Suspend account”; the co-op counter resumes it.",
         ),
     ]
 
