@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest browser bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+## The browser tests drive Debian's Chromium (Playwright cannot download its own browser
+## here) with Japanese fonts, so that the screenshots show the pages as members see them.
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	@test -d /usr/share/fonts/opentype/noto || (apt-get update && apt-get install -y --no-install-recommends fonts-noto-cjk)
+
+pytest: $(STAMP) browser
 	$(BIN)/pytest
 
 ## Run every benchmark and print its figures.

@@ -427,41 +427,7 @@ class PortalSettings(_Section, frozen=True):
     # Payments read for the cafeteria calendar and the purchase history of one month; a
     # member eats and shops at most a few times a day, so this covers any real month.
     month_history_lines_max: Annotated[int, msgspec.Meta(ge=10, le=2000)] = 300
-    # Guardians one member may grant family access to (parents, a guardian).
-    family_guardians_max: Annotated[int, msgspec.Meta(ge=1, le=20)] = 4
     notices: list[PortalNotice] = msgspec.field(default_factory=_default_notices)
-
-
-class PaymentsSettings(_Section, frozen=True):
-    # The payments actor's LMDB file (charges by card and convenience store) grows to this.
-    lmdb_map_size_mib: Annotated[int, msgspec.Meta(ge=16, le=1_048_576)] = 256
-    # A call to the payments actor that takes longer than this is answered "unavailable".
-    call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
-    # The card acquirer's API; empty runs the embedded test acquirer on loopback
-    # (development only: production must name a real acquirer).
-    acquirer_url: str = ""
-    # The file holding the acquirer's API key; empty means `<data_dir>/acquirer-key`.
-    acquirer_key_file: str = ""
-    # One authorize or capture call; a slower acquirer is treated as unavailable.
-    acquirer_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 15.0
-    # The largest answer read from the acquirer; its answers are a few hundred bytes.
-    acquirer_response_max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1_048_576)] = 16_384
-    # Convenience-store payment numbers are valid for this many days (FLOWS §6).
-    konbini_deadline_days: Annotated[int, msgspec.Meta(ge=1, le=60)] = 7
-    # Unpaid convenience-store charges one member may hold at once.
-    konbini_pending_max: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
-    # The secret the store network signs its notifications with; empty means
-    # `<data_dir>/konbini-webhook-secret`, created at first start in development.
-    konbini_webhook_secret_file: str = ""
-    # A notification signed longer ago than this is refused, so a captured one cannot be
-    # replayed later (the store network retries within minutes).
-    konbini_webhook_tolerance_s: Annotated[int, msgspec.Meta(ge=10, le=3600)] = 300
-    # How often the node cancels convenience-store charges past their deadline.
-    expiry_sweep_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 60.0
-    # Charges a member's charge list shows (HOME, notices), newest first.
-    member_charges_max: Annotated[int, msgspec.Meta(ge=1, le=200)] = 20
-    # Expired charges one sweep cancels; the rest wait for the next sweep.
-    expiry_batch_max: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
 
 
 def _default_coops() -> dict[str, CoopRules]:
@@ -479,7 +445,6 @@ class Settings(_Section, frozen=True):
     notifier: NotifierSettings = msgspec.field(default_factory=NotifierSettings)
     identity: IdentitySettings = msgspec.field(default_factory=IdentitySettings)
     portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
-    payments: PaymentsSettings = msgspec.field(default_factory=PaymentsSettings)
     # The co-ops this node serves, by id.
     coops: dict[str, CoopRules] = msgspec.field(default_factory=_default_coops)
 

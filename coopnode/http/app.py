@@ -18,6 +18,7 @@ from coopnode.http.identity_front import (
 )
 from coopnode.http.oauth import OAUTH_ROUTES
 from coopnode.http.openapi import openapi_document
+from coopnode.http.portal import setup_portal
 from coopnode.http.till_api import TILL_ROUTES
 from coopnode.http.till_channel import till_hub_key, till_websocket
 from coopnode.http.till_hub import TillHub
@@ -91,6 +92,8 @@ def make_app(
     routes = ROUTES + (TILL_ROUTES if tills is not None else ())
     if identity is not None:
         routes += _identity_routes(app, settings, identity)
+        # The member portal's pages sit on the identity engine and the wallet.
+        setup_portal(app, settings)
     app[openapi_key] = msgspec.json.encode(openapi_document(routes))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

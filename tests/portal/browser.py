@@ -1,0 +1,90 @@
+"""Helpers for driving the portal in Debian's Chromium with Playwright.
+
+Playwright cannot download its own browser here, so the suite launches the system's
+`/usr/bin/chromium` (the Makefile installs it). One browser serves the whole suite; each
+test opens its own context (cookies), sized like a phone.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page, ViewportSize
+
+from tests.identity.nodeclient import Member, remember
+from tests.nodeproc import REPO, NodeProcess
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE: ViewportSize = {"width": 390, "height": 844}
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+PASSWORD = "Sakura-Kaede-2026!"
+_CODE = re.compile(r"(?:パスコード|確認コード|認証コード)[：:]\s*([0-9]{6})")
+_SPOKEN = re.compile(r"お知らせします。([0-9、]+)。")
+
+
+def shot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot of a main screen as a test artifact."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def last_sequence(node: NodeProcess) -> int:
+    status, page = node.request("GET", "/dev/outbox.json?to=none@invalid.example")
+    if status != 200:
+        raise AssertionError(page)
+    return int(page["last_sequence"])
+
+
+def wait_message(
+    node: NodeProcess, to: str, after: int, channel: str = "", timeout_s: float = 15.0
+) -> dict[str, Any]:
+    """The first message to `to` after `after`, from the node's real SMTP outbox."""
+    query = f"/dev/outbox.json?to={to.replace('+', '%2B')}&after={after}"
+    if channel:
+        query += f"&channel={channel}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status, page = node.request("GET", query)
+        if status == 200 and page["messages"]:
+            message: dict[str, Any] = page["messages"][0]
+            return message
+        time.sleep(0.05)
+    raise AssertionError(f"no message to {to} within {timeout_s} s")
+
+
+def code_in(text: str) -> str:
+    found = _CODE.search(text)
+    if found is not None:
+        return remember(found.group(1))
+    spoken = _SPOKEN.search(text)
+    if spoken is None:
+        raise AssertionError(f"no code in {text!r}")
+    return remember(spoken.group(1).replace("、", ""))
+
+
+def enrol(node: NodeProcess, member: Member) -> None:
+    after = last_sequence(node)
+    status, body = node.request("POST", "/api/v1/members", member.enrolment())
+    if status != 201:
+        raise AssertionError(body)
+    wait_message(node, member.mail, after)
+
+
+def balance(page: Page, purse: str) -> int:
+    text = page.locator(f"#balance-{purse}").inner_text()
+    return int(re.sub(r"[^0-9]", "", text))

@@ -1,0 +1,36 @@
+"""One Chromium for every browser test; a fresh phone-sized context per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.nodeproc import NodeProcess
+from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, PHONE
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser, node: NodeProcess) -> Iterator[BrowserContext]:
+    context = browser.new_context(viewport=PHONE, base_url=node.url, locale="ja-JP")
+    context.set_default_timeout(15_000)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
