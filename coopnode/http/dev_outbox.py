@@ -13,12 +13,13 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from coopnode.actors.mailer import Channel, Outbox, OutboxMessage
+from coopnode.actors.mailer import Channel, OutboxMessage
+from coopnode.actors.notifier_actor import OutboxPort
 from coopnode.domain.money import Reason
 from coopnode.http.errors import ApiError
 from coopnode.http.wallet_api import Route
 
-outbox_key = web.AppKey("outbox", Outbox)
+outbox_key = web.AppKey("outbox", OutboxPort)
 
 
 class OutboxQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -33,18 +34,17 @@ class OutboxPage(msgspec.Struct, frozen=True):
     last_sequence: int
 
 
-def _messages(request: web.Request) -> tuple[list[OutboxMessage], int]:
+async def _messages(request: web.Request) -> tuple[list[OutboxMessage], int]:
     try:
         query = msgspec.convert(dict(request.query), OutboxQuery, strict=False)
     except msgspec.ValidationError as error:
         raise ApiError(400, Reason.INVALID_INPUT, f"invalid query: {error}") from None
-    outbox = request.app[outbox_key]
-    found = outbox.list(query.to or None, query.channel)
-    return [message for message in found if message.sequence > query.after], outbox.last_sequence
+    snapshot = await request.app[outbox_key].snapshot(query.to or None, query.channel, query.after)
+    return snapshot.messages, snapshot.last_sequence
 
 
 async def outbox_json(request: web.Request) -> web.Response:
-    messages, last = _messages(request)
+    messages, last = await _messages(request)
     body = msgspec.json.encode(OutboxPage(messages=messages, last_sequence=last))
     return web.Response(body=body, content_type="application/json")
 
@@ -63,7 +63,7 @@ def _row(message: OutboxMessage) -> str:
 
 
 async def outbox_page(request: web.Request) -> web.Response:
-    messages, _ = _messages(request)
+    messages, _ = await _messages(request)
     rows = "".join(_row(message) for message in reversed(messages))
     page = (
         '<!doctype html><html lang="ja"><head><meta charset="utf-8">'

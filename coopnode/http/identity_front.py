@@ -26,14 +26,14 @@ from coopnode.actors.identity_messages import (
     Refused,
     SessionIssued,
 )
-from coopnode.actors.mailer import Notifier, Outbox
+from coopnode.actors.notifier_actor import NotifierPort, OutboxPort
 from coopnode.domain.identity import SessionKind
 from coopnode.logs import get_logger
 
 log = get_logger(__name__)
 
 identity_key = web.AppKey("identity", IdentityPort)
-notifier_key = web.AppKey("notifier", Notifier)
+notifier_key = web.AppKey("notifier", NotifierPort)
 secure_cookies_key = web.AppKey("secure_cookies", bool)
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -171,5 +171,5 @@ class IdentityFront(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     client: IdentityPort
-    notifier: Notifier
-    outbox: Outbox | None = None
+    notifier: NotifierPort
+    outbox: OutboxPort | None = None

@@ -1,9 +1,9 @@
 """Identity in the node process: its secrets, its actor, the notifier and the dev outbox.
 
-In development (and by default) the node runs an SMTP server on loopback itself and points
-its mail sender at it, so every mail the node sends really crosses SMTP and lands in the
-in-memory outbox that `/dev/outbox` shows. In production `notifier.smtp_embedded` is off,
-mail goes to the co-op's relay and the outbox routes do not exist.
+In development (and by default) the notifier actor runs an SMTP server on loopback and
+points its mail sender at it, so every mail the node sends really crosses SMTP and lands
+in the in-memory outbox that `/dev/outbox` shows. In production `notifier.smtp_embedded`
+is off, mail goes to the co-op's relay and the outbox routes do not exist.
 
 With `--demo`, the demo co-op's members are enrolled into identity as well. The demo file
 gives no birth dates or phone numbers, so every demo member is born on `DEMO_BIRTH_DATE`
@@ -24,13 +24,7 @@ from coopnode.actors.identity_messages import (
     InsuranceItem,
     Refused,
 )
-from coopnode.actors.mailer import (
-    DevMailServer,
-    MailSender,
-    Notifier,
-    SmsProvider,
-    build_sms_provider,
-)
+from coopnode.actors.notifier_actor import NotifierClient, create_notifier_actor
 from coopnode.domain.money import Purse
 from coopnode.http.identity_front import IdentityFront
 from coopnode.logs import get_logger
@@ -65,31 +59,24 @@ class IdentityNode:
         self,
         settings: Settings,
         front: IdentityFront,
-        sms: SmsProvider,
-        mail_server: DevMailServer | None,
+        notifier: NotifierClient,
     ) -> None:
         self._settings = settings
         self.front = front
-        self._sms = sms
-        self._mail_server = mail_server
+        self.notifier = notifier
 
     @classmethod
     async def start(cls, settings: Settings, ready_timeout_s: float) -> IdentityNode:
         client = IdentityClient(create_identity_actor(settings), settings.identity.call_timeout_s)
         await client.wait_ready(ready_timeout_s)
-        mail_server = None
-        port = None
-        if settings.notifier.smtp_embedded:
-            mail_server = DevMailServer(settings.notifier)
-            await mail_server.start()
-            port = mail_server.port
-        outbox = mail_server.outbox if mail_server is not None else None
-        sms = build_sms_provider(settings.notifier, outbox)
-        sender = MailSender.from_settings(settings.notifier, port=port)
-        notifier = Notifier(settings.notifier, mail=sender, sms=sms)
-        await notifier.start()
-        front = IdentityFront(client=client, notifier=notifier, outbox=outbox)
-        return cls(settings, front, sms, mail_server)
+        notifier = NotifierClient(
+            create_notifier_actor(settings), settings.notifier.queue_max_messages
+        )
+        embedded = await notifier.start()
+        front = IdentityFront(
+            client=client, notifier=notifier, outbox=notifier if embedded else None
+        )
+        return cls(settings, front, notifier)
 
     async def enrol_demo(self, demo: DemoCoop) -> None:
         """Enrol the demo members (once: a second start finds them and mails nobody)."""
@@ -112,11 +99,8 @@ class IdentityNode:
             if isinstance(answer.reply, Refused):
                 raise RuntimeError(f"demo member {member.member_no}: {answer.reply.message}")
             for notification in answer.notifications:
-                self.front.notifier.submit(notification)
+                self.notifier.submit(notification)
         log.info("demo members enrolled", members=len(demo.members))
 
     async def stop(self, grace_s: float) -> None:
-        await self.front.notifier.stop(grace_s)
-        await self._sms.close()
-        if self._mail_server is not None:
-            await self._mail_server.stop()
+        await self.notifier.stop(grace_s)

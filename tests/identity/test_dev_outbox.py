@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from coopnode.actors.identity_actor import LocalIdentity
 from coopnode.actors.mailer import Channel, MailSender, Notifier, Outbox, OutboxSms
+from coopnode.actors.notifier_actor import LocalOutbox
 from coopnode.actors.wallet_client import WalletClient
 from coopnode.http.app import make_app
 from coopnode.http.identity_front import IdentityFront
@@ -36,7 +37,9 @@ def _app(harness: Harness, environment: Environment, outbox: Outbox) -> TestServ
         mail=MailSender(settings.notifier, port=1),
         sms=OutboxSms(settings.notifier, outbox),
     )
-    front = IdentityFront(client=LocalIdentity(harness.service), notifier=notifier, outbox=outbox)
+    front = IdentityFront(
+        client=LocalIdentity(harness.service), notifier=notifier, outbox=LocalOutbox(outbox)
+    )
     wallet = WalletClient([], settings.wallet, Metrics())
     return TestServer(make_app(settings, wallet, Metrics(), "t" * 32, identity=front))
 
