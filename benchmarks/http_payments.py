@@ -127,7 +127,9 @@ def trivial_search(seconds: float) -> dict[str, Any]:
             "--objective-ms", str(OBJECTIVE_MS), "--duration", str(max(3.0, seconds / 2)),
             "--lag-threshold-ms", str(LAG_THRESHOLD_MS),
         ]  # fmt: skip
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        finished = subprocess.run(command, capture_output=True, text=True, check=True)
+        sys.stderr.write(finished.stderr)
+        output = finished.stdout
         document = json.loads(output.strip().splitlines()[-1])
         result: dict[str, Any] = document["result"]
         return result
@@ -148,6 +150,7 @@ def run_node_benchmark(seconds: float) -> dict[str, Any]:
         output = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
         if output.returncode != 0:
             raise RuntimeError(f"the load process failed:\n{output.stderr[-3000:]}")
+        sys.stderr.write(output.stderr)  # One line per search step, for the record.
         figures: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
         figures["load_wall_s"] = time.monotonic() - started
         status, audit = node.request("GET", "/api/v1/audit")
@@ -184,6 +187,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"(limited by {trivial['limited_by']}); books balanced: {node_figures['books_balanced']}"
     )
     summary = {"node": node_figures, "trivial": trivial}
+    print(msgspec.json.encode(summary).decode())
     return summary
 
 
