@@ -93,7 +93,9 @@ class WalletShard:
         )
         # Long reads (audit, overdraft lists) run here, off the event loop; writes run on
         # the loop's thread, always the same one, as LMDB write transactions require.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"shard-{shard_index}")
+        self._long_reads = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"shard-{shard_index}"
+        )
         self._mailbox: deque[_Waiting] = deque()
         self._pending_ops = 0
         self._committing = False
@@ -200,12 +202,12 @@ class WalletShard:
     async def overdrafts(self, limit: int) -> bytes:
         """The shard's open overdrafts (offline taps the balance did not cover)."""
         records = await asyncio.get_running_loop().run_in_executor(
-            self._writer, self._store.overdrafts, limit
+            self._long_reads, self._store.overdrafts, limit
         )
         return msgspec.msgpack.encode(records)
 
     async def audit(self) -> bytes:
         report: AuditReport = await asyncio.get_running_loop().run_in_executor(
-            self._writer, self._store.audit
+            self._long_reads, self._store.audit
         )
         return msgspec.msgpack.encode(report)

@@ -480,11 +480,18 @@ class WalletStore:
         return found
 
     def audit(self) -> AuditReport:
-        """Recount every account from the journal and compare with the stored balances."""
+        """Recount every account from the journal and compare with the stored balances.
+
+        Everything is read from one read transaction, a consistent snapshot, so an audit
+        may run on another thread while commits go on.
+        """
         problems: list[str] = []
         sums: dict[str, int] = {}
         entries = 0
         with self.env.begin() as txn:
+            stored_counters = _meta_decoder.decode(
+                txn.get(_META_KEY, db=self._meta) or b""
+            ).counters
             for _, raw in txn.cursor(db=self._journal):
                 entry = _entry_decoder.decode(raw)
                 entries += 1
@@ -511,7 +518,7 @@ class WalletStore:
             for account, total in sums.items()
             if total and not account.startswith("member:")
         }
-        if counters != {k: v for k, v in self.counters.items() if v}:
+        if counters != {account: total for account, total in stored_counters.items() if total}:
             problems.append("counter accounts differ from the journal")
         counters_total = sum(counters.values())
         if members_total + counters_total != 0:
