@@ -270,7 +270,7 @@ def _percentile_ms(histogram: Any, percentile: float) -> float:
     return float(histogram.get_value_at_percentile(percentile)) / 1000.0
 
 
-class _Recorder:
+class Recorder:
     """Counts and histograms of one run, filled by the dispatcher and the request tasks.
 
     Completions are recorded at the time they happen, so the windows of the time series
@@ -387,7 +387,7 @@ def _classify(status: int, body: bytes, check: ResponseCheck | None) -> str | No
 
 async def _send_one(
     session: aiohttp.ClientSession,
-    recorder: _Recorder,
+    recorder: Recorder,
     url: str,
     spec: RequestSpec,
     intended_s: float,
@@ -417,7 +417,7 @@ async def _send_one(
 
 async def _dispatch(
     session: aiohttp.ClientSession,
-    recorder: _Recorder,
+    recorder: Recorder,
     base_url: str,
     factory: RequestFactory,
     offsets_s: Iterator[float],
@@ -526,7 +526,7 @@ async def run_open_loop(
     timeout = aiohttp.ClientTimeout(total=request_timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         start_s = time.monotonic() + SCHEDULE_START_DELAY_S
-        recorder = _Recorder(start_s, schedule_lag_threshold_ms / 1000.0)
+        recorder = Recorder(start_s, schedule_lag_threshold_ms / 1000.0)
         await _dispatch(
             session, recorder, base_url, factory, offsets_s, first_index, outstanding_max, check
         )

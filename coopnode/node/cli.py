@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from coopnode.loadtest.command import add_loadtest_command
 from coopnode.logs import configure_logging, get_logger
 from coopnode.node.member_cli import add_member_commands
 from coopnode.reader.till_cli import add_till_commands
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_till_commands(commands, admin)
     add_member_commands(admin)
+    add_loadtest_command(commands)
     return parser
 
 

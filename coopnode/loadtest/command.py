@@ -1,0 +1,178 @@
+"""`coopnode loadtest`: run a scenario against a node, search its capacity, write a report.
+
+    coopnode loadtest --scenario lunch-rush [--url URL --token-file F] [--out DIR] [--search]
+
+Without `--url` the command starts a node of its own (`coopnode serve` in a child process,
+on a fresh data directory, with the till demo off) and stops it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import secrets
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coopnode.loadtest.harness import (
+    HTTP_CONNECTIONS,
+    CapacitySearch,
+    HarnessError,
+    Naming,
+    RunFigures,
+    Target,
+    books_balanced,
+    close,
+    play,
+    prepare,
+    search,
+)
+from coopnode.loadtest.node_process import NodeProcess, remove_tree, short_tmpdir
+from coopnode.loadtest.openloop import event_loop_factory
+from coopnode.loadtest.planning import Plan, plan
+from coopnode.loadtest.scenarios import Scenario, ScenarioError, build_workload, load_scenario
+from coopnode.settings import Settings
+
+if TYPE_CHECKING:
+    from coopnode.loadtest.report import HarnessReport
+
+# Runs against the harness's own node keep its chatter out of the progress bar.
+OWN_NODE_ENV = {"COOPNODE_LOG__LEVEL": "warning", "COOPNODE_TILL__DEMO_TILL": "false"}
+
+
+def add_loadtest_command(commands: Any) -> None:
+    """Register `loadtest` on the `coopnode` command's subparsers."""
+    parser = commands.add_parser("loadtest", help="capacity harness: run a load scenario")
+    parser.add_argument("--scenario", required=True, help="a name in config/scenarios or a path")
+    parser.add_argument("--url", help="the node to load (default: start one)")
+    parser.add_argument("--token-file", type=Path, help="the node's staff token (with --url)")
+    parser.add_argument("--out", type=Path, help="report directory (default var/loadtest/NAME)")
+    parser.add_argument("--search", action="store_true", help="also search the capacity")
+    parser.add_argument("--no-run", action="store_true", help="with --search: skip the run")
+    parser.add_argument("--seed", type=int, help="override the scenario's seed")
+    parser.add_argument("--duration", type=float, help="override the run's seconds")
+    parser.add_argument("--rate", type=float, help="override the peak rate per second")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_command)
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """The handler of `coopnode loadtest`; returns the process's exit code."""
+    del settings  # The harness drives a node; the node reads its own settings.
+    try:
+        scenario = load_scenario(args.scenario)
+        if args.url is not None and args.token_file is None:
+            raise ScenarioError("--url needs --token-file with the node's staff token")
+    except ScenarioError as error:
+        print(f"coopnode loadtest: {error}", file=sys.stderr)
+        return 2
+    command = shlex.join(["coopnode", *sys.argv[1:]]) if sys.argv[1:] else "coopnode loadtest"
+    out_dir = args.out or Path("var") / "loadtest" / scenario.name
+    node: NodeProcess | None = None
+    data_dir: Path | None = None
+    try:
+        if args.url is None:
+            data_dir = short_tmpdir("cnload")
+            config = getattr(args, "config", None)
+            node = NodeProcess(data_dir, config=config, env=OWN_NODE_ENV).start()
+            url, token = node.url, node.token
+        else:
+            url, token = args.url, args.token_file.read_text().strip()
+        report = execute(scenario, url, token, args, command, own_node=node is not None)
+    except (HarnessError, OSError, RuntimeError) as error:
+        print(f"coopnode loadtest: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if node is not None:
+            node.stop()
+        if data_dir is not None:
+            remove_tree(data_dir)
+    # matplotlib is imported only here, so that every other `coopnode` command starts fast.
+    from coopnode.loadtest.report import write_report
+
+    for path in write_report(report, out_dir):
+        print(path)
+    return 0 if report.books_balanced else 1
+
+
+def execute(
+    scenario: Scenario, url: str, token: str, args: argparse.Namespace, command: str,
+    own_node: bool,
+) -> HarnessReport:  # fmt: skip
+    """Run the scenario (and the search) on the select() loop and build the report."""
+    _, loop_factory = event_loop_factory("auto", scenario.tills.count + HTTP_CONNECTIONS)
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_execute(scenario, url, token, args, command, own_node))
+
+
+async def _execute(
+    scenario: Scenario, url: str, token: str, args: argparse.Namespace, command: str,
+    own_node: bool,
+) -> HarnessReport:  # fmt: skip
+    from coopnode.loadtest.report import HarnessReport
+
+    seed = scenario.seed if args.seed is None else args.seed
+    duration_s = args.duration or scenario.duration_s
+    rate = args.rate or scenario.profile.peak_rate_per_s
+    progress = not args.quiet
+    started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    target = Target(url, token, scenario, Naming(prefix=1000 + secrets.randbelow(9000)))
+    # The tills' WebSockets live in this session, so it stays open until the runs end.
+    async with target.session() as session:
+        try:
+            await prepare(target, session)
+            run = None
+            if not (args.search and args.no_run):
+                ops = build_workload(scenario, rate, duration_s, seed)
+                label = f"{scenario.name} {rate:.0f}/s"
+                run = await play(target, ops, rate, duration_s, label, progress)
+            capacity = await search(target, progress) if args.search else None
+        finally:
+            await close(target)
+    balanced = await books_balanced(target)
+    return HarnessReport(
+        scenario=scenario.name,
+        seed=seed,
+        command=command,
+        started_at=started_at,
+        node_url=url,
+        own_node=own_node,
+        machine=_machine(),
+        objective_kind=scenario.objective.kind,
+        p99_objective_ms=scenario.objective.p99_ms,
+        run=run,
+        search=capacity,
+        books_balanced=balanced,
+        planning=_planning(scenario, run, capacity),
+    )
+
+
+def _planning(scenario: Scenario, run: RunFigures | None, capacity: CapacitySearch | None) -> Plan:
+    """The planning table from the best capacity figure this invocation measured."""
+    if scenario.objective.kind != "tap":
+        return plan(0.0, f"not measured: {scenario.name} is judged on {scenario.objective.kind}",
+                    scenario.planning)  # fmt: skip
+    if capacity is not None and capacity.max_rate_held_per_s > 0:
+        source = f"capacity search of {scenario.name}, peak rate held"
+        return plan(capacity.max_rate_held_per_s, source, scenario.planning)
+    if run is not None and "tap" in run.by_kind:
+        tap = run.by_kind["tap"]
+        if tap.latency_p99_ms <= scenario.objective.p99_ms:
+            source = f"a run of {scenario.name} that held its objective (a lower bound)"
+            return plan(run.peak_rate_per_s, source, scenario.planning)
+    return plan(0.0, "no run held the objective", scenario.planning)
+
+
+def _machine() -> dict[str, str]:
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    return {
+        "cpus": str(os.cpu_count()),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_at_start": load,
+    }
