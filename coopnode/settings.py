@@ -430,6 +430,41 @@ class PortalSettings(_Section, frozen=True):
     notices: list[PortalNotice] = msgspec.field(default_factory=_default_notices)
 
 
+class PaymentsSettings(_Section, frozen=True):
+    """Card and convenience-store charges (FLOWS §6)."""
+
+    # The card acquirer's API; empty means the embedded test acquirer, which the node
+    # starts on loopback in development only (production must name a real acquirer).
+    acquirer_url: Annotated[str, msgspec.Meta(pattern="^(|https?://[^\\s]+)$")] = ""
+    # A call to the acquirer that takes longer than this is a failed payment, shown as
+    # "try again later"; card networks answer within seconds.
+    acquirer_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 10.0
+    # The most an acquirer's answer may hold; its JSON answers are a few hundred bytes.
+    acquirer_response_max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1_048_576)] = 65_536
+    # How long a page waits for a charge that a first click started (a double click).
+    card_wait_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 15.0
+    # Days a member has to pay at the store (the co-op's notice says 7).
+    konbini_pay_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 7
+    # Convenience-store charges one member may have awaiting payment at once, so that a
+    # loop of applications cannot fill the store with numbers nobody pays.
+    konbini_pending_max: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    # The store network's signing key; empty means `<data_dir>/konbini-webhook-key`,
+    # created at first start in development.
+    konbini_webhook_key_file: str = ""
+    # A notification signed longer ago than this is refused (a replayed one).
+    konbini_webhook_tolerance_s: Annotated[int, msgspec.Meta(ge=10, le=3600)] = 300
+    # How often expired convenience-store charges are cancelled.
+    konbini_sweep_interval_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 60.0
+    # Charges one sweep expires; the next sweep takes the rest.
+    konbini_sweep_batch_max: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    # Charges listed on a member's HOME.
+    member_charges_shown_max: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    # The charges' LMDB file may grow to this size.
+    lmdb_map_size_mib: Annotated[int, msgspec.Meta(ge=16, le=1_048_576)] = 256
+    # A call to the payments actor that takes longer than this is answered "unavailable".
+    call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
+
+
 def _default_coops() -> dict[str, CoopRules]:
     return {"demo": CoopRules(name="デモ大学生活協同組合")}
 
@@ -445,6 +480,7 @@ class Settings(_Section, frozen=True):
     notifier: NotifierSettings = msgspec.field(default_factory=NotifierSettings)
     identity: IdentitySettings = msgspec.field(default_factory=IdentitySettings)
     portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
+    payments: PaymentsSettings = msgspec.field(default_factory=PaymentsSettings)
     # The co-ops this node serves, by id.
     coops: dict[str, CoopRules] = msgspec.field(default_factory=_default_coops)
 
@@ -455,6 +491,12 @@ class Settings(_Section, frozen=True):
     @property
     def ray_tmp_path(self) -> Path:
         return Path(self.node.ray_tmp_dir) if self.node.ray_tmp_dir else self.data_path / "ray"
+
+    @property
+    def konbini_webhook_key_path(self) -> Path:
+        if self.payments.konbini_webhook_key_file:
+            return Path(self.payments.konbini_webhook_key_file)
+        return self.data_path / "konbini-webhook-key"
 
     @property
     def staff_token_path(self) -> Path:

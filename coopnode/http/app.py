@@ -16,6 +16,12 @@ from coopnode.http.identity_front import (
     notifier_key,
     secure_cookies_key,
 )
+from coopnode.http.konbini_api import (
+    charging_key,
+    konbini_key_key,
+    konbini_routes,
+    payments_settings_key,
+)
 from coopnode.http.oauth import OAUTH_ROUTES
 from coopnode.http.openapi import openapi_document
 from coopnode.http.portal import setup_portal
@@ -30,6 +36,7 @@ from coopnode.http.wallet_api import (
     wallet_client_key,
 )
 from coopnode.metrics import Metrics
+from coopnode.payments.charging import Charging
 from coopnode.settings import Environment, Settings
 
 metrics_key = web.AppKey("metrics", Metrics)
@@ -79,6 +86,8 @@ def make_app(
     staff_token: str,
     tills: TillHub | None = None,
     identity: IdentityFront | None = None,
+    charging: Charging | None = None,
+    konbini_webhook_key: str = "",
 ) -> web.Application:
     app = web.Application(
         client_max_size=settings.http.body_max_bytes,
@@ -94,6 +103,12 @@ def make_app(
         routes += _identity_routes(app, settings, identity)
         # The member portal's pages sit on the identity engine and the wallet.
         setup_portal(app, settings)
+        if charging is not None:
+            # Charging (FLOWS §6): the portal's charge pages and the store network's webhook.
+            app[charging_key] = charging
+            app[konbini_key_key] = konbini_webhook_key
+            app[payments_settings_key] = settings
+            app.router.add_routes(konbini_routes(settings))
     app[openapi_key] = msgspec.json.encode(openapi_document(routes))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from coopnode.http.portal_charge import charge_routes
 from coopnode.http.portal_core import language, portal_settings_key, setup_templates
 from coopnode.http.portal_flows import flow_routes
 from coopnode.http.portal_home import home_routes
@@ -38,3 +39,4 @@ def setup_portal(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/lang/{lang}", language)
     app.router.add_static("/static/", _STATIC, append_version=False)
     app.router.add_routes([*flow_routes(), *sign_in_routes(), *home_routes(), *wallet_routes()])
+    app.router.add_routes(charge_routes())

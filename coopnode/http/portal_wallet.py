@@ -59,6 +59,7 @@ from coopnode.domain.messages import (
 from coopnode.domain.money import MOVE_TARGETS, Purse
 from coopnode.domain.rules import CoopRules
 from coopnode.http.identity_front import Refusal, ask, secure_cookies_key, session_id_of
+from coopnode.http.konbini_api import pending_konbini
 from coopnode.http.portal_core import (
     IDEMPOTENCY_FIELD,
     PageError,
@@ -382,6 +383,7 @@ async def emoney_home(request: web.Request) -> web.Response:
         "view": view,
         "registered": request.query.get("registered") == "1",
         "charged": request.query.get("charged") == "1",
+        "pending": await pending_konbini(request, access.member_no),
     }
     return emoney_render(request, "emoney_home.html", access, "home", context)
 

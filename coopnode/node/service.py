@@ -22,6 +22,7 @@ from coopnode.node.cluster import create_registry, create_shards, start_ray
 from coopnode.node.demo import seed_demo
 from coopnode.node.demo_till import DemoTill, bind_demo_cards
 from coopnode.node.identity_node import IdentityNode, prepare_identity_secrets
+from coopnode.node.payments_node import PaymentsNode
 from coopnode.node.secrets_files import read_or_create_internal_secret, read_or_create_secret
 from coopnode.settings import Settings, SettingsError
 
@@ -81,7 +82,17 @@ async def _serve(
     identity = await IdentityNode.start(settings, SHARDS_READY_TIMEOUT_S)
     if demo_coop is not None:
         await identity.enrol_demo(demo_coop)
-    app = make_app(settings, wallet, metrics, staff_token, tills, identity.front)
+    payments = await PaymentsNode.start(settings, wallet, SHARDS_READY_TIMEOUT_S)
+    app = make_app(
+        settings,
+        wallet,
+        metrics,
+        staff_token,
+        tills,
+        identity.front,
+        payments.charging,
+        payments.webhook_key,
+    )
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -117,6 +128,7 @@ async def _serve(
         await demo_till.stop()
     await tills.stop()
     await runner.cleanup()
+    await payments.stop()
     await identity.stop(settings.node.shutdown_grace_s)
     await wallet.close()
 

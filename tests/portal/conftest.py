@@ -1,4 +1,4 @@
-"""One Chromium for every browser test; a fresh phone-sized context per test."""
+"""One Chromium per test module; a fresh phone-sized context per test."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from tests.nodeproc import NodeProcess
 from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, PHONE
 
 
-@pytest.fixture(scope="session")
+# One browser per module, not per session: Playwright's sync API keeps an event loop
+# running while it is open, and the asyncio tests of the packages after `portal`
+# (tests/reader) cannot start theirs beside it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -1,0 +1,159 @@
+"""The store network's webhook, the staff sweep, and the simulated store network.
+
+    POST /webhooks/konbini                  a signed payment notification (see
+                                            `payments.konbini`); credited exactly once
+    POST /api/v1/staff/konbini/sweep        cancel expired charges now (staff token);
+                                            in development `{"at_ms": …}` sweeps as of
+                                            that instant, the tests' clock
+    GET  /dev/konbini                       the simulated store counter (development)
+    POST /dev/konbini                       "pay at the store": sends a signed notice
+    GET  /dev/konbini/due/{number}          what the simulated network knows of a number
+
+The webhook answers 200 when the charge is credited (or was already), 401 for a bad or
+stale signature, 404 for an unknown number, 409 for an expired or cancelled charge and
+422 for an amount that is not the charge's; a refused notification changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import msgspec
+from aiohttp import web
+
+from coopnode.actors.payments_store import ChargeRecord, ChargeStatus
+from coopnode.http.portal_core import check_form_csrf, page, read_form, render
+from coopnode.http.wallet_api import require_staff
+from coopnode.logs import get_logger
+from coopnode.payments.charging import ChargeRefused, Charging
+from coopnode.payments.konbini import (
+    SIGNATURE_HEADER,
+    DueAmount,
+    PaymentNotice,
+    pay_at_store,
+    verify,
+)
+from coopnode.settings import Environment, Settings
+
+log = get_logger(__name__)
+
+charging_key = web.AppKey("charging", Charging)
+konbini_key_key = web.AppKey("konbini_webhook_key", str)
+payments_settings_key = web.AppKey("payments_node_settings", Settings)
+# A notification is a few hundred bytes; anything much bigger is not one.
+NOTICE_MAX_BYTES = 4096
+_notice_decoder = msgspec.json.Decoder(PaymentNotice)
+_REFUSAL_STATUS = {"unknown": 404, "expired": 409, "amount": 422}
+
+
+class SweepRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    at_ms: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+def _answer(status: int, outcome: str, charge_id: str = "") -> web.Response:
+    body = {"outcome": outcome, "charge_id": charge_id}
+    return web.json_response(body, status=status)
+
+
+async def konbini_webhook(request: web.Request) -> web.Response:
+    body = await request.content.read(NOTICE_MAX_BYTES + 1)
+    if len(body) > NOTICE_MAX_BYTES:
+        return _answer(413, "too_large")
+    settings = request.app[payments_settings_key].payments
+    header = request.headers.get(SIGNATURE_HEADER, "")
+    key = request.app[konbini_key_key]
+    if not verify(key, header, body, time.time(), settings.konbini_webhook_tolerance_s):
+        log.warning("konbini notification refused: bad signature")
+        return _answer(401, "bad_signature")
+    try:
+        notice = _notice_decoder.decode(body)
+    except msgspec.DecodeError:
+        return _answer(400, "invalid")
+    if notice.event != "payment.succeeded":
+        return _answer(200, "ignored")
+    try:
+        record, outcome = await request.app[charging_key].konbini_paid(
+            notice.payment_number, notice.amount
+        )
+    except ChargeRefused as refused:
+        log.info("konbini notification refused", reason=refused.key)
+        return _answer(_REFUSAL_STATUS.get(refused.key, 400), refused.key)
+    status = 200 if outcome in ("credited", "already_credited") else 503
+    return _answer(status, outcome, record.charge_id)
+
+
+async def konbini_sweep(request: web.Request) -> web.Response:
+    require_staff(request)
+    raw = await request.read()
+    try:
+        wanted = msgspec.json.decode(raw or b"{}", type=SweepRequest)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return web.json_response({"error": "invalid request"}, status=400)
+    development = request.app[payments_settings_key].node.environment is Environment.DEVELOPMENT
+    if wanted.at_ms is not None and not development:
+        return web.json_response({"error": "at_ms is for development only"}, status=400)
+    expired = await request.app[charging_key].sweep(wanted.at_ms)
+    return web.json_response({"expired": [record.charge_id for record in expired]})
+
+
+async def konbini_due(request: web.Request) -> web.Response:
+    """What the simulated store network knows of a number: its amount and store."""
+    number = request.match_info["number"]
+    record = await request.app[charging_key].by_number(number)
+    if record is None:
+        return web.json_response({"error": "unknown payment number"}, status=404)
+    due = DueAmount(payment_number=number, amount=record.amount_yen, store=record.store)
+    return web.Response(body=msgspec.json.encode(due), content_type="application/json")
+
+
+@page
+async def simulator_form(request: web.Request) -> web.Response:
+    return render(request, "konbini_simulator.html", {"result": ""})
+
+
+@page
+async def simulator_pay(request: web.Request) -> web.Response:
+    form = await read_form(request)
+    check_form_csrf(request, form)
+    number = form.get("payment_number", "")
+    url = f"http://{request.host}"
+    status, body = await pay_at_store(url, request.app[konbini_key_key], number)
+    result = f"{status} {body}"
+    return render(request, "konbini_simulator.html", {"result": result, "form": form})
+
+
+def konbini_routes(settings: Settings) -> list[web.RouteDef]:
+    routes = [
+        web.post("/webhooks/konbini", konbini_webhook),
+        web.post("/api/v1/staff/konbini/sweep", konbini_sweep),
+    ]
+    if settings.node.environment is Environment.DEVELOPMENT:
+        routes += [
+            web.get("/dev/konbini", simulator_form),
+            web.post("/dev/konbini", simulator_pay),
+            web.get("/dev/konbini/due/{number:[0-9]{11}}", konbini_due),
+        ]
+    return routes
+
+
+def local_deadline(at_ms: int, timezone: str = "Asia/Tokyo") -> str:
+    moment = datetime.datetime.fromtimestamp(at_ms / 1000, ZoneInfo(timezone))
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+async def pending_konbini(request: web.Request, member_no: str) -> list[tuple[ChargeRecord, str]]:
+    """The member's convenience-store charges awaiting payment, with their deadlines,
+    for HOME; none when the node runs without payments.
+    """
+    charging = request.app.get(charging_key)
+    if charging is None:
+        return []
+    charges = await charging.member_charges(member_no)
+    return [
+        (record, local_deadline(record.pay_by_ms))
+        for record in charges
+        if record.status is ChargeStatus.PENDING
+    ]

@@ -1,0 +1,247 @@
+"""Charging in the front: card payments through the acquirer, convenience-store charges,
+and crediting the wallet exactly once.
+
+A card charge is recorded (authorizing) before the acquirer is called, authorized,
+captured, and only then credited; a credit the wallet refuses (the purse filled up in
+the meantime) voids the payment at the acquirer. A convenience-store charge is recorded
+as pending with its payment number and deadline, and credited when the store network
+reports the payment.
+
+Exactly once: the charge is found again by the form's key (a double click is one
+charge) or by its payment number (a second notification finds it paid), and the wallet
+is credited with the key `charge:<charge id>`, which the wallet answers a second time
+with the first result, so an acquirer or a store network that answers twice cannot
+credit twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from coopnode.actors.payments import PaymentsClient
+from coopnode.actors.payments_store import (
+    FINAL,
+    Advance,
+    BeginCard,
+    ByNumber,
+    ChargeRecord,
+    ChargeStatus,
+    GetCharge,
+    IssueKonbini,
+    KonbiniPaid,
+    MemberCharges,
+    PaymentsReply,
+    Sweep,
+    Uncredited,
+)
+from coopnode.actors.wallet_client import WalletClient
+from coopnode.domain.charging import card_brand
+from coopnode.domain.messages import Booked, Charge, ChargeSource, Declined
+from coopnode.domain.money import Purse
+from coopnode.logs import get_logger
+from coopnode.payments.acquirer import AcquirerClient, AcquirerError, Card
+from coopnode.settings import PaymentsSettings
+
+log = get_logger(__name__)
+
+# How often a page waiting on a charge that another click started looks at it again.
+_WAIT_POLL_S = 0.1
+DAY_MS = 86_400_000
+
+
+class ChargeRefused(Exception):
+    """A charge the payments actor refused: `key` names the reason in the catalogue."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _one(reply: PaymentsReply) -> ChargeRecord:
+    if reply.refused and not reply.charges:
+        raise ChargeRefused(f"error.{reply.refused}")
+    if len(reply.charges) != 1:
+        raise ChargeRefused("error.unavailable")
+    return reply.charges[0]
+
+
+class Charging:
+    """The charging operations the portal and the webhook call."""
+
+    def __init__(
+        self,
+        settings: PaymentsSettings,
+        payments: PaymentsClient,
+        acquirer: AcquirerClient,
+        wallet: WalletClient,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.payments = payments
+        self.acquirer = acquirer
+        self.wallet = wallet
+        self.clock = clock
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def _advance(
+        self, record: ChargeRecord, status: ChargeStatus, **fields: str
+    ) -> ChargeRecord:
+        op = Advance(charge_id=record.charge_id, status=status, now_ms=self.now_ms(), **fields)
+        return _one(await self.payments.call(op))
+
+    # Cards ----------------------------------------------------------------------------
+
+    async def charge_card(
+        self, member_no: str, form_key: str, purse: Purse, amount_yen: int, card: Card
+    ) -> ChargeRecord:
+        """Charge a card and credit the purse; the record says how it ended."""
+        begin = BeginCard(
+            form_key=form_key,
+            member_no=member_no,
+            purse=purse,
+            amount_yen=amount_yen,
+            card_brand=card_brand(card.number).value,
+            card_last4=card.number[-4:],
+            now_ms=self.now_ms(),
+        )
+        reply = await self.payments.call(begin)
+        record = _one(reply)
+        if not reply.created:
+            # Another click of the same form started this charge: wait for its end.
+            return await self._wait(record)
+        try:
+            authorization = await self.acquirer.authorize(record.charge_id, amount_yen, card)
+        except AcquirerError as error:
+            log.warning("card authorization failed", charge_id=record.charge_id, error=str(error))
+            return await self._advance(record, ChargeStatus.DECLINED, reason="acquirer_unavailable")
+        if authorization.declined:
+            reason = authorization.declined
+            if reason not in ("card_declined", "insufficient_funds"):
+                reason = "card_declined"
+            log.info("card declined", charge_id=record.charge_id, reason=reason)
+            return await self._advance(record, ChargeStatus.DECLINED, reason=reason)
+        record = await self._advance(
+            record, ChargeStatus.AUTHORIZED, acquirer_id=authorization.acquirer_id
+        )
+        try:
+            await self.acquirer.capture(record.acquirer_id, record.charge_id)
+        except AcquirerError as error:
+            log.warning("card capture failed", charge_id=record.charge_id, error=str(error))
+            await self._void(record)
+            return await self._advance(record, ChargeStatus.FAILED, reason="acquirer_unavailable")
+        record = await self._advance(record, ChargeStatus.CAPTURED)
+        return await self.credit(record)
+
+    async def _void(self, record: ChargeRecord) -> None:
+        try:
+            await self.acquirer.void(record.acquirer_id, record.charge_id)
+        except AcquirerError as error:
+            # The payment stays at the acquirer; the log names it for the co-op's staff.
+            log.error("card void failed", charge_id=record.charge_id, error=str(error))
+
+    async def _wait(self, record: ChargeRecord) -> ChargeRecord:
+        deadline = time.monotonic() + self.settings.card_wait_s
+        while record.status not in FINAL and time.monotonic() < deadline:
+            await asyncio.sleep(_WAIT_POLL_S)
+            record = _one(await self.payments.call(GetCharge(charge_id=record.charge_id)))
+        return record
+
+    # Crediting --------------------------------------------------------------------------
+
+    async def credit(self, record: ChargeRecord) -> ChargeRecord:
+        """Credit a captured or paid charge to its purse, once whatever the retries."""
+        source = ChargeSource.CARD if record.card_last4 else ChargeSource.KONBINI
+        op = Charge(
+            key=f"charge:{record.charge_id}",
+            member_no=record.member_no,
+            purse=record.purse,
+            amount_yen=record.amount_yen,
+            source=source,
+            reference=record.charge_id,
+        )
+        result = await self.wallet.submit(op)
+        if isinstance(result, Booked):
+            log.info("charge credited", charge_id=record.charge_id, amount_yen=record.amount_yen)
+            return await self._advance(record, ChargeStatus.CREDITED)
+        reason = result.reason.value if isinstance(result, Declined) else "unavailable"
+        log.warning("charge not credited", charge_id=record.charge_id, reason=reason)
+        if source is ChargeSource.CARD and reason not in ("overloaded", "unavailable"):
+            await self._void(record)
+            return await self._advance(record, ChargeStatus.FAILED, reason=reason)
+        return record
+
+    # Convenience stores -----------------------------------------------------------------
+
+    async def issue_konbini(
+        self,
+        member_no: str,
+        form_key: str,
+        purse: Purse,
+        amount_yen: int,
+        store: str,
+        kana_name: str,
+        mail: str,
+    ) -> tuple[ChargeRecord, bool]:
+        """The pending charge with its numbers, and whether it is new (to mail it once)."""
+        now_ms = self.now_ms()
+        op = IssueKonbini(
+            form_key=form_key,
+            member_no=member_no,
+            purse=purse,
+            amount_yen=amount_yen,
+            store=store,
+            kana_name=kana_name,
+            mail=mail,
+            pay_by_ms=now_ms + self.settings.konbini_pay_days * DAY_MS,
+            now_ms=now_ms,
+            pending_max=self.settings.konbini_pending_max,
+        )
+        reply = await self.payments.call(op)
+        return _one(reply), reply.created
+
+    async def konbini_paid(self, payment_number: str, amount_yen: int) -> tuple[ChargeRecord, str]:
+        """Record a store's payment and credit it; the record and what happened:
+        "credited", "already_credited", or a refusal ("unknown", "amount", "expired").
+        """
+        op = KonbiniPaid(payment_number=payment_number, amount_yen=amount_yen, now_ms=self.now_ms())
+        reply = await self.payments.call(op)
+        if reply.refused:
+            raise ChargeRefused(reply.refused)
+        record = _one(reply)
+        if record.status is ChargeStatus.CREDITED:
+            return record, "already_credited"
+        record = await self.credit(record)
+        if record.status is not ChargeStatus.CREDITED:
+            return record, "not_credited"
+        return record, "credited"
+
+    async def sweep(self, at_ms: int | None = None) -> list[ChargeRecord]:
+        """Expire the pending charges whose deadline has passed (at `at_ms`, or now)."""
+        now_ms = self.now_ms() if at_ms is None else at_ms
+        op = Sweep(now_ms=now_ms, limit=self.settings.konbini_sweep_batch_max)
+        expired = (await self.payments.call(op)).charges
+        if expired:
+            log.info("konbini charges expired", count=len(expired))
+        # Charges whose credit the wallet could not take at the time (it was restarting)
+        # are credited now, with the same key, so they are never credited twice.
+        before_ms = self.now_ms() - int(self.settings.konbini_sweep_interval_s * 1000)
+        stuck = Uncredited(before_ms=before_ms, limit=self.settings.konbini_sweep_batch_max)
+        for record in (await self.payments.call(stuck)).charges:
+            await self.credit(record)
+        return expired
+
+    async def get(self, charge_id: str) -> ChargeRecord | None:
+        reply = await self.payments.call(GetCharge(charge_id=charge_id))
+        return reply.charges[0] if reply.charges else None
+
+    async def by_number(self, payment_number: str) -> ChargeRecord | None:
+        reply = await self.payments.call(ByNumber(payment_number=payment_number))
+        return reply.charges[0] if reply.charges else None
+
+    async def member_charges(self, member_no: str) -> list[ChargeRecord]:
+        op = MemberCharges(member_no=member_no, limit=self.settings.member_charges_shown_max)
+        return (await self.payments.call(op)).charges

@@ -1,0 +1,108 @@
+"""Card charges through the test acquirer over a loopback socket, with the charges'
+store in-process and a wallet that books each idempotency key once (as the real one does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coopnode.actors.payments_store import ChargeStatus, PaymentsOp, PaymentsReply, PaymentsStore
+from coopnode.domain.messages import Booked, Charge, Declined
+from coopnode.domain.money import Purse, Purses, Reason
+from coopnode.payments.acquirer import AcquirerClient, Card
+from coopnode.payments.charging import Charging
+from coopnode.payments.test_acquirer import start_test_acquirer
+from coopnode.settings import PaymentsSettings
+
+MEMBER = "202600000002"
+
+
+class InProcessPayments:
+    def __init__(self, store: PaymentsStore) -> None:
+        self.store = store
+
+    async def call(self, op: PaymentsOp) -> PaymentsReply:
+        return self.store.apply(op)
+
+
+class OnceWallet:
+    """Books a charge key once and answers a repeat with the first result."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.booked: dict[str, Booked] = {}
+        self.calls = 0
+        self.refuse = refuse
+
+    async def submit(self, op: Charge) -> Booked | Declined:
+        self.calls += 1
+        if self.refuse:
+            return Declined(reason=Reason.OVER_LIMIT, message="full")
+        if op.key not in self.booked:
+            self.booked[op.key] = Booked(
+                kind="charge",
+                key=op.key,
+                member_no=op.member_no,
+                seq=len(self.booked) + 1,
+                at_ms=0,
+                amount_yen=op.amount_yen,
+                changes=Purses().with_(op.purse, op.amount_yen),
+                points_earned=0,
+                balances=Purses(),
+                meal_remaining_today_yen=0,
+            )
+        return self.booked[op.key]
+
+
+def card(number: str = "4242424242424242") -> Card:
+    return Card(number=number, exp_month=12, exp_year=2030, cvc="123", birthday="0517")
+
+
+@pytest.fixture
+async def acquirer() -> AsyncIterator[AcquirerClient]:
+    runner, url = await start_test_acquirer()
+    client = AcquirerClient(url, 5.0, 65_536)
+    try:
+        yield client
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
+def charging(tmp_path: Path, acquirer: AcquirerClient, wallet: OnceWallet) -> Charging:
+    store = PaymentsStore(tmp_path / "p", map_size_bytes=16 * 1024 * 1024, fsync=False)
+    payments: Any = InProcessPayments(store)
+    return Charging(PaymentsSettings(card_wait_s=1.0), payments, acquirer, wallet)  # type: ignore[arg-type]
+
+
+async def test_a_card_charge_is_credited_once_whatever_repeats(
+    tmp_path: Path, acquirer: AcquirerClient
+) -> None:
+    wallet = OnceWallet()
+    service = charging(tmp_path, acquirer, wallet)
+    record = await service.charge_card(MEMBER, "form-1", Purse.BASE, 5000, card())
+    assert record.status is ChargeStatus.CREDITED and record.card_last4 == "4242"
+    # The same form sent again (a double click) is the same charge, not a new payment.
+    again = await service.charge_card(MEMBER, "form-1", Purse.BASE, 5000, card())
+    assert again.charge_id == record.charge_id and wallet.calls == 1
+    # A repeated answer leading to a second credit finds it booked under the same key.
+    await service.credit(record)
+    assert list(wallet.booked) == [f"charge:{record.charge_id}"]
+    # The acquirer answers a retried authorization with the first one.
+    first = await acquirer.authorize("same-key", 1000, card())
+    second = await acquirer.authorize("same-key", 1000, card())
+    assert first == second
+
+
+async def test_declines_and_a_refused_credit(tmp_path: Path, acquirer: AcquirerClient) -> None:
+    service = charging(tmp_path, acquirer, OnceWallet())
+    declined = await service.charge_card(MEMBER, "a", Purse.BASE, 5000, card("4000000000000002"))
+    assert declined.status is ChargeStatus.DECLINED and declined.reason == "card_declined"
+    short = await service.charge_card(MEMBER, "b", Purse.BASE, 5000, card("4000000000009995"))
+    assert short.reason == "insufficient_funds"
+    refusing = charging(tmp_path / "x", acquirer, OnceWallet(refuse=True))
+    failed = await refusing.charge_card(MEMBER, "c", Purse.BASE, 5000, card())
+    assert failed.status is ChargeStatus.FAILED and failed.reason == "over_limit"
