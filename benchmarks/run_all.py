@@ -16,6 +16,7 @@ BENCHMARKS = (
     "benchmarks.http_payments",
     "benchmarks.tills",
     "benchmarks.identity_signin",
+    "benchmarks.portal_pages",
 )
 
 
