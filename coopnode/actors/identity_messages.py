@@ -197,6 +197,24 @@ class RevokeGrant(_Message, frozen=True, tag="revoke_grant"):
     grant_id: Text
 
 
+class FamilyGrant(_Message, frozen=True, tag="family_grant"):
+    """The member lets the holder of `guardian_mail`'s portal account read their history."""
+
+    member_no: MemberNo
+    guardian_mail: Text
+
+
+class FamilyRevoke(_Message, frozen=True, tag="family_revoke"):
+    member_no: MemberNo
+    guardian_mail: Text
+
+
+class FamilyList(_Message, frozen=True, tag="family_list"):
+    """Both ends of one account's family access: its guardians and the members it sees."""
+
+    member_no: MemberNo
+
+
 class AuditRecord(_Message, frozen=True, tag="audit_record"):
     """A staff action carried out by the front (a wallet change) for the audit log."""
 
@@ -229,6 +247,9 @@ IdentityRequest = (
     | OAuthIntrospect
     | ListGrants
     | RevokeGrant
+    | FamilyGrant
+    | FamilyRevoke
+    | FamilyList
     | AuditRecord
 )
 
@@ -362,6 +383,20 @@ class Grants(_Message, frozen=True, tag="grants"):
     grants: list[GrantView]
 
 
+class FamilyPerson(_Message, frozen=True):
+    # A guardian is known by the mail address the member typed (`mail`); a member who
+    # granted access by number and name, never by address.
+    member_no: str
+    name: str
+    masked_mail: str
+    mail: str = ""
+
+
+class Family(_Message, frozen=True, tag="family"):
+    guardians: list[FamilyPerson]  # who may read this account's history
+    wards: list[FamilyPerson]  # whose history this account may read
+
+
 IdentityReply = (
     Refused
     | FlowAnswer
@@ -377,6 +412,7 @@ IdentityReply = (
     | OAuthAnswer
     | TokenInfo
     | Grants
+    | Family
 )
 
 

@@ -38,6 +38,11 @@ from coopnode.actors.identity_messages import (
     Enrol,
     Enrolled,
     ErrorCode,
+    Family,
+    FamilyGrant,
+    FamilyList,
+    FamilyPerson,
+    FamilyRevoke,
     FlowAnswer,
     FlowStep,
     GetProfile,
@@ -98,6 +103,10 @@ from coopnode.domain.messages import Booked, Declined, OpenWallet, Resume, Statu
 from coopnode.domain.money import Purse, Reason
 from coopnode.domain.passcodes import PasscodePurpose, PasscodeReason, TotpState
 from coopnode.settings import Settings
+
+# The most guardians one member may name (parents and perhaps a grandparent); a constant
+# rather than a setting, since it bounds a page's list and not any co-op's policy.
+FAMILY_GUARDIANS_MAX = 4
 
 _FLOW_OF: dict[SessionKind, FlowKind] = {
     SessionKind.PORTAL: FlowKind.PORTAL_SIGN_IN,
@@ -228,6 +237,12 @@ class IdentityService(IdentityFlows):
                 return answer(self.list_grants(request.member_no))
             case RevokeGrant():
                 return answer(self.revoke_grant(request))
+            case FamilyGrant():
+                return answer(self.family_grant(request))
+            case FamilyRevoke():
+                return answer(self.family_revoke(request))
+            case FamilyList():
+                return answer(self.family_list(request.member_no))
         raise TypeError(f"unknown identity request: {type(request).__name__}")
 
     # Enrolment (FLOWS §0) ------------------------------------------------------------------
@@ -778,3 +793,64 @@ class IdentityService(IdentityFlows):
                     tx.put_oauth_token(key, msgspec.structs.replace(token, revoked=True))
                     return Done(message="access revoked")
         return refused(404, ErrorCode.NOT_FOUND, "no such grant")
+
+    # Family access (FLOWS §3 step 5) --------------------------------------------------------
+
+    def family_grant(self, request: FamilyGrant) -> Done | Refused:
+        """Let the holder of a mail address's portal account read the member's history.
+
+        The grant is kept under the address, whether or not an account has it yet: the
+        answer is the same either way, so the form cannot tell a member who else has an
+        account. The guardian signs in with the portal's usual sign-in (password and a
+        second factor) using that address, and sees the grant from then on.
+        """
+        mail = normalise_mail(request.guardian_mail)
+        with self.store.write() as tx:
+            member = tx.account(request.member_no)
+            if member is None:
+                return refused(404, ErrorCode.NOT_FOUND, "no such member")
+            if member.mail == mail:
+                return refused(409, "family_self", "a member is not their own guardian")
+            guardians = tx.guardians_of(request.member_no)
+            if mail not in guardians:
+                if len(guardians) >= FAMILY_GUARDIANS_MAX:
+                    return refused(409, "family_too_many", "too many guardians")
+                tx.put_family(request.member_no, mail)
+                tx.append_audit(
+                    at_s=self.clock(),
+                    actor=request.member_no,
+                    action="family.grant",
+                    target=mask_mail(mail),
+                )
+        return Done(message="family access granted")
+
+    def family_revoke(self, request: FamilyRevoke) -> Done | Refused:
+        mail = normalise_mail(request.guardian_mail)
+        with self.store.write() as tx:
+            if not tx.delete_family(request.member_no, mail):
+                return refused(404, ErrorCode.NOT_FOUND, "no such family access")
+            tx.append_audit(
+                at_s=self.clock(),
+                actor=request.member_no,
+                action="family.revoke",
+                target=mask_mail(mail),
+            )
+        return Done(message="family access revoked")
+
+    def family_list(self, member_no: str) -> Family:
+        with self.store.read() as tx:
+            account = tx.account(member_no)
+            mails = tx.guardians_of(member_no)
+            numbers = tx.wards_of(account.mail) if account is not None else []
+            wards = [tx.account(number) for number in numbers]
+        return Family(
+            guardians=[
+                FamilyPerson(member_no="", name="", masked_mail=mask_mail(mail), mail=mail)
+                for mail in mails
+            ],
+            wards=[
+                FamilyPerson(member_no=a.member_no, name=a.name, masked_mail=mask_mail(a.mail))
+                for a in wards
+                if a is not None
+            ],
+        )

@@ -20,6 +20,8 @@ Databases in the environment:
     oauth_codes     digest(code) → OAuthCodeRecord
     oauth_tokens    digest(token) → OAuthTokenRecord
     grants          member number + NUL + grant id → digest(token)
+    family          "m" + member + NUL + guardian, and "g" + guardian + NUL + member → (empty):
+                    a member's family access grants (FLOWS §3 step 5), read from both ends
     audit           sequence (8 bytes, big-endian) → AuditEntry; append-only
 """
 
@@ -284,6 +286,42 @@ class Tx:
                 found.append((bytes(token_key), token))
         return found
 
+    # Family access ----------------------------------------------------------------------
+
+    def _family_keys(self, prefix: str) -> list[str]:
+        start = prefix.encode()
+        cursor = self._txn.cursor(db=self._db["family"])
+        found: list[str] = []
+        if cursor.set_range(start):
+            for key in cursor.iternext(values=False):
+                if not key.startswith(start):
+                    break
+                found.append(bytes(key)[len(start) :].decode())
+        return found
+
+    def guardians_of(self, member_no: str) -> list[str]:
+        """The mail addresses of the guardians who may read `member_no`'s history."""
+        return self._family_keys(f"m{member_no}\0")
+
+    def wards_of(self, guardian_mail: str) -> list[str]:
+        """The members who let the holder of `guardian_mail` read their history."""
+        return self._family_keys(f"g{guardian_mail}\0")
+
+    def put_family(self, member_no: str, guardian_mail: str) -> None:
+        if not _MEMBER_NO.match(member_no) or not guardian_mail or "\0" in guardian_mail:
+            raise InvariantViolation("a family grant names a member number and a mail address")
+        self._put_raw("family", f"m{member_no}\0{guardian_mail}".encode())
+        self._put_raw("family", f"g{guardian_mail}\0{member_no}".encode())
+
+    def delete_family(self, member_no: str, guardian_mail: str) -> bool:
+        db = self._db["family"]
+        first = self._txn.delete(f"m{member_no}\0{guardian_mail}".encode(), db=db)
+        second = self._txn.delete(f"g{guardian_mail}\0{member_no}".encode(), db=db)
+        return bool(first or second)
+
+    def _put_raw(self, db: str, key: bytes) -> None:
+        self._txn.put(key, b"", db=self._db[db])
+
     # Audit ------------------------------------------------------------------------------
 
     def append_audit(
@@ -334,6 +372,7 @@ _DATABASES = (
     "oauth_codes",
     "oauth_tokens",
     "grants",
+    "family",
     "audit",
 )
 

@@ -1,6 +1,7 @@
 """The member portal's pages, set up on the node's aiohttp application.
 
-    /portal/...          the guide, mail-address change, password, portal sign-in and home
+    /portal/...          the guide, mail-address change, password, portal sign-in, home
+                         and family access (/portal/family)
     /mypage/...          the my-page login, e-money registration and the e-money pages
     /wallet/...          the wallet's sign-in and consent screen (FLOWS §5)
     /lang/{ja,en}        the language switch
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from coopnode.http.portal_charge import charge_routes
 from coopnode.http.portal_core import language, portal_settings_key, setup_templates
+from coopnode.http.portal_family import family_routes
 from coopnode.http.portal_flows import flow_routes
 from coopnode.http.portal_home import home_routes
 from coopnode.http.portal_signin import sign_in_routes
@@ -40,3 +42,4 @@ def setup_portal(app: web.Application, settings: Settings) -> None:
     app.router.add_static("/static/", _STATIC, append_version=False)
     app.router.add_routes([*flow_routes(), *sign_in_routes(), *home_routes(), *wallet_routes()])
     app.router.add_routes(charge_routes())
+    app.router.add_routes(family_routes())

@@ -150,6 +150,18 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "error.mail": ("メールアドレスを正しく入力してください。", "Enter a valid mail address."),
     "error.code": ("6桁の数字を入力してください。", "Enter the 6 digits."),
     "error.not_found": ("見つかりません。", "Not found."),
+    "error.family_self": (
+        "ご自身のアカウントを保護者として登録することはできません。",
+        "You cannot name yourself as guardian.",
+    ),
+    "error.family_too_many": (
+        "これ以上の保護者は登録できません。取り消してから申請してください。",
+        "No more guardians can be added; revoke one first.",
+    ),
+    "error.family_forbidden": (
+        "この組合員の履歴を見る許可がありません。",
+        "You have no access to this member's history.",
+    ),
     "error.suspended": (
         "アカウントは停止中です。再開は生協店舗の窓口にお申し出ください。",
         "The account is suspended. Please ask at the co-op counter to resume it.",

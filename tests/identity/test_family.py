@@ -1,0 +1,195 @@
+"""Family access (FLOWS §3 step 5) through the portal's pages: a member grants a guardian
+read access, the guardian sees only the cafeteria calendar and the purchase history, a
+guardian without a grant is refused, and a revoke ends the access.
+
+The pages run on an aiohttp test server over the in-process identity service and wallet
+shard of `Harness`; sessions come from the real portal sign-in (password and SMS code).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from coopnode.actors.identity_messages import (
+    Answer,
+    FlowAnswer,
+    FlowStep,
+    IdentityRequest,
+    SessionIssued,
+    SignIn,
+)
+from coopnode.actors.mailer import Notification, SmsMessage
+from coopnode.actors.wallet_client import WalletClient
+from coopnode.domain.identity import FlowKind, SessionKind
+from coopnode.domain.messages import Pay
+from coopnode.domain.money import TillKind
+from coopnode.http.identity_front import (
+    COOKIE_NAMES,
+    identity_key,
+    notifier_key,
+    secure_cookies_key,
+)
+from coopnode.http.portal import setup_portal
+from coopnode.http.wallet_api import wallet_client_key
+from tests.identity.harness import Harness
+from tests.identity.test_service import MAIL, MEMBER, PASSWORD, code_in, enrol, set_password
+
+GUARDIAN = "202698765432"
+GUARDIAN_MAIL = "parent@example.jp"
+GUARDIAN_PHONE = "090-3333-4444"
+OTHER = "202611112222"
+OTHER_MAIL = "other@student.demo-u.ac.jp"
+
+
+class _Port:
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+
+    async def call(self, request: IdentityRequest) -> Answer:
+        answer: Answer = await self.harness.service.handle(request)
+        self.harness.sent.extend(answer.notifications)
+        return answer
+
+
+class _Notifier:
+    def submit(self, message: Notification) -> bool:
+        return True
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    built = Harness(tmp_path)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
+async def client(harness: Harness) -> AsyncIterator[TestClient[Any, Any]]:
+    app = web.Application()
+    app[identity_key] = _Port(harness)
+    app[notifier_key] = _Notifier()
+    app[secure_cookies_key] = False
+    # The pages only call `submit`, which the one-shard wallet of the harness answers.
+    app[wallet_client_key] = cast(WalletClient, harness.wallet)
+    setup_portal(app, harness.settings)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+async def portal_session(harness: Harness, mail: str, phone: str) -> SessionIssued:
+    flow = await harness.call(SignIn(kind=SessionKind.PORTAL, identifier=mail, password=PASSWORD))
+    assert isinstance(flow, FlowAnswer), flow
+    step = FlowStep(
+        kind=FlowKind.PORTAL_SIGN_IN,
+        step="send_code",
+        flow_id=flow.flow_id,
+        method="sms",
+        phone=phone,
+    )
+    await harness.call(step)
+    sms = harness.sent[-1]
+    assert isinstance(sms, SmsMessage)
+    verify = FlowStep(
+        kind=FlowKind.PORTAL_SIGN_IN, step="verify", flow_id=flow.flow_id, code=code_in(sms.body)
+    )
+    issued = await harness.call(verify)
+    assert isinstance(issued, SessionIssued), issued
+    return issued
+
+
+def as_(client: TestClient[Any, Any], issued: SessionIssued) -> dict[str, str]:
+    client.session.cookie_jar.clear()
+    return {
+        COOKIE_NAMES[SessionKind.PORTAL]: issued.session_id,
+        f"cn_csrf_{SessionKind.PORTAL.value}": issued.csrf_token,
+    }
+
+
+async def test_grant_view_refuse_and_revoke(harness: Harness, client: TestClient[Any, Any]) -> None:
+    await enrol(harness)
+    await enrol(harness, member_no=GUARDIAN, mail=GUARDIAN_MAIL, phone=GUARDIAN_PHONE)
+    await enrol(harness, member_no=OTHER, mail=OTHER_MAIL, phone="090-5555-6666")
+    for mail in (MAIL, GUARDIAN_MAIL, OTHER_MAIL):
+        await set_password(harness, mail=mail)
+    member = await portal_session(harness, MAIL, "090-1111-2222")
+    guardian = await portal_session(harness, GUARDIAN_MAIL, GUARDIAN_PHONE)
+    other = await portal_session(harness, OTHER_MAIL, "090-5555-6666")
+    pay = Pay(key="f1", member_no=MEMBER, amount_yen=480, till_kind=TillKind.SHOP, store="shop-1")
+    await harness.wallet.submit(pay)
+    view = f"/portal/family/{MEMBER}"
+
+    # Before any grant the guardian is refused.
+    refused = await client.get(view, cookies=as_(client, guardian), allow_redirects=False)
+    assert refused.status == 403
+    # The grant form needs the session's CSRF token.
+    cookies = as_(client, member)
+    forged = await client.post(
+        "/portal/family", data={"guardian_mail": GUARDIAN_MAIL}, cookies=cookies
+    )
+    assert forged.status == 403
+    own = await client.post(
+        "/portal/family",
+        data={"guardian_mail": MAIL, "csrf": member.csrf_token},
+        cookies=cookies,
+        allow_redirects=False,
+    )
+    assert own.status == 409
+    granted = await client.post(
+        "/portal/family",
+        data={"guardian_mail": GUARDIAN_MAIL, "csrf": member.csrf_token},
+        cookies=cookies,
+        allow_redirects=False,
+    )
+    assert granted.status == 303
+    # An address with no portal account gets the very same answer: the form tells a
+    # member nothing about who else has an account.
+    unknown = await client.post(
+        "/portal/family",
+        data={"guardian_mail": "nobody@example.org", "csrf": member.csrf_token},
+        cookies=cookies,
+        allow_redirects=False,
+    )
+    assert (unknown.status, unknown.headers["Location"]) == (
+        granted.status,
+        granted.headers["Location"],
+    )
+    listed = await client.get("/portal/family", cookies=cookies)
+    listed_text = await listed.text()
+    assert 'id="revoke-1"' in listed_text and 'id="revoke-2"' in listed_text
+
+    # The guardian sees the member's calendar and purchases, and nothing else.
+    paid = datetime.datetime.fromtimestamp(harness.clock(), ZoneInfo("Asia/Tokyo"))
+    page = await client.get(f"{view}?month={paid:%Y-%m}", cookies=as_(client, guardian))
+    body = await page.text()
+    assert page.status == 200
+    assert 'id="cafeteria"' in body and "shop-1" in body and "480" in body
+    assert "balance" not in body and MAIL not in body and "/mypage/emoney" not in body
+    guardian_list = await client.get("/portal/family", cookies=as_(client, guardian))
+    assert f'id="ward-{MEMBER}"' in await guardian_list.text()
+    # Another account, without a grant, is refused; without a session, sent to sign in.
+    stranger = await client.get(view, cookies=as_(client, other), allow_redirects=False)
+    assert stranger.status == 403
+    client.session.cookie_jar.clear()
+    anonymous = await client.get(view, allow_redirects=False)
+    assert anonymous.status == 303 and anonymous.headers["Location"] == "/portal/sign-in"
+
+    # The member revokes: the guardian's access ends.
+    revoked = await client.post(
+        "/portal/family/revoke",
+        data={"guardian_mail": GUARDIAN_MAIL, "csrf": member.csrf_token},
+        cookies=as_(client, member),
+        allow_redirects=False,
+    )
+    assert revoked.status == 303
+    after = await client.get(view, cookies=as_(client, guardian), allow_redirects=False)
+    assert after.status == 403
