@@ -32,6 +32,7 @@ from coopnode.actors.identity_core import (
 from coopnode.actors.identity_messages import (
     Answer,
     ErrorCode,
+    FlowAnswer,
     FlowStep,
     MailChangeStart,
     PasswordStart,
@@ -119,6 +120,40 @@ class IdentityFlows(IdentityCore):
         if issued.reason is not PasscodeReason.OK:
             return answer(passcode_refusal(issued.reason, retry_after_s=issued.retry_after_s))
         return issued.code, self.policy.passcode_resend_cooldown_s
+
+    def _open_code_flow(
+        self,
+        tx: Tx,
+        kind: FlowKind,
+        purpose: PasscodePurpose,
+        account: Account | None,
+        destination: str,
+        **fields: str,
+    ) -> tuple[FlowAnswer, FlowRecord, str] | Answer:
+        """Mint a code and open a flow that waits for it, known account or not.
+
+        An unknown destination gets a flow and a code like a known one (only nothing is
+        sent), so the answers cannot tell them apart; its passcode record is keyed by the
+        destination itself.
+        """
+        subject = account.member_no if account is not None else ""
+        passcode_key = f"{kind.value}:{subject or destination}"
+        issued = self.issue_code(tx, passcode_key, purpose, destination)
+        if issued.reason is not PasscodeReason.OK:
+            return answer(passcode_refusal(issued.reason, retry_after_s=issued.retry_after_s))
+        flow_id, flow = self.new_flow(
+            tx,
+            kind,
+            FlowState.CODE_SENT,
+            subject=subject,
+            passcode_key=passcode_key,
+            destination=destination,
+            **fields,
+        )
+        reply = self.flow_answer(
+            flow_id, flow, resend_after_s=self.policy.passcode_resend_cooldown_s
+        )
+        return reply, flow, issued.code
 
     # Mail change (FLOWS §1) -------------------------------------------------------------------
 
@@ -296,25 +331,15 @@ class IdentityFlows(IdentityCore):
             return invalid(error)
         with self.store.write() as tx:
             account = tx.account_by_mail(mail)
-            subject = account.member_no if account is not None else ""
-            passcode_key = f"{FlowKind.PASSWORD.value}:{subject or mail}"
-            issued = self.issue_code(tx, passcode_key, PasscodePurpose.PASSWORD_SETUP, mail)
-            if issued.reason is not PasscodeReason.OK:
-                return answer(passcode_refusal(issued.reason, retry_after_s=issued.retry_after_s))
-            flow_id, flow = self.new_flow(
-                tx,
-                FlowKind.PASSWORD,
-                FlowState.CODE_SENT,
-                subject=subject,
-                passcode_key=passcode_key,
-                destination=mail,
+            opened = self._open_code_flow(
+                tx, FlowKind.PASSWORD, PasscodePurpose.PASSWORD_SETUP, account, mail
             )
-        reply = self.flow_answer(
-            flow_id, flow, resend_after_s=self.policy.passcode_resend_cooldown_s
-        )
+        if isinstance(opened, Answer):
+            return opened
+        reply, _, code = opened
         # Nobody is written to for an unknown address; the answer is the same.
         mails: list[Notification] = (
-            [self._verification_mail(mail, issued.code, "password")] if account is not None else []
+            [self._verification_mail(mail, code, "password")] if account is not None else []
         )
         return answer(reply, mails)
 
@@ -408,24 +433,18 @@ class IdentityFlows(IdentityCore):
         with self.store.write() as tx:
             by = tx.account_by_phone if channel == "sms" else tx.account_by_mail
             account = by(identifier)
-            subject = account.member_no if account is not None else ""
-            passcode_key = f"{FlowKind.WALLET_LOGIN.value}:{subject or identifier}"
-            issued = self.issue_code(tx, passcode_key, PasscodePurpose.WALLET_LOGIN, identifier)
-            if issued.reason is not PasscodeReason.OK:
-                return answer(passcode_refusal(issued.reason, retry_after_s=issued.retry_after_s))
-            flow_id, flow = self.new_flow(
+            opened = self._open_code_flow(
                 tx,
                 FlowKind.WALLET_LOGIN,
-                FlowState.CODE_SENT,
-                subject=subject,
-                passcode_key=passcode_key,
-                destination=identifier,
+                PasscodePurpose.WALLET_LOGIN,
+                account,
+                identifier,
                 channel=channel,
             )
-        reply = self.flow_answer(
-            flow_id, flow, resend_after_s=self.policy.passcode_resend_cooldown_s
-        )
-        return answer(reply, self._wallet_code(flow, issued.code) if account is not None else [])
+        if isinstance(opened, Answer):
+            return opened
+        reply, flow, code = opened
+        return answer(reply, self._wallet_code(flow, code) if account is not None else [])
 
     def _wallet_code(self, flow: FlowRecord, code: str) -> list[Notification]:
         if flow.channel == "sms":
