@@ -20,6 +20,8 @@ from coopnode.domain.till_frames import (
     Welcome,
     frame_encoder,
     node_frame_decoder,
+    open_session_key,
+    seal_body,
     sign_auth,
     sign_body,
 )
@@ -53,6 +55,7 @@ class RawTill:
         self.key = key
         self.seq = 0
         self.welcome: Welcome | None = None
+        self.session_key = b""
         self.decisions: dict[int, asyncio.Future[Decision]] = {}
         self.refused: asyncio.Queue[Refused] = asyncio.Queue()
         self.deny_updates: list[tuple[float, DenyUpdate]] = []
@@ -77,6 +80,7 @@ class RawTill:
             return self
         self.welcome = node_frame_decoder.decode(message.data)  # type: ignore[assignment]
         assert isinstance(self.welcome, Welcome)
+        self.session_key = open_session_key(self.key, self.welcome.session_key_box)
         self._reader = asyncio.get_running_loop().create_task(self._read())
         return self
 
@@ -122,17 +126,22 @@ class RawTill:
         )
 
     def signed(self, body: SignedBody, key: SigningKey | None = None) -> bytes:
+        """Signed with the till's Ed25519 key, as a tap queued offline is forwarded."""
         return frame_encoder.encode(sign_body(key or self.key, body))
+
+    def sealed(self, body: SignedBody, session_key: bytes | None = None) -> bytes:
+        """Sealed with this connection's session key, as a till sends online."""
+        return frame_encoder.encode(seal_body(session_key or self.session_key, body))
 
     async def send(self, frame: bytes) -> None:
         assert self.ws is not None
         await self.ws.send_bytes(frame)
 
     async def decide(self, body: SignedBody, frame: bytes | None = None) -> Decision:
-        """Send a signed body (or the given frame) and wait for its decision."""
+        """Send a sealed body (or the given frame) and wait for its decision."""
         self.decisions.pop(body.seq, None)
         future = self._future(body.seq)
-        await self.send(frame or self.signed(body))
+        await self.send(frame or self.sealed(body))
         return await asyncio.wait_for(future, TIMEOUT_S)
 
     async def wait_closed(self) -> int | None:

@@ -316,8 +316,10 @@ class _DevController(Controller):
     def _trigger_server(self) -> None:
         # aiosmtpd 1.4.6 checks that its server answers by connecting to `self.port`, which
         # fails for port 0 (aio-libs/aiosmtpd#388): learn the port the OS chose first.
-        if self.port == 0 and isinstance(self.server, asyncio.Server):
-            self.port = self.server.sockets[0].getsockname()[1]
+        # (uvloop's server is no asyncio.Server, but it has the same `sockets`.)
+        sockets = getattr(self.server, "sockets", None)
+        if self.port == 0 and sockets:
+            self.port = sockets[0].getsockname()[1]
         # aiosmtpd leaves this method unannotated.
         super()._trigger_server()  # type: ignore[no-untyped-call]
 

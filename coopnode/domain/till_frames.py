@@ -5,24 +5,39 @@ MessagePack. The node opens with a `Challenge`; the till proves it holds its Ed2
 with `Auth` (a signature over the nonce and its id); the node answers `Welcome` with the
 offline limits and the whole deny list, then pushes `DenyUpdate`s as cards are blocked.
 
-Every frame that moves money (a tap, a void, a refund) travels as `Signed`: the body's
-MessagePack bytes and the till's signature over them. The signature stays with the body,
-so a tap queued offline on the till's disk is as verifiable days later as it was online,
-and the node never has to trust the connection for what a frame says.
+Every frame that moves money (a tap, a void, a refund) carries the body's MessagePack bytes
+and a proof that this till made them, in one of two envelopes:
 
-    till → node   Auth, Signed(TapBody | VoidBody | RefundBody)
+  * `Sealed`, online: a 128-bit keyed BLAKE2b MAC under the connection's session key. The
+    node draws the key when the till connects and sends it in `Welcome` inside a sealed box
+    (X25519, from the till's Ed25519 key): only the holder of the till's private key can
+    open it, so only that till can seal frames the node accepts, and a frame sealed on one
+    connection is worthless on the next. Checking a MAC costs about 1 µs; checking an
+    Ed25519 signature costs about 55 µs and a hand-over to a worker thread, which at
+    thousands of taps a second was a third of the front's work on a tap.
+  * `Signed`, for what must stay verifiable apart from any connection: a tap the till
+    approved offline is signed with the till's Ed25519 key when it is made, queued on the
+    till's disk, and forwarded days later as it was signed.
+
+    till → node   Auth, Sealed(TapBody | VoidBody | RefundBody), Signed(…the same)
     node → till   Challenge, Welcome, DenyUpdate, Decision, Refused
 
-Signatures are made over a context string followed by the signed bytes, so that an auth
-signature can never pass for a frame signature or the other way round.
+Signatures are made over a context string followed by the signed bytes, and MACs with a
+personalisation of their own, so that no proof can pass for another kind.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from typing import Annotated
 
 import msgspec
-from nacl.exceptions import BadSignatureError
+from nacl.bindings import crypto_sign_ed25519_pk_to_curve25519
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.public import PublicKey as CurvePublicKey
+from nacl.public import SealedBox
 from nacl.signing import SigningKey, VerifyKey
 
 from coopnode.domain.messages import AmountYen, Label
@@ -38,9 +53,17 @@ Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 PublicKey = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 # A signed body is about 80 bytes; the envelope refuses anything far larger.
 SignedBytes = Annotated[bytes, msgspec.Meta(min_length=1, max_length=1024)]
+SESSION_KEY_BYTES = 32
+MAC_BYTES = 16
+Mac = Annotated[bytes, msgspec.Meta(min_length=MAC_BYTES, max_length=MAC_BYTES)]
+# A sealed box adds an ephemeral public key (32 bytes) and a tag (16) to what it hides.
+SessionKeyBox = Annotated[
+    bytes, msgspec.Meta(min_length=SESSION_KEY_BYTES + 48, max_length=SESSION_KEY_BYTES + 48)
+]
 
 AUTH_CONTEXT = b"coopnode-till-auth-v1\x00"
 FRAME_CONTEXT = b"coopnode-till-frame-v1\x00"
+MAC_PERSON = b"coopnode-seal-v1"
 
 
 class _Frame(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -58,6 +81,11 @@ class Auth(_Frame, frozen=True, tag="auth"):
 class Signed(_Frame, frozen=True, tag="signed"):
     body: SignedBytes
     signature: Signature
+
+
+class Sealed(_Frame, frozen=True, tag="sealed"):
+    body: SignedBytes
+    mac: Mac
 
 
 class TapBody(_Frame, frozen=True, tag="tap"):
@@ -92,7 +120,7 @@ class RefundBody(_Frame, frozen=True, tag="refund"):
     at_ms: EpochMs
 
 
-TillFrame = Auth | Signed
+TillFrame = Auth | Signed | Sealed
 SignedBody = TapBody | VoidBody | RefundBody
 
 # Node → till -------------------------------------------------------------------------
@@ -117,6 +145,8 @@ class Welcome(_Frame, frozen=True, tag="welcome"):
     kind: TillKind
     node_time_ms: EpochMs
     limits: OfflineLimits
+    # This connection's session key, sealed to the till's key: see `open_session_key`.
+    session_key_box: SessionKeyBox
     # The whole deny list: cards reported lost or replaced, and cards of suspended
     # accounts. `DenyUpdate`s with higher versions change it from here on.
     deny_version: int
@@ -175,6 +205,38 @@ def sign_auth(key: SigningKey, nonce: bytes, till_id: str) -> Auth:
 def sign_body(key: SigningKey, body: SignedBody) -> Signed:
     raw = frame_encoder.encode(body)
     return Signed(body=raw, signature=key.sign(FRAME_CONTEXT + raw).signature)
+
+
+def new_session_key() -> bytes:
+    return secrets.token_bytes(SESSION_KEY_BYTES)
+
+
+def seal_session_key(public_key: bytes, session_key: bytes) -> bytes:
+    """The session key, readable only with the private key of the till `public_key` names."""
+    curve_key = CurvePublicKey(crypto_sign_ed25519_pk_to_curve25519(public_key))
+    return bytes(SealedBox(curve_key).encrypt(session_key))
+
+
+def open_session_key(key: SigningKey, box: bytes) -> bytes:
+    """The till's side of `seal_session_key`; a box not made for this key is refused."""
+    try:
+        return bytes(SealedBox(key.to_curve25519_private_key()).decrypt(box))
+    except CryptoError as error:
+        raise ValueError("the session key was not sealed for this till") from error
+
+
+def frame_mac(session_key: bytes, body: bytes) -> bytes:
+    digest = hashlib.blake2b(body, digest_size=MAC_BYTES, key=session_key, person=MAC_PERSON)
+    return digest.digest()
+
+
+def seal_body(session_key: bytes, body: SignedBody) -> Sealed:
+    raw = frame_encoder.encode(body)
+    return Sealed(body=raw, mac=frame_mac(session_key, raw))
+
+
+def check_sealed(session_key: bytes, sealed: Sealed) -> bool:
+    return hmac.compare_digest(frame_mac(session_key, sealed.body), sealed.mac)
 
 
 def verify_auth(public_key: bytes, nonce: bytes, auth: Auth) -> bool:

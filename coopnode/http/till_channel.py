@@ -6,9 +6,12 @@ till, a bad signature or no answer within `auth_timeout_s` closes the connection
 4xxx close code and a reason. Then the node sends `Welcome` (the till's store and kind,
 the offline limits and the whole deny list) and from then on pushes `DenyUpdate`s.
 
-A tap, a void or a refund arrives `Signed`. The hot path of a tap stays in this process:
+`Welcome` also carries the connection's session key, sealed to the till's key. A tap, a
+void or a refund arrives `Sealed` with that key (online) or `Signed` with the till's
+Ed25519 key (an offline tap forwarded later; checked on the verifier's thread). The hot
+path of a tap stays in this process:
 
-    verify the signature → replay window → IDm → card and member (in-memory copy) →
+    check the MAC → replay window → IDm → card and member (in-memory copy) →
     deny check → `WalletClient.submit(Pay)` (micro-batched to the shard) → `Decision`
 
 so a tap costs no Ray call of its own. Frames of one connection are decided concurrently
@@ -16,8 +19,9 @@ so a tap costs no Ray call of its own. Frames of one connection are decided conc
 names its sequence number.
 
 Refusals, none of which changes anything:
-  * a frame that is not MessagePack of a known kind, or not signed by this till, or
-    names another till: `Refused` (reason malformed_frame, bad_signature, wrong_till);
+  * a frame that is not MessagePack of a known kind, or not signed by this till nor
+    sealed with this connection's key, or names another till: `Refused` (reason
+    malformed_frame, bad_signature, wrong_till);
     after `bad_frames_max` of them the connection is closed;
   * a frame larger than `frame_max_bytes`: the connection is closed (1009, too big);
   * a sequence number seen before with other content: a declined `Decision` with
@@ -64,13 +68,17 @@ from coopnode.domain.till_frames import (
     OfflineLimits,
     RefundBody,
     Refused,
+    Sealed,
     Signed,
     SignedBody,
     TapBody,
     VoidBody,
     Welcome,
+    check_sealed,
     frame_encoder,
     frame_key,
+    new_session_key,
+    seal_session_key,
     signed_body_decoder,
     tap_key,
     till_frame_decoder,
@@ -168,6 +176,7 @@ class TillConnection:
         self.wallet = wallet
         settings = hub.settings
         self._verify_key: VerifyKey = hub.verify_keys[till.till_id]
+        self._session_key = new_session_key()
         self._bucket = hub.buckets.setdefault(
             till.till_id, TokenBucket(settings.frames_per_s_max, settings.frames_burst_max)
         )
@@ -191,6 +200,7 @@ class TillConnection:
                     card_day_max_yen=settings.offline_card_day_max_yen,
                     queue_max_taps=settings.offline_queue_max_taps,
                 ),
+                session_key_box=seal_session_key(self.till.public_key, self._session_key),
                 deny_version=self.hub.version,
                 deny_idms=sorted(self.hub.deny),
             )
@@ -242,18 +252,24 @@ class TillConnection:
         """Start handling one frame; it holds one slot until it is answered."""
         try:
             frame = till_frame_decoder.decode(data)
-            if not isinstance(frame, Signed):
-                raise msgspec.ValidationError("expected a signed frame")
+            if isinstance(frame, Auth):
+                raise msgspec.ValidationError("expected a sealed or signed frame")
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             self._slots.release()
             self._spawn(self._bad_frame(0, "malformed_frame", f"malformed frame: {error}"))
             return
         self._spawn(self._handle(frame))
 
-    async def _handle(self, frame: Signed) -> None:
+    async def _handle(self, frame: Sealed | Signed) -> None:
         try:
-            # Checked on the verifier's thread: the loop reads other frames meanwhile.
-            if not await self.hub.signatures.check(self._verify_key, frame):
+            if isinstance(frame, Sealed):
+                if not check_sealed(self._session_key, frame):
+                    await self._bad_frame(
+                        0, "bad_signature", "the frame is not sealed with this connection's key"
+                    )
+                    return
+            # A signature is checked on the verifier's thread: the loop reads other frames.
+            elif not await self.hub.signatures.check(self._verify_key, frame):
                 await self._bad_frame(0, "bad_signature", "the frame is not signed by this till")
                 return
             try:

@@ -44,8 +44,9 @@ from coopnode.domain.till_frames import (
     Welcome,
     frame_encoder,
     node_frame_decoder,
+    open_session_key,
+    seal_body,
     sign_auth,
-    sign_body,
 )
 from coopnode.loadtest.openloop import (
     LATENCY_HIGHEST_US,
@@ -93,6 +94,7 @@ class SimTill:
         self.key = SigningKey(bytes.fromhex(spec.signing_key_hex))
         self.next_seq = first_seq
         self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.session_key = b""
         self.intended: dict[int, float] = {}
         self.deny_seen: dict[str, float] = {}
         self.on_decision: Any = None
@@ -108,6 +110,7 @@ class SimTill:
         welcome = node_frame_decoder.decode(await self.ws.receive_bytes(timeout=AUTH_TIMEOUT_S))
         if not isinstance(welcome, Welcome):
             raise RuntimeError(f"{self.till_id}: the node did not welcome the till")
+        self.session_key = open_session_key(self.key, welcome.session_key_box)
         self._reader = asyncio.get_running_loop().create_task(self._read())
         return welcome
 
@@ -127,8 +130,12 @@ class SimTill:
                 for idm in frame.blocked:
                     self.deny_seen.setdefault(idm, now_s)
 
+    def seal(self, body: TapBody) -> bytes:
+        """A tap as a connected till sends it: sealed with the connection's session key."""
+        return frame_encoder.encode(seal_body(self.session_key, body))
+
     def sign_taps(self, idms: Sequence[str], amount_yen: int) -> list[tuple[int, bytes]]:
-        """Sign the next taps of this till now, before the run measures anything."""
+        """Seal the next taps of this till now, before the run measures anything."""
         frames = []
         for idm in idms:
             body = TapBody(
@@ -138,7 +145,7 @@ class SimTill:
                 amount_yen=amount_yen,
                 at_ms=time.time_ns() // 1_000_000,
             )
-            frames.append((self.next_seq, frame_encoder.encode(sign_body(self.key, body))))
+            frames.append((self.next_seq, self.seal(body)))
             self.next_seq += 1
         return frames
 

@@ -183,9 +183,8 @@ class TillAgent:
             at_ms=_now_ms(),
             offline=not online,
         )
-        frame = frame_encoder.encode(sign_body(self._key, body))
         if online:
-            decision = await self.link.request(seq, frame, self._settings.agent_decision_timeout_s)
+            decision = await self.link.request(body, self._settings.agent_decision_timeout_s)
             if decision is not None:
                 self.state.remember_sale(
                     SaleRecord(
@@ -197,7 +196,8 @@ class TillAgent:
                     )
                 )
                 return self._show(_outcome(decision, idm))
-        return self._sell_offline(body, frame)
+        # Queued on disk and forwarded later, maybe over another connection: signed.
+        return self._sell_offline(body, frame_encoder.encode(sign_body(self._key, body)))
 
     def _sell_offline(self, body: TapBody, frame: bytes) -> SaleOutcome:
         tap = QueuedTap(
@@ -243,11 +243,7 @@ class TillAgent:
                 _refused(tap_seq, kind, Reason.UNAVAILABLE, "the node is unreachable; retry")
             )
         body = self._correction_body(sale, refund_yen)
-        decision = await self.link.request(
-            body.seq,
-            frame_encoder.encode(sign_body(self._key, body)),
-            self._settings.agent_decision_timeout_s,
-        )
+        decision = await self.link.request(body, self._settings.agent_decision_timeout_s)
         if decision is None:
             return self._show(_refused(body.seq, kind, Reason.UNAVAILABLE, "no answer; retry"))
         return self._show(_outcome(decision, sale.idm))
@@ -295,7 +291,7 @@ class TillAgent:
         return sum(answered)
 
     async def _forward(self, tap: QueuedTap) -> bool:
-        decision = await self.link.request(
+        decision = await self.link.forward(
             tap.seq, tap.frame, self._settings.agent_decision_timeout_s
         )
         if decision is None:

@@ -3,9 +3,11 @@
 `TillLink.run()` connects to `<node>/till/ws`, answers the node's challenge with the till's
 signature, takes the `Welcome` (store, offline limits, deny list) and then reads frames
 until the link drops, when it waits (`agent_reconnect_backoff_ms`, doubled up to the
-maximum) and connects again, forever. `request()` sends a signed frame and waits for the
-`Decision` with its sequence number; it answers None when the link is down or the node
-does not answer in time, and the caller then decides what a till does offline.
+maximum) and connects again, forever. `request()` seals a body with the connection's
+session key (from the `Welcome`), sends it and waits for the `Decision` with its sequence
+number; `forward()` does the same for a frame signed earlier (a tap queued offline). Both
+answer None when the link is down or the node does not answer in time, and the caller then
+decides what a till does offline.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from coopnode.domain.till_frames import (
     Decision,
     DenyUpdate,
     Refused,
+    SignedBody,
     Welcome,
     frame_encoder,
     node_frame_decoder,
+    open_session_key,
+    seal_body,
     sign_auth,
 )
 from coopnode.logs import get_logger
@@ -58,6 +63,7 @@ class TillLink:
         self._on_welcome = on_welcome
         self._on_deny_update = on_deny_update
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._session_key = b""
         self._pending: dict[int, asyncio.Future[Decision | None]] = {}
         self.connected = asyncio.Event()
         self.last_refusal = ""
@@ -100,6 +106,10 @@ class TillLink:
             welcome = await self._receive(ws, timeout_s)
             if not isinstance(welcome, Welcome):
                 raise LinkRefused("the node did not welcome this till")
+            try:
+                self._session_key = open_session_key(self._key, welcome.session_key_box)
+            except ValueError as error:
+                raise LinkRefused(str(error)) from None
             await self._on_welcome(welcome)
             self._ws = ws
             self.connected.set()
@@ -146,11 +156,24 @@ class TillLink:
                 case _:
                     log.warning("unexpected frame from the node", kind=type(frame).__name__)
 
-    async def request(self, seq: int, frame: bytes, timeout_s: float) -> Decision | None:
-        """Send a signed frame; its decision, or None (link down, refused, no answer)."""
+    async def request(self, body: SignedBody, timeout_s: float) -> Decision | None:
+        """Send `body` sealed; its decision, or None (link down, refused, no answer)."""
         ws = self._ws
         if ws is None or ws.closed:
             return None
+        frame = frame_encoder.encode(seal_body(self._session_key, body))
+        return await self._exchange(ws, body.seq, frame, timeout_s)
+
+    async def forward(self, seq: int, frame: bytes, timeout_s: float) -> Decision | None:
+        """Send a frame signed earlier; its decision, or None as for `request`."""
+        ws = self._ws
+        if ws is None or ws.closed:
+            return None
+        return await self._exchange(ws, seq, frame, timeout_s)
+
+    async def _exchange(
+        self, ws: aiohttp.ClientWebSocketResponse, seq: int, frame: bytes, timeout_s: float
+    ) -> Decision | None:
         future: asyncio.Future[Decision | None] = asyncio.get_running_loop().create_future()
         self._pending[seq] = future
         try:

@@ -45,12 +45,14 @@ async def test_a_tap_is_decided_and_a_replay_changes_nothing(node: NodeProcess) 
     try:
         assert till.welcome is not None and till.welcome.store == "shop-33"
         body = till.tap(card, 1_200)
-        frame = till.signed(body)
+        frame = till.sealed(body)
         decision = await till.decide(body, frame)
         assert decision.approved and decision.paid.base == 1_200
         assert decision.balances.base == 3_800 and decision.points_earned == 12
-        # The same frame again: the first decision, and nothing booked twice.
+        # The same frame again, and the same body signed (as it is forwarded after a
+        # link loss): the first decision, and nothing booked twice.
         assert await till.decide(body, frame) == decision
+        assert await till.decide(body, till.signed(body)) == decision
         # The same seq with other content: refused as a conflict.
         conflict = await till.decide(msgspec.structs.replace(body, amount_yen=10))
         assert not conflict.approved and conflict.reason is Reason.IDEMPOTENCY_CONFLICT
@@ -80,6 +82,9 @@ async def test_bad_frames_are_refused_with_a_reason_and_change_nothing(node: Nod
     enrol_with_card(node, member, card, base=5_000)
     till_id, key = add_till(node, "shop-33")
     other_id, other_key = add_till(node, "shop-33")
+    # A frame sealed on an earlier connection of the same till is worthless on this one.
+    earlier = await RawTill(node.url, till_id, key).open()
+    await earlier.close()
     till = await RawTill(node.url, till_id, key).open()
     try:
         body = till.tap(card, 100)
@@ -88,10 +93,12 @@ async def test_bad_frames_are_refused_with_a_reason_and_change_nothing(node: Nod
         )
         bad: list[tuple[bytes, str]] = [
             (b"\x93not a frame", "malformed_frame"),
-            (frame_encoder.encode(body), "malformed_frame"),  # A tap not wrapped and signed.
+            (frame_encoder.encode(body), "malformed_frame"),  # A tap neither sealed nor signed.
             (wrong_signature, "bad_signature"),
             (till.signed(body, key=other_key), "bad_signature"),
             (till.signed(msgspec.structs.replace(body, till_id=other_id)), "wrong_till"),
+            (till.sealed(body, session_key=bytes(32)), "bad_signature"),
+            (till.sealed(body, session_key=earlier.session_key), "bad_signature"),
         ]
         for frame, reason in bad:
             await till.send(frame)
@@ -142,7 +149,7 @@ async def test_a_flooding_till_is_slowed_and_the_others_are_not(node: NodeProces
     try:
         # Taps of an unknown card: refused in the front, so only the pacing slows them.
         flood = [flooder.tap("33000000000000ff", 10) for _ in range(1_400)]
-        frames = [flooder.signed(body) for body in flood]
+        frames = [flooder.sealed(body) for body in flood]
         started = time.monotonic()
         sending = asyncio.gather(
             *(flooder.decide(b, f) for b, f in zip(flood, frames, strict=True))

@@ -17,7 +17,7 @@ def welcome(deny: list[str]) -> Welcome:
     return Welcome(
         till_id="till-0001", store="cafe-1", kind=TillKind.CAFETERIA, node_time_ms=1,
         limits=OfflineLimits(tap_max_yen=500, card_day_max_yen=800, queue_max_taps=3),
-        deny_version=5, deny_idms=deny,
+        session_key_box=bytes(80), deny_version=5, deny_idms=deny,
     )  # fmt: skip
 
 
