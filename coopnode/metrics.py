@@ -59,3 +59,36 @@ class Metrics:
             "Wallet shards that answered the last health check.",
             registry=self.registry,
         )
+        self.till_connected = Gauge(
+            "coopnode_till_connected",
+            "Tills connected to this front over the till channel.",
+            registry=self.registry,
+        )
+        self.till_decisions = Counter(
+            "coopnode_till_decisions",
+            "Decisions sent to tills, by frame kind, outcome and decline reason.",
+            ["kind", "outcome", "reason"],
+            registry=self.registry,
+        )
+        self.till_decision_seconds = Histogram(
+            "coopnode_till_decision_seconds",
+            "From a frame read off a till's socket to its decision written back.",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0),
+            registry=self.registry,
+        )
+        self.till_refused = Counter(
+            "coopnode_till_refused_frames",
+            "Till frames refused without a decision (malformed, unsigned, another till's).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.till_throttled = Counter(
+            "coopnode_till_throttled_frames",
+            "Till frames held back by their till's token bucket.",
+            registry=self.registry,
+        )
+        self.till_deny_pushes = Counter(
+            "coopnode_till_deny_pushes",
+            "Deny-list changes pushed, once per connected till they went to.",
+            registry=self.registry,
+        )

@@ -238,17 +238,19 @@ class TillConnection:
         while True:
             message = await self.ws.receive()
             if message.type is WSMsgType.BINARY:
+                started_s = time.perf_counter()
                 delay_s = self._bucket.take()
                 if delay_s:
+                    self.hub.metrics.till_throttled.inc()
                     await asyncio.sleep(delay_s)
                 await self._slots.acquire()
-                self._take(message.data)
+                self._take(message.data, started_s)
             elif message.type is WSMsgType.TEXT:
                 await self._bad_frame(0, "malformed_frame", "frames are binary MessagePack")
             else:
                 return  # CLOSE, CLOSING, CLOSED or ERROR (e.g. a frame too large).
 
-    def _take(self, data: bytes) -> None:
+    def _take(self, data: bytes, started_s: float) -> None:
         """Start handling one frame; it holds one slot until it is answered."""
         try:
             frame = till_frame_decoder.decode(data)
@@ -258,9 +260,9 @@ class TillConnection:
             self._slots.release()
             self._spawn(self._bad_frame(0, "malformed_frame", f"malformed frame: {error}"))
             return
-        self._spawn(self._handle(frame))
+        self._spawn(self._handle(frame, started_s))
 
-    async def _handle(self, frame: Sealed | Signed) -> None:
+    async def _handle(self, frame: Sealed | Signed, started_s: float) -> None:
         try:
             if isinstance(frame, Sealed):
                 if not check_sealed(self._session_key, frame):
@@ -280,20 +282,22 @@ class TillConnection:
             if body.till_id != self.till_id:
                 await self._bad_frame(body.seq, "wrong_till", "the frame names another till")
                 return
-            await self._once(body, hashlib.blake2b(frame.body, digest_size=16).digest())
+            digest = hashlib.blake2b(frame.body, digest_size=16).digest()
+            await self._once(body, digest, started_s)
         finally:
             self._slots.release()
 
-    async def _once(self, body: SignedBody, digest: bytes) -> None:
+    async def _once(self, body: SignedBody, digest: bytes, started_s: float) -> None:
         """Decide a new sequence number; answer a repeat from the replay window."""
         seen = self._window.get(body.seq)
         if seen is None:
             seen = Seen(digest, asyncio.get_running_loop().create_future())
             self._window.put(body.seq, seen)
-            await self._decide(body, seen)
+            await self._decide(body, seen, started_s)
         elif seen.digest != digest:
             conflict = _declined(body, Reason.IDEMPOTENCY_CONFLICT, "the seq was used before")
             await self._send(frame_encoder.encode(conflict))
+            self.hub.record_decision(conflict, started_s)
         else:
             try:
                 await self._send(await asyncio.shield(seen.decision))
@@ -303,12 +307,13 @@ class TillConnection:
 
     async def _bad_frame(self, seq: int, reason: str, message: str) -> None:
         self._bad_frames += 1
+        self.hub.metrics.till_refused.labels(reason=reason).inc()
         log.warning("till frame refused", till_id=self.till_id, reason=reason, seq=seq)
         await self._send(frame_encoder.encode(Refused(seq=seq, reason=reason, message=message)))
         if self._bad_frames >= self.hub.settings.bad_frames_max:
             await self._close(CLOSE_BAD_FRAMES, "too many bad frames")
 
-    async def _decide(self, body: SignedBody, seen: Seen) -> None:
+    async def _decide(self, body: SignedBody, seen: Seen, started_s: float) -> None:
         try:
             decision = await self._decision(body)
             frame = frame_encoder.encode(decision)
@@ -316,6 +321,7 @@ class TillConnection:
             if decision.reason in _TRANSIENT:
                 self._window.forget(body.seq, seen)
             await self._send(frame)
+            self.hub.record_decision(decision, started_s)
         except Exception:
             # A bug, not an outcome: the till hears nothing and sends the frame again.
             log.exception("till frame failed", till_id=self.till_id, seq=body.seq)

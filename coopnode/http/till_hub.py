@@ -32,9 +32,11 @@ from coopnode.actors.registry_store import (
     SetSuspended,
     TillRecord,
 )
-from coopnode.domain.till_frames import DenyUpdate, frame_encoder
+from coopnode.domain.money import Reason
+from coopnode.domain.till_frames import Decision, DenyUpdate, frame_encoder
 from coopnode.http.signatures import SignatureVerifier
 from coopnode.logs import get_logger
+from coopnode.metrics import Metrics
 from coopnode.settings import TillSettings
 
 log = get_logger(__name__)
@@ -58,9 +60,11 @@ class RegistryUnavailable(Exception):
 
 
 class TillHub:
-    def __init__(self, registry: Any, settings: TillSettings) -> None:
+    def __init__(self, registry: Any, settings: TillSettings, metrics: Metrics) -> None:
         self.registry = registry
         self.settings = settings
+        self.metrics = metrics
+        self._decision_counters: dict[tuple[str, bool, Reason | None], Any] = {}
         self.version = 0
         self.cards: dict[str, CardRecord] = {}
         self.tills: dict[str, TillRecord] = {}
@@ -173,6 +177,7 @@ class TillHub:
         frame = frame_encoder.encode(update)
         for connection in list(self.connections.values()):
             connection.push(frame)
+        self.metrics.till_deny_pushes.inc(len(self.connections))
         log.info(
             "deny list pushed",
             version=self.version,
@@ -201,10 +206,26 @@ class TillHub:
         if older is not None and older is not connection:
             older.close_soon(4005, "the till connected again elsewhere")
         self.connections[connection.till_id] = connection
+        self.metrics.till_connected.set(len(self.connections))
 
     def detach(self, connection: Pushable) -> None:
         if self.connections.get(connection.till_id) is connection:
             del self.connections[connection.till_id]
+        self.metrics.till_connected.set(len(self.connections))
+
+    def record_decision(self, decision: Decision, started_s: float) -> None:
+        """Count a decision sent to a till and the time since its frame was read."""
+        key = (decision.kind, decision.approved, decision.reason)
+        counter = self._decision_counters.get(key)
+        if counter is None:
+            counter = self.metrics.till_decisions.labels(
+                kind=decision.kind,
+                outcome="approved" if decision.approved else "declined",
+                reason="" if decision.reason is None else decision.reason.value,
+            )
+            self._decision_counters[key] = counter
+        counter.inc()
+        self.metrics.till_decision_seconds.observe(time.perf_counter() - started_s)
 
 
 class TokenBucket:

@@ -74,7 +74,7 @@ async def _serve(
     metrics = Metrics()
     wallet = WalletClient(shards, settings.wallet, metrics, link_token=link_token)
     await wallet.wait_ready(SHARDS_READY_TIMEOUT_S)
-    tills = TillHub(create_registry(settings), settings.till)
+    tills = TillHub(create_registry(settings), settings.till, metrics)
     await tills.start(SHARDS_READY_TIMEOUT_S)
     demo_coop = await seed_demo(wallet, settings) if demo else None
     if demo_coop is not None:

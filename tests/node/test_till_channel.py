@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from typing import Any
 
 import aiohttp
@@ -32,6 +33,23 @@ def history_len(node: NodeProcess, member_no: str) -> int:
     return len(page["lines"])
 
 
+def metric(node: NodeProcess, sample: str) -> float:
+    """One sample of the node's /metrics, e.g. 'coopnode_till_connected' (0 if absent)."""
+    with urllib.request.urlopen(node.url + "/metrics") as response:
+        for line in response.read().decode().splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == sample:
+                return float(value)
+    return 0.0
+
+
+APPROVED_TAPS = 'coopnode_till_decisions_total{kind="tap",outcome="approved",reason=""}'
+CONFLICTS = (
+    'coopnode_till_decisions_total{kind="tap",outcome="declined",reason="idempotency_conflict"}'
+)
+BAD_SIGNATURES = 'coopnode_till_refused_frames_total{reason="bad_signature"}'
+
+
 def assert_balanced(node: NodeProcess) -> None:
     status, audit = node.request("GET", "/api/v1/audit")
     assert status == 200 and audit["balanced"], audit
@@ -41,9 +59,12 @@ async def test_a_tap_is_decided_and_a_replay_changes_nothing(node: NodeProcess) 
     member, card = "202633000011", "3300000000000011"
     enrol_with_card(node, member, card, base=5_000)
     till_id, key = add_till(node, "shop-33")
+    approved, conflicts = metric(node, APPROVED_TAPS), metric(node, CONFLICTS)
+    timed = metric(node, "coopnode_till_decision_seconds_count")
     till = await RawTill(node.url, till_id, key).open()
     try:
         assert till.welcome is not None and till.welcome.store == "shop-33"
+        assert metric(node, "coopnode_till_connected") >= 1
         body = till.tap(card, 1_200)
         frame = till.sealed(body)
         decision = await till.decide(body, frame)
@@ -58,6 +79,10 @@ async def test_a_tap_is_decided_and_a_replay_changes_nothing(node: NodeProcess) 
         assert not conflict.approved and conflict.reason is Reason.IDEMPOTENCY_CONFLICT
     finally:
         await till.close()
+    # Counted once each: the repeats answered from the window are not new decisions.
+    assert metric(node, APPROVED_TAPS) == approved + 1
+    assert metric(node, CONFLICTS) == conflicts + 1
+    assert metric(node, "coopnode_till_decision_seconds_count") == timed + 2
     assert wallet(node, member)["balances"]["base"] == 3_800
     assert history_len(node, member) == 2  # Enrolment and one payment.
     assert_balanced(node)
@@ -86,6 +111,7 @@ async def test_bad_frames_are_refused_with_a_reason_and_change_nothing(node: Nod
     earlier = await RawTill(node.url, till_id, key).open()
     await earlier.close()
     till = await RawTill(node.url, till_id, key).open()
+    bad_signatures = metric(node, BAD_SIGNATURES)
     try:
         body = till.tap(card, 100)
         wrong_signature = frame_encoder.encode(
@@ -110,6 +136,7 @@ async def test_bad_frames_are_refused_with_a_reason_and_change_nothing(node: Nod
         await till.close()
     assert wallet(node, member)["balances"]["base"] == 5_000
     assert history_len(node, member) == 1
+    assert metric(node, BAD_SIGNATURES) == bad_signatures + 4
     assert_balanced(node)
 
 
@@ -146,6 +173,7 @@ async def test_a_flooding_till_is_slowed_and_the_others_are_not(node: NodeProces
     enrol_with_card(node, member, card, base=50_000)
     flooder = await RawTill(node.url, *add_till(node, "shop-33")).open()
     calm = await RawTill(node.url, *add_till(node, "shop-33")).open()
+    throttled = metric(node, "coopnode_till_throttled_frames_total")
     try:
         # Taps of an unknown card: refused in the front, so only the pacing slows them.
         flood = [flooder.tap("33000000000000ff", 10) for _ in range(1_400)]
@@ -170,6 +198,7 @@ async def test_a_flooding_till_is_slowed_and_the_others_are_not(node: NodeProces
     assert flood_s >= 1.3, flood_s
     # ...while the calm till's taps went through at their usual pace.
     assert max(latencies) < 0.25, latencies
+    assert metric(node, "coopnode_till_throttled_frames_total") - throttled >= 400
 
 
 async def test_a_blocked_card_reaches_every_connected_till_within_a_second(
@@ -182,6 +211,7 @@ async def test_a_blocked_card_reaches_every_connected_till_within_a_second(
         for till in tills:
             assert (await till.decide(till.tap(card, 100))).approved
             till.deny_changed.clear()
+        pushes = metric(node, "coopnode_till_deny_pushes_total")
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         status, lost = await loop.run_in_executor(
@@ -195,6 +225,7 @@ async def test_a_blocked_card_reaches_every_connected_till_within_a_second(
             assert arrived - started < 1.0
             refused = await till.decide(till.tap(card, 100))
             assert not refused.approved and refused.reason is Reason.CARD_BLOCKED
+        assert metric(node, "coopnode_till_deny_pushes_total") - pushes >= len(tills)
         # Reissue: a new card reaches the same purses; the old one stays blocked.
         new_card = "3300000000000153"
         status, _ = node.request("POST", f"/api/v1/wallets/{member}/card", {"new_idm": new_card})
