@@ -8,6 +8,8 @@ touching the flow.
     mail change (§1)   member_found → current_code_sent → current_verified
                        → new_code_sent → done             (cancel from any live state)
     password (§2)      code_sent → verified → done        (also the forgotten password)
+    guardian setup     code_sent → verified → done        (the same steps, for a guardian
+                                                           invited by a member, §3 step 5)
     wallet login (§5)  code_sent → done (a wallet session)
 
 An address, phone or member number that matches nobody starts a flow all the same: a code
@@ -34,6 +36,7 @@ from coopnode.actors.identity_messages import (
     ErrorCode,
     FlowAnswer,
     FlowStep,
+    GuardianStart,
     MailChangeStart,
     PasswordStart,
     Refused,
@@ -45,10 +48,10 @@ from coopnode.actors.passwords import HasherBusy, PasswordHasher
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import (
     PASSWORD_MESSAGES,
-    Account,
     FlowKind,
     FlowRecord,
     FlowState,
+    GuardianAccount,
     PasswordProblem,
     SessionKind,
     Throttle,
@@ -64,6 +67,12 @@ from coopnode.domain.identity import (
 from coopnode.domain.messages import GetWallet, WalletView
 from coopnode.domain.passcodes import PasscodePurpose, PasscodeReason
 from coopnode.settings import Settings
+
+# The code each flow that sets a password sends, for members (§2) and guardians.
+_SETUP_PURPOSE: dict[FlowKind, PasscodePurpose] = {
+    FlowKind.PASSWORD: PasscodePurpose.PASSWORD_SETUP,
+    FlowKind.GUARDIAN_SETUP: PasscodePurpose.GUARDIAN_SETUP,
+}
 
 
 def busy() -> Answer:
@@ -126,17 +135,16 @@ class IdentityFlows(IdentityCore):
         tx: Tx,
         kind: FlowKind,
         purpose: PasscodePurpose,
-        account: Account | None,
+        subject: str,
         destination: str,
         **fields: str,
     ) -> tuple[FlowAnswer, FlowRecord, str] | Answer:
-        """Mint a code and open a flow that waits for it, known account or not.
+        """Mint a code and open a flow that waits for it, known account (`subject`) or not.
 
         An unknown destination gets a flow and a code like a known one (only nothing is
         sent), so the answers cannot tell them apart; its passcode record is keyed by the
         destination itself.
         """
-        subject = account.member_no if account is not None else ""
         passcode_key = f"{kind.value}:{subject or destination}"
         issued = self.issue_code(tx, passcode_key, purpose, destination)
         if issued.reason is not PasscodeReason.OK:
@@ -331,8 +339,9 @@ class IdentityFlows(IdentityCore):
             return invalid(error)
         with self.store.write() as tx:
             account = tx.account_by_mail(mail)
+            subject = account.member_no if account is not None else ""
             opened = self._open_code_flow(
-                tx, FlowKind.PASSWORD, PasscodePurpose.PASSWORD_SETUP, account, mail
+                tx, FlowKind.PASSWORD, PasscodePurpose.PASSWORD_SETUP, subject, mail
             )
         if isinstance(opened, Answer):
             return opened
@@ -344,27 +353,27 @@ class IdentityFlows(IdentityCore):
         return answer(reply, mails)
 
     async def password_step(self, step: FlowStep) -> Answer:
+        """A step of the member's password setting (§2) or of a guardian's invitation."""
         if step.step == "set":
             return await self._password_set(step)
+        purpose = _SETUP_PURPOSE[step.kind]
         with self.store.write() as tx:
             flow = self.load_flow(tx, step)
             if not isinstance(flow, FlowRecord):
                 return answer(flow)
             match step.step:
                 case "verify":
-                    problem = self.check_code(
-                        tx, flow, PasscodePurpose.PASSWORD_SETUP, flow.destination, step.code
-                    )
+                    problem = self.check_code(tx, flow, purpose, flow.destination, step.code)
                     if problem is not None:
                         return answer(problem)
                     flow = self.save_flow(tx, step.flow_id, flow, state=FlowState.VERIFIED)
                     return answer(self.flow_answer(step.flow_id, flow))
                 case "resend":
-                    sent = self._send(tx, flow, PasscodePurpose.PASSWORD_SETUP, flow.destination)
+                    sent = self._send(tx, flow, purpose, flow.destination)
                     if isinstance(sent, Answer):
                         return sent
                     mails: list[Notification] = (
-                        [self._verification_mail(flow.destination, sent[0], "password")]
+                        [self._verification_mail(flow.destination, sent[0], step.kind.value)]
                         if flow.subject
                         else []
                     )
@@ -376,26 +385,75 @@ class IdentityFlows(IdentityCore):
                     return answer(self.flow_answer(step.flow_id, flow))
         return answer(refused(400, ErrorCode.INVALID_INPUT, f"unknown step {step.step!r}"))
 
-    def _password_problem(self, step: FlowStep, account: Account) -> PasswordProblem | None:
+    def _password_problem(self, step: FlowStep, context: tuple[str, ...]) -> PasswordProblem | None:
         if not hmac.compare_digest(step.password.encode(), step.password_confirm.encode()):
             return PasswordProblem.MISMATCH
-        local = account.mail.partition("@")[0]
         return check_password(
             step.password,
             min_chars=self.bounds.password_min_chars,
             max_chars=self.bounds.password_max_chars,
-            context=(local, account.member_no),
+            context=context,
         )
+
+    @staticmethod
+    def invited(tx: Tx, mail: str) -> bool:
+        """Whether a member granted family access to `mail`, and no member holds it (a
+        member signs in to the portal with their own account and sees it there).
+        """
+        return bool(tx.wards_of(mail)) and tx.account_by_mail(mail) is None
+
+    def _setup_holder(self, tx: Tx, flow: FlowRecord) -> tuple[str, ...] | Refused:
+        """What a new password must not contain; a refusal when the flow leads nowhere."""
+        if flow.kind is FlowKind.GUARDIAN_SETUP:
+            if not flow.subject or not self.invited(tx, flow.subject):
+                return refused(404, ErrorCode.NOT_FOUND, "this address has no family access")
+            return (flow.subject.partition("@")[0],)
+        account = tx.account(flow.subject)
+        if account is None:
+            return refused(404, ErrorCode.NOT_FOUND, "the member no longer exists")
+        return account.mail.partition("@")[0], account.member_no
+
+    def _store_password(self, tx: Tx, flow: FlowRecord, hashed: bytes) -> None:
+        """Keep the new hash, end the holder's sessions and lift their sign-in lock-out."""
+        now_s = self.clock()
+        if flow.kind is FlowKind.GUARDIAN_SETUP:
+            mail = flow.subject
+            existing = tx.guardian(mail)
+            created_at_s = existing.created_at_s if existing is not None else now_s
+            tx.put_guardian(
+                GuardianAccount(
+                    mail=mail,
+                    password_hash=hashed,
+                    password_set_at_s=now_s,
+                    created_at_s=created_at_s,
+                )
+            )
+            tx.append_audit(
+                at_s=now_s,
+                actor="guardian",
+                action="guardian.password" if existing is not None else "guardian.create",
+                target=mask_mail(mail),
+            )
+        else:
+            account = tx.account(flow.subject)
+            if account is None:
+                raise TypeError("a member's password is stored only after its holder was read")
+            tx.put_account(
+                msgspec.structs.replace(account, password_hash=hashed, password_set_at_s=now_s)
+            )
+            mail = account.mail
+        tx.delete_sessions_of(flow.subject)
+        tx.put_throttle(f"signin:{mail}", Throttle())
 
     async def _password_set(self, step: FlowStep) -> Answer:
         with self.store.read() as tx:
             flow = self.load_flow(tx, step)
             if not isinstance(flow, FlowRecord):
                 return answer(flow)
-            account = tx.account(flow.subject)
-        if account is None:
-            return answer(refused(404, ErrorCode.NOT_FOUND, "the member no longer exists"))
-        problem = self._password_problem(step, account)
+            holder = self._setup_holder(tx, flow)
+        if isinstance(holder, Refused):
+            return answer(holder)
+        problem = self._password_problem(step, holder)
         if problem is not None:
             return answer(refused(400, f"password_{problem.value}", PASSWORD_MESSAGES[problem]))
         try:
@@ -403,22 +461,47 @@ class IdentityFlows(IdentityCore):
         except HasherBusy:
             return busy()
         with self.store.write() as tx:
-            # The flow is read again: it may have been finished or cancelled meanwhile.
+            # The flow is read again: it may have been finished or cancelled meanwhile (or,
+            # for a guardian, every grant revoked).
             flow = self.load_flow(tx, step)
-            current = tx.account(account.member_no)
-            if not isinstance(flow, FlowRecord) or current is None:
+            if not isinstance(flow, FlowRecord) or isinstance(
+                self._setup_holder(tx, flow), Refused
+            ):
                 return answer(
                     refused(409, ErrorCode.OUT_OF_ORDER, "this flow was finished meanwhile")
                 )
-            tx.put_account(
-                msgspec.structs.replace(
-                    current, password_hash=hashed, password_set_at_s=self.clock()
-                )
-            )
-            tx.delete_sessions_of(current.member_no)
-            tx.put_throttle(f"signin:{current.mail}", Throttle())
+            self._store_password(tx, flow, hashed)
             flow = self.save_flow(tx, step.flow_id, flow, state=FlowState.DONE)
         return answer(self.flow_answer(step.flow_id, flow))
+
+    # A guardian's invitation (FLOWS §3 step 5) ----------------------------------------------
+
+    async def guardian_start(self, request: GuardianStart) -> Answer:
+        """Confirm an invited address with a code, as §2 does for a member's address.
+
+        Any address gets a flow and the same answer; a code is mailed only to an address a
+        member invited, so the page tells nobody who was invited and mails nobody else.
+        """
+        try:
+            mail = normalise_mail(request.mail)
+        except InvalidInput as error:
+            return invalid(error)
+        with self.store.write() as tx:
+            invited = self.invited(tx, mail)
+            opened = self._open_code_flow(
+                tx,
+                FlowKind.GUARDIAN_SETUP,
+                PasscodePurpose.GUARDIAN_SETUP,
+                mail if invited else "",
+                mail,
+            )
+        if isinstance(opened, Answer):
+            return opened
+        reply, _, code = opened
+        mails: list[Notification] = (
+            [self._verification_mail(mail, code, FlowKind.GUARDIAN_SETUP.value)] if invited else []
+        )
+        return answer(reply, mails)
 
     # E-money sign-in and sign-up (FLOWS §5) ---------------------------------------------------
 
@@ -437,7 +520,7 @@ class IdentityFlows(IdentityCore):
                 tx,
                 FlowKind.WALLET_LOGIN,
                 PasscodePurpose.WALLET_LOGIN,
-                account,
+                account.member_no if account is not None else "",
                 identifier,
                 channel=channel,
             )

@@ -215,6 +215,18 @@ class FamilyList(_Message, frozen=True, tag="family_list"):
     member_no: MemberNo
 
 
+class GuardianStart(_Message, frozen=True, tag="guardian_start"):
+    """A guardian accepts an invitation: a code goes to the address if it was invited."""
+
+    mail: Text
+
+
+class GuardianWards(_Message, frozen=True, tag="guardian_wards"):
+    """The members who granted a guardian (signed in as `guardian_mail`) family access."""
+
+    guardian_mail: Text
+
+
 class AuditRecord(_Message, frozen=True, tag="audit_record"):
     """A staff action carried out by the front (a wallet change) for the audit log."""
 
@@ -250,6 +262,8 @@ IdentityRequest = (
     | FamilyGrant
     | FamilyRevoke
     | FamilyList
+    | GuardianStart
+    | GuardianWards
     | AuditRecord
 )
 

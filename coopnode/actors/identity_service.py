@@ -1,9 +1,13 @@
 """The identity service: enrolment, sign-ins with a second factor, sessions, staff, TOTP,
 and the wallet's OAuth server, on top of the flows of `identity_flows`.
 
-    sign-in (§3 portal, §4 my-page, staff)
+    sign-in (§3 portal, §4 my-page, staff, and a guardian's)
         password → second_factor ─ send_code → code_sent ─ verify → done (a session)
                                  └ verify_totp (portal and staff) ──────→ done
+
+A guardian who is not a member signs in with the address a member granted family access
+to and a mailed code (as §4), into a session of its own kind that only the family view
+accepts.
 
 A wrong password and an unknown address get the same answer after the same work: the
 unknown address is checked against a dummy argon2id hash. Failures lock the identifier
@@ -48,6 +52,8 @@ from coopnode.actors.identity_messages import (
     GetProfile,
     Grants,
     GrantView,
+    GuardianStart,
+    GuardianWards,
     IdentityRequest,
     ListGrants,
     MailChangeStart,
@@ -112,10 +118,17 @@ _FLOW_OF: dict[SessionKind, FlowKind] = {
     SessionKind.PORTAL: FlowKind.PORTAL_SIGN_IN,
     SessionKind.MYPAGE: FlowKind.MYPAGE_LOGIN,
     SessionKind.STAFF: FlowKind.STAFF_SIGN_IN,
+    SessionKind.GUARDIAN: FlowKind.GUARDIAN_SIGN_IN,
 }
 _SESSION_OF: dict[FlowKind, SessionKind] = {flow: session for session, flow in _FLOW_OF.items()}
 _totp_decoder = msgspec.msgpack.Decoder(TotpState)
 _SECOND_FACTOR_STEPS = frozenset({"send_code", "verify", "verify_totp", "cancel"})
+_SECOND_FACTOR_PURPOSE: dict[FlowKind, PasscodePurpose] = {
+    FlowKind.PORTAL_SIGN_IN: PasscodePurpose.SIGN_IN,
+    FlowKind.MYPAGE_LOGIN: PasscodePurpose.MYPAGE_LOGIN,
+    FlowKind.GUARDIAN_SIGN_IN: PasscodePurpose.GUARDIAN_SIGN_IN,
+    FlowKind.STAFF_SIGN_IN: PasscodePurpose.SIGN_IN,
+}
 
 
 def _bad_credentials() -> Refused:
@@ -161,6 +174,8 @@ class IdentityService(IdentityFlows):
                 return await self.mail_change_start(request)
             case PasswordStart():
                 return await self.password_start(request)
+            case GuardianStart():
+                return await self.guardian_start(request)
             case WalletLoginStart():
                 return await self.wallet_login_start(request)
             case SignIn():
@@ -179,7 +194,7 @@ class IdentityService(IdentityFlows):
         match step.kind:
             case FlowKind.MAIL_CHANGE:
                 return await self.mail_change_step(step)
-            case FlowKind.PASSWORD:
+            case FlowKind.PASSWORD | FlowKind.GUARDIAN_SETUP:
                 return await self.password_step(step)
             case FlowKind.WALLET_LOGIN:
                 return await self.wallet_login_step(step)
@@ -238,11 +253,13 @@ class IdentityService(IdentityFlows):
             case RevokeGrant():
                 return answer(self.revoke_grant(request))
             case FamilyGrant():
-                return answer(self.family_grant(request))
+                return self.family_grant(request)
             case FamilyRevoke():
                 return answer(self.family_revoke(request))
             case FamilyList():
                 return answer(self.family_list(request.member_no))
+            case GuardianWards():
+                return answer(self.guardian_wards(request.guardian_mail))
         raise TypeError(f"unknown identity request: {type(request).__name__}")
 
     # Enrolment (FLOWS §0) ------------------------------------------------------------------
@@ -356,6 +373,9 @@ class IdentityService(IdentityFlows):
         if kind is SessionKind.STAFF:
             staff = tx.staff(identifier)
             return (staff.staff_id, staff.password_hash) if staff is not None else ("", None)
+        if kind is SessionKind.GUARDIAN:
+            guardian = tx.guardian(identifier)
+            return (guardian.mail, guardian.password_hash) if guardian is not None else ("", None)
         account = tx.account_by_mail(identifier)
         if account is None or not account.password_hash:
             return "", None
@@ -421,6 +441,10 @@ class IdentityService(IdentityFlows):
     def _second_factor_answer(self, tx: Tx, flow_id: str, flow: FlowRecord) -> FlowAnswer | Refused:
         if flow.kind is FlowKind.STAFF_SIGN_IN:
             return self.flow_answer(flow_id, flow, methods=["totp"])
+        if flow.kind is FlowKind.GUARDIAN_SIGN_IN:
+            return self.flow_answer(
+                flow_id, flow, methods=["mail"], masked_mail=mask_mail(flow.subject)
+            )
         account = tx.account(flow.subject)
         if account is None:
             return _bad_credentials()
@@ -458,19 +482,25 @@ class IdentityService(IdentityFlows):
 
     @staticmethod
     def _purpose(kind: FlowKind) -> PasscodePurpose:
-        return (
-            PasscodePurpose.MYPAGE_LOGIN
-            if kind is FlowKind.MYPAGE_LOGIN
-            else PasscodePurpose.SIGN_IN
-        )
+        return _SECOND_FACTOR_PURPOSE[kind]
+
+    def _mail_destination(self, tx: Tx, flow: FlowRecord) -> str:
+        """Where a mailed second factor goes: the member's or the guardian's address."""
+        if flow.kind is FlowKind.GUARDIAN_SIGN_IN:
+            guardian = tx.guardian(flow.subject)
+            return guardian.mail if guardian is not None else ""
+        account = tx.account(flow.subject)
+        return account.mail if account is not None else ""
 
     def _send_second_factor(self, tx: Tx, step: FlowStep, flow: FlowRecord) -> Answer:
-        account = tx.account(flow.subject)
-        if account is None:
-            return answer(refused(404, ErrorCode.NOT_FOUND, "the member no longer exists"))
-        if flow.kind is FlowKind.MYPAGE_LOGIN:
-            channel, destination = "mail", account.mail
+        if flow.kind in (FlowKind.MYPAGE_LOGIN, FlowKind.GUARDIAN_SIGN_IN):
+            channel, destination = "mail", self._mail_destination(tx, flow)
+            if not destination:
+                return answer(refused(404, ErrorCode.NOT_FOUND, "the account no longer exists"))
         else:
+            account = tx.account(flow.subject)
+            if account is None:
+                return answer(refused(404, ErrorCode.NOT_FOUND, "the member no longer exists"))
             if step.method not in ("sms", "voice"):
                 return answer(refused(400, ErrorCode.INVALID_INPUT, "method must be sms or voice"))
             channel, destination = step.method, normalise_phone(step.phone, step.country_code)
@@ -510,9 +540,12 @@ class IdentityService(IdentityFlows):
         reply = self.flow_answer(
             step.flow_id, flow, resend_after_s=self.policy.passcode_resend_cooldown_s
         )
-        return answer(reply, [self._second_factor_message(channel, destination, issued.code)])
+        message = self._second_factor_message(channel, destination, issued.code, flow.kind)
+        return answer(reply, [message])
 
-    def _second_factor_message(self, channel: str, to: str, code: str) -> Notification:
+    def _second_factor_message(
+        self, channel: str, to: str, code: str, kind: FlowKind
+    ) -> Notification:
         minutes = self.valid_minutes()
         if channel == "sms":
             return SmsMessage(
@@ -524,7 +557,7 @@ class IdentityService(IdentityFlows):
             return VoiceMessage(
                 to=to, speech=mail_templates.voice_passcode_text(code=code), kind="sign_in"
             )
-        return self._verification_mail(to, code, "mypage_login")
+        return self._verification_mail(to, code, kind.value)
 
     def _check_totp(self, tx: Tx, flow: FlowRecord, code: str) -> Refused | None:
         if flow.kind is FlowKind.STAFF_SIGN_IN:
@@ -796,33 +829,43 @@ class IdentityService(IdentityFlows):
 
     # Family access (FLOWS §3 step 5) --------------------------------------------------------
 
-    def family_grant(self, request: FamilyGrant) -> Done | Refused:
-        """Let the holder of a mail address's portal account read the member's history.
+    def family_grant(self, request: FamilyGrant) -> Answer:
+        """Let the holder of a mail address read the member's history, and invite them.
 
-        The grant is kept under the address, whether or not an account has it yet: the
+        The grant is kept under the address, whether or not an account has it yet, and the
         answer is the same either way, so the form cannot tell a member who else has an
-        account. The guardian signs in with the portal's usual sign-in (password and a
-        second factor) using that address, and sees the grant from then on.
+        account. A new grant mails the address an invitation: a member holding it signs in
+        to the portal as usual; anyone else confirms the address with a code and sets a
+        password at `/portal/guardian` (`guardian_start`), then signs in as a guardian.
         """
         mail = normalise_mail(request.guardian_mail)
         with self.store.write() as tx:
             member = tx.account(request.member_no)
             if member is None:
-                return refused(404, ErrorCode.NOT_FOUND, "no such member")
+                return answer(refused(404, ErrorCode.NOT_FOUND, "no such member"))
             if member.mail == mail:
-                return refused(409, "family_self", "a member is not their own guardian")
+                return answer(refused(409, "family_self", "a member is not their own guardian"))
             guardians = tx.guardians_of(request.member_no)
-            if mail not in guardians:
-                if len(guardians) >= FAMILY_GUARDIANS_MAX:
-                    return refused(409, "family_too_many", "too many guardians")
-                tx.put_family(request.member_no, mail)
-                tx.append_audit(
-                    at_s=self.clock(),
-                    actor=request.member_no,
-                    action="family.grant",
-                    target=mask_mail(mail),
-                )
-        return Done(message="family access granted")
+            if mail in guardians:
+                return answer(Done(message="family access granted"))
+            if len(guardians) >= FAMILY_GUARDIANS_MAX:
+                return answer(refused(409, "family_too_many", "too many guardians"))
+            tx.put_family(request.member_no, mail)
+            tx.append_audit(
+                at_s=self.clock(),
+                actor=request.member_no,
+                action="family.grant",
+                target=mask_mail(mail),
+            )
+            member_account = tx.account_by_mail(mail) is not None
+        path = "/portal/sign-in" if member_account else "/portal/guardian"
+        text = mail_templates.family_invitation_mail(
+            member_name=member.name,
+            url=f"{self.bounds.portal_base_url}{path}",
+            member_account=member_account,
+        )
+        invitation = MailMessage(to=mail, subject=text.subject, body=text.body, kind="family")
+        return answer(Done(message="family access granted"), [invitation])
 
     def family_revoke(self, request: FamilyRevoke) -> Done | Refused:
         mail = normalise_mail(request.guardian_mail)
@@ -836,6 +879,18 @@ class IdentityService(IdentityFlows):
                 target=mask_mail(mail),
             )
         return Done(message="family access revoked")
+
+    def guardian_wards(self, guardian_mail: str) -> Family:
+        """The members who granted family access to a guardian's address."""
+        mail = normalise_mail(guardian_mail)
+        with self.store.read() as tx:
+            accounts = [tx.account(number) for number in tx.wards_of(mail)]
+        wards = [
+            FamilyPerson(member_no=a.member_no, name=a.name, masked_mail=mask_mail(a.mail))
+            for a in accounts
+            if a is not None
+        ]
+        return Family(guardians=[], wards=wards)
 
     def family_list(self, member_no: str) -> Family:
         with self.store.read() as tx:

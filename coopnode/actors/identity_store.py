@@ -22,6 +22,8 @@ Databases in the environment:
     grants          member number + NUL + grant id → digest(token)
     family          "m" + member + NUL + guardian, and "g" + guardian + NUL + member → (empty):
                     a member's family access grants (FLOWS §3 step 5), read from both ends
+    guardians       normalised mail address → GuardianAccount: guardians who are not
+                    members and set a password through their invitation
     audit           sequence (8 bytes, big-endian) → AuditEntry; append-only
 """
 
@@ -42,6 +44,7 @@ from coopnode.domain.identity import (
     Account,
     AuditEntry,
     FlowRecord,
+    GuardianAccount,
     OAuthCodeRecord,
     OAuthTokenRecord,
     PendingLogin,
@@ -78,6 +81,13 @@ def _check_account(account: Account) -> None:
         raise InvariantViolation(f"account {account.member_no} holds a password not in argon2id")
     if "@" not in account.mail or account.mail != account.mail.lower():
         raise InvariantViolation(f"account {account.member_no} holds an unnormalised address")
+
+
+def _check_guardian(guardian: GuardianAccount) -> None:
+    if not guardian.password_hash.startswith(_ARGON2ID_PREFIX):
+        raise InvariantViolation("a guardian account holds a password not in argon2id")
+    if "@" not in guardian.mail or guardian.mail != guardian.mail.lower():
+        raise InvariantViolation("a guardian account holds an unnormalised address")
 
 
 def _check_digest(key: bytes) -> None:
@@ -165,6 +175,18 @@ class Tx:
         if not staff.password_hash.startswith(_ARGON2ID_PREFIX) or not staff.totp_sealed:
             raise InvariantViolation("a staff account needs an argon2id password and a TOTP")
         self._put("staff", staff.staff_id.encode(), staff)
+
+    def guardian(self, mail: str) -> GuardianAccount | None:
+        guardian = self._get("guardians", mail.encode(), GuardianAccount)
+        if guardian is not None:
+            _check_guardian(guardian)
+            if guardian.mail != mail:
+                raise InvariantViolation("a guardian record names another address")
+        return guardian
+
+    def put_guardian(self, guardian: GuardianAccount) -> None:
+        _check_guardian(guardian)
+        self._put("guardians", guardian.mail.encode(), guardian)
 
     # Sessions ---------------------------------------------------------------------------
 
@@ -373,6 +395,7 @@ _DATABASES = (
     "oauth_tokens",
     "grants",
     "family",
+    "guardians",
     "audit",
 )
 

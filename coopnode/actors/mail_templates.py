@@ -18,6 +18,7 @@ ENROLMENT_SUBJECT = "【重要】大学生協ご加入に伴う組合員番号�
 MAIL_CHANGE_SUBJECT = "大学生協加入情報（メールアドレス）変更受付"
 VERIFICATION_SUBJECT = "【大学生協】確認コードのお知らせ"
 KONBINI_CHARGE_SUBJECT = "【大学生協事業連合】コンビニチャージのお知らせ"
+FAMILY_INVITATION_SUBJECT = "【大学生協】ファミリー（保護者）閲覧のご案内"
 
 _SIGNATURE = "※このメールは送信専用のアドレスから送っています。ご返信いただいてもお答えできません。"
 _NOT_YOU = "お心当たりのない場合は、このメールを破棄してください。"
@@ -200,6 +201,40 @@ def konbini_charge_mail(
         ]
     )
     return MailText(KONBINI_CHARGE_SUBJECT, body + "\n")
+
+
+def family_invitation_mail(*, member_name: str, url: str, member_account: bool) -> MailText:
+    """FLOWS §3 step 5: a member let the address's holder see their cafeteria and purchase
+    history. A guardian without a portal account confirms the address and sets a password
+    at `url`; a member (the address has a portal account) signs in as usual at `url`.
+    """
+    _check_url(url)
+    if member_account:
+        how = [
+            "マイポータルにサインインし、「ファミリー申請」のページからご覧ください。",
+            f"　{url}",
+        ]
+    else:
+        how = [
+            "次のページでメールアドレスを確認し（確認コードをお送りします）、",
+            "パスワードを設定してからサインインしてください。",
+            f"　{url}",
+        ]
+    body = "\n".join(
+        [
+            "大学生協をご利用いただき、ありがとうございます。",
+            "",
+            f"{member_name} さんが、このメールアドレスの方に食堂利用履歴と購入履歴の閲覧を",
+            "許可しました（ファミリー申請）。",
+            "",
+            *how,
+            "",
+            _NOT_YOU,
+            "",
+            _SIGNATURE,
+        ]
+    )
+    return MailText(FAMILY_INVITATION_SUBJECT, body + "\n")
 
 
 def sms_passcode_text(*, code: str, valid_minutes: int) -> str:

@@ -5,7 +5,8 @@ A charge is recorded before any money moves and changes state only along these a
     card:     authorizing → authorized → captured → credited
                           ↘ declined   ↘ failed (voided at the acquirer)
     konbini:  pending → paid → credited
-                      ↘ expired (the deadline passed) or cancelled
+                      ↘ expired ↘ refunded (staff: the wallet refused the credit, e.g. the
+                        or cancelled         purse cap was reached; the money goes back)
 
 Retries are safe by key: a charge is found again by the form's idempotency key (a double
 click is one charge), a payment notification by its payment number (a second one finds
@@ -53,6 +54,7 @@ class ChargeStatus(StrEnum):
     EXPIRED = "expired"
     CANCELLED = "cancelled"
     CREDITED = "credited"
+    REFUNDED = "refunded"
 
 
 # The states a charge may move to from each state; anything else is a programming error.
@@ -63,7 +65,7 @@ _NEXT: dict[ChargeStatus, frozenset[ChargeStatus]] = {
     ChargeStatus.PENDING: frozenset(
         {ChargeStatus.PAID, ChargeStatus.EXPIRED, ChargeStatus.CANCELLED}
     ),
-    ChargeStatus.PAID: frozenset({ChargeStatus.CREDITED}),
+    ChargeStatus.PAID: frozenset({ChargeStatus.CREDITED, ChargeStatus.REFUNDED}),
 }
 FINAL = frozenset(
     {
@@ -72,8 +74,11 @@ FINAL = frozenset(
         ChargeStatus.EXPIRED,
         ChargeStatus.CANCELLED,
         ChargeStatus.CREDITED,
+        ChargeStatus.REFUNDED,
     }
 )
+# What a staff refund's note may hold: a sentence for the audit log, not a letter.
+REFUND_NOTE_MAX_CHARS = 200
 
 
 class _Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -102,6 +107,9 @@ class ChargeRecord(_Record, frozen=True):
     pay_by_ms: int = 0
     kana_name: str = ""
     mail: str = ""
+    # A refunded charge: who recorded the refund, and why.
+    refunded_by: str = ""
+    refund_note: str = ""
 
 
 # Operations -----------------------------------------------------------------------------
@@ -146,6 +154,17 @@ class KonbiniPaid(_Record, frozen=True, tag="konbini_paid"):
     now_ms: int
 
 
+class RefundKonbini(_Record, frozen=True, tag="refund_konbini"):
+    """Record that a paid convenience-store charge the wallet would not credit was paid
+    back to the member. Only from `paid`; a second refund finds it refunded (idempotent).
+    """
+
+    charge_id: str
+    now_ms: int
+    actor: str
+    note: str = ""
+
+
 class Sweep(_Record, frozen=True, tag="sweep"):
     """Expire every pending convenience-store charge whose deadline is before `now_ms`."""
 
@@ -180,6 +199,7 @@ PaymentsOp = (
     | IssueKonbini
     | Advance
     | KonbiniPaid
+    | RefundKonbini
     | Sweep
     | Uncredited
     | GetCharge
@@ -210,6 +230,10 @@ def check_record(record: ChargeRecord) -> None:
         raise InvariantViolation(f"charge {record.charge_id} has no positive amount")
     if (record.method is ChargeMethod.KONBINI) != bool(record.payment_number):
         raise InvariantViolation(f"charge {record.charge_id} has the wrong kind of reference")
+    if (record.status is ChargeStatus.REFUNDED) != bool(record.refunded_by):
+        raise InvariantViolation(f"charge {record.charge_id} is refunded without a refunder")
+    if len(record.refund_note) > REFUND_NOTE_MAX_CHARS:
+        raise InvariantViolation(f"charge {record.charge_id} holds an oversized refund note")
 
 
 def _found(record: ChargeRecord | None) -> PaymentsReply:
@@ -247,6 +271,8 @@ class PaymentsStore:
                     return self._advance(txn, op)
                 case KonbiniPaid():
                     return self._konbini_paid(txn, op)
+                case RefundKonbini():
+                    return self._refund_konbini(txn, op)
                 case Sweep():
                     return self._sweep(txn, op)
                 case Uncredited():
@@ -383,6 +409,24 @@ class PaymentsStore:
         paid = msgspec.structs.replace(record, status=ChargeStatus.PAID, updated_at_ms=op.now_ms)
         self._put(txn, paid)
         return PaymentsReply(charges=[paid], created=True)
+
+    def _refund_konbini(self, txn: Any, op: RefundKonbini) -> PaymentsReply:
+        record = self._get(txn, op.charge_id)
+        if record is None:
+            return PaymentsReply(refused="unknown")
+        if record.status is ChargeStatus.REFUNDED:
+            return PaymentsReply(charges=[record])
+        if record.method is not ChargeMethod.KONBINI or record.status is not ChargeStatus.PAID:
+            return PaymentsReply(charges=[record], refused="not_refundable")
+        refunded = msgspec.structs.replace(
+            record,
+            status=ChargeStatus.REFUNDED,
+            updated_at_ms=op.now_ms,
+            refunded_by=op.actor,
+            refund_note=op.note,
+        )
+        self._put(txn, refunded)
+        return PaymentsReply(charges=[refunded], created=True)
 
     def _sweep(self, txn: Any, op: Sweep) -> PaymentsReply:
         expired: list[ChargeRecord] = []

@@ -195,6 +195,9 @@ class SessionKind(StrEnum):
     MYPAGE = "mypage"  # 組合員マイページ, after a password and a mailed code (FLOWS §4).
     WALLET = "wallet"  # 電子マネー, after a one-time code (FLOWS §5).
     STAFF = "staff"  # Co-op staff, after a password and TOTP.
+    # A guardian who is not a member, after a password and a mailed code: sees only the
+    # family view of the members who granted them access (FLOWS §3 step 5).
+    GUARDIAN = "guardian"
 
 
 class SessionRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -253,9 +256,26 @@ class StaffAccount(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
         return f"StaffAccount(staff_id={self.staff_id!r})"
 
 
+class GuardianAccount(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A guardian who is not a member: known by the (normalised) address a member granted
+    family access to, which is also the sign-in id and the subject of their sessions.
+    """
+
+    mail: str
+    password_hash: bytes  # argon2id, libsodium's string form
+    password_set_at_s: float
+    created_at_s: float
+
+    def __repr__(self) -> str:
+        return "GuardianAccount(…)"
+
+
 class FlowKind(StrEnum):
     MAIL_CHANGE = "mail_change"  # FLOWS §1
     PASSWORD = "password"  # noqa: S105  # FLOWS §2 and the forgotten password.
+    # A guardian's invitation: the address confirmed with a code, then a password (as §2).
+    GUARDIAN_SETUP = "guardian_setup"
+    GUARDIAN_SIGN_IN = "guardian_sign_in"  # a guardian's password, then a mailed code
     PORTAL_SIGN_IN = "portal_sign_in"  # FLOWS §3
     MYPAGE_LOGIN = "mypage_login"  # FLOWS §4
     WALLET_LOGIN = "wallet_login"  # FLOWS §5
@@ -364,6 +384,13 @@ STEP_FROM: dict[tuple[FlowKind, str], frozenset[FlowState]] = {
     (FlowKind.PASSWORD, "resend"): frozenset({FlowState.CODE_SENT}),
     (FlowKind.PASSWORD, "verify"): frozenset({FlowState.CODE_SENT}),
     (FlowKind.PASSWORD, "set"): frozenset({FlowState.VERIFIED}),
+    (FlowKind.GUARDIAN_SETUP, "resend"): frozenset({FlowState.CODE_SENT}),
+    (FlowKind.GUARDIAN_SETUP, "verify"): frozenset({FlowState.CODE_SENT}),
+    (FlowKind.GUARDIAN_SETUP, "set"): frozenset({FlowState.VERIFIED}),
+    (FlowKind.GUARDIAN_SIGN_IN, "send_code"): frozenset(
+        {FlowState.SECOND_FACTOR, FlowState.CODE_SENT}
+    ),
+    (FlowKind.GUARDIAN_SIGN_IN, "verify"): frozenset({FlowState.CODE_SENT}),
     (FlowKind.PORTAL_SIGN_IN, "send_code"): frozenset(
         {FlowState.SECOND_FACTOR, FlowState.CODE_SENT}
     ),

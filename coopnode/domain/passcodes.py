@@ -54,6 +54,8 @@ class PasscodePurpose(StrEnum):
     SIGN_IN = "sign_in"  # §3, the SMS or voice second factor.
     MYPAGE_LOGIN = "mypage_login"  # §4
     WALLET_LOGIN = "wallet_login"  # §5
+    GUARDIAN_SETUP = "guardian_setup"  # a guardian confirms the invited address (§3 step 5)
+    GUARDIAN_SIGN_IN = "guardian_sign_in"  # a guardian's mailed second factor
 
 
 class PasscodeReason(StrEnum):

@@ -17,6 +17,7 @@ from coopnode.http.identity_front import (
     secure_cookies_key,
 )
 from coopnode.http.konbini_api import (
+    KONBINI_ROUTES,
     charging_key,
     konbini_key_key,
     konbini_routes,
@@ -108,6 +109,7 @@ def make_app(
             app[charging_key] = charging
             app[konbini_key_key] = konbini_webhook_key
             app[payments_settings_key] = settings
+            routes += KONBINI_ROUTES
             app.router.add_routes(konbini_routes(settings))
     app[openapi_key] = msgspec.json.encode(openapi_document(routes))
     app.router.add_get("/healthz", healthz)

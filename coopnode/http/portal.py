@@ -1,7 +1,8 @@
 """The member portal's pages, set up on the node's aiohttp application.
 
     /portal/...          the guide, mail-address change, password, portal sign-in, home
-                         and family access (/portal/family)
+                         and family access (/portal/family); a guardian's invitation,
+                         sign-in and home (/portal/guardian)
     /mypage/...          the my-page login, e-money registration and the e-money pages
     /wallet/...          the wallet's sign-in and consent screen (FLOWS §5)
     /lang/{ja,en}        the language switch
@@ -21,6 +22,7 @@ from coopnode.http.portal_charge import charge_routes
 from coopnode.http.portal_core import language, portal_settings_key, setup_templates
 from coopnode.http.portal_family import family_routes
 from coopnode.http.portal_flows import flow_routes
+from coopnode.http.portal_guardian import guardian_routes
 from coopnode.http.portal_home import home_routes
 from coopnode.http.portal_signin import sign_in_routes
 from coopnode.http.portal_wallet import settings_key, wallet_routes
@@ -43,3 +45,4 @@ def setup_portal(app: web.Application, settings: Settings) -> None:
     app.router.add_routes([*flow_routes(), *sign_in_routes(), *home_routes(), *wallet_routes()])
     app.router.add_routes(charge_routes())
     app.router.add_routes(family_routes())
+    app.router.add_routes(guardian_routes())

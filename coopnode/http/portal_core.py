@@ -174,6 +174,8 @@ def sign_in_path(request: web.Request) -> str:
         return "/mypage"
     if request.path.startswith("/wallet"):
         return "/wallet/login"
+    if request.path.startswith("/portal/guardian"):
+        return "/portal/guardian/sign-in"
     return "/portal/sign-in"
 
 

@@ -1,13 +1,14 @@
 """Family access (ファミリー申請, FLOWS §3 step 5): a member lets a guardian read their
 cafeteria usage history and purchase history, and takes the permission back.
 
-The guardian is named by the mail address of their own portal account and signs in
-with it through the portal's usual sign-in (password and second factor): that needs no
-new account type, sign-in flow or mailed code, and the guardian's session is as strong
-as the member's. The grant lives in the identity store (member → guardians and guardian →
-members); the guardian's page shows, for one member who granted access, only the month
-calendar and the purchase history read through the wallet client — no balance, charge or
-profile.
+The guardian is named by a mail address, and the grant mails it an invitation. A member
+holding that address signs in to the portal as usual and finds the grant on this page; a
+guardian who is not a member confirms the address and sets a password through the
+invitation (`portal_guardian`) and signs in to a guardian session, which this module's
+view accepts and member pages do not. The grant lives in the identity store (member →
+guardians and guardian → members); the guardian's page shows, for one member who granted
+access, only the month calendar and the purchase history read through the wallet client
+— no balance, charge or profile.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from coopnode.http.portal_core import (
     text,
 )
 from coopnode.http.portal_flows import try_ask
+from coopnode.http.portal_guardian import guardian_family
 from coopnode.http.portal_home import member_history
 
 
@@ -105,15 +107,22 @@ async def family_revoke(request: web.Request) -> web.Response:
 
 @page
 async def family_view(request: web.Request) -> web.Response:
-    """A guardian's view of one member's history; only with that member's grant."""
-    who = await signed_in(request, (SessionKind.PORTAL,))
+    """A guardian's view of one member's history; only with that member's grant. The
+    guardian is a member signed in to the portal, or a guardian in a guardian session.
+    """
+    who = await signed_in(request, (SessionKind.PORTAL, SessionKind.GUARDIAN))
     member_no = request.match_info["member_no"]
-    family = await _family(request, who.subject)
+    if who.kind is SessionKind.GUARDIAN:
+        family = await guardian_family(request, who.subject)
+        frame = {"base": "guardian_signed.html", "back": "/portal/guardian/home"}
+    else:
+        family = await _family(request, who.subject)
+        frame = {"base": "portal_signed.html", "back": "/portal/family"}
     ward = next((person for person in family.wards if person.member_no == member_no), None)
     if ward is None:
         raise PageError(403, "error.family_forbidden")
-    context = {"ward": ward, **await member_history(request, ward.member_no)}
-    return render(request, "portal_family_view.html", context, session=SessionKind.PORTAL)
+    context = {"ward": ward, **frame, **await member_history(request, ward.member_no)}
+    return render(request, "portal_family_view.html", context, session=who.kind)
 
 
 def family_routes() -> list[web.RouteDef]:

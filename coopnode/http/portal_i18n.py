@@ -440,10 +440,31 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     # Family (§3, §7) ----------------------------------------------------------------------
     "family.lead": (
         "保護者の方が食堂利用履歴と購入履歴を見られるようにします。保護者の方のメールアドレスを"
-        "入力してください（保護者の方は、ご自身のアカウントでサインインします）。",
+        "入力してください。保護者の方にはご案内のメールが届き、メールアドレスの確認と"
+        "パスワードの設定のあと、閲覧専用のページにサインインできます。",
         "Let a guardian see your cafeteria and purchase history. Enter the guardian's mail "
-        "address (the guardian signs in with their own account).",
+        "address: the guardian gets an invitation by mail, confirms the address, sets a "
+        "password and signs in to a view-only page.",
     ),
+    "guardian.title": ("保護者の方（ファミリー閲覧）", "For guardians (family access)"),
+    "guardian.lead": (
+        "組合員の方から閲覧の許可を受けた保護者の方は、ご案内のメールが届いたメールアドレスを"
+        "入力してください。確認コードをお送りします。確認のあと、パスワードを設定してください"
+        "（パスワードを忘れた場合も、こちらから設定し直せます）。",
+        "If a member gave you access to their history, enter the address the invitation was "
+        "sent to. We send you a verification code; then set your password (also if you "
+        "forgot it).",
+    ),
+    "guardian.have_password": (
+        "パスワードを設定済みの方はこちらからサインイン",
+        "Already set a password? Sign in here",
+    ),
+    "guardian.password_done": (
+        "パスワードを設定しました。サインインしてください。",
+        "Your password is set. Please sign in.",
+    ),
+    "guardian.sign_in": ("保護者の方のサインイン", "Guardian sign-in"),
+    "guardian.home": ("ファミリー閲覧", "Family view"),
     "family.guardian_mail": ("保護者のメールアドレス", "Guardian's mail address"),
     "family.apply": ("申請する", "Apply"),
     "family.granted": ("閲覧を許可している保護者", "Guardians who can see your history"),
@@ -538,8 +559,8 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "This account is suspended. Ask at the co-op counter to resume it.",
     ),
     "emoney.pending": (
-        "お支払い待ちのコンビニチャージ",
-        "Convenience-store charges awaiting payment",
+        "コンビニチャージ（お支払い待ち・反映待ち・返金）",
+        "Convenience-store charges (awaiting payment, being credited, refunded)",
     ),
     "emoney.pay_by": ("お支払い期限", "Pay by"),
     "emoney.show_numbers": ("お支払い番号を見る", "See the payment numbers"),
@@ -659,7 +680,9 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "charge.status": ("状態", "Status"),
     "charge.status.pending": ("お支払い待ち", "Awaiting payment"),
-    "charge.status.paid": ("チャージ済み", "Charged"),
+    "charge.status.paid": ("お支払い済み（チャージ反映待ち）", "Paid; being credited"),
+    "charge.status.credited": ("チャージ済み", "Charged"),
+    "charge.status.refunded": ("返金済み", "Refunded"),
     "charge.status.expired": ("期限切れ（取消）", "Expired (cancelled)"),
     "charge.status.cancelled": ("取消", "Cancelled"),
     "charge.status.declined": ("決済不可", "Declined"),
@@ -730,6 +753,14 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "レジで「インターネット支払い」とお伝えいただき、お支払い番号（払込票番号）を"
         "お伝えください。",
         "Tell the cashier “internet payment” and give the payment (slip) number.",
+    ),
+    "emoney.charge_paid": (
+        "お支払いを確認しました。チャージの反映をお待ちください。",
+        "Payment received; the charge is being credited.",
+    ),
+    "emoney.charge_refunded": (
+        "返金済み：チャージできなかったため、生協から返金しました。",
+        "Refunded: the charge could not be credited, so the co-op paid it back.",
     ),
     "sim.title": ("コンビニ店頭（開発用シミュレーター）", "Store counter (development simulator)"),
     "sim.lead": (

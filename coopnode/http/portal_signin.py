@@ -171,7 +171,8 @@ async def sign_out(request: web.Request) -> web.Response:
     """End every session this browser holds (portal, my-page, wallet)."""
     form = await read_form(request)
     check_form_csrf_or_session(request, form)
-    response = see_other("/mypage" if form.get("next") == "/mypage" else "/portal")
+    wanted = form.get("next", "")
+    response = see_other(wanted if wanted in ("/mypage", "/portal/guardian") else "/portal")
     for kind, name in COOKIE_NAMES.items():
         session_id = session_id_of(request, kind)
         if session_id:

@@ -11,7 +11,7 @@ import msgspec
 from coopnode.loadtest.command import add_loadtest_command
 from coopnode.logs import configure_logging, get_logger
 from coopnode.node.member_cli import add_member_commands
-from coopnode.payments.konbini_cli import add_konbini_command
+from coopnode.payments.konbini_cli import add_konbini_admin_command, add_konbini_command
 from coopnode.reader.till_cli import add_till_commands
 from coopnode.settings import Settings, SettingsError, load_settings
 
@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     add_till_commands(commands, admin)
     add_member_commands(admin)
     add_konbini_command(commands)
+    add_konbini_admin_command(admin)
     add_loadtest_command(commands)
     return parser
 

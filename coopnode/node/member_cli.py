@@ -82,7 +82,8 @@ def enrolment_from_row(row: dict[str, str]) -> Enrolment:
         raise RowError(str(error)) from None
 
 
-def _target(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
+def staff_target(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
+    """The node's URL and the staff token, from `--node` and `--token-file` or their defaults."""
     token_file = Path(args.token_file) if args.token_file else settings.staff_token_path
     token = token_file.read_text(encoding="ascii").strip()
     url_file = settings.data_path / "node.url"
@@ -188,7 +189,7 @@ async def _add_staff(args: argparse.Namespace, node: str, token: str) -> int:
 
 def run_member_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        node, token = _target(args, settings)
+        node, token = staff_target(args, settings)
         concurrency = settings.identity.import_concurrency
         if args.admin_command == "enrol":
             rows: list[tuple[int, Enrolment | str]] = [(0, _enrolment_from_args(args))]

@@ -33,18 +33,23 @@ from coopnode.actors.payments_store import (
     KonbiniPaid,
     MemberCharges,
     PaymentsReply,
+    RefundKonbini,
     Sweep,
     Uncredited,
 )
 from coopnode.actors.wallet_client import WalletClient
 from coopnode.domain.charging import card_brand
 from coopnode.domain.messages import Booked, Charge, ChargeSource, Declined
-from coopnode.domain.money import Purse
+from coopnode.domain.money import Purse, Reason
 from coopnode.logs import get_logger
 from coopnode.payments.acquirer import AcquirerClient, AcquirerError, Card
 from coopnode.settings import PaymentsSettings
 
 log = get_logger(__name__)
+
+# Declines that say "not now": the wallet kept no record of them under the charge's key,
+# so the same credit may still be booked later. Any other decline is final for that key.
+_NOT_NOW = frozenset({Reason.OVERLOADED, Reason.UNAVAILABLE, Reason.STORAGE_FULL})
 
 # How often a page waiting on a charge that another click started looks at it again.
 _WAIT_POLL_S = 0.1
@@ -152,10 +157,10 @@ class Charging:
 
     # Crediting --------------------------------------------------------------------------
 
-    async def credit(self, record: ChargeRecord) -> ChargeRecord:
-        """Credit a captured or paid charge to its purse, once whatever the retries."""
+    @staticmethod
+    def _credit_op(record: ChargeRecord) -> Charge:
         source = ChargeSource.CARD if record.card_last4 else ChargeSource.KONBINI
-        op = Charge(
+        return Charge(
             key=f"charge:{record.charge_id}",
             member_no=record.member_no,
             purse=record.purse,
@@ -163,10 +168,24 @@ class Charging:
             source=source,
             reference=record.charge_id,
         )
-        result = await self.wallet.submit(op)
+
+    async def credit(self, record: ChargeRecord) -> ChargeRecord:
+        """Credit a captured or paid charge to its purse, once whatever the retries."""
+        source = ChargeSource.CARD if record.card_last4 else ChargeSource.KONBINI
+        result = await self.wallet.submit(self._credit_op(record))
         if isinstance(result, Booked):
             log.info("charge credited", charge_id=record.charge_id, amount_yen=record.amount_yen)
-            return await self._advance(record, ChargeStatus.CREDITED)
+            credited = await self._advance(record, ChargeStatus.CREDITED)
+            if credited.status is not ChargeStatus.CREDITED:
+                # Cannot happen while the wallet keeps declines final per key (a refund
+                # follows a final decline of this very key); if it ever does, the member
+                # holds the money twice and staff must take one back by hand.
+                log.error(
+                    "charge credited after it was refunded",
+                    charge_id=record.charge_id,
+                    status=credited.status.value,
+                )
+            return credited
         reason = result.reason.value if isinstance(result, Declined) else "unavailable"
         log.warning("charge not credited", charge_id=record.charge_id, reason=reason)
         if source is ChargeSource.CARD and reason not in ("overloaded", "unavailable"):
@@ -214,6 +233,9 @@ class Charging:
         record = _one(reply)
         if record.status is ChargeStatus.CREDITED:
             return record, "already_credited"
+        if record.status is not ChargeStatus.PAID:
+            # Refunded by staff: a repeated notification credits nothing.
+            return record, record.status.value
         record = await self.credit(record)
         if record.status is not ChargeStatus.CREDITED:
             return record, "not_credited"
@@ -233,6 +255,39 @@ class Charging:
         for record in (await self.payments.call(stuck)).charges:
             await self.credit(record)
         return expired
+
+    async def refund_konbini(
+        self, charge_id: str, actor: str, note: str
+    ) -> tuple[ChargeRecord, bool]:
+        """Record the refund of a paid charge the wallet would not credit; the record and
+        whether this call refunded it (False: it was refunded before, and nothing changed).
+
+        The wallet is asked once more first, with the charge's own credit key: a charge it
+        takes now (or took before) is credited, not refunded
+        (`ChargeRefused("error.already_credited")`), and a wallet that does not answer, or
+        answers "not now", refunds nothing (`error.unavailable`). Any other decline is kept
+        by the wallet under that key, so no later retry can book the credit: money is
+        never both credited and paid back.
+        """
+        record = await self.get(charge_id)
+        if record is None:
+            raise ChargeRefused("error.unknown")
+        if record.status is ChargeStatus.REFUNDED:
+            return record, False
+        if record.status is not ChargeStatus.PAID:
+            raise ChargeRefused("error.not_refundable")
+        result = await self.wallet.submit(self._credit_op(record))
+        if isinstance(result, Booked):
+            await self._advance(record, ChargeStatus.CREDITED)
+            raise ChargeRefused("error.already_credited")
+        if not isinstance(result, Declined) or result.reason in _NOT_NOW:
+            raise ChargeRefused("error.unavailable")
+        op = RefundKonbini(charge_id=charge_id, now_ms=self.now_ms(), actor=actor, note=note)
+        reply = await self.payments.call(op)
+        if reply.refused:
+            raise ChargeRefused(f"error.{reply.refused}")
+        log.info("konbini charge refunded", charge_id=charge_id, created=reply.created)
+        return _one(reply), reply.created
 
     async def get(self, charge_id: str) -> ChargeRecord | None:
         reply = await self.payments.call(GetCharge(charge_id=charge_id))

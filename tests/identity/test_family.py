@@ -1,6 +1,8 @@
 """Family access (FLOWS §3 step 5) through the portal's pages: a member grants a guardian
 read access, the guardian sees only the cafeteria calendar and the purchase history, a
-guardian without a grant is refused, and a revoke ends the access.
+guardian without a grant is refused, and a revoke ends the access. A guardian who is not a
+member accepts the mailed invitation (code, password), signs in with a mailed code, and
+reaches no member page.
 
 The pages run on an aiohttp test server over the in-process identity service and wallet
 shard of `Harness`; sessions come from the real portal sign-in (password and SMS code).
@@ -22,11 +24,13 @@ from coopnode.actors.identity_messages import (
     Answer,
     FlowAnswer,
     FlowStep,
+    GuardianStart,
     IdentityRequest,
     SessionIssued,
     SignIn,
 )
-from coopnode.actors.mailer import Notification, SmsMessage
+from coopnode.actors.mail_templates import FAMILY_INVITATION_SUBJECT
+from coopnode.actors.mailer import MailMessage, Notification, SmsMessage
 from coopnode.actors.wallet_client import WalletClient
 from coopnode.domain.identity import FlowKind, SessionKind
 from coopnode.domain.messages import Pay
@@ -193,3 +197,152 @@ async def test_grant_view_refuse_and_revoke(harness: Harness, client: TestClient
     assert revoked.status == 303
     after = await client.get(view, cookies=as_(client, guardian), allow_redirects=False)
     assert after.status == 403
+
+
+PARENT_MAIL = "parent.sato@example.jp"
+PARENT_PASSWORD = "Hahaoya-Mikan-77!"  # A test password.
+
+
+def _cookie(client: TestClient[Any, Any], name: str) -> str:
+    cookies = client.session.cookie_jar.filter_cookies(client.make_url("/"))
+    return cookies[name].value if name in cookies else ""
+
+
+async def _form_token(client: TestClient[Any, Any], path: str) -> str:
+    page = await client.get(path)
+    assert page.status == 200
+    token = _cookie(client, "cn_form")
+    assert token
+    return token
+
+
+def _mails_to(harness: Harness, mail: str) -> list[MailMessage]:
+    return [note for note in harness.sent if isinstance(note, MailMessage) and note.to == mail]
+
+
+async def test_guardian_without_account_accepts_the_invitation(
+    harness: Harness, client: TestClient[Any, Any]
+) -> None:
+    await enrol(harness)
+    await set_password(harness)
+    member = await portal_session(harness, MAIL, "090-1111-2222")
+    pay = Pay(key="g1", member_no=MEMBER, amount_yen=350, till_kind=TillKind.SHOP, store="shop-2")
+    await harness.wallet.submit(pay)
+
+    # The member's grant mails the guardian an invitation to the guardian's page.
+    granted = await client.post(
+        "/portal/family",
+        data={"guardian_mail": PARENT_MAIL, "csrf": member.csrf_token},
+        cookies=as_(client, member),
+        allow_redirects=False,
+    )
+    assert granted.status == 303
+    (invitation,) = _mails_to(harness, PARENT_MAIL)
+    assert invitation.subject == FAMILY_INVITATION_SUBJECT
+    assert "/portal/guardian" in invitation.body and "確認コード" in invitation.body
+
+    # An address nobody invited gets the same page, and no mail.
+    client.session.cookie_jar.clear()
+    token = await _form_token(client, "/portal/guardian")
+    stranger = await client.post(
+        "/portal/guardian/start", data={"mail": "stranger@example.org", "csrf": token}
+    )
+    invited = await client.post("/portal/guardian/start", data={"mail": PARENT_MAIL, "csrf": token})
+    assert stranger.status == invited.status == 200
+    assert (
+        'id="verify-code"' in await stranger.text() and 'id="verify-code"' in await invited.text()
+    )
+    assert _mails_to(harness, "stranger@example.org") == []
+    # Without the form token nothing starts.
+    forged = await client.post("/portal/guardian/start", data={"mail": PARENT_MAIL})
+    assert forged.status == 403
+
+    # A wrong code and a weak password are refused next to the field and change nothing.
+    code = code_in(_mails_to(harness, PARENT_MAIL)[-1].body)
+    wrong = "000000" if code != "000000" else "111111"
+    refused = await client.post(
+        "/portal/guardian/verify", data={"action": "verify", "code": wrong, "csrf": token}
+    )
+    assert refused.status == 400 and 'id="e-code"' in await refused.text()
+    verified = await client.post(
+        "/portal/guardian/verify", data={"action": "verify", "code": code, "csrf": token}
+    )
+    assert verified.status == 200 and 'id="guardian-verified"' in await verified.text()
+    weak = await client.post(
+        "/portal/guardian/password",
+        data={"password": "password", "password_confirm": "password", "csrf": token},
+    )
+    assert weak.status == 400 and 'id="e-password"' in await weak.text()
+    with harness.store.read() as tx:
+        assert tx.guardian(PARENT_MAIL) is None
+    set_ = await client.post(
+        "/portal/guardian/password",
+        data={"password": PARENT_PASSWORD, "password_confirm": PARENT_PASSWORD, "csrf": token},
+        allow_redirects=False,
+    )
+    assert set_.status == 303 and set_.headers["Location"] == "/portal/guardian/sign-in?done=1"
+    with harness.store.read() as tx:
+        stored = tx.guardian(PARENT_MAIL)
+    assert stored is not None and stored.password_hash.startswith(b"$argon2id$")
+    assert PARENT_PASSWORD.encode() not in stored.password_hash
+
+    # Sign-in: a wrong password and an unknown address read the same; the right one mails
+    # a code, and the code opens a guardian session.
+    for mail, password in ((PARENT_MAIL, "Wrong-Pass-123!"), ("nobody@example.org", "X-1aaaaaa")):
+        bad = await client.post(
+            "/portal/guardian/sign-in", data={"mail": mail, "password": password, "csrf": token}
+        )
+        assert bad.status == 400 and 'id="e-password"' in await bad.text()
+    before = len(_mails_to(harness, PARENT_MAIL))
+    signing = await client.post(
+        "/portal/guardian/sign-in",
+        data={"mail": PARENT_MAIL, "password": PARENT_PASSWORD, "csrf": token},
+    )
+    assert signing.status == 200
+    assert len(_mails_to(harness, PARENT_MAIL)) == before + 1
+    sign_in_code = code_in(_mails_to(harness, PARENT_MAIL)[-1].body)
+    opened = await client.post(
+        "/portal/guardian/sign-in/verify",
+        data={"code": sign_in_code, "csrf": token},
+        allow_redirects=False,
+    )
+    assert opened.status == 303 and opened.headers["Location"] == "/portal/guardian/home"
+    assert _cookie(client, COOKIE_NAMES[SessionKind.GUARDIAN])
+
+    # The guardian sees the member's calendar and purchases, and nothing of a member's.
+    home = await client.get("/portal/guardian/home")
+    assert home.status == 200 and f'id="ward-{MEMBER}"' in await home.text()
+    paid = datetime.datetime.fromtimestamp(harness.clock(), ZoneInfo("Asia/Tokyo"))
+    view = await client.get(f"/portal/family/{MEMBER}?month={paid:%Y-%m}")
+    body = await view.text()
+    assert view.status == 200
+    assert 'id="cafeteria"' in body and "shop-2" in body and "350" in body
+    assert "/mypage/emoney" not in body and MAIL not in body and 'id="nav-family"' not in body
+    for path in ("/portal/home", "/portal/family", "/mypage/home", "/mypage/emoney"):
+        member_page = await client.get(path, allow_redirects=False)
+        assert member_page.status == 303, path
+        assert member_page.headers["Location"] in ("/portal/sign-in", "/mypage"), path
+    other = await client.get("/portal/family/202600000001", allow_redirects=False)
+    assert other.status == 403
+
+    # The member revokes: the guardian's view ends at once.
+    revoked = await client.post(
+        "/portal/family/revoke",
+        data={"guardian_mail": PARENT_MAIL, "csrf": member.csrf_token},
+        cookies=as_(client, member),
+        allow_redirects=False,
+    )
+    assert revoked.status == 303
+    guardian_cookie = COOKIE_NAMES[SessionKind.GUARDIAN]
+    client.session.cookie_jar.update_cookies(
+        {guardian_cookie: opened.cookies[guardian_cookie].value}
+    )
+    after = await client.get(f"/portal/family/{MEMBER}", allow_redirects=False)
+    assert after.status == 403
+    emptied = await client.get("/portal/guardian/home")
+    assert f'id="ward-{MEMBER}"' not in await emptied.text()
+    # And the invitation no longer lets the address set a password: no code is mailed.
+    harness.clock.advance(120)
+    started = await harness.call(GuardianStart(mail=PARENT_MAIL))
+    assert isinstance(started, FlowAnswer)
+    assert len(_mails_to(harness, PARENT_MAIL)) == before + 1
