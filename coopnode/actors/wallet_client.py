@@ -141,7 +141,9 @@ class ShardBatcher:
         for attempt in range(self._settings.call_retry_max + 1):
             started = time.perf_counter()
             try:
-                reply = await asyncio.wait_for(self._send_once(ops), self._settings.call_timeout_s)
+                # A deadline on this task, not wait_for's task of its own per batch.
+                async with asyncio.timeout(self._settings.call_timeout_s):
+                    reply = await self._send_once(ops)
             except Exception as error:
                 if not _retryable(error) or attempt == self._settings.call_retry_max:
                     raise
