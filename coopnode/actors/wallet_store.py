@@ -52,6 +52,7 @@ from coopnode.domain.messages import (
     IdempotencyRecord,
     JournalEntry,
     MemberWallet,
+    MoneyOperation,
     OfflinePay,
     OpenWallet,
     Operation,
@@ -60,6 +61,7 @@ from coopnode.domain.messages import (
     Refund,
     Result,
     Resume,
+    SettleOverdraft,
     StatusChanged,
     Suspend,
     VoidPayment,
@@ -72,7 +74,6 @@ from coopnode.domain.rules import CoopRules
 from coopnode.domain.sharding import shard_of
 from coopnode.domain.wallet import (
     Change,
-    MoneyOperation,
     decide,
     meal_cap_yen,
     meal_remaining_today_yen,
@@ -294,7 +295,7 @@ class WalletStore:
             return _result_decoder.decode(record.result)
         wallet = self._get_wallet(txn, op.member_no)
         payment = None
-        if isinstance(op, (VoidPayment, Refund)):
+        if isinstance(op, (VoidPayment, Refund, SettleOverdraft)):
             raw_payment = txn.get(_scoped(op.member_no, op.payment_key), db=self._payments)
             payment = None if raw_payment is None else _payment_decoder.decode(raw_payment)
         outcome = decide(op, wallet, payment, self.coops, now_ms)
@@ -352,10 +353,13 @@ class WalletStore:
     def _track_overdraft(
         self, txn: Any, op: MoneyOperation, payment: PaymentRecord, now_ms: int
     ) -> None:
-        """Record an offline tap's overdraft; a void of that tap cancels it."""
+        """Record an offline tap's overdraft; a void of that tap, or its settling, ends it."""
+        key = _scoped(payment.member_no, payment.payment_key)
+        if isinstance(op, SettleOverdraft):
+            txn.delete(key, db=self._overdrafts)
+            return
         if not payment.overdraft_yen:
             return
-        key = _scoped(payment.member_no, payment.payment_key)
         if payment.voided:
             txn.delete(key, db=self._overdrafts)
         elif isinstance(op, OfflinePay):

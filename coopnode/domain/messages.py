@@ -103,6 +103,18 @@ class Refund(_Message, frozen=True, tag="refund"):
     amount_yen: AmountYen
 
 
+class SettleOverdraft(_Message, frozen=True, tag="settle_overdraft"):
+    """Recover what an offline tap's purses could not cover, from the purses now.
+
+    Staff settle it once the member has money again (after a charge, by card, at the
+    store or at the counter); the tap then counts as paid in full by its purses.
+    """
+
+    key: IdempotencyKey
+    member_no: MemberNo
+    payment_key: IdempotencyKey
+
+
 class Charge(_Message, frozen=True, tag="charge"):
     key: IdempotencyKey
     member_no: MemberNo
@@ -139,7 +151,9 @@ class GetHistory(_Message, frozen=True, tag="history"):
     month: Month = ""
 
 
-MoneyOperation = OpenWallet | Pay | OfflinePay | VoidPayment | Refund | Charge | Move
+MoneyOperation = (
+    OpenWallet | Pay | OfflinePay | VoidPayment | Refund | SettleOverdraft | Charge | Move
+)
 Operation = MoneyOperation | Suspend | Resume | GetWallet | GetHistory
 
 # Results ------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ class Reason(StrEnum):
     ALREADY_VOIDED = "already_voided"
     VOID_WINDOW_CLOSED = "void_window_closed"
     REFUND_EXCEEDS_PAYMENT = "refund_exceeds_payment"
+    NOTHING_OWED = "nothing_owed"
     PURSE_NOT_ALLOWED = "purse_not_allowed"
     UNKNOWN_MEAL_PLAN = "unknown_meal_plan"
     UNKNOWN_COOP = "unknown_coop"

@@ -16,12 +16,14 @@ from coopnode.domain.messages import (
     Charge,
     Declined,
     MemberWallet,
+    MoneyOperation,
     Move,
     OfflinePay,
     OpenWallet,
     Pay,
     PaymentRecord,
     Refund,
+    SettleOverdraft,
     VoidPayment,
     WalletStatus,
     decline,
@@ -35,8 +37,6 @@ from coopnode.domain.money import (
     Reason,
 )
 from coopnode.domain.rules import CoopRules
-
-MoneyOperation = OpenWallet | Pay | OfflinePay | VoidPayment | Refund | Charge | Move
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,6 +101,8 @@ def decide(
             return _void(op, wallet, payment, rules)
         case Refund():
             return _refund(op, wallet, payment, rules)
+        case SettleOverdraft():
+            return _settle(op, wallet, payment, rules)
         case Charge():
             return _charge(op, wallet, rules)
         case Move():
@@ -299,6 +301,45 @@ def _refund(
     order = rules.spend_orders[payment.till_kind]
     back = spend.refund_split(op.amount_yen, order, payment.paid, payment.refunded)
     return _give_back("refund", wallet, payment, back, rules, voided=False)
+
+
+def _settle(
+    op: SettleOverdraft, wallet: MemberWallet, payment: PaymentRecord | None, rules: CoopRules
+) -> Change | Declined:
+    """Take an offline tap's overdraft from the purses, in the till kind's spend order.
+
+    The purses' part joins what the tap paid, so a later void or refund gives it back
+    like the rest; the receivable is cleared and earns no points."""
+    if payment is None or payment.member_no != op.member_no:
+        return decline(Reason.UNKNOWN_PAYMENT, f"no payment {op.payment_key!r} for this member")
+    if payment.voided or not payment.overdraft_yen:
+        return decline(Reason.NOTHING_OWED, "the payment owes nothing")
+    order = rules.spend_orders[payment.till_kind]
+    meal_left = meal_remaining_today_yen(wallet, rules, wallet.meal_day)
+    taken = spend.allocate(payment.overdraft_yen, order, wallet.balances, meal_left)
+    if taken is None:
+        return decline(
+            Reason.INSUFFICIENT_FUNDS,
+            f"the balance does not cover the {payment.overdraft_yen:,} yen owed; charge first",
+        )
+    new_wallet = msgspec.structs.replace(
+        wallet,
+        balances=wallet.balances.add(taken.negate()),
+        meal_used_yen=wallet.meal_used_yen + taken.meal,
+    )
+    postings = ledger.member_postings(op.member_no, taken.negate())
+    postings.append((ledger.OVERDRAFT_RECEIVABLE, payment.overdraft_yen))
+    record = msgspec.structs.replace(payment, paid=payment.paid.add(taken), overdraft_yen=0)
+    return Change(
+        kind="settle_overdraft",
+        wallet=new_wallet,
+        postings=postings,
+        amount_yen=payment.overdraft_yen,
+        changes=taken.negate(),
+        payment=record,
+        store=payment.store,
+        till_id=payment.till_id,
+    )
 
 
 def _charge(op: Charge, wallet: MemberWallet, rules: CoopRules) -> Change | Declined:

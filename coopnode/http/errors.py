@@ -28,6 +28,7 @@ REASON_STATUS: dict[Reason, int] = {
     Reason.IDEMPOTENCY_CONFLICT: 409,
     Reason.ALREADY_VOIDED: 409,
     Reason.VOID_WINDOW_CLOSED: 409,
+    Reason.NOTHING_OWED: 409,
     Reason.OVER_LIMIT: 422,
     Reason.BELOW_MINIMUM: 422,
     Reason.ABOVE_MAXIMUM: 422,

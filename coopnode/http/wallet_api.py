@@ -35,6 +35,7 @@ from coopnode.domain.messages import (
     Refund,
     Result,
     Resume,
+    SettleOverdraft,
     StatusChanged,
     Suspend,
     VoidPayment,
@@ -218,6 +219,13 @@ async def refund(request: web.Request) -> web.Response:
     return await _submit(request, operation({**fields, **msgspec.structs.asdict(body)}, Refund))
 
 
+async def settle_overdraft(request: web.Request) -> web.Response:
+    require_staff(request)
+    body = await read_body(request, VoidRequest)
+    fields = {"member_no": member_no_of(request), "payment_key": request.match_info["payment_key"]}
+    return await _submit(request, operation({**fields, "key": body.key}, SettleOverdraft))
+
+
 async def charge(request: web.Request) -> web.Response:
     require_staff(request)
     body = await read_body(request, ChargeRequest)
@@ -297,6 +305,14 @@ ROUTES: tuple[Route, ...] = (
         path=f"{_W}/payments/{{payment_key}}/void",
         summary="Void today's payment in full",
         handler=void_payment,
+        request=VoidRequest,
+        response=Booked,
+    ),
+    Route(
+        method="POST",
+        path=f"{_W}/payments/{{payment_key}}/settle",
+        summary="Recover an offline tap's overdraft from the member's purses now",
+        handler=settle_overdraft,
         request=VoidRequest,
         response=Booked,
     ),

@@ -11,6 +11,7 @@ from coopnode.domain.messages import (
     OfflinePay,
     Pay,
     Refund,
+    SettleOverdraft,
     VoidPayment,
     WalletStatus,
 )
@@ -91,6 +92,36 @@ def test_only_the_covered_part_of_an_overdrawn_tap_can_be_refunded() -> None:
     assert isinstance(refused, Declined) and refused.reason is Reason.REFUND_EXCEEDS_PAYMENT
     ok = msgspec.structs.replace(refund, amount_yen=300)
     assert booked(decide(ok, paid.wallet, paid.payment, COOPS, NOON)).changes == Purses(base=300)
+
+
+def test_settling_takes_the_overdraft_from_the_purses_once_and_a_void_gives_it_back() -> None:
+    start = wallet(base=300)
+    paid = booked(decide(offline(800), start, None, COOPS, NOON))
+    settle = SettleOverdraft(key="s1", member_no=MEMBER, payment_key="tap:till-0001:1")
+    short = decide(settle, paid.wallet, paid.payment, COOPS, NOON)
+    assert isinstance(short, Declined) and short.reason is Reason.INSUFFICIENT_FUNDS
+    charged = msgspec.structs.replace(
+        paid.wallet, balances=paid.wallet.balances.add(Purses(base=1_000))
+    )
+    settled = booked(decide(settle, charged, paid.payment, COOPS, NOON))
+    # 500 owed: the shop spends the 3 points the tap earned, then base money.
+    assert settled.changes == Purses(points=-3, base=-497)
+    postings = dict(settled.postings)
+    assert postings[ledger.OVERDRAFT_RECEIVABLE] == 500
+    assert sum(postings.values()) == 0
+    assert settled.payment is not None and settled.payment.overdraft_yen == 0
+    assert settled.payment.paid.total() == 800
+    again = decide(settle, settled.wallet, settled.payment, COOPS, NOON)
+    assert isinstance(again, Declined) and again.reason is Reason.NOTHING_OWED
+    # A void now gives back all 800 yen the purses paid, and cancels no receivable.
+    void = VoidPayment(key="v1", member_no=MEMBER, payment_key="tap:till-0001:1")
+    back = booked(decide(void, settled.wallet, settled.payment, COOPS, NOON))
+    assert back.changes.total() == 800
+    assert ledger.OVERDRAFT_RECEIVABLE not in dict(back.postings)
+    totals: dict[str, int] = {}
+    for account, amount in [*paid.postings, *settled.postings, *back.postings]:
+        totals[account] = totals.get(account, 0) + amount
+    assert totals[ledger.OVERDRAFT_RECEIVABLE] == 0
 
 
 def test_offline_limits() -> None:

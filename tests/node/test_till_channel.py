@@ -267,8 +267,26 @@ async def test_an_uncovered_offline_tap_is_booked_with_an_overdraft(node: NodePr
     status, listing = node.request("GET", "/api/v1/overdrafts")
     assert status == 200
     mine = [record for record in listing["overdrafts"] if record["member_no"] == member]
+    payment_key = f"tap:{till.till_id}:{body.seq}"
     assert [(record["overdraft_yen"], record["payment_key"]) for record in mine] == [
-        (500, f"tap:{till.till_id}:{body.seq}")
+        (500, payment_key)
     ]
     assert wallet(node, member)["balances"]["base"] == 0
+    assert_balanced(node)
+    # Recovering it: refused while the purses cannot cover it, then taken once charged.
+    settle = f"/api/v1/wallets/{member}/payments/{payment_key}/settle"
+    status, refused = node.request("POST", settle, {"key": "settle-1"})
+    assert status == 402 and refused["reason"] == "insufficient_funds"
+    charge = {"key": "charge-1", "purse": "base", "amount_yen": 1_000, "source": "counter"}
+    assert node.request("POST", f"/api/v1/wallets/{member}/charges", charge)[0] == 200
+    before = sum(wallet(node, member)["balances"].values())  # 1,000 yen and 3 points.
+    status, settled = node.request("POST", settle, {"key": "settle-2"})
+    assert status == 200 and settled["amount_yen"] == 500
+    assert sum(settled["balances"].values()) == before - 500  # In the shop's spend order.
+    assert node.request("POST", settle, {"key": "settle-2"}) == (status, settled)  # A retry.
+    status, again = node.request("POST", settle, {"key": "settle-3"})
+    assert status == 409 and again["reason"] == "nothing_owed"
+    status, listing = node.request("GET", "/api/v1/overdrafts")
+    assert all(record["member_no"] != member for record in listing["overdrafts"])
+    assert sum(wallet(node, member)["balances"].values()) == before - 500
     assert_balanced(node)
