@@ -148,6 +148,30 @@ def _plan_table(table: Plan) -> str:
     )
 
 
+def _machine_list(report: HarnessReport) -> str:
+    """Where the generator and the node ran and what else loaded the machine."""
+    items = "".join(
+        f"<li>{html.escape(key.replace('_', ' '))}: {html.escape(value)}</li>"
+        for key, value in report.machine.items()
+    )
+    return f"<h2>Machine</h2><ul>{items}</ul>"
+
+
+def _judging(search: CapacitySearch) -> str:
+    """How the harness judged each step (harness.judge), in a sentence a reader can check."""
+    late_ms = search.steps[0].figures.overall.schedule_lag_threshold_ms if search.steps else 0.0
+    return (
+        f"<p>Each step is judged on the {search.objective_kind} p99 counted from the"
+        f" scheduled send times. A send is late when it left more than {late_ms:g} ms after"
+        " its time (the larger of 2 ms and a tenth of the objective). A step that met the"
+        " objective held however late its sends were: their lag is inside the latency"
+        " judged. A step that broke it while more than 1% (or 5) of its sends were late is"
+        " judged <i>generator</i>, unless its p99 from the actual sends, less the"
+        " generator's p99 lag, still broke it: then it is the node's (<i>p99</i>). A broken"
+        " step is run once more before it counts.</p>"
+    )
+
+
 def _html(report: HarnessReport) -> str:
     parts = [
         "<!doctype html><meta charset='utf-8'>",
@@ -159,6 +183,7 @@ def _html(report: HarnessReport) -> str:
         f"<p>Command: <code>{html.escape(report.command)}</code><br>Started"
         f" {html.escape(report.started_at)}; books balanced after the run:"
         f" <b>{'yes' if report.books_balanced else 'NO'}</b></p>",
+        _machine_list(report),
     ]
     if report.run is not None:
         run = report.run
@@ -182,6 +207,7 @@ def _html(report: HarnessReport) -> str:
             f"<h2>Capacity search</h2><p>Highest peak rate that held the {search.objective_kind}"
             f" p99 ≤ {search.p99_objective_ms:g} ms objective:"
             f" <b>{search.max_rate_held_per_s:,.0f}/s</b> (limited by {search.limited_by}).</p>",
+            _judging(search),
             f"<ul>{steps}</ul><p><img src='{SEARCH_PLOT}'></p>",
         ]
     parts += ["<h2>Planning</h2>", _plan_table(report.planning)]

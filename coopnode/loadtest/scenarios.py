@@ -153,6 +153,15 @@ class SearchPlan(_Section, frozen=True):
     max_rate_per_s: PositiveRate = 5_000.0
     step_duration_s: Seconds = 5.0
     steps_max: Annotated[int, msgspec.Meta(ge=1, le=32)] = 12
+    # A step runs longer than `step_duration_s` (up to `step_duration_max_s`) when it would
+    # otherwise hold fewer operations of the objective's kind than this: the p99 of fewer
+    # than 100 samples is their maximum, and one stall of a shared machine would decide it.
+    objective_samples_min: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 100
+    step_duration_max_s: Seconds = 30.0
+
+    def __post_init__(self) -> None:
+        if self.step_duration_max_s < self.step_duration_s:
+            raise ValueError("search.step_duration_max_s is shorter than search.step_duration_s")
 
 
 class Planning(_Section, frozen=True):
