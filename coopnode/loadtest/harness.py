@@ -29,7 +29,7 @@ import msgspec
 from nacl.signing import SigningKey
 
 from coopnode.domain.money import TillKind
-from coopnode.domain.till_frames import Decision, TapBody, frame_encoder, sign_body
+from coopnode.domain.till_frames import Decision, TapBody
 from coopnode.loadtest.openloop import (
     LATE_FRACTION_MAX_DEFAULT,
     OUTSTANDING_MAX_DEFAULT,
@@ -371,8 +371,9 @@ def _reason_of(answer: bytes, status: int) -> str:
     return f"http_{status}"
 
 
-def _sign_taps(play: _Play) -> list[tuple[int, bytes] | None]:
-    """Sign every tap before the run: signing would otherwise steal the node's CPU."""
+def _seal_taps(play: _Play) -> list[tuple[int, bytes] | None]:
+    """Seal every tap before the run (with each till's session key, as a connected till
+    does): the work would otherwise steal the node's CPU during the run."""
     frames: list[tuple[int, bytes] | None] = []
     at_ms = time.time_ns() // 1_000_000
     for op in play.ops:
@@ -384,7 +385,7 @@ def _sign_taps(play: _Play) -> list[tuple[int, bytes] | None]:
                        idm=play.target.naming.idm(op.member), amount_yen=op.amount_yen,
                        at_ms=at_ms)  # fmt: skip
         play.tap_ops[(op.till, till.next_seq)] = op
-        frames.append((till.next_seq, frame_encoder.encode(sign_body(till.key, body))))
+        frames.append((till.next_seq, till.seal(body)))
         till.next_seq += 1
     return frames
 
@@ -454,8 +455,8 @@ async def play(target: Target, ops: list[Op], peak_rate_per_s: float, duration_s
     with _collector_paused():
         async with target.session() as session:
             play = _Play(target, ops, time.monotonic() + SCHEDULE_START_DELAY_S)
-            frames = _sign_taps(play)
-            # Signing took time; the schedule starts once it is done.
+            frames = _seal_taps(play)
+            # Sealing took time; the schedule starts once it is done.
             play.start_s = time.monotonic() + SCHEDULE_START_DELAY_S
             play.overall.start_s = play.start_s
             for recorder in play.by_kind.values():
