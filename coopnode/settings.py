@@ -397,6 +397,43 @@ class PortalNotice(_Section, frozen=True):
     body_en: Annotated[str, msgspec.Meta(max_length=4000)] = ""
 
 
+class DocumentOffer(_Section, frozen=True):
+    """One document a member may request (資料請求, FLOWS §3 step 5): sent by post, or
+    downloaded from `url`. `coops` names the co-ops that offer it; empty means every one.
+    """
+
+    document_id: Annotated[str, msgspec.Meta(pattern="^[a-z0-9][a-z0-9-]{0,39}$")]
+    title_ja: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    title_en: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    provided_by: Annotated[str, msgspec.Meta(pattern="^(post|download)$")]
+    url: Annotated[str, msgspec.Meta(pattern="^(|https?://[^\\s]+)$", max_length=500)] = ""
+    coops: Annotated[list[str], msgspec.Meta(max_length=100)] = []
+
+
+def _default_documents() -> list[DocumentOffer]:
+    return [
+        DocumentOffer(
+            document_id="kyosai-guide",
+            title_ja="学生総合共済のご案内",
+            title_en="Student mutual aid (kyosai) guide",
+            provided_by="post",
+        ),
+        DocumentOffer(
+            document_id="textbook-guide",
+            title_ja="教科書販売のご案内",
+            title_en="Textbook sales guide",
+            provided_by="download",
+            url="https://www.univcoop.or.jp/",
+        ),
+        DocumentOffer(
+            document_id="meal-plan-guide",
+            title_ja="ミールプランのご案内",
+            title_en="Meal plan guide",
+            provided_by="post",
+        ),
+    ]
+
+
 def _default_notices() -> list[PortalNotice]:
     return [
         PortalNotice(
@@ -428,6 +465,32 @@ class PortalSettings(_Section, frozen=True):
     # member eats and shops at most a few times a day, so this covers any real month.
     month_history_lines_max: Annotated[int, msgspec.Meta(ge=10, le=2000)] = 300
     notices: list[PortalNotice] = msgspec.field(default_factory=_default_notices)
+    # The home's desk (inquiries, document requests, events, IC card; `member_desk`).
+    # Rows of each list a member sees, newest first, and of one staff listing.
+    desk_rows_max: Annotated[int, msgspec.Meta(ge=5, le=500)] = 50
+    # Inquiries one member may send in a day (Asia/Tokyo): enough for any real question,
+    # few enough that a loop cannot bury the staff's queue.
+    inquiries_per_day_max: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    inquiry_subject_chars_max: Annotated[int, msgspec.Meta(ge=10, le=200)] = 100
+    # A question shorter than this says nothing staff can answer.
+    inquiry_body_chars_min: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    # A browser posts a Japanese character as nine bytes (%E3%81%82): 1,500 of them with
+    # the subject stay under the default http.body_max_bytes (16 KiB).
+    inquiry_body_chars_max: Annotated[int, msgspec.Meta(ge=100, le=1500)] = 1000
+    # Staff answer in JSON (three bytes a character): 5,000 stay under 16 KiB.
+    inquiry_answer_chars_max: Annotated[int, msgspec.Meta(ge=100, le=5000)] = 4000
+    # Document requests one member may make in a day; a catalogue has a handful.
+    document_requests_per_day_max: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    documents: Annotated[list[DocumentOffer], msgspec.Meta(max_length=100)] = msgspec.field(
+        default_factory=_default_documents
+    )
+    # The most seats one event may have; and how many of the newest events (of every
+    # co-op) the event page reads to list the member's co-op's open ones.
+    event_capacity_max: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000
+    events_open_max: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    # IC card registrations a member may try in a day: a student has one card, and the
+    # bound keeps anyone from probing which card numbers are in use.
+    card_attempts_per_day_max: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
 
 
 class PaymentsSettings(_Section, frozen=True):

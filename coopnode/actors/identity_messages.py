@@ -17,6 +17,17 @@ import msgspec
 
 from coopnode.actors.mailer import Notification
 from coopnode.domain.identity import FlowKind, FlowState, SessionKind
+from coopnode.domain.member_desk import (
+    AnswerBy,
+    Attendance,
+    DocumentRequest,
+    DocumentStatus,
+    Event,
+    EventApplication,
+    Inquiry,
+    InquiryCategory,
+    InquiryStatus,
+)
 from coopnode.domain.messages import Booked, DepositYen, Label, MemberNo
 
 Text = Annotated[str, msgspec.Meta(max_length=1024)]
@@ -236,6 +247,91 @@ class AuditRecord(_Message, frozen=True, tag="audit_record"):
     detail: str = ""
 
 
+# The portal home's desk (FLOWS §3 step 5; `identity_desk`) ---------------------------
+
+DeskText = Annotated[str, msgspec.Meta(max_length=20_000)]
+Idem = Annotated[str, msgspec.Meta(max_length=64)]
+StaffActor = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Number = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+
+
+class DeskView(_Message, frozen=True, tag="desk_view"):
+    """A member's inquiries, document requests, event applications and open events."""
+
+    member_no: MemberNo
+
+
+class InquiryNew(_Message, frozen=True, tag="inquiry_new"):
+    member_no: MemberNo
+    category: InquiryCategory
+    subject: DeskText
+    body: DeskText
+    answer_by: AnswerBy
+    idem: Idem = ""  # the form's key: a second submit of the same form is the first
+
+
+class DocumentNew(_Message, frozen=True, tag="document_new"):
+    member_no: MemberNo
+    document_id: Text
+    idem: Idem = ""
+
+
+class EventApply(_Message, frozen=True, tag="event_apply"):
+    member_no: MemberNo
+    event_id: Number
+
+
+class EventCancel(_Message, frozen=True, tag="event_cancel"):
+    member_no: MemberNo
+    event_id: Number
+
+
+class CardAttempt(_Message, frozen=True, tag="card_attempt"):
+    """Count one IC card registration try against the member's daily bound."""
+
+    member_no: MemberNo
+
+
+class StaffInquiries(_Message, frozen=True, tag="staff_inquiries"):
+    status: InquiryStatus | None = None
+
+
+class InquiryAnswerNew(_Message, frozen=True, tag="inquiry_answer"):
+    actor: StaffActor
+    inquiry_no: Number
+    answer: DeskText
+
+
+class StaffDocuments(_Message, frozen=True, tag="staff_documents"):
+    status: DocumentStatus | None = None
+
+
+class DocumentMarkSent(_Message, frozen=True, tag="document_sent"):
+    actor: StaffActor
+    request_no: Number
+
+
+class EventCreate(_Message, frozen=True, tag="event_create"):
+    actor: StaffActor
+    coop: Label
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    date: BirthDate  # the same YYYY-MM-DD shape
+    place: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    capacity: Annotated[int, msgspec.Meta(ge=1)]
+    apply_until_s: Annotated[float, msgspec.Meta(gt=0)]
+
+
+class EventRosterGet(_Message, frozen=True, tag="event_roster"):
+    event_id: Number
+
+
+class EventAttendanceSet(_Message, frozen=True, tag="event_attendance"):
+    actor: StaffActor
+    event_id: Number
+    member_no: MemberNo
+    attendance: Attendance
+
+
 IdentityRequest = (
     Enrol
     | MailChangeStart
@@ -265,6 +361,19 @@ IdentityRequest = (
     | GuardianStart
     | GuardianWards
     | AuditRecord
+    | DeskView
+    | InquiryNew
+    | DocumentNew
+    | EventApply
+    | EventCancel
+    | CardAttempt
+    | StaffInquiries
+    | InquiryAnswerNew
+    | StaffDocuments
+    | DocumentMarkSent
+    | EventCreate
+    | EventRosterGet
+    | EventAttendanceSet
 )
 
 # Replies --------------------------------------------------------------------------------
@@ -411,6 +520,38 @@ class Family(_Message, frozen=True, tag="family"):
     wards: list[FamilyPerson]  # whose history this account may read
 
 
+class EventSeat(_Message, frozen=True):
+    """An open event with the member's application to it, if any."""
+
+    event: Event
+    application: EventApplication | None = None
+
+
+class DeskPage(_Message, frozen=True, tag="desk_page"):
+    coop: str
+    inquiries: list[Inquiry]
+    documents: list[DocumentRequest]
+    applications: list[EventSeat]  # every event the member applied to, newest first
+    events: list[EventSeat]  # events open for application
+
+
+class DeskNumber(_Message, frozen=True, tag="desk_number"):
+    number: int
+
+
+class InquiryList(_Message, frozen=True, tag="inquiry_list"):
+    inquiries: list[Inquiry]
+
+
+class DocumentList(_Message, frozen=True, tag="document_list"):
+    documents: list[DocumentRequest]
+
+
+class EventRoster(_Message, frozen=True, tag="event_roster"):
+    event: Event
+    applications: list[EventApplication]
+
+
 IdentityReply = (
     Refused
     | FlowAnswer
@@ -427,6 +568,11 @@ IdentityReply = (
     | TokenInfo
     | Grants
     | Family
+    | DeskPage
+    | DeskNumber
+    | InquiryList
+    | DocumentList
+    | EventRoster
 )
 
 

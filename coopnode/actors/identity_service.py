@@ -29,6 +29,7 @@ import msgspec
 
 from coopnode.actors import mail_templates
 from coopnode.actors.identity_core import SESSION_TOUCH_INTERVAL_S, WalletPort, answer, refused
+from coopnode.actors.identity_desk import MemberDesk
 from coopnode.actors.identity_flows import IdentityFlows, busy, invalid
 from coopnode.actors.identity_messages import (
     Answer,
@@ -36,12 +37,21 @@ from coopnode.actors.identity_messages import (
     AuditList,
     AuditPage,
     AuditRecord,
+    CardAttempt,
     CheckSession,
     CreateStaff,
+    DeskView,
+    DocumentMarkSent,
+    DocumentNew,
     Done,
     Enrol,
     Enrolled,
     ErrorCode,
+    EventApply,
+    EventAttendanceSet,
+    EventCancel,
+    EventCreate,
+    EventRosterGet,
     Family,
     FamilyGrant,
     FamilyList,
@@ -55,6 +65,8 @@ from coopnode.actors.identity_messages import (
     GuardianStart,
     GuardianWards,
     IdentityRequest,
+    InquiryAnswerNew,
+    InquiryNew,
     ListGrants,
     MailChangeStart,
     OAuthConsent,
@@ -72,6 +84,8 @@ from coopnode.actors.identity_messages import (
     SignOut,
     StaffChangeMail,
     StaffCreated,
+    StaffDocuments,
+    StaffInquiries,
     StaffResume,
     TotpBegin,
     TotpConfirm,
@@ -158,6 +172,7 @@ class IdentityService(IdentityFlows):
             clock=clock,
         )
         self.oauth = OAuthServer(settings.identity, store, clock, client_secrets or {})
+        self.desk = MemberDesk(store, settings.portal, clock)
 
     async def handle(self, request: IdentityRequest) -> Answer:
         """Answer one request from the front."""
@@ -186,6 +201,22 @@ class IdentityService(IdentityFlows):
                 return self._member_request(request)
             case CreateStaff():
                 return await self.create_staff(request)
+            case (
+                DeskView()
+                | InquiryNew()
+                | DocumentNew()
+                | EventApply()
+                | EventCancel()
+                | CardAttempt()
+                | StaffInquiries()
+                | InquiryAnswerNew()
+                | StaffDocuments()
+                | DocumentMarkSent()
+                | EventCreate()
+                | EventRosterGet()
+                | EventAttendanceSet()
+            ):
+                return self._desk_request(request)
             case StaffResume() | StaffChangeMail() | AuditList() | AuditRecord():
                 return await self._staff_request(request)
         return self._oauth_request(request)
@@ -215,6 +246,37 @@ class IdentityService(IdentityFlows):
             case TotpConfirm():
                 return answer(self.totp_confirm(request))
         raise TypeError(f"not a member request: {type(request).__name__}")
+
+    def _desk_request(self, request: IdentityRequest) -> Answer:
+        desk = self.desk
+        match request:
+            case DeskView():
+                return answer(desk.view(request.member_no))
+            case InquiryNew():
+                return answer(desk.inquiry_new(request))
+            case DocumentNew():
+                return answer(desk.document_new(request))
+            case EventApply():
+                return answer(desk.event_apply(request))
+            case EventCancel():
+                return answer(desk.event_cancel(request))
+            case CardAttempt():
+                return answer(desk.card_attempt(request))
+            case StaffInquiries():
+                return answer(desk.staff_inquiries(request))
+            case InquiryAnswerNew():
+                return desk.inquiry_answer(request, self.bounds.portal_base_url)
+            case StaffDocuments():
+                return answer(desk.staff_documents(request))
+            case DocumentMarkSent():
+                return answer(desk.document_sent(request))
+            case EventCreate():
+                return answer(desk.event_create(request))
+            case EventRosterGet():
+                return answer(desk.event_roster(request))
+            case EventAttendanceSet():
+                return answer(desk.event_attendance(request))
+        raise TypeError(f"not a desk request: {type(request).__name__}")
 
     async def _staff_request(self, request: IdentityRequest) -> Answer:
         match request:

@@ -25,6 +25,9 @@ Databases in the environment:
     guardians       normalised mail address → GuardianAccount: guardians who are not
                     members and set a password through their invitation
     audit           sequence (8 bytes, big-endian) → AuditEntry; append-only
+    desk            the portal home's desk (`identity_desk`): inquiries, document requests,
+                    events, event applications, their number counters, daily counts and
+                    double-submit keys, under one-letter prefixes listed there
 """
 
 from __future__ import annotations
@@ -341,6 +344,43 @@ class Tx:
         second = self._txn.delete(f"g{guardian_mail}\0{member_no}".encode(), db=db)
         return bool(first or second)
 
+    # The portal home's desk ---------------------------------------------------------------
+
+    def desk_get(self, key: bytes, record_type: type[RecordT]) -> RecordT | None:
+        return self._get("desk", key, record_type)
+
+    def desk_put(self, key: bytes, record: Any) -> None:
+        self._put("desk", key, record)
+
+    def desk_raw(self, key: bytes) -> bytes | None:
+        raw = self._txn.get(key, db=self._db["desk"])
+        return None if raw is None else bytes(raw)
+
+    def desk_put_raw(self, key: bytes, value: bytes) -> None:
+        self._txn.put(key, value, db=self._db["desk"])
+
+    def desk_scan_raw(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` (key, value) pairs under `prefix`, last key first (numbers are
+        big-endian, so newest first)."""
+        cursor = self._txn.cursor(db=self._db["desk"])
+        end = prefix + b"\xff" * 16
+        positioned = cursor.prev() if cursor.set_range(end) else cursor.last()
+        found: list[tuple[bytes, bytes]] = []
+        while positioned and len(found) < limit:
+            key = bytes(cursor.key())
+            if not key.startswith(prefix):
+                break
+            found.append((key, bytes(cursor.value())))
+            positioned = cursor.prev()
+        return found
+
+    def desk_scan(
+        self, prefix: bytes, record_type: type[RecordT], limit: int
+    ) -> list[tuple[bytes, RecordT]]:
+        return [
+            (key, _decode(value, record_type)) for key, value in self.desk_scan_raw(prefix, limit)
+        ]
+
     def _put_raw(self, db: str, key: bytes) -> None:
         self._txn.put(key, b"", db=self._db[db])
 
@@ -397,6 +437,7 @@ _DATABASES = (
     "family",
     "guardians",
     "audit",
+    "desk",
 )
 
 

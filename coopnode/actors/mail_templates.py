@@ -237,6 +237,35 @@ def family_invitation_mail(*, member_name: str, url: str, member_account: bool) 
     return MailText(FAMILY_INVITATION_SUBJECT, body + "\n")
 
 
+INQUIRY_ANSWER_SUBJECT = "【大学生協】お問合せへの回答"
+
+
+def inquiry_answer_mail(
+    *, name: str, inquiry_no: int, subject: str, answer: str, url: str
+) -> MailText:
+    """FLOWS §3 step 5: staff answered a member's inquiry (お問合せ); the answer is also
+    on the portal home, in the inquiry list."""
+    _check_url(url)
+    body = "\n".join(
+        [
+            f"{name} 様",
+            "",
+            "大学生協へのお問合せ、ありがとうございます。次のとおり回答いたします。",
+            "",
+            f"お問合せNo：{inquiry_no}",
+            f"件名：{subject}",
+            "",
+            answer,
+            "",
+            "回答はマイポータルのホーム（お問合せ履歴）でもご覧いただけます。",
+            f"　{url}",
+            "",
+            _SIGNATURE,
+        ]
+    )
+    return MailText(INQUIRY_ANSWER_SUBJECT, body + "\n")
+
+
 def sms_passcode_text(*, code: str, valid_minutes: int) -> str:
     """FLOWS §3: the sign-in code by SMS; one short segment."""
     _check_code(code)

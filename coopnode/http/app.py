@@ -7,6 +7,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coopnode.actors.wallet_client import WalletClient
+from coopnode.http.desk_api import DESK_ROUTES
 from coopnode.http.dev_outbox import DEV_ROUTES, outbox_key
 from coopnode.http.errors import error_middleware, timeout_middleware
 from coopnode.http.identity_api import IDENTITY_ROUTES
@@ -101,7 +102,7 @@ def make_app(
     # the wallet alone) the node serves the wallet API only.
     routes = ROUTES + (TILL_ROUTES if tills is not None else ())
     if identity is not None:
-        routes += _identity_routes(app, settings, identity)
+        routes += _identity_routes(app, settings, identity) + DESK_ROUTES
         # The member portal's pages sit on the identity engine and the wallet.
         setup_portal(app, settings)
         if charging is not None:

@@ -1,7 +1,9 @@
 """The member portal's pages, set up on the node's aiohttp application.
 
     /portal/...          the guide, mail-address change, password, portal sign-in, home
-                         and family access (/portal/family); a guardian's invitation,
+                         and family access (/portal/family); inquiries, document requests,
+                         events and the IC card (/portal/inquiries, /portal/documents,
+                         /portal/events, /portal/ic-card); a guardian's invitation,
                          sign-in and home (/portal/guardian)
     /mypage/...          the my-page login, e-money registration and the e-money pages
     /wallet/...          the wallet's sign-in and consent screen (FLOWS §5)
@@ -20,6 +22,7 @@ from aiohttp import web
 
 from coopnode.http.portal_charge import charge_routes
 from coopnode.http.portal_core import language, portal_settings_key, setup_templates
+from coopnode.http.portal_desk import desk_routes
 from coopnode.http.portal_family import family_routes
 from coopnode.http.portal_flows import flow_routes
 from coopnode.http.portal_guardian import guardian_routes
@@ -45,4 +48,5 @@ def setup_portal(app: web.Application, settings: Settings) -> None:
     app.router.add_routes([*flow_routes(), *sign_in_routes(), *home_routes(), *wallet_routes()])
     app.router.add_routes(charge_routes())
     app.router.add_routes(family_routes())
+    app.router.add_routes(desk_routes())
     app.router.add_routes(guardian_routes())

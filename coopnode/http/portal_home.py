@@ -1,5 +1,6 @@
-"""The portal's home (FLOWS §3 step 5): profile, the cafeteria usage history as a month
-calendar, the purchase history and the IC card note.
+"""The portal's home (FLOWS §3 step 5): profile, inquiries, document requests and event
+applications (`portal_desk`), the cafeteria usage history as a month calendar, the
+purchase history and the student-ID IC card.
 
 The history comes from the member's wallet journal for the month (the wallet's own
 month filter, in the co-op's time zone). A payment counts as a cafeteria visit when it
@@ -21,6 +22,7 @@ from coopnode.domain.identity import SessionKind
 from coopnode.domain.messages import GetHistory, HistoryLine, HistoryPage
 from coopnode.http.identity_front import ask
 from coopnode.http.portal_core import PageError, page, portal_settings_key, render, signed_in
+from coopnode.http.portal_desk import active_card, desk_context, desk_of
 from coopnode.http.wallet_api import wallet_client_key
 
 _PAYMENT_KINDS = frozenset({"pay", "offline_pay"})
@@ -108,7 +110,16 @@ async def portal_home(request: web.Request) -> web.Response:
     profile = await ask(request, GetProfile(member_no=who.subject))
     if not isinstance(profile, Profile):
         raise TypeError("the profile answered with something else")
-    context = {"profile": profile, **await member_history(request, who.subject)}
+    done = {"inquiry": "desk.inquiry_done", "document": "desk.document_done"}.get(
+        request.query.get("done", ""), ""
+    )
+    context = {
+        "profile": profile,
+        "done": done,
+        "card": active_card(request, who.subject),
+        **desk_context(request, await desk_of(request, who.subject)),
+        **await member_history(request, who.subject),
+    }
     return render(request, "portal_home.html", context, session=SessionKind.PORTAL)
 
 

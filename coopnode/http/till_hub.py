@@ -67,6 +67,8 @@ class TillHub:
         self._decision_counters: dict[tuple[str, bool, Reason | None], Any] = {}
         self.version = 0
         self.cards: dict[str, CardRecord] = {}
+        # member number → their active card (a member has at most one).
+        self.active_cards: dict[str, CardRecord] = {}
         self.tills: dict[str, TillRecord] = {}
         self.verify_keys: dict[str, VerifyKey] = {}
         self.suspended: set[str] = set()
@@ -110,6 +112,9 @@ class TillHub:
 
     def _load(self, snapshot: RegistrySnapshot) -> None:
         self.cards = {card.idm: card for card in snapshot.cards}
+        self.active_cards = {
+            card.member_no: card for card in snapshot.cards if card.status is CardStatus.ACTIVE
+        }
         self.tills = {till.till_id: till for till in snapshot.tills}
         self.verify_keys = {till.till_id: VerifyKey(till.public_key) for till in snapshot.tills}
         self.suspended = set(snapshot.suspended)
@@ -150,6 +155,10 @@ class TillHub:
     def _apply_change(self, change: RegistryChange) -> None:
         for card in change.cards:
             self.cards[card.idm] = card
+            if card.status is CardStatus.ACTIVE:
+                self.active_cards[card.member_no] = card
+            elif self.active_cards.get(card.member_no, card).idm == card.idm:
+                self.active_cards.pop(card.member_no, None)
         for till in change.tills:
             self.tills[till.till_id] = till
             self.verify_keys[till.till_id] = VerifyKey(till.public_key)
