@@ -145,7 +145,7 @@ def run_node_benchmark(seconds: float) -> dict[str, Any]:
         node.start()
         enrol(node)
         command = [sys.executable, "-m", "benchmarks.http_payments", "--load-only"]
-        command += ["--url", node.url, "--token", node.token, "--seconds", str(seconds)]
+        command += ["--url", node.url, f"--token={node.token}", "--seconds", str(seconds)]
         started = time.monotonic()
         output = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
         if output.returncode != 0:
