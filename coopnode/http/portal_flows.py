@@ -61,6 +61,61 @@ def _field_for(refused: Refused, default: str) -> str:
     return default
 
 
+# A mailed code, then a new password (§2, and a guardian's invitation) ---------------------
+
+
+async def verify_mailed_code(
+    request: web.Request, kind: FlowKind, cookie: str, template: str, here: str
+) -> tuple[web.Response | None, dict[str, object]]:
+    """The POST of a "we mailed you a code" page: send a new code, or check the one typed.
+
+    Answers the page to show again (a new code went out, or an error next to the code),
+    or None and the context for the next page when the code was right."""
+    form = await read_form(request)
+    check_form_csrf(request, form)
+    flow_id = require_flow(request, cookie)
+    context: dict[str, object] = {"form": {"mail": form.get("mail", "")}}
+    if form.get("action") == "resend":
+        reply = await try_ask(request, FlowStep(kind=kind, step="resend", flow_id=flow_id))
+        if isinstance(reply, Refused):
+            context["errors"] = {"code": refusal_text(request, reply)}
+        else:
+            context["resent"] = True
+        return render(request, template, context, here=here), context
+    code = form.get("code", "")
+    if not _CODE.match(code):
+        context["errors"] = {"code": text(request, "error.code")}
+        return render(request, template, context, status=400, here=here), context
+    reply = await try_ask(request, FlowStep(kind=kind, step="verify", flow_id=flow_id, code=code))
+    if isinstance(reply, Refused):
+        context["errors"] = {"code": refusal_text(request, reply)}
+        return render(request, template, context, status=reply.status, here=here), context
+    return None, context
+
+
+async def set_new_password(
+    request: web.Request, kind: FlowKind, cookie: str, template: str, done: str, here: str
+) -> web.Response:
+    """The POST of the new-password page: set it and go to `done`, or show why not."""
+    form = await read_form(request)
+    check_form_csrf(request, form)
+    flow_id = require_flow(request, cookie)
+    step = FlowStep(
+        kind=kind,
+        step="set",
+        flow_id=flow_id,
+        password=form.get("password", ""),
+        password_confirm=form.get("password_confirm", ""),
+    )
+    reply = await try_ask(request, step)
+    if isinstance(reply, Refused):
+        errors = {_field_for(reply, "password"): refusal_text(request, reply)}
+        return render(request, template, {"errors": errors}, status=reply.status, here=here)
+    response = see_other(done)
+    end_flow(response, cookie)
+    return response
+
+
 # Guide (§0, §2) ---------------------------------------------------------------------------
 
 
@@ -99,30 +154,10 @@ async def password_send(request: web.Request) -> web.Response:
 
 @page
 async def password_verify(request: web.Request) -> web.Response:
-    form = await read_form(request)
-    check_form_csrf(request, form)
-    flow_id = require_flow(request, PASSWORD)
-    context: dict[str, object] = {"form": {"mail": form.get("mail", "")}}
-    if form.get("action") == "resend":
-        reply = await try_ask(
-            request, FlowStep(kind=FlowKind.PASSWORD, step="resend", flow_id=flow_id)
-        )
-        if isinstance(reply, Refused):
-            context["errors"] = {"code": refusal_text(request, reply)}
-        else:
-            context["resent"] = True
-        return render(request, "password_code.html", context, here=_PASSWORD_HOME)
-    code = form.get("code", "")
-    if not _CODE.match(code):
-        context["errors"] = {"code": text(request, "error.code")}
-        return render(request, "password_code.html", context, status=400, here=_PASSWORD_HOME)
-    reply = await try_ask(
-        request, FlowStep(kind=FlowKind.PASSWORD, step="verify", flow_id=flow_id, code=code)
+    again, context = await verify_mailed_code(
+        request, FlowKind.PASSWORD, PASSWORD, "password_code.html", _PASSWORD_HOME
     )
-    if isinstance(reply, Refused):
-        context["errors"] = {"code": refusal_text(request, reply)}
-        return render(request, "password_code.html", context, status=400, here=_PASSWORD_HOME)
-    return render(request, "password_verified.html", context, here=_PASSWORD_HOME)
+    return again or render(request, "password_verified.html", context, here=_PASSWORD_HOME)
 
 
 @page
@@ -133,26 +168,15 @@ async def password_new_form(request: web.Request) -> web.Response:
 
 @page
 async def password_set(request: web.Request) -> web.Response:
-    form = await read_form(request)
-    check_form_csrf(request, form)
-    flow_id = require_flow(request, PASSWORD)
-    step = FlowStep(
-        kind=FlowKind.PASSWORD,
-        step="set",
-        flow_id=flow_id,
-        password=form.get("password", ""),
-        password_confirm=form.get("password_confirm", ""),
-    )
-    reply = await try_ask(request, step)
-    if isinstance(reply, Refused):
-        errors = {_field_for(reply, "password"): refusal_text(request, reply)}
-        return render(
-            request, "password_new.html", {"errors": errors}, status=400, here=_PASSWORD_HOME
-        )
     # FLOWS §2 step 5: back to the guide page by itself.
-    response = see_other(f"{_PASSWORD_HOME}?done=1")
-    end_flow(response, PASSWORD)
-    return response
+    return await set_new_password(
+        request,
+        FlowKind.PASSWORD,
+        PASSWORD,
+        "password_new.html",
+        done=f"{_PASSWORD_HOME}?done=1",
+        here=_PASSWORD_HOME,
+    )
 
 
 # Mail change (§1) -------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from coopnode.http.portal_core import (
     signed_in,
     text,
 )
-from coopnode.http.portal_flows import try_ask
+from coopnode.http.portal_flows import set_new_password, try_ask, verify_mailed_code
 
 _CODE = re.compile(r"^[0-9]{6}$")
 SETUP = "guardian"
@@ -97,52 +97,22 @@ async def guardian_start(request: web.Request) -> web.Response:
 
 @page
 async def guardian_verify(request: web.Request) -> web.Response:
-    form = await read_form(request)
-    check_form_csrf(request, form)
-    flow_id = require_flow(request, SETUP)
-    context: dict[str, object] = {"form": {"mail": form.get("mail", "")}}
-    if form.get("action") == "resend":
-        step = FlowStep(kind=FlowKind.GUARDIAN_SETUP, step="resend", flow_id=flow_id)
-        reply = await try_ask(request, step)
-        if isinstance(reply, Refused):
-            context["errors"] = {"code": refusal_text(request, reply)}
-        else:
-            context["resent"] = True
-        return render(request, "guardian_code.html", context, here=HOME)
-    code = form.get("code", "")
-    if not _CODE.match(code):
-        context["errors"] = {"code": text(request, "error.code")}
-        return render(request, "guardian_code.html", context, status=400, here=HOME)
-    verify = FlowStep(kind=FlowKind.GUARDIAN_SETUP, step="verify", flow_id=flow_id, code=code)
-    reply = await try_ask(request, verify)
-    if isinstance(reply, Refused):
-        context["errors"] = {"code": refusal_text(request, reply)}
-        return render(request, "guardian_code.html", context, status=reply.status, here=HOME)
-    return render(request, "guardian_password.html", {"verified": True}, here=HOME)
+    again, _ = await verify_mailed_code(
+        request, FlowKind.GUARDIAN_SETUP, SETUP, "guardian_code.html", HOME
+    )
+    return again or render(request, "guardian_password.html", {"verified": True}, here=HOME)
 
 
 @page
 async def guardian_password(request: web.Request) -> web.Response:
-    form = await read_form(request)
-    check_form_csrf(request, form)
-    flow_id = require_flow(request, SETUP)
-    step = FlowStep(
-        kind=FlowKind.GUARDIAN_SETUP,
-        step="set",
-        flow_id=flow_id,
-        password=form.get("password", ""),
-        password_confirm=form.get("password_confirm", ""),
+    return await set_new_password(
+        request,
+        FlowKind.GUARDIAN_SETUP,
+        SETUP,
+        "guardian_password.html",
+        done=f"{SIGN_IN_PAGE}?done=1",
+        here=HOME,
     )
-    reply = await try_ask(request, step)
-    if isinstance(reply, Refused):
-        field = "password_confirm" if reply.reason == "password_mismatch" else "password"
-        errors = {field: refusal_text(request, reply)}
-        return render(
-            request, "guardian_password.html", {"errors": errors}, status=reply.status, here=HOME
-        )
-    response = see_other(f"{SIGN_IN_PAGE}?done=1")
-    end_flow(response, SETUP)
-    return response
 
 
 # Sign-in: address and password, then a mailed code --------------------------------------
