@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -76,6 +77,9 @@ from coopnode.settings import PortalSettings
 
 _ZONE = ZoneInfo("Asia/Tokyo")
 _NUMBER_BYTES = 8
+
+
+_StaffRecordT = TypeVar("_StaffRecordT", Inquiry, DocumentRequest)
 
 
 def _no(number: int) -> bytes:
@@ -315,19 +319,37 @@ class MemberDesk:
 
     # Staff -------------------------------------------------------------------------------
 
-    def staff_inquiries(self, request: StaffInquiries) -> InquiryList:
-        found: list[Inquiry] = []
+    def _staff_list(
+        self,
+        index: bytes,
+        record_type: type[_StaffRecordT],
+        check: Callable[[_StaffRecordT], None],
+        wanted: Callable[[_StaffRecordT], bool],
+    ) -> list[_StaffRecordT]:
+        """Records through the numbered index `index` (b"I" or b"D"), checked, the newest
+        `desk_rows_max` that `wanted` keeps; an index entry without its record is a bug."""
+        found: list[_StaffRecordT] = []
         with self.store.read() as tx:
-            for key, member in tx.desk_scan_raw(b"I", 10 * self.bounds.desk_rows_max):
-                inquiry = tx.desk_get(b"i" + member + key[1:], Inquiry)
-                if inquiry is None:
-                    raise InvariantViolation(f"inquiry index {key[1:].hex()} points at nothing")
-                check_inquiry(inquiry)
-                if request.status is None or inquiry.status is request.status:
-                    found.append(inquiry)
+            for key, member in tx.desk_scan_raw(index, 10 * self.bounds.desk_rows_max):
+                record = tx.desk_get(index.lower() + member + key[1:], record_type)
+                if record is None:
+                    raise InvariantViolation(f"desk index {key.hex()} points at nothing")
+                check(record)
+                if wanted(record):
+                    found.append(record)
                 if len(found) >= self.bounds.desk_rows_max:
                     break
-        return InquiryList(inquiries=found)
+        return found
+
+    def staff_inquiries(self, request: StaffInquiries) -> InquiryList:
+        return InquiryList(
+            inquiries=self._staff_list(
+                b"I",
+                Inquiry,
+                check_inquiry,
+                lambda inquiry: request.status in (None, inquiry.status),
+            )
+        )
 
     def inquiry_answer(self, request: InquiryAnswerNew, portal_url: str) -> Answer:
         text = request.answer.strip()
@@ -369,18 +391,14 @@ class MemberDesk:
         return answer(InquiryList(inquiries=[answered]), [message])
 
     def staff_documents(self, request: StaffDocuments) -> DocumentList:
-        found: list[DocumentRequest] = []
-        with self.store.read() as tx:
-            for key, member in tx.desk_scan_raw(b"D", 10 * self.bounds.desk_rows_max):
-                record = tx.desk_get(b"d" + member + key[1:], DocumentRequest)
-                if record is None:
-                    raise InvariantViolation(f"document index {key[1:].hex()} points at nothing")
-                check_document_request(record)
-                if request.status is None or record.status is request.status:
-                    found.append(record)
-                if len(found) >= self.bounds.desk_rows_max:
-                    break
-        return DocumentList(documents=found)
+        return DocumentList(
+            documents=self._staff_list(
+                b"D",
+                DocumentRequest,
+                check_document_request,
+                lambda record: request.status in (None, record.status),
+            )
+        )
 
     def document_sent(self, request: DocumentMarkSent) -> DocumentList | Refused:
         with self.store.write() as tx:
