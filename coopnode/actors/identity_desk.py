@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -84,6 +84,19 @@ _StaffRecordT = TypeVar("_StaffRecordT", Inquiry, DocumentRequest)
 
 def _no(number: int) -> bytes:
     return number.to_bytes(_NUMBER_BYTES, "big")
+
+
+# Inquiries and document requests are kept twice: under "i"/"d" + member + number (the
+# member's list) and in an index "I"/"D" + number → member (staff find them by number).
+def _put_numbered(tx: Tx, index: bytes, member_no: str, number: int, record: Any) -> None:
+    tx.desk_put(index.lower() + member_no.encode() + _no(number), record)
+    tx.desk_put_raw(index + _no(number), member_no.encode())
+
+
+def _numbered_key(tx: Tx, index: bytes, number: int) -> bytes | None:
+    """The record key behind `index` + number, or None when there is no such number."""
+    member = tx.desk_raw(index + _no(number))
+    return None if member is None else index.lower() + member + _no(number)
 
 
 def _bad(message: str) -> Refused:
@@ -212,8 +225,7 @@ class MemberDesk:
                 asked_at_s=self.clock(),
             )
             check_inquiry(inquiry)
-            tx.desk_put(b"i" + account.member_no.encode() + _no(number), inquiry)
-            tx.desk_put_raw(b"I" + _no(number), account.member_no.encode())
+            _put_numbered(tx, b"I", account.member_no, number, inquiry)
             self._remember(tx, request.member_no, request.idem, number)
         return DeskNumber(number=number)
 
@@ -252,8 +264,7 @@ class MemberDesk:
                 requested_at_s=self.clock(),
             )
             check_document_request(record)
-            tx.desk_put(b"d" + account.member_no.encode() + _no(number), record)
-            tx.desk_put_raw(b"D" + _no(number), account.member_no.encode())
+            _put_numbered(tx, b"D", account.member_no, number, record)
             self._remember(tx, request.member_no, request.idem, number)
         return DeskNumber(number=number)
 
@@ -356,10 +367,8 @@ class MemberDesk:
         if not text_length_ok(text, 1, self.bounds.inquiry_answer_chars_max):
             return answer(_bad("the answer is empty or too long"))
         with self.store.write() as tx:
-            member = tx.desk_raw(b"I" + _no(request.inquiry_no))
-            key = b"i" + (member or b"") + _no(request.inquiry_no)
-            inquiry = tx.desk_get(key, Inquiry) if member else None
-            if inquiry is None:
+            key = _numbered_key(tx, b"I", request.inquiry_no)
+            if key is None or (inquiry := tx.desk_get(key, Inquiry)) is None:
                 return answer(refused(404, ErrorCode.NOT_FOUND, "no such inquiry"))
             if inquiry.status is InquiryStatus.ANSWERED:
                 return answer(refused(409, ErrorCode.CONFLICT, "the inquiry is answered already"))
@@ -402,10 +411,8 @@ class MemberDesk:
 
     def document_sent(self, request: DocumentMarkSent) -> DocumentList | Refused:
         with self.store.write() as tx:
-            member = tx.desk_raw(b"D" + _no(request.request_no))
-            key = b"d" + (member or b"") + _no(request.request_no)
-            record = tx.desk_get(key, DocumentRequest) if member else None
-            if record is None:
+            key = _numbered_key(tx, b"D", request.request_no)
+            if key is None or (record := tx.desk_get(key, DocumentRequest)) is None:
                 return refused(404, ErrorCode.NOT_FOUND, "no such document request")
             if record.status is not DocumentStatus.REQUESTED:
                 return refused(409, ErrorCode.CONFLICT, "the request is not waiting to be posted")
