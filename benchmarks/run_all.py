@@ -12,6 +12,7 @@ import sys
 import time
 
 BENCHMARKS = (
+    "benchmarks.store_commits",
     "benchmarks.wallet_ray",
     "benchmarks.http_payments",
     "benchmarks.tills",

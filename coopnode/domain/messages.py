@@ -281,12 +281,5 @@ class OverdraftRecord(_Message, frozen=True):
     booked_at_ms: int
 
 
-class IdempotencyRecord(_Message, frozen=True):
-    """The first result of a keyed operation and a fingerprint of what was asked."""
-
-    fingerprint: bytes
-    result: bytes
-
-
 def decline(reason: Reason, message: str) -> Declined:
     return Declined(reason=reason, message=message)

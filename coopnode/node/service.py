@@ -15,6 +15,7 @@ import uvloop
 from aiohttp import web
 
 from coopnode.actors.wallet_client import WalletClient
+from coopnode.actors.wallet_store import LAYOUT_VERSION
 from coopnode.http.app import make_app
 from coopnode.http.till_hub import TillHub
 from coopnode.logs import get_logger
@@ -35,14 +36,27 @@ SHARDS_READY_TIMEOUT_S = 120.0
 
 class Layout(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     shard_count: int
+    # How the shards' records are laid out (wallet_store.LAYOUT_VERSION); files from
+    # before the field existed are layout 1.
+    wallet_layout: int = 1
 
 
 def check_layout(settings: Settings) -> None:
-    """The shard count is fixed for the life of a data directory: refuse to change it."""
+    """The shard count is fixed for the life of a data directory: refuse to change it.
+
+    Files written in an older record layout are refused here, before Ray starts, with what
+    to do about them."""
     path = settings.data_path / "wallet" / "layout.json"
-    wanted = Layout(shard_count=settings.wallet.shard_count)
+    wanted = Layout(shard_count=settings.wallet.shard_count, wallet_layout=LAYOUT_VERSION)
     if path.exists():
         found = msgspec.json.decode(path.read_bytes(), type=Layout)
+        if found.wallet_layout != wanted.wallet_layout:
+            raise SettingsError(
+                f"the wallet files in {path.parent} are of layout {found.wallet_layout}, "
+                f"written by an older CoopNode; this version reads layout "
+                f"{wanted.wallet_layout}. Move the data directory {settings.data_path} aside "
+                "to start afresh"
+            )
         if found != wanted:
             raise SettingsError(
                 f"wallet.shard_count is {wanted.shard_count} but {path} holds "

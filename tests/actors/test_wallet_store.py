@@ -11,7 +11,7 @@ import lmdb
 import msgspec
 import pytest
 
-from coopnode.actors.wallet_store import LockTimeout, WalletStore
+from coopnode.actors.wallet_store import LockTimeout, ShardMeta, WalletStore
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.messages import (
     Booked,
@@ -25,6 +25,7 @@ from coopnode.domain.messages import (
     Resume,
     StatusChanged,
     Suspend,
+    VoidPayment,
     WalletStatus,
     WalletView,
 )
@@ -118,8 +119,8 @@ def test_unknown_member_leaves_no_trace(store: WalletStore) -> None:
     [result] = store.apply_batch([shop(100, "x", member_no="209900000000")])
     assert isinstance(result, Declined) and result.reason is Reason.UNKNOWN_MEMBER
     with store.env.begin() as txn:
-        idempotency = store.env.open_db(b"idempotency", txn=txn)
-        assert txn.stat(idempotency)["entries"] == 1  # Only the enrolment's key.
+        operations = store.env.open_db(b"operations", txn=txn)
+        assert txn.stat(operations)["entries"] == 1  # Only the enrolment's record.
     assert store.audit().entries == entries_before
 
 
@@ -156,6 +157,53 @@ def test_a_negative_purse_on_disk_stops_the_shard_on_open(tmp_path: Path) -> Non
         txn.put(MEMBER.encode(), msgspec.msgpack.encode(broken), db=members)
     env.close()
     with pytest.raises(InvariantViolation, match="negative"):
+        open_store(path)
+
+
+def test_a_void_rewrites_the_payment_record_on_disk(tmp_path: Path) -> None:
+    path = tmp_path / "shard"
+    shard = open_store(path)
+    shard.apply_batch([enrol(), shop(500, "sale")])
+    [voided] = shard.apply_batch([VoidPayment(key="void-1", member_no=MEMBER, payment_key="sale")])
+    assert isinstance(voided, Booked)
+    shard.close()
+    again = open_store(path)
+    [twice] = again.apply_batch([VoidPayment(key="void-2", member_no=MEMBER, payment_key="sale")])
+    assert isinstance(twice, Declined) and twice.reason is Reason.ALREADY_VOIDED
+    [replay] = again.apply_batch([VoidPayment(key="void-1", member_no=MEMBER, payment_key="sale")])
+    assert replay == voided
+    [view] = again.apply_batch([GetWallet(member_no=MEMBER)])
+    assert isinstance(view, WalletView) and view.balances == Purses(meal=96_000, base=40_000)
+    assert again.audit().balanced
+    again.close()
+
+
+def test_a_declined_enrolment_keeps_its_key_and_the_shard_still_opens(tmp_path: Path) -> None:
+    path = tmp_path / "shard"
+    shard = open_store(path)
+    [refused] = shard.apply_batch([enrol(member_no="202600000025", base=100_001)])
+    assert isinstance(refused, Declined) and refused.reason is Reason.OVER_LIMIT
+    shard.apply_batch([enrol(), shop(500, "a")])
+    shard.close()
+    again = open_store(path)
+    [replay] = again.apply_batch([enrol(member_no="202600000025", base=100_001)])
+    assert replay == refused
+    report = again.audit()
+    assert report.balanced and report.members == 1
+    again.close()
+
+
+def test_files_of_an_older_layout_are_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "shard"
+    open_store(path).close()
+    env = lmdb.open(str(path), max_dbs=8, map_size=64 << 20)
+    meta_db = env.open_db(b"meta")
+    with env.begin(write=True) as txn:
+        meta = msgspec.msgpack.decode(txn.get(b"shard", db=meta_db) or b"", type=ShardMeta)
+        old = msgspec.structs.replace(meta, layout=1)
+        txn.put(b"shard", msgspec.msgpack.encode(old), db=meta_db)
+    env.close()
+    with pytest.raises(InvariantViolation, match=r"layout 1.*older version; move them aside"):
         open_store(path)
 
 
