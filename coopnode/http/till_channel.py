@@ -294,10 +294,12 @@ class TillConnection:
             seen = Seen(digest, asyncio.get_running_loop().create_future())
             self._window.put(body.seq, seen)
             await self._decide(body, seen, started_s)
-        elif seen.digest != digest:
+        elif (seen[: len(digest)] if isinstance(seen, bytes) else seen.digest) != digest:
             conflict = _declined(body, Reason.IDEMPOTENCY_CONFLICT, "the seq was used before")
             await self._send(frame_encoder.encode(conflict))
             self.hub.record_decision(conflict, started_s)
+        elif isinstance(seen, bytes):
+            await self._send(seen[len(digest) :])  # Answered before: the same decision.
         else:
             try:
                 await self._send(await asyncio.shield(seen.decision))
@@ -320,6 +322,8 @@ class TillConnection:
             seen.decision.set_result(frame)
             if decision.reason in _TRANSIENT:
                 self._window.forget(body.seq, seen)
+            else:
+                self._window.answer(body.seq, seen, frame)
             await self._send(frame)
             self.hub.record_decision(decision, started_s)
         except Exception:

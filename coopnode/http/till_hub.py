@@ -256,7 +256,8 @@ class TokenBucket:
 
 
 class Seen:
-    """A frame a till sent: a digest of its signed bytes and, once known, its decision."""
+    """A frame a till sent and that is being decided: a digest of its signed bytes and
+    the decision to come."""
 
     __slots__ = ("decision", "digest")
 
@@ -266,19 +267,31 @@ class Seen:
 
 
 class ReplayWindow:
-    """The latest sequence numbers of one till, oldest forgotten first."""
+    """The latest sequence numbers of one till, oldest forgotten first.
+
+    A frame being decided is held as its `Seen`; once answered it is kept as plain bytes,
+    the frame's digest then the decision frame. The windows hold up to
+    `replay_window_taps` frames per till, a million and more on a busy node: as live
+    objects with futures the cycle collector walked them on every full pass, and those
+    passes stopped the front for 60-100 ms under 2,000 taps/s. Bytes it never visits.
+    """
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._seen: OrderedDict[int, Seen] = OrderedDict()
+        self._seen: OrderedDict[int, Seen | bytes] = OrderedDict()
 
-    def get(self, seq: int) -> Seen | None:
+    def get(self, seq: int) -> Seen | bytes | None:
         return self._seen.get(seq)
 
     def put(self, seq: int, seen: Seen) -> None:
         self._seen[seq] = seen
         if len(self._seen) > self._size:
             self._seen.popitem(last=False)
+
+    def answer(self, seq: int, seen: Seen, frame: bytes) -> None:
+        """Keep the decision of a frame as bytes, in its place in the window."""
+        if self._seen.get(seq) is seen:
+            self._seen[seq] = seen.digest + frame
 
     def forget(self, seq: int, seen: Seen) -> None:
         if self._seen.get(seq) is seen:

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -37,6 +36,7 @@ from coopnode.loadtest.openloop import (
     Recorder,
     RunResult,
     Verdict,
+    collector_paused,
     judge_step,
 )
 from coopnode.loadtest.scenarios import (
@@ -452,7 +452,7 @@ async def play(target: Target, ops: list[Op], peak_rate_per_s: float, duration_s
     target.runs += 1
     for till in target.tills:
         till.intended.clear()
-    with _collector_paused():
+    with collector_paused():
         async with target.session() as session:
             play = _Play(target, ops, time.monotonic() + SCHEDULE_START_DELAY_S)
             frames = _seal_taps(play)
@@ -478,26 +478,6 @@ async def play(target: Target, ops: list[Op], peak_rate_per_s: float, duration_s
     play.tap_ops.clear()
     play.tap_sent_s.clear()
     return _figures(play, peak_rate_per_s, duration_s)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Collect the harness's garbage before a run's schedule starts, then pause Python's
-    cycle collector until its last answer.
-
-    A full collection of the harness's heap took 38–63 ms on the reference machine, long
-    enough to make every send due meanwhile late (about 75 at 1,266 taps/s). Reference
-    counting still frees everything that is not in a cycle, and a run's workload is
-    bounded (`WORKLOAD_OPS_MAX`), so the cycles it leaves until the collector resumes are.
-    """
-    enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _decision_hook(play: _Play, till: int) -> Callable[[float, float, Decision], None]:

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
+import gc
 import importlib
 import math
 import random
@@ -486,6 +488,27 @@ async def _dispatch(
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Collect the generator's garbage before a run's schedule starts, then pause Python's
+    cycle collector until its last answer.
+
+    A full collection of the capacity harness's heap took 38–63 ms on the reference machine, long
+    enough to make every send due meanwhile late (about 75 at 1,266 taps/s). Reference
+    counting still frees everything that is not in a cycle, and a run's workload is
+    bounded, so the cycles it leaves until the collector resumes are. (The till generator's
+    full passes took 12–27 ms at 2,000 taps/s.)
+    """
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _check_bound(name: str, value: float, low: float, high: float) -> None:

@@ -57,6 +57,7 @@ from coopnode.loadtest.openloop import (
     RunResult,
     SearchResult,
     SearchStep,
+    collector_paused,
     event_loop_factory,
     judge_step,
 )
@@ -172,6 +173,7 @@ class _Recorder:
         self.max_lag_s = 0.0
         self.answered = 0
         self.expected = 0
+        self.start_s = 0.0
         self.all_answered = asyncio.Event()
 
     def send(self, lag_s: float) -> None:
@@ -216,7 +218,24 @@ async def run_tills(
     recorder.expected = count
     for till in tills:
         till.on_decision = recorder.decision
-    start_s = time.monotonic() + SCHEDULE_START_DELAY_S
+    with collector_paused():
+        await _send_schedule(tills, per_till, recorder, rate_per_s, count)
+    end_s = time.monotonic()
+    recorder.errors["timeout"] += count - recorder.answered
+    for till in tills:
+        till.intended.clear()
+    return _result(tills, recorder, rate_per_s, duration_s, count, end_s - recorder.start_s)
+
+
+async def _send_schedule(
+    tills: list[SimTill],
+    per_till: list[list[tuple[int, bytes]]],
+    recorder: _Recorder,
+    rate_per_s: float,
+    count: int,
+) -> None:
+    """Send the sealed frames on schedule, then wait for the last decisions."""
+    start_s = recorder.start_s = time.monotonic() + SCHEDULE_START_DELAY_S
     burst = 0
     for index in range(count):
         intended_s = start_s + index / rate_per_s
@@ -237,11 +256,6 @@ async def run_tills(
             await till.ws.send_bytes(frame)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(recorder.all_answered.wait(), DRAIN_TIMEOUT_S)
-    end_s = time.monotonic()
-    recorder.errors["timeout"] += count - recorder.answered
-    for till in tills:
-        till.intended.clear()
-    return _result(tills, recorder, rate_per_s, duration_s, count, end_s - start_s)
 
 
 def _result(
