@@ -1,7 +1,7 @@
 """Taps over the real till channel from a separate load process, open loop, fsync on.
 
-Starts a node with the embedded defaults (two shards, fsync on), opens wallets, binds a
-card to each and registers simulated tills, then:
+Starts a node with the embedded defaults (one wallet shard on two cores, fsync on), opens
+wallets, binds a card to each and registers simulated tills, then:
   1. from a second process (`coopnode.loadtest.tills`): a fixed 2,000 taps/s for 10 s,
      then a capacity search for the highest rate whose p99 tap-to-decision stays under
      10 ms. Each tap is its own signed frame; latency counts from its intended send time;
@@ -138,6 +138,8 @@ def run(seconds: float, till_count: int, node_env: dict[str, str]) -> dict[str, 
                 "--objective-ms", str(OBJECTIVE_MS), "--search-duration", search_s,
             )
         )  # fmt: skip
+        _, health = node.request("GET", "/healthz")
+        figures["shards"] = len(health["shards"])
         figures["block_idle_s"] = asyncio.run(block_latencies(node, setup.tills, 0))
         # The same while half the tills send 2,000 taps/s from the load process.
         half = len(setup.tills) // 2
@@ -168,7 +170,8 @@ def summary(figures: dict[str, Any], till_count: int) -> str:
     fixed, search = figures["fixed"], figures["search"]
     idle, loaded = figures["block_idle_s"], figures["block_loaded_s"]
     return (
-        f"Till taps over the till channel ({till_count} tills, fsync on, 2 shards): at "
+        f"Till taps over the till channel ({till_count} tills, fsync on, "
+        f"{figures['shards']} shard(s)): at "
         f"{FIXED_RATE_PER_S:,.0f}/s p50 {fixed['latency_p50_ms']:.1f} ms, "
         f"p99 {fixed['latency_p99_ms']:.1f} ms, p99.9 {fixed['latency_p999_ms']:.1f} ms, "
         f"errors {fixed['errors']}; highest rate with p99 < {OBJECTIVE_MS:g} ms: "
