@@ -38,8 +38,9 @@ def plan(capacity_taps_per_s: float, source: str, planning: Planning) -> Plan:
         f"a till serves at most {planning.taps_per_till_per_min:g} taps a minute (a queue of"
         " students paying in turn)",
         f"nodes are sized for {planning.headroom:g}× the peak, to absorb bursts and a lost node",
-        f"each node runs {planning.shards_per_node} wallet shards (one per core), and a shard"
-        f" holds at most {planning.members_per_shard_max:,} members",
+        f"each node runs {planning.shards_per_node} wallet shard(s) (one on a two-core node,"
+        " whose other core the front needs), and a shard holds at most"
+        f" {planning.members_per_shard_max:,} members",
     ]
     rows = []
     for members in planning.co_op_sizes:

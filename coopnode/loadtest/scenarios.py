@@ -175,7 +175,7 @@ class Planning(_Section, frozen=True):
     peak_to_mean: Annotated[float, msgspec.Meta(ge=1.0, le=20.0)] = 2.5
     taps_per_till_per_min: Annotated[float, msgspec.Meta(gt=0.0, le=60.0)] = 4.0
     headroom: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)] = 2.0
-    shards_per_node: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    shards_per_node: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     members_per_shard_max: Annotated[int, msgspec.Meta(ge=1_000, le=10_000_000)] = 50_000
 
 
