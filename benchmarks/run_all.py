@@ -12,6 +12,7 @@ import sys
 import time
 
 BENCHMARKS = (
+    "benchmarks.disk_flush",
     "benchmarks.store_commits",
     "benchmarks.wallet_ray",
     "benchmarks.http_payments",

@@ -8,6 +8,11 @@ wallets, binds a card to each and registers simulated tills, then:
   2. from this process: how long a card block takes to reach the last connected till,
      with the node idle and again while the load process sends 2,000 taps/s.
 
+Before the node starts, the disk of its data directory is probed for 10 s
+(`benchmarks/disk_flush.py`), and after the runs the node's own group-commit times are
+read from /metrics: a tap waits for its commit's flush, so the p99 of an hour whose disk
+stalls is the disk's, and these two lines say whether it was.
+
 Run: .venv/bin/python -m benchmarks.tills [--seconds 10] [--tills 64]
 """
 
@@ -20,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,8 @@ import aiohttp
 import msgspec
 from nacl.signing import SigningKey
 
+from benchmarks.disk_flush import probe as disk_flush_probe
+from benchmarks.disk_flush import summary as disk_flush_summary
 from coopnode.loadtest.node_process import NodeProcess, remove_tree, short_tmpdir
 from coopnode.loadtest.tills import SimTill, TillLoadSetup, TillSpec
 
@@ -37,6 +45,10 @@ FIXED_RATE_PER_S = 2_000.0
 # The search starts well below the fixed rate, so that it finds where p99 holds.
 SEARCH_START_PER_S = 200.0
 BLOCK_PROBES = 5
+# The disk is probed this long before the node starts (see benchmarks/disk_flush.py).
+DISK_PROBE_S = 10.0
+# Group commits slower than these are counted from the node's /metrics after the run.
+SLOW_COMMIT_BUCKETS_S = ("0.02", "0.05", "0.1")
 # Staff calls during setup run this many at once.
 SETUP_CONCURRENCY = 32
 
@@ -121,11 +133,30 @@ async def block_latencies(node: NodeProcess, specs: list[TillSpec], first: int) 
     return latencies
 
 
+def commit_durations(node: NodeProcess) -> dict[str, int]:
+    """How many group commits the node made, and how many took longer than each bucket."""
+    if not node.url.startswith("http://127.0.0.1:"):
+        raise RuntimeError(f"the node's URL is {node.url!r}, not its loopback address")
+    request = urllib.request.Request(node.url + "/metrics")  # noqa: S310 (checked above)
+    request.add_header("Authorization", f"Bearer {node.token}")
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        text = response.read().decode()
+    buckets: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("coopnode_wallet_commit_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[bound] = int(float(line.rsplit(" ", 1)[1]))
+    total = buckets["+Inf"]
+    slow = {f"over_{float(b) * 1000:g}_ms": total - buckets[b] for b in SLOW_COMMIT_BUCKETS_S}
+    return {"commits": total, **slow}
+
+
 def run(seconds: float, till_count: int, node_env: dict[str, str]) -> dict[str, Any]:
     data_dir = short_tmpdir("cnbtill")
     env = {"COOPNODE_LOG__LEVEL": "warning", "COOPNODE_TILL__DEMO_TILL": "false", **node_env}
     node = NodeProcess(data_dir, cwd=REPO, env=env)
     try:
+        disk = disk_flush_probe(data_dir / "disk-probe", DISK_PROBE_S)
         node.start()
         setup = asyncio.run(setup_node(node, till_count))
         setup_path = data_dir / "tills-setup.json"
@@ -160,6 +191,8 @@ def run(seconds: float, till_count: int, node_env: dict[str, str]) -> dict[str, 
         figures["loaded_run"] = finish(background)["fixed"]
         status, audit = node.request("GET", "/api/v1/audit")
         figures["books_balanced"] = status == 200 and audit["balanced"]
+        figures["disk_before"] = disk
+        figures["commits"] = commit_durations(node)
         return figures
     finally:
         node.stop()
@@ -169,6 +202,7 @@ def run(seconds: float, till_count: int, node_env: dict[str, str]) -> dict[str, 
 def summary(figures: dict[str, Any], till_count: int) -> str:
     fixed, search = figures["fixed"], figures["search"]
     idle, loaded = figures["block_idle_s"], figures["block_loaded_s"]
+    disk, commits = figures["disk_before"], figures["commits"]
     return (
         f"Till taps over the till channel ({till_count} tills, fsync on, "
         f"{figures['shards']} shard(s)): at "
@@ -179,7 +213,11 @@ def summary(figures: dict[str, Any], till_count: int) -> str:
         f"card block to the last connected till: idle median "
         f"{statistics.median(idle) * 1000:.1f} ms max {max(idle) * 1000:.1f} ms, "
         f"under {FIXED_RATE_PER_S:,.0f} taps/s median {statistics.median(loaded) * 1000:.1f} ms "
-        f"max {max(loaded) * 1000:.1f} ms; books balanced: {figures['books_balanced']}"
+        f"max {max(loaded) * 1000:.1f} ms; books balanced: {figures['books_balanced']}\n"
+        f"  the same hour's disk, before the node started: {disk_flush_summary(disk)}\n"
+        f"  the node's group commits: {commits['commits']:,}, of which over 20 ms: "
+        f"{commits['over_20_ms']}, over 50 ms: {commits['over_50_ms']}, over 100 ms: "
+        f"{commits['over_100_ms']}"
     )
 
 
