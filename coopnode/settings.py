@@ -193,6 +193,9 @@ class TillSettings(_Section, frozen=True):
     agent_reconnect_backoff_max_ms: Annotated[int, msgspec.Meta(ge=1, le=600_000)] = 3_000
     # Queued offline taps in flight at once while forwarding them.
     agent_forward_window: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 32
+    # A queued frame that got no answer, or "try again", is sent again after this long,
+    # so that a busy node is not hammered and a queued tap is never given up on.
+    agent_forward_retry_s: Annotated[float, msgspec.Meta(ge=0.05, le=600)] = 2.0
     # The local HTTP endpoint POS software calls (loopback only); 0 takes a free port.
     agent_http_port: Port = 8765
     # The till's LMDB (sequence counter, deny list, offline queue); `<dir>/<till id>`.

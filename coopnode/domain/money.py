@@ -62,6 +62,15 @@ class Reason(StrEnum):
     STORAGE_FULL = "storage_full"
 
 
+# Declines that say "not now" rather than "no": the same request, sent again later under
+# the same idempotency key, may succeed. After UNAVAILABLE the operation may even have
+# been booked (the shard did not answer in time), so it must be sent again under the
+# same key, never replaced by a new one.
+TRY_AGAIN_REASONS: frozenset[Reason] = frozenset(
+    {Reason.OVERLOADED, Reason.UNAVAILABLE, Reason.STORAGE_FULL}
+)
+
+
 class Purses(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """An amount of yen per purse: balances, or the signed changes of one operation."""
 

@@ -6,16 +6,20 @@ the till's key, sends it over the till channel, shows the decision and prints a 
 line. One sale at a time: a till has one reader.
 
 Offline: when the node cannot be reached, or does not answer an online tap within
-`agent_decision_timeout_s`, the agent approves the sale itself within the limits the
-node gave it (per tap, per card per day, never a card on its last deny list) and queues
-the signed frame on disk. When the link returns, every queued frame is sent again; the
-node answers a repeat with its first decision, so each is booked exactly once. Two cases
-need one more step, taken automatically:
-  * an online frame that got no answer and that the till then refused offline may still
-    have been booked: if the node says it was, the till voids it (the member got nothing);
-  * an online frame that got no answer, that the till approved offline, and that the node
-    then declines for want of funds is sent again as an offline tap under a new sequence
-    number, so that the node books it with an overdraft instead of losing it.
+`agent_decision_timeout_s`, or answers "try again" (overloaded, unavailable: after which
+the tap may even have been booked), the agent approves the sale itself within the limits
+the node gave it (per tap, per card per day, never a card on its last deny list) and
+queues the signed frame on disk. When the link returns, every queued frame is sent again
+under its own number; the node answers a repeat with its first decision, so each is
+booked exactly once, and a frame answered "try again" stays queued and is sent again
+after `agent_forward_retry_s`. Some answers need one more frame, which takes the answered
+one's place in the queue in one transaction (a crash leaves one or the other, never both):
+  * an online frame the till refused (over its offline limits) that the node booked all
+    the same: the member walked away without the goods, so the till voids it, or refunds
+    the whole amount when the void arrives after the day has turned;
+  * an online frame the till approved that the node declines (funds, a card blocked
+    meanwhile): the till's approval stands, so it is sent again as an offline tap dated
+    when the card was tapped, which the node books with any shortfall owed.
 
 What offline mode cannot know: a till holds the deny list, not the list of every card,
 so a card that was never registered is approved offline (within the limits) and declined
@@ -33,17 +37,21 @@ from typing import Protocol
 import msgspec
 from nacl.signing import SigningKey
 
-from coopnode.domain.money import Purses, Reason
+from coopnode.domain.errors import InvariantViolation
+from coopnode.domain.money import TRY_AGAIN_REASONS, Purses, Reason
 from coopnode.domain.till_frames import (
     Decision,
     DenyUpdate,
     RefundBody,
+    Signed,
     SignedBody,
     TapBody,
     VoidBody,
     Welcome,
     frame_encoder,
     sign_body,
+    signed_body_decoder,
+    till_frame_decoder,
 )
 from coopnode.logs import get_logger
 from coopnode.reader.till_key import TillKeyFile
@@ -185,7 +193,9 @@ class TillAgent:
         )
         if online:
             decision = await self.link.request(body, self._settings.agent_decision_timeout_s)
-            if decision is not None:
+            # "Try again" is no answer: after UNAVAILABLE the frame may have been booked,
+            # so it is queued and sent again under this number, never re-tapped as new.
+            if decision is not None and decision.reason not in TRY_AGAIN_REASONS:
                 self.state.remember_sale(
                     SaleRecord(
                         seq=seq,
@@ -273,14 +283,18 @@ class TillAgent:
 
     async def _forward_loop(self) -> None:
         self._queue_changed.set()
+        loop = asyncio.get_running_loop()
         while True:
             await self._queue_changed.wait()
             self._queue_changed.clear()
             await self.link.connected.wait()
             await self.forward_queue()
+            if self.state.queued_count():
+                # Some frames got no answer, or "try again": send them again a little later.
+                loop.call_later(self._settings.agent_forward_retry_s, self._queue_changed.set)
 
     async def forward_queue(self) -> int:
-        """Send every queued frame again; return how many the node answered."""
+        """Send every queued frame again; return how many the node answered for good."""
         window = asyncio.Semaphore(self._settings.agent_forward_window)
 
         async def one(tap: QueuedTap) -> bool:
@@ -290,59 +304,128 @@ class TillAgent:
         answered = await asyncio.gather(*(one(tap) for tap in self.state.queued()))
         return sum(answered)
 
-    async def _forward(self, tap: QueuedTap) -> bool:
+    async def _forward(self, queued: QueuedTap) -> bool:
+        """Send one queued frame; act on the node's answer. False: it stays queued."""
         decision = await self.link.forward(
-            tap.seq, tap.frame, self._settings.agent_decision_timeout_s
+            queued.seq, queued.frame, self._settings.agent_decision_timeout_s
         )
-        if decision is None:
-            return False  # Still unreachable: the tap stays queued for the next link.
-        if decision.approved and not tap.approved_locally:
-            self._out(f"{self.till_id} #{tap.seq} was booked after the till refused it; voiding")
-            self.state.remember_sale(
-                SaleRecord(
-                    seq=tap.seq, idm=tap.idm, amount_yen=tap.amount_yen, day=today(), approved=True
-                )
-            )
-            await self._send_correction(tap.seq, None)
-        elif not decision.approved and tap.approved_locally:
-            self._declined_after_sale(tap, decision)
+        if decision is None or decision.reason in TRY_AGAIN_REASONS:
+            # Unreachable, or "not now" (after which the frame may even have been booked):
+            # the same frame is sent again later, and the node books it at most once.
+            return False
+        if queued.reverses:
+            self._reversal_answered(queued, decision)
+        elif decision.approved and not queued.approved_locally:
+            self._booked_after_refusal(queued)
+        elif not decision.approved and queued.approved_locally:
+            self._declined_after_sale(queued, decision)
         else:
-            self._out(f"{self.till_id} #{tap.seq} forwarded: {_verdict(decision)}")
-        self.state.forwarded(tap.seq)
+            self._out(f"{self.till_id} #{queued.seq} forwarded: {_verdict(decision)}")
+            self.state.forwarded(queued.seq)
         return True
 
-    def _declined_after_sale(self, tap: QueuedTap, decision: Decision) -> None:
-        if not tap.offline and decision.reason is Reason.INSUFFICIENT_FUNDS:
+    def _follow_up(self, queued: QueuedTap, body: SignedBody, reverses: int = 0) -> int:
+        """Put `body` in the queue in place of `queued`, in one transaction."""
+        self.state.replace_queued(
+            queued.seq,
+            QueuedTap(
+                seq=body.seq,
+                frame=frame_encoder.encode(sign_body(self._key, body)),
+                idm=queued.idm,
+                amount_yen=queued.amount_yen,
+                approved_locally=reverses == 0,
+                offline=isinstance(body, TapBody) and body.offline,
+                reverses=reverses,
+            ),
+        )
+        self._queue_changed.set()
+        return body.seq
+
+    def _booked_after_refusal(self, queued: QueuedTap) -> None:
+        """The node booked an online frame the till refused when it got no answer: the
+        member walked away without the goods, so the payment is voided."""
+        void = VoidBody(
+            till_id=self.till_id,
+            seq=self.state.reserve_seq(),
+            idm=queued.idm,
+            tap_seq=queued.seq,
+            at_ms=_now_ms(),
+        )
+        self._follow_up(queued, void, reverses=queued.seq)
+        self._out(f"{self.till_id} #{queued.seq} was booked after the till refused it; voiding")
+
+    def _reversal_answered(self, queued: QueuedTap, decision: Decision) -> None:
+        body = _queued_body(queued)
+        if decision.approved:
+            self._out(f"{self.till_id} #{queued.reverses} reversed by #{queued.seq}")
+            self.state.forwarded(queued.seq)
+        elif isinstance(body, VoidBody) and decision.reason is Reason.VOID_WINDOW_CLOSED:
+            # Forwarded after the day turned: a refund of the whole amount does the same.
+            refund = RefundBody(
+                till_id=self.till_id,
+                seq=self.state.reserve_seq(),
+                idm=queued.idm,
+                tap_till_id=self.till_id,
+                tap_seq=queued.reverses,
+                amount_yen=queued.amount_yen,
+                at_ms=_now_ms(),
+            )
+            self._follow_up(queued, refund, reverses=queued.reverses)
+            self._out(f"{self.till_id} #{queued.reverses} is yesterday's: refunding instead")
+        else:
+            # Already reversed (staff voided it), or the node will not: staff must look.
+            log.warning(
+                "a sale the till refused could not be reversed",
+                till_id=self.till_id,
+                seq=queued.reverses,
+                reason=str(decision.reason),
+            )
+            self._out(
+                f"{self.till_id} #{queued.reverses} NOT REVERSED: {decision.reason}; "
+                "staff must check the member's payment"
+            )
+            self.state.forwarded(queued.seq)
+
+    def _declined_after_sale(self, queued: QueuedTap, decision: Decision) -> None:
+        if not queued.offline:
+            # An online frame the till approved when it got no answer. The node judged it
+            # as online (balance, card, account now); the till's approval stands as an
+            # offline tap made when the card was tapped, which the node books with any
+            # shortfall owed, unless the card was already blocked then.
+            tapped = _queued_body(queued)
             body = TapBody(
                 till_id=self.till_id,
                 seq=self.state.reserve_seq(),
-                idm=tap.idm,
-                amount_yen=tap.amount_yen,
-                at_ms=_now_ms(),
+                idm=queued.idm,
+                amount_yen=queued.amount_yen,
+                at_ms=tapped.at_ms,
                 offline=True,
             )
-            retry = QueuedTap(
-                seq=body.seq,
-                frame=frame_encoder.encode(sign_body(self._key, body)),
-                idm=tap.idm,
-                amount_yen=tap.amount_yen,
-                approved_locally=True,
-                offline=True,
+            self._follow_up(queued, body)
+            self._out(
+                f"{self.till_id} #{queued.seq} declined late ({decision.reason}); "
+                f"re-sent offline as #{body.seq}"
             )
-            self.state.queue_unanswered(retry)
-            self._queue_changed.set()
-            self._out(f"{self.till_id} #{tap.seq} declined late; re-sent offline as #{body.seq}")
             return
         log.warning(
             "a sale the till approved was declined by the node",
             till_id=self.till_id,
-            seq=tap.seq,
+            seq=queued.seq,
             reason=str(decision.reason),
-            amount_yen=tap.amount_yen,
+            amount_yen=queued.amount_yen,
         )
         self._out(
-            f"{self.till_id} #{tap.seq} DECLINED BY THE NODE after the sale: {decision.reason}"
+            f"{self.till_id} #{queued.seq} DECLINED BY THE NODE after the sale: {decision.reason}"
         )
+        self.state.forwarded(queued.seq)
+
+
+def _queued_body(queued: QueuedTap) -> SignedBody:
+    """The body of a queued frame, which the till itself signed."""
+    frame = till_frame_decoder.decode(queued.frame)
+    if not isinstance(frame, Signed):
+        raise InvariantViolation(f"queued frame {queued.seq} is not a signed frame")
+    return signed_body_decoder.decode(frame.body)
 
 
 def _verdict(decision: Decision) -> str:

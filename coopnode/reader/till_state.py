@@ -62,6 +62,9 @@ class QueuedTap(_Record, frozen=True):
     # no answer); then a late decline of the online frame is re-sent as an offline tap.
     approved_locally: bool
     offline: bool
+    # Not a tap but a void or refund that reverses tap number `reverses`: a frame the till
+    # refused and the node booked all the same.
+    reverses: int = 0
 
 
 class SaleRecord(_Record, frozen=True):
@@ -198,6 +201,15 @@ class TillState:
         """The node answered a queued tap: it leaves the queue."""
         with self.env.begin(write=True) as txn:
             txn.delete(_seq_key(seq), db=self._queue)
+
+    def replace_queued(self, seq: int, replacement: QueuedTap) -> None:
+        """The node's answer to queued `seq` needs one more frame: swap them in one
+        transaction, so that a crash leaves the one or the other, never both (which would
+        book the follow-up twice) nor neither (which would lose it)."""
+        with self.env.begin(write=True) as txn:
+            if not txn.delete(_seq_key(seq), db=self._queue):
+                raise InvariantViolation(f"sequence {seq} is not queued")
+            self._put_queued(txn, replacement)
 
     # Sales ---------------------------------------------------------------------------
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
+import pytest
+
+from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.money import Reason, TillKind
 from coopnode.domain.till_frames import DenyUpdate, OfflineLimits, Welcome
 from coopnode.reader.till_state import QueuedTap, TillState, today
@@ -71,5 +75,22 @@ def test_offline_limits_hold_and_a_refused_tap_queues_nothing(tmp_path: Path) ->
         assert [queued.seq for queued in state.queued()] == [1, 4, 6]
         state.forwarded(4)
         assert [queued.seq for queued in state.queued()] == [1, 6]
+    finally:
+        state.close()
+
+
+def test_a_follow_up_replaces_its_queued_frame_in_one_step(tmp_path: Path) -> None:
+    state = TillState(tmp_path, MAP_BYTES)
+    try:
+        state.remember_welcome(welcome([]))
+        assert state.approve_offline(tap(1, 300), today()) is None
+        state.replace_queued(1, msgspec.structs.replace(tap(9, 300), reverses=1))
+        state.close()
+        state = TillState(tmp_path, MAP_BYTES)
+        assert [(queued.seq, queued.reverses) for queued in state.queued()] == [(9, 1)]
+        # Replacing what is not queued (answered already) is a bug, not an outcome.
+        with pytest.raises(InvariantViolation):
+            state.replace_queued(1, tap(10, 300))
+        assert [queued.seq for queued in state.queued()] == [9]
     finally:
         state.close()
