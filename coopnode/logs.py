@@ -21,7 +21,8 @@ REDACTED = "[REDACTED]"
 # Keys whose values are secret whatever they hold.
 _SECRET_KEY = re.compile(
     r"(pass(word|code|wd)?|pin|cvc|cvv|security_code|card_number|pan|secret|token|"
-    r"authorization|cookie|otp|totp|verifier|api_key|private_key)",
+    r"authorization|cookie|otp|totp|verifier|api_key|private_key|signing_key|session_key|"
+    r"seed)",
     re.IGNORECASE,
 )
 # Keys that are secret only under these exact names (`code` is also a reason code field).

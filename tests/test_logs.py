@@ -13,7 +13,9 @@ from coopnode.logs import configure_logging, get_logger, luhn_valid, redact_text
 from coopnode.settings import LogFormat, LogSettings
 
 CARD = "4111111111111111"
-SECRETS = [CARD, "4111 1111 1111 1111", "123", "Secr3t!pass", "482913", "tok_abcdef123456"]
+SECRETS = [
+    CARD, "4111 1111 1111 1111", "123", "Secr3t!pass", "482913", "tok_abcdef123456", "9f" * 32,
+]  # fmt: skip
 
 
 @pytest.fixture
@@ -37,6 +39,8 @@ def test_secret_fields_are_redacted_from_structlog_events(captured: io.StringIO)
         password="Secr3t!pass",
         passcode="482913",
         access_token="tok_abcdef123456",
+        signing_key_hex="9f" * 32,
+        session_key=b"\x01" * 32,
         nested={"security_code": "123", "pan": CARD},
         member_no="202600000017",
         amount_yen=5000,
@@ -48,6 +52,7 @@ def test_secret_fields_are_redacted_from_structlog_events(captured: io.StringIO)
     assert line["member_no"] == "202600000017"  # Not a secret: kept for tracing.
     assert line["amount_yen"] == 5000
     assert line["card_number"] == "[REDACTED]"
+    assert line["signing_key_hex"] == line["session_key"] == "[REDACTED]"  # A till's keys.
 
 
 def test_card_numbers_inside_free_text_and_stdlib_logs_are_masked(captured: io.StringIO) -> None:

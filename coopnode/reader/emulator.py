@@ -172,7 +172,8 @@ def _respond(card: Any, command: bytearray) -> bytearray | None:
     except (IndexError, KeyError, ValueError):
         # nfcpy's Type3TagEmulation indexes into the command without checking its length;
         # a real card stays silent on a malformed command, so this one does too.
-        log.warning("malformed command ignored", command_hex=bytes(command).hex())
+        # Its length only: a FeliCa command carries the card's IDm.
+        log.warning("malformed command ignored", command_bytes=len(command))
         return None
     return response
 

@@ -28,7 +28,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any, cast
@@ -135,8 +135,28 @@ async def pos_status(request: web.Request) -> web.Response:
     return web.json_response(status)
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def refuse_browsers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Only local programs may use the endpoint, not a web page open on the till.
+
+    Loopback keeps other machines out, but a page in a browser on the till's own machine
+    could post a form here (`/void`, `/refund`). A browser marks such a request with an
+    `Origin` header, and a page cannot send `application/json` to another origin without
+    asking first (a CORS preflight, which this endpoint never grants): so a request with
+    an `Origin`, or a POST whose body is not declared JSON, is refused.
+    """
+    if "Origin" in request.headers:
+        raise web.HTTPForbidden(text="the POS endpoint takes no requests from web pages")
+    if request.method == "POST" and request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="send the body as application/json")
+    return await handler(request)
+
+
 async def start_pos_endpoint(agent: TillAgent, port: int, fixed_yen: int) -> web.AppRunner:
-    app = web.Application(client_max_size=POS_BODY_MAX_BYTES)
+    app = web.Application(client_max_size=POS_BODY_MAX_BYTES, middlewares=[refuse_browsers])
     app[agent_key] = agent
     app[fixed_key] = fixed_yen
     app.router.add_post("/sale", pos_sale)

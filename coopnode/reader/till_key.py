@@ -26,7 +26,8 @@ class TillKeyFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     till_id: TillId
     store: Label
     kind: TillKind
-    # The 32-byte Ed25519 seed, hex. Never logged: the logs' redaction masks "*key*".
+    # The 32-byte Ed25519 seed, hex. Never logged: the logs' redaction masks any field
+    # named like `signing_key*`, `session_key*` or `*seed*` (coopnode/logs.py).
     signing_key_hex: SeedHex
 
     def signing_key(self) -> SigningKey:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,11 +50,21 @@ def wait_line(lines: queue.Queue[str], needle: str, timeout_s: float) -> str:
     raise AssertionError(f"no line with {needle!r} within {timeout_s} s")
 
 
-def get_json(url: str, body: Any = None, timeout_s: float = 30.0) -> Any:
+def get_json(
+    url: str, body: Any = None, timeout_s: float = 30.0, headers: dict[str, str] | None = None
+) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    for name, value in (headers or {"Content-Type": "application/json"}).items():
+        request.add_header(name, value)
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
         return json.loads(response.read())
+
+
+def refused_status(url: str, body: Any, headers: dict[str, str]) -> int:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get_json(url, body, headers=headers)
+    return refused.value.code
 
 
 @pytest.fixture
@@ -118,6 +129,15 @@ def test_a_card_tapped_on_the_reader_pays_at_the_node(
     assert status == 200
     assert [line["kind"] for line in history["lines"]] == ["pay", "open"]
     assert history["lines"][0]["till_id"] == receipt.split()[0]
+    # A web page open on the till's machine cannot void it: a form post, or a request a
+    # browser marks with its page's origin, is refused before it reaches the till.
+    void = {"tap_seq": outcome["seq"]}
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert refused_status(pos + "/void", void, form) == 415
+    page = {"Content-Type": "application/json", "Origin": "http://example.test"}
+    assert refused_status(pos + "/void", void, page) == 403
+    status, wallet = node.request("GET", f"/api/v1/wallets/{MEMBER}")
+    assert wallet["balances"]["base"] == 1_850
     # The cashier voids the sale from the POS; the money goes back.
     voided = get_json(pos + "/void", {"tap_seq": outcome["seq"]})
     assert voided["approved"] and voided["paid"]["base"] == 150
