@@ -804,7 +804,9 @@ class IdentityService(IdentityFlows):
         return answer(StaffCreated(staff_id=staff_id, otpauth_uri=uri, secret=secret))
 
     async def staff_resume(self, request: StaffResume) -> Answer:
-        """Resume a suspended account: the wallet, and every lock-out of the member."""
+        """Resume a suspended account: the wallet, and every lock-out of the member. The
+        front that asked then takes the member's card off the tills' deny list (this actor
+        does not hold the front's copy of the registry)."""
         with self.store.read() as tx:
             account = tx.account(request.member_no)
         if account is None:

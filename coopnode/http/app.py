@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -32,6 +34,7 @@ from coopnode.http.till_channel import till_hub_key, till_websocket
 from coopnode.http.till_hub import TillHub
 from coopnode.http.wallet_api import (
     ROUTES,
+    MemberStatusHook,
     Route,
     member_status_hook_key,
     staff_token_key,
@@ -120,6 +123,8 @@ def make_app(
         app.router.add_route(route.method, route.path, route.handler)
     if tills is not None:
         app[till_hub_key] = tills
-        app[member_status_hook_key] = tills.set_suspended
+        # Every suspension and resumption reaches the registry and the tills this way.
+        sync: MemberStatusHook = functools.partial(tills.sync_suspended, wallet=wallet)
+        app[member_status_hook_key] = sync
         app.router.add_get("/till/ws", till_websocket)
     return app

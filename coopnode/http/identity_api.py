@@ -54,7 +54,13 @@ from coopnode.http.identity_front import (
     session_id_of,
     session_response,
 )
-from coopnode.http.wallet_api import Route, member_no_of, read_body, require_staff
+from coopnode.http.wallet_api import (
+    Route,
+    member_no_of,
+    member_status_changed,
+    read_body,
+    require_staff,
+)
 
 Code = Annotated[str, msgspec.Meta(max_length=16)]
 Password = Annotated[str, msgspec.Meta(max_length=1024)]
@@ -449,9 +455,11 @@ async def create_staff(request: web.Request) -> web.Response:
 @answers_refusals
 async def staff_resume(request: web.Request) -> web.Response:
     actor = await staff_actor(request, changes=True)
-    return json_response(
-        await ask(request, StaffResume(actor=actor, member_no=member_no_of(request)))
-    )
+    member_no = member_no_of(request)
+    reply = await ask(request, StaffResume(actor=actor, member_no=member_no))
+    # The identity actor resumed the wallet; the member's card leaves the deny list here.
+    await member_status_changed(request.app, member_no)
+    return json_response(reply)
 
 
 @answers_refusals

@@ -45,7 +45,14 @@ from coopnode.domain.messages import (
 from coopnode.domain.money import Reason
 from coopnode.http.errors import ApiError
 from coopnode.http.identity_front import answers_refusals, ask, json_response, principal
-from coopnode.http.wallet_api import MoveRequest, Route, answer, read_body, wallet_client_key
+from coopnode.http.wallet_api import (
+    MoveRequest,
+    Route,
+    answer,
+    read_body,
+    set_member_status,
+    wallet_client_key,
+)
 
 SCOPE_READ = "wallet:read"
 SCOPE_PAY = "wallet:pay"
@@ -167,7 +174,7 @@ async def member_move(request: web.Request) -> web.Response:
 async def member_suspend(request: web.Request) -> web.Response:
     """アカウント停止: the member stops the wallet; only the co-op counter resumes it."""
     info = await _bearer(request, SCOPE_PAY)
-    return answer(await request.app[wallet_client_key].submit(Suspend(member_no=info.member_no)))
+    return answer(await set_member_status(request.app, Suspend(member_no=info.member_no)))
 
 
 OAUTH_ROUTES: tuple[Route, ...] = (

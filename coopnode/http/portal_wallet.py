@@ -58,6 +58,7 @@ from coopnode.domain.messages import (
 )
 from coopnode.domain.money import MOVE_TARGETS, Purse
 from coopnode.domain.rules import CoopRules
+from coopnode.http.errors import ApiError
 from coopnode.http.identity_front import Refusal, ask, secure_cookies_key, session_id_of
 from coopnode.http.konbini_api import pending_konbini
 from coopnode.http.portal_core import (
@@ -81,7 +82,7 @@ from coopnode.http.portal_core import (
 )
 from coopnode.http.portal_flows import try_ask
 from coopnode.http.portal_i18n import error_key
-from coopnode.http.wallet_api import wallet_client_key
+from coopnode.http.wallet_api import set_member_status, wallet_client_key
 from coopnode.settings import Settings
 
 SCOPE_READ = "wallet:read"
@@ -513,7 +514,10 @@ async def emoney_suspend_form(request: web.Request) -> web.Response:
 async def emoney_suspend(request: web.Request) -> web.Response:
     form = await read_form(request)
     access = await wallet_member(request, SCOPE_PAY, form)
-    result = await request.app[wallet_client_key].submit(Suspend(member_no=access.member_no))
+    try:
+        result = await set_member_status(request.app, Suspend(member_no=access.member_no))
+    except ApiError:
+        raise PageError(503, "error.unavailable") from None
     if not isinstance(result, StatusChanged):
         raise PageError(503, "error.unavailable")
     view = await wallet_view(request, access.member_no)

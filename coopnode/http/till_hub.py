@@ -8,6 +8,9 @@ first (durable), then to its copy, then pushes the deny-list change to every til
 has connected; a front of the same cluster that did not make the change notices the
 registry's version moving within `registry_refresh_s` and reloads.
 
+A wallet suspended or resumed, by staff, at the counter or by the member, is brought to
+the registry by `sync_suspended`, the one way in for every such path.
+
 Changes are made one at a time (a lock), so versions reach the copy and the tills in
 order; staff make a few changes a minute, so nothing waits long.
 """
@@ -32,6 +35,8 @@ from coopnode.actors.registry_store import (
     SetSuspended,
     TillRecord,
 )
+from coopnode.actors.wallet_client import WalletClient
+from coopnode.domain.messages import Declined, GetWallet, WalletStatus, WalletView
 from coopnode.domain.money import Reason
 from coopnode.domain.till_frames import Decision, DenyUpdate, frame_encoder
 from coopnode.http.signatures import SignatureVerifier
@@ -59,6 +64,12 @@ class RegistryUnavailable(Exception):
     """The registry actor did not answer in time; nothing was changed."""
 
 
+class DenyListNotUpdated(Exception):
+    """A member's suspension or resumption did not reach the registry, because the wallet
+    or the registry did not answer: the wallet's own status stands, and the same request
+    sent again (suspending and resuming are idempotent) finishes the job."""
+
+
 class TillHub:
     def __init__(self, registry: Any, settings: TillSettings, metrics: Metrics) -> None:
         self.registry = registry
@@ -79,6 +90,8 @@ class TillHub:
         self.windows: dict[str, ReplayWindow] = {}
         self.signatures = SignatureVerifier()
         self._lock = asyncio.Lock()
+        # Held while a member's wallet status is read and written to the registry.
+        self._status_lock = asyncio.Lock()
         self._refresher: asyncio.Task[None] | None = None
         # Called after each deny-list push with the update and the tills it went to.
         self.on_push: Callable[[DenyUpdate, int], None] | None = None
@@ -143,14 +156,30 @@ class TillHub:
             self._publish()
             return change
 
-    async def set_suspended(self, member_no: str, suspended: bool) -> None:
-        """Called when the wallet suspends or resumes a member: their card joins or leaves
-        the deny list. A failure is logged, not raised: the wallet already refuses a
-        suspended member's payments, and the next refresh brings the tills up to date."""
-        try:
-            await self.apply(SetSuspended(member_no=member_no, suspended=suspended))
-        except RegistryUnavailable as error:
-            log.error("deny list not updated", member_no=member_no, error=str(error))
+    async def sync_suspended(self, member_no: str, wallet: WalletClient) -> None:
+        """Bring the registry's word on a member's suspension in line with their wallet,
+        and with it the deny list of every connected till and this front's own refusal of
+        the member's card (SUSPENDED).
+
+        Every path that suspends or resumes a wallet calls this once the wallet answered:
+        the staff API, the member's portal page and OAuth API, and the counter's resume.
+        The wallet's status is read under a lock, so a suspension and a resume racing each
+        other leave the registry with whatever the wallet holds last, in whichever order
+        their calls finish. Raises `DenyListNotUpdated` when the wallet or the registry
+        does not answer: nothing else would repair it (the refresh only reloads what the
+        registry holds), so the caller reports the failure and the request is sent again.
+        """
+        async with self._status_lock:
+            view = await wallet.submit(GetWallet(member_no=member_no))
+            if not isinstance(view, WalletView):
+                why = view.message if isinstance(view, Declined) else "an unexpected answer"
+                raise DenyListNotUpdated(f"the wallet did not give the member's status: {why}")
+            suspended = view.status is WalletStatus.SUSPENDED
+            try:
+                await self.apply(SetSuspended(member_no=member_no, suspended=suspended))
+            except RegistryUnavailable as error:
+                log.error("deny list not updated", member_no=member_no, error=str(error))
+                raise DenyListNotUpdated(str(error)) from None
 
     def _apply_change(self, change: RegistryChange) -> None:
         for card in change.cards:

@@ -43,12 +43,15 @@ from coopnode.domain.messages import (
 )
 from coopnode.domain.money import Purse, Reason, TillKind
 from coopnode.http.errors import REASON_STATUS, ApiError, ErrorBody
+from coopnode.http.till_hub import DenyListNotUpdated
 
 wallet_client_key = web.AppKey("wallet_client", WalletClient)
 staff_token_key = web.AppKey("staff_token", str)
-# Told when a member is suspended (True) or resumed (False), so that their card joins or
-# leaves the deny list every till holds; set by the node when the till channel runs.
-MemberStatusHook = Callable[[str, bool], Awaitable[None]]
+# Told the member number whenever a member may have been suspended or resumed: it brings
+# the registry (and so the deny list every till holds) in line with the wallet's status,
+# raising `DenyListNotUpdated` when it could not. Set by the node when the till channel
+# runs; `set_member_status` and `member_status_changed` are the only callers.
+MemberStatusHook = Callable[[str], Awaitable[None]]
 member_status_hook_key: web.AppKey[MemberStatusHook] = web.AppKey("member_status_hook")
 
 
@@ -240,22 +243,42 @@ async def move(request: web.Request) -> web.Response:
     return await _submit(request, op)
 
 
-async def _set_status(request: web.Request, op: Suspend | Resume) -> web.Response:
-    result = await request.app[wallet_client_key].submit(op)
-    hook = request.app.get(member_status_hook_key)
-    if isinstance(result, StatusChanged) and hook is not None:
-        await hook(op.member_no, isinstance(op, Suspend))
-    return answer(result)
+async def set_member_status(app: web.Application, op: Suspend | Resume) -> Result:
+    """Suspend or resume a member's wallet, then their card at every till: the way every
+    suspension and resumption made in the front goes (staff API, portal, OAuth API)."""
+    result = await app[wallet_client_key].submit(op)
+    if isinstance(result, StatusChanged):
+        await member_status_changed(app, op.member_no)
+    return result
+
+
+async def member_status_changed(app: web.Application, member_no: str) -> None:
+    """Bring the tills in line with the member's wallet, after it was suspended or
+    resumed here or elsewhere (the counter resumes through the identity actor).
+
+    A failure is a 503: the wallet's change stands, and the same request sent again
+    (idempotent) brings the tills in line."""
+    hook = app.get(member_status_hook_key)
+    if hook is None:
+        return
+    try:
+        await hook(member_no)
+    except DenyListNotUpdated as error:
+        raise ApiError(
+            503,
+            Reason.UNAVAILABLE,
+            f"the wallet changed but the tills were not told ({error}); send it again",
+        ) from None
 
 
 async def suspend(request: web.Request) -> web.Response:
     require_staff(request)
-    return await _set_status(request, Suspend(member_no=member_no_of(request)))
+    return answer(await set_member_status(request.app, Suspend(member_no=member_no_of(request))))
 
 
 async def resume(request: web.Request) -> web.Response:
     require_staff(request)
-    return await _set_status(request, Resume(member_no=member_no_of(request)))
+    return answer(await set_member_status(request.app, Resume(member_no=member_no_of(request))))
 
 
 async def audit(request: web.Request) -> web.Response:

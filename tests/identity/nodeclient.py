@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import itertools
 import re
+import secrets
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 
+from coopnode.domain import passcodes
 from tests.nodeproc import NodeProcess
 
 _CODE = re.compile(r"(?:パスコード|確認コード|認証コード)：([0-9]{6})")
@@ -17,6 +22,7 @@ _SPOKEN = re.compile(r"お知らせします。([0-9、]+)。")
 # Member numbers of this module's members: far from the demo's and the wallet tests'.
 _numbers = itertools.count(1)
 PASSWORD = "Sakura-Kaede-2026!"
+REDIRECT_URI = "http://127.0.0.1:8080/mypage/wallet/callback"
 # Every secret a test saw, so the last test can look for them in the data directory.
 SEEN_SECRETS: set[str] = set()
 
@@ -170,3 +176,80 @@ async def wallet_session(
         remember(cookie.value)
     remember(signed_in["csrf_token"])
     return dict(signed_in)
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    return verifier, challenge.decode().rstrip("=")
+
+
+async def authorize(
+    client: aiohttp.ClientSession, node: NodeProcess, csrf: str, scope: str
+) -> tuple[str, str]:
+    """Step 3 of FLOWS §5: the consent, allowed; returns the code and the PKCE verifier."""
+    verifier, challenge = pkce()
+    state = secrets.token_urlsafe(8)
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": "mypage",
+            "redirect_uri": REDIRECT_URI,
+            "scope": scope,
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    status, consent = await call(client, node, "GET", f"/oauth/authorize?{query}")
+    assert status == 200 and consent["client_name"] == "組合員マイページ", consent
+    assert [item["scope"] for item in consent["scopes"]] == scope.split()
+    status, _ = await call(client, node, "POST", f"/oauth/authorize?{query}", {"decision": "allow"})
+    assert status == 403  # No CSRF token.
+    async with client.post(
+        node.url + f"/oauth/authorize?{query}",
+        json={"decision": "allow"},
+        headers={"X-CSRF-Token": csrf},
+        allow_redirects=False,
+    ) as response:
+        assert response.status == 302, await response.text()
+        location = urlsplit(response.headers["Location"])
+    params = parse_qs(location.query)
+    assert params["state"] == [state]
+    return remember(params["code"][0]), verifier
+
+
+async def redeem_code(
+    client: aiohttp.ClientSession, node: NodeProcess, code: str, verifier: str
+) -> tuple[int, dict[str, Any]]:
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "client_id": "mypage",
+        "code_verifier": verifier,
+    }
+    async with client.post(node.url + "/oauth/token", data=form) as response:
+        body = await response.json(content_type=None)
+        if "access_token" in body:
+            remember(body["access_token"])
+        return response.status, body
+
+
+async def staff_session(client: aiohttp.ClientSession, node: NodeProcess) -> str:
+    """A new staff account, signed in with its authenticator code; returns the CSRF token."""
+    staff_id = f"clerk{secrets.randbelow(10**6)}"
+    password = remember("Counter-Clerk-2026!")
+    body = {"staff_id": staff_id, "name": "窓口 一郎", "password": password}
+    status, created = await call(
+        client, node, "POST", "/api/v1/staff/accounts", body, token=node.token
+    )
+    assert status == 201, created
+    secret = remember(created["secret"])
+    sign_in = {"staff_id": staff_id, "password": password}
+    status, flow = await call(client, node, "POST", "/api/v1/staff/sign-in", sign_in)
+    assert status == 200, flow
+    verify = {"flow_id": flow["flow_id"], "code": passcodes.totp_code(secret, time.time())}
+    status, signed_in = await call(client, node, "POST", "/api/v1/staff/sign-in/verify", verify)
+    assert status == 200 and signed_in["kind"] == "staff", signed_in
+    return remember(signed_in["csrf_token"])

@@ -8,8 +8,6 @@ member and no other test's member.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import os
 import re
 import secrets
@@ -18,10 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
-import aiohttp
 import pytest
 
 from coopnode.domain import passcodes
@@ -29,10 +24,13 @@ from tests.identity.nodeclient import (
     PASSWORD,
     SEEN_SECRETS,
     Member,
+    authorize,
     call,
     code_in,
     enrol,
     last_sequence,
+    pkce,
+    redeem_code,
     remember,
     session,
     set_password,
@@ -42,8 +40,6 @@ from tests.identity.nodeclient import (
 from tests.nodeproc import REPO, TEST_CONFIG, NodeProcess
 
 pytestmark = pytest.mark.slow
-
-REDIRECT_URI = "http://127.0.0.1:8080/mypage/wallet/callback"
 
 
 async def test_enrolment_mails_every_item_and_opens_the_wallet(node: NodeProcess) -> None:
@@ -301,64 +297,6 @@ async def test_mail_change_before_first_use_then_refused_after(node: NodeProcess
         assert status == 409 and refused["reason"] == "emoney_in_use"
 
 
-def _pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    return verifier, challenge.decode().rstrip("=")
-
-
-async def _authorize(
-    client: aiohttp.ClientSession, node: NodeProcess, csrf: str, scope: str
-) -> tuple[str, str]:
-    """Steps 3 of FLOWS §5: the consent, allowed; returns the code and the PKCE verifier."""
-    verifier, challenge = _pkce()
-    state = secrets.token_urlsafe(8)
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": "mypage",
-            "redirect_uri": REDIRECT_URI,
-            "scope": scope,
-            "state": state,
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        }
-    )
-    status, consent = await call(client, node, "GET", f"/oauth/authorize?{query}")
-    assert status == 200 and consent["client_name"] == "組合員マイページ", consent
-    assert [item["scope"] for item in consent["scopes"]] == scope.split()
-    status, _ = await call(client, node, "POST", f"/oauth/authorize?{query}", {"decision": "allow"})
-    assert status == 403  # No CSRF token.
-    async with client.post(
-        node.url + f"/oauth/authorize?{query}",
-        json={"decision": "allow"},
-        headers={"X-CSRF-Token": csrf},
-        allow_redirects=False,
-    ) as response:
-        assert response.status == 302, await response.text()
-        location = urlsplit(response.headers["Location"])
-    params = parse_qs(location.query)
-    assert params["state"] == [state]
-    return remember(params["code"][0]), verifier
-
-
-async def _token(
-    client: aiohttp.ClientSession, node: NodeProcess, code: str, verifier: str
-) -> tuple[int, dict[str, Any]]:
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": REDIRECT_URI,
-        "client_id": "mypage",
-        "code_verifier": verifier,
-    }
-    async with client.post(node.url + "/oauth/token", data=form) as response:
-        body = await response.json(content_type=None)
-        if "access_token" in body:
-            remember(body["access_token"])
-        return response.status, body
-
-
 async def test_wallet_registration_oauth_pkce_and_scopes(node: NodeProcess) -> None:
     member = Member("wallet")
     async with session() as client:
@@ -368,13 +306,13 @@ async def test_wallet_registration_oauth_pkce_and_scopes(node: NodeProcess) -> N
         signed_in = await wallet_session(client, node, member)
         assert signed_in["kind"] == "wallet" and signed_in["registered_now"] is True
         csrf = signed_in["csrf_token"]
-        code, verifier = await _authorize(client, node, csrf, "wallet:read")
-        status, refused = await _token(client, node, code, _pkce()[0])
+        code, verifier = await authorize(client, node, csrf, "wallet:read")
+        status, refused = await redeem_code(client, node, code, pkce()[0])
         assert status == 400 and refused["error"] == "invalid_grant", refused
-        code, verifier = await _authorize(client, node, csrf, "wallet:read")
-        status, read_token = await _token(client, node, code, verifier)
+        code, verifier = await authorize(client, node, csrf, "wallet:read")
+        status, read_token = await redeem_code(client, node, code, verifier)
         assert status == 200 and read_token["scope"] == "wallet:read", read_token
-        status, reused = await _token(client, node, code, verifier)
+        status, reused = await redeem_code(client, node, code, verifier)
         assert status == 400 and reused["error"] == "invalid_grant"
         read = {"Authorization": f"Bearer {read_token['access_token']}"}
         async with client.get(node.url + "/api/v1/member/wallet", headers=read) as response:
@@ -387,8 +325,8 @@ async def test_wallet_registration_oauth_pkce_and_scopes(node: NodeProcess) -> N
             node.url + "/api/v1/member/wallet/moves", json=move, headers=read
         ) as r:
             assert r.status == 403 and (await r.json())["reason"] == "insufficient_scope"
-        code, verifier = await _authorize(client, node, csrf, "wallet:read wallet:pay")
-        status, pay_token = await _token(client, node, code, verifier)
+        code, verifier = await authorize(client, node, csrf, "wallet:read wallet:pay")
+        status, pay_token = await redeem_code(client, node, code, verifier)
         assert status == 200 and pay_token["scope"] == "wallet:read wallet:pay"
         pay = {"Authorization": f"Bearer {pay_token['access_token']}"}
         async with client.post(

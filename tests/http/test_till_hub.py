@@ -1,0 +1,141 @@
+"""The front's copy of the registry (`TillHub`) over a real registry store, called in
+process: a member's suspension follows the wallet's status into the registry and the
+deny list."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, cast
+
+import msgspec
+import pytest
+from nacl.signing import SigningKey
+
+from coopnode.actors.registry import op_decoder
+from coopnode.actors.registry_store import AddTill, BindCard, RegistryStore
+from coopnode.actors.wallet_client import WalletClient
+from coopnode.domain.messages import Declined, Operation, Result, WalletStatus, WalletView
+from coopnode.domain.money import Purses, Reason, TillKind
+from coopnode.domain.till_frames import DenyUpdate, node_frame_decoder
+from coopnode.http.till_hub import DenyListNotUpdated, TillHub
+from coopnode.metrics import Metrics
+from coopnode.settings import TillSettings
+
+MEMBER, CARD = "202655000018", "5500000000000018"
+
+
+class _Ref:
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def future(self) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_result(self._value)
+        return future
+
+
+class _Method:
+    def __init__(self, call: Callable[..., Any]) -> None:
+        self._call = call
+
+    def remote(self, *args: Any) -> _Ref:
+        return _Ref(self._call(*args))
+
+
+class InProcessRegistry:
+    """The registry actor's three methods over a store, as a Ray handle is called."""
+
+    def __init__(self, store: RegistryStore) -> None:
+        self.store = store
+        self.apply = _Method(lambda op: msgspec.msgpack.encode(store.apply(op_decoder.decode(op))))
+        self.snapshot = _Method(lambda: msgspec.msgpack.encode(store.snapshot()))
+        self.version = _Method(store.version)
+
+
+class Connection:
+    """A connected till as the hub sees it; records what the hub did to it."""
+
+    def __init__(self, till_id: str) -> None:
+        self.till_id = till_id
+        self.pushed: list[DenyUpdate] = []
+        self.closed: list[tuple[int, str]] = []
+
+    def push(self, frame: bytes) -> None:
+        update = node_frame_decoder.decode(frame)
+        assert isinstance(update, DenyUpdate)
+        self.pushed.append(update)
+
+    def close_soon(self, code: int, reason: str) -> None:
+        self.closed.append((code, reason))
+
+
+class Wallet:
+    """Answers `GetWallet` with the status it is set to, or a decline."""
+
+    def __init__(self) -> None:
+        self.status = WalletStatus.ACTIVE
+        self.declines = False
+
+    async def submit(self, op: Operation) -> Result:
+        if self.declines:
+            return Declined(reason=Reason.UNAVAILABLE, message="the shard did not answer")
+        return WalletView(
+            member_no=op.member_no,
+            coop="demo",
+            status=self.status,
+            meal_plan="none",
+            meal_cap_yen=0,
+            meal_remaining_today_yen=0,
+            balances=Purses(),
+            emoney_used=False,
+        )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RegistryStore:
+    registry = RegistryStore(tmp_path / "registry", map_size_bytes=16 << 20, fsync=False)
+    registry.apply(BindCard(idm=CARD, member_no=MEMBER))
+    return registry
+
+
+@pytest.fixture
+async def hub(store: RegistryStore) -> AsyncIterator[TillHub]:
+    # No refresh of its own during a test.
+    settings = msgspec.structs.replace(TillSettings(), registry_refresh_s=3_600.0)
+    till_hub = TillHub(InProcessRegistry(store), settings, Metrics())
+    await till_hub.start(ready_timeout_s=5.0)
+    try:
+        yield till_hub
+    finally:
+        await till_hub.stop()
+        store.close()
+
+
+async def connected_till(hub: TillHub) -> Connection:
+    public_key = bytes(SigningKey.generate().verify_key)
+    change = await hub.apply(AddTill(store="shop-55", kind=TillKind.SHOP, public_key=public_key))
+    connection = Connection(change.tills[-1].till_id)
+    hub.attach(connection)
+    return connection
+
+
+async def test_a_members_suspension_follows_the_wallet(hub: TillHub) -> None:
+    till = await connected_till(hub)
+    wallet = Wallet()
+    client = cast(WalletClient, wallet)
+    wallet.status = WalletStatus.SUSPENDED
+    await hub.sync_suspended(MEMBER, client)
+    assert MEMBER in hub.suspended and CARD in hub.deny
+    assert till.pushed[-1].blocked == [CARD]
+    # Resumed elsewhere (the counter, through the identity actor): the wallet says so.
+    wallet.status = WalletStatus.ACTIVE
+    await hub.sync_suspended(MEMBER, client)
+    assert MEMBER not in hub.suspended and CARD not in hub.deny
+    assert till.pushed[-1].unblocked == [CARD]
+    # A wallet that does not answer: the caller hears of it, and nothing changed.
+    wallet.declines = True
+    with pytest.raises(DenyListNotUpdated):
+        await hub.sync_suspended(MEMBER, client)
+    assert MEMBER not in hub.suspended and len(till.pushed) == 2
