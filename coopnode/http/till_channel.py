@@ -23,6 +23,8 @@ Refusals, none of which changes anything:
     sealed with this connection's key, or names another till: `Refused` (reason
     malformed_frame, bad_signature, wrong_till);
     after `bad_frames_max` of them the connection is closed;
+  * any frame of a till retired meanwhile: none is decided, and the connection is
+    closed (4003);
   * a frame larger than `frame_max_bytes`: the connection is closed (1009, too big);
   * a sequence number seen before with other content: a declined `Decision` with
     idempotency_conflict; the same content again: the first decision, from the replay
@@ -264,6 +266,11 @@ class TillConnection:
 
     async def _handle(self, frame: Sealed | Signed, started_s: float) -> None:
         try:
+            if self.hub.till_retired(self.till_id):
+                # Retired while connected: the hub closes the connection, and until it is
+                # closed no frame is decided.
+                await self._close(CLOSE_RETIRED, "the till is retired")
+                return
             if isinstance(frame, Sealed):
                 if not check_sealed(self._session_key, frame):
                     await self._bad_frame(

@@ -5,8 +5,9 @@ the registry in memory: IDm → card, till id → till (with its verify key), th
 members, and the deny list derived from them. The copy is loaded from the registry actor
 at start. Staff changes go through a front, which applies them to the registry actor
 first (durable), then to its copy, then pushes the deny-list change to every till it
-has connected; a front of the same cluster that did not make the change notices the
-registry's version moving within `registry_refresh_s` and reloads.
+has connected and closes the connection of a till that is now retired; a front of the
+same cluster that did not make the change notices the registry's version moving within
+`registry_refresh_s`, reloads, and does the same.
 
 A wallet suspended or resumed, by staff, at the counter or by the member, is brought to
 the registry by `sync_suspended`, the one way in for every such path.
@@ -68,6 +69,10 @@ class DenyListNotUpdated(Exception):
     """A member's suspension or resumption did not reach the registry, because the wallet
     or the registry did not answer: the wallet's own status stands, and the same request
     sent again (suspending and resuming are idempotent) finishes the job."""
+
+
+# The WebSocket close code of a till that was retired (the till channel names the same).
+_CLOSE_RETIRED = 4003
 
 
 class TillHub:
@@ -153,7 +158,7 @@ class TillHub:
                 self._load(_snapshot_decoder.decode(await self._call("snapshot")))
             else:
                 self._apply_change(change)
-            self._publish()
+            self._bring_tills_up_to_date()
             return change
 
     async def sync_suspended(self, member_no: str, wallet: WalletClient) -> None:
@@ -191,12 +196,22 @@ class TillHub:
         for till in change.tills:
             self.tills[till.till_id] = till
             self.verify_keys[till.till_id] = VerifyKey(till.public_key)
-            connection = self.connections.get(till.till_id)
-            if till.retired and connection is not None:
-                connection.close_soon(4003, "the till is retired")
         self.suspended.update(change.suspended)
         self.suspended.difference_update(change.resumed)
         self.version = change.version
+
+    def _bring_tills_up_to_date(self) -> None:
+        """After every change to the copy, however it came: retired tills are cut off and
+        the deny list's change goes to the others."""
+        for connection in list(self.connections.values()):
+            if self.till_retired(connection.till_id):
+                connection.close_soon(_CLOSE_RETIRED, "the till is retired")
+        self._publish()
+
+    def till_retired(self, till_id: str) -> bool:
+        """Whether a till may no longer sell (a till the copy does not know may not)."""
+        till = self.tills.get(till_id)
+        return till is None or till.retired
 
     def _publish(self) -> None:
         """Push what changed in the deny list to every connected till."""
@@ -230,13 +245,17 @@ class TillHub:
         while True:
             await asyncio.sleep(self.settings.registry_refresh_s)
             try:
-                version = await self._call("version")
-                if version != self.version:
-                    async with self._lock:
-                        self._load(_snapshot_decoder.decode(await self._call("snapshot")))
-                        self._publish()
+                await self.refresh()
             except Exception as error:  # The loop must outlive a passing registry failure.
                 log.warning("registry refresh failed", error=repr(error))
+
+    async def refresh(self) -> None:
+        """Reload the copy when the registry moved on (another front changed it)."""
+        version = await self._call("version")
+        if version != self.version:
+            async with self._lock:
+                self._load(_snapshot_decoder.decode(await self._call("snapshot")))
+                self._bring_tills_up_to_date()
 
     def attach(self, connection: Pushable) -> None:
         """A till connected; an older connection of the same till is closed."""

@@ -1,6 +1,6 @@
 """The front's copy of the registry (`TillHub`) over a real registry store, called in
-process: a member's suspension follows the wallet's status into the registry and the
-deny list."""
+process: a till retired by whichever path has its live connection closed, and a member's
+suspension follows the wallet's status into the registry and the deny list."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from coopnode.actors.registry import op_decoder
-from coopnode.actors.registry_store import AddTill, BindCard, RegistryStore
+from coopnode.actors.registry_store import AddTill, BindCard, RegistryStore, RetireTill
 from coopnode.actors.wallet_client import WalletClient
 from coopnode.domain.messages import Declined, Operation, Result, WalletStatus, WalletView
 from coopnode.domain.money import Purses, Reason, TillKind
@@ -102,7 +102,7 @@ def store(tmp_path: Path) -> RegistryStore:
 
 @pytest.fixture
 async def hub(store: RegistryStore) -> AsyncIterator[TillHub]:
-    # No refresh of its own during a test.
+    # No refresh of its own during a test: the tests call `refresh` when they mean it.
     settings = msgspec.structs.replace(TillSettings(), registry_refresh_s=3_600.0)
     till_hub = TillHub(InProcessRegistry(store), settings, Metrics())
     await till_hub.start(ready_timeout_s=5.0)
@@ -119,6 +119,35 @@ async def connected_till(hub: TillHub) -> Connection:
     connection = Connection(change.tills[-1].till_id)
     hub.attach(connection)
     return connection
+
+
+async def test_retired_through_this_front_the_till_is_cut_off(hub: TillHub) -> None:
+    till = await connected_till(hub)
+    await hub.apply(RetireTill(till_id=till.till_id))
+    assert till.closed == [(4003, "the till is retired")]
+    assert hub.till_retired(till.till_id)
+
+
+async def test_retired_while_this_fronts_copy_was_behind_the_till_is_cut_off(
+    hub: TillHub, store: RegistryStore
+) -> None:
+    till = await connected_till(hub)
+    # Another front adds a till: this front's copy is one version behind, so its own
+    # change below is followed by a reload of the whole registry.
+    store.apply(AddTill(store="shop-56", kind=TillKind.SHOP, public_key=bytes(32)))
+    await hub.apply(RetireTill(till_id=till.till_id))
+    assert till.closed == [(4003, "the till is retired")]
+
+
+async def test_retired_by_another_front_the_till_is_cut_off_at_the_refresh(
+    hub: TillHub, store: RegistryStore
+) -> None:
+    till = await connected_till(hub)
+    store.apply(RetireTill(till_id=till.till_id))
+    assert till.closed == []
+    await hub.refresh()
+    assert till.closed == [(4003, "the till is retired")]
+    assert hub.till_retired(till.till_id)
 
 
 async def test_a_members_suspension_follows_the_wallet(hub: TillHub) -> None:

@@ -4,6 +4,7 @@ pacing, and a blocked card reaching every connected till within a second."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import urllib.request
 from typing import Any
@@ -15,6 +16,7 @@ from nacl.signing import SigningKey
 
 from coopnode.domain.money import Reason
 from coopnode.domain.till_frames import Signed, VoidBody, frame_encoder
+from coopnode.http.till_channel import CLOSE_RETIRED
 from tests.nodeproc import NodeProcess
 from tests.tillclient import RawTill, add_till, enrol_with_card
 
@@ -290,3 +292,28 @@ async def test_an_uncovered_offline_tap_is_booked_with_an_overdraft(node: NodePr
     assert all(record["member_no"] != member for record in listing["overdrafts"])
     assert sum(wallet(node, member)["balances"].values()) == before - 500
     assert_balanced(node)
+
+
+async def test_a_connected_till_retired_through_the_staff_api_is_cut_off(
+    node: NodeProcess,
+) -> None:
+    member, card = "202633000095", "3300000000000095"
+    enrol_with_card(node, member, card, base=5_000)
+    till = await RawTill(node.url, *add_till(node, "shop-33")).open()
+    try:
+        assert (await till.decide(till.tap(card, 100))).approved
+        loop = asyncio.get_running_loop()
+        status, retired = await loop.run_in_executor(
+            None, node.request, "POST", f"/api/v1/tills/{till.till_id}/retire"
+        )
+        assert status == 200 and retired["retired"], retired
+        # A tap sent at once, before or after the close reaches the till: never decided.
+        late = till.tap(card, 100)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await till.send(till.sealed(late))
+        assert await till.wait_closed() == CLOSE_RETIRED
+        assert late.seq not in till.decisions
+    finally:
+        await till.close()
+    assert wallet(node, member)["balances"]["base"] == 4_900
+    assert history_len(node, member) == 2  # Enrolment and the tap before the retirement.
