@@ -175,6 +175,14 @@ class TillSettings(_Section, frozen=True):
     offline_card_day_max_yen: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 3_000
     # ...and at most this many taps waiting in a till's queue (a few days of one till).
     offline_queue_max_taps: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 5_000
+    # An offline tap is dated by the till's clock and booked on that date, and it stands
+    # if its card was blocked only after it: the node refuses one dated further ahead of
+    # its own clock than a till's clock plausibly drifts (five minutes)...
+    offline_tap_clock_skew_max_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 300.0
+    # ...or older than a week, so a till cannot date a tap back past a card's block at
+    # will. A till that stays out of reach longer with taps queued (switched off over a
+    # long closure) has them refused: bring it online before closing.
+    offline_tap_age_max_s: Annotated[float, msgspec.Meta(gt=0, le=31_536_000)] = 604_800.0
     # The card and till registry -------------------------------------------------------
     registry_lmdb_map_size_mib: Annotated[int, msgspec.Meta(ge=16, le=1_048_576)] = 256
     # A staff change waits this long for the registry actor before it is reported failed.

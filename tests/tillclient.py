@@ -115,13 +115,15 @@ class RawTill:
         self.seq += 1
         return self.seq
 
-    def tap(self, idm: str, amount: int, seq: int | None = None, **extra: Any) -> TapBody:
+    def tap(
+        self, idm: str, amount: int, seq: int | None = None, at_ms: int | None = None, **extra: Any
+    ) -> TapBody:
         return TapBody(
             till_id=self.till_id,
             seq=self.next_seq() if seq is None else seq,
             idm=idm,
             amount_yen=amount,
-            at_ms=time.time_ns() // 1_000_000,
+            at_ms=time.time_ns() // 1_000_000 if at_ms is None else at_ms,
             **extra,
         )
 

@@ -8,8 +8,12 @@ the offline limits and the whole deny list) and from then on pushes `DenyUpdate`
 
 `Welcome` also carries the connection's session key, sealed to the till's key. A tap, a
 void or a refund arrives `Sealed` with that key (online) or `Signed` with the till's
-Ed25519 key (an offline tap forwarded later; checked on the verifier's thread). The hot
-path of a tap stays in this process:
+Ed25519 key (an offline tap forwarded later; checked on the verifier's thread). A tap
+the till approved offline is taken only `Signed`, and only when it is dated within
+`offline_tap_clock_skew_max_s` ahead of the node's clock and `offline_tap_age_max_s`
+behind it: it skips the balance and suspension checks, so it must stay evidence of what
+the till decided, and a till cannot date it back past a card's block without limit. The
+hot path of a tap stays in this process:
 
     check the MAC → replay window → IDm → card and member (in-memory copy) →
     deny check → `WalletClient.submit(Pay)` (micro-batched to the shard) → `Decision`
@@ -20,9 +24,12 @@ names its sequence number.
 
 Refusals, none of which changes anything:
   * a frame that is not MessagePack of a known kind, or not signed by this till nor
-    sealed with this connection's key, or names another till: `Refused` (reason
-    malformed_frame, bad_signature, wrong_till);
-    after `bad_frames_max` of them the connection is closed;
+    sealed with this connection's key, or names another till, or an offline tap that is
+    sealed rather than signed: `Refused` (reason malformed_frame, bad_signature,
+    wrong_till, offline_not_signed); after `bad_frames_max` of them the connection is
+    closed;
+  * an offline tap dated too far ahead or too long ago: a declined `Decision`
+    (invalid_input);
   * any frame of a till retired meanwhile: none is decided, and the connection is
     closed (4003);
   * a frame larger than `frame_max_bytes`: the connection is closed (1009, too big);
@@ -289,6 +296,13 @@ class TillConnection:
             if body.till_id != self.till_id:
                 await self._bad_frame(body.seq, "wrong_till", "the frame names another till")
                 return
+            if isinstance(body, TapBody) and body.offline and isinstance(frame, Sealed):
+                # An offline tap skips the balance and suspension checks on the till's word
+                # alone; that word must be the till's signature, made when it sold.
+                await self._bad_frame(
+                    body.seq, "offline_not_signed", "an offline tap must be signed by the till"
+                )
+                return
             digest = hashlib.blake2b(frame.body, digest_size=16).digest()
             await self._once(body, digest, started_s)
         finally:
@@ -379,7 +393,11 @@ class TillConnection:
     ) -> Decision | None:
         if body.offline:
             # The till approved it alone: it stands unless the card was already blocked
-            # when it was tapped, or the till went beyond the limits it was given.
+            # when it was tapped, or the till went beyond the limits it was given. Its
+            # date is the till's word, so it must fall within bounds of the node's clock.
+            dated = self._refuse_offline_date(body)
+            if dated is not None:
+                return dated
             if status is not CardStatus.ACTIVE and blocked_at_ms <= body.at_ms:
                 return _declined(body, Reason.CARD_BLOCKED, "the card was blocked before")
             if body.amount_yen > self.hub.settings.offline_tap_max_yen:
@@ -389,6 +407,19 @@ class TillConnection:
             return _declined(body, Reason.CARD_BLOCKED, "the card is blocked")
         if member_no in self.hub.suspended:
             return _declined(body, Reason.SUSPENDED, "the account is suspended")
+        return None
+
+    def _refuse_offline_date(self, body: TapBody) -> Decision | None:
+        settings = self.hub.settings
+        now_ms = _now_ms()
+        if body.at_ms > now_ms + int(settings.offline_tap_clock_skew_max_s * 1_000):
+            return _declined(
+                body, Reason.INVALID_INPUT, "the offline tap is dated ahead of the node's clock"
+            )
+        if body.at_ms < now_ms - int(settings.offline_tap_age_max_s * 1_000):
+            return _declined(
+                body, Reason.INVALID_INPUT, "the offline tap is older than the node accepts"
+            )
         return None
 
     def _pay(self, body: TapBody, member_no: str) -> Operation:

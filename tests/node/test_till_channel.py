@@ -258,11 +258,13 @@ async def test_an_uncovered_offline_tap_is_booked_with_an_overdraft(node: NodePr
     enrol_with_card(node, member, card, base=300)
     till = await RawTill(node.url, *add_till(node, "shop-33")).open()
     try:
+        # Offline taps come signed with the till's key, as the till queued them.
         body = till.tap(card, 800, offline=True)
-        decision = await till.decide(body)
+        decision = await till.decide(body, till.signed(body))
         assert decision.approved and decision.offline
         assert decision.paid.base == 300 and decision.overdraft_yen == 500
-        too_big = await till.decide(till.tap(card, 5_000, offline=True))
+        too_big_body = till.tap(card, 5_000, offline=True)
+        too_big = await till.decide(too_big_body, till.signed(too_big_body))
         assert too_big.reason is Reason.ABOVE_MAXIMUM  # Beyond the limits the node gave.
     finally:
         await till.close()
@@ -291,6 +293,56 @@ async def test_an_uncovered_offline_tap_is_booked_with_an_overdraft(node: NodePr
     status, listing = node.request("GET", "/api/v1/overdrafts")
     assert all(record["member_no"] != member for record in listing["overdrafts"])
     assert sum(wallet(node, member)["balances"].values()) == before - 500
+    assert_balanced(node)
+
+
+async def test_offline_taps_are_taken_signed_and_dated_within_bounds_only(
+    node: NodeProcess,
+) -> None:
+    member, card = "202633000079", "3300000000000079"
+    lost_member, lost_card = "202633000087", "3300000000000087"
+    enrol_with_card(node, member, card, base=5_000)
+    enrol_with_card(node, lost_member, lost_card, base=5_000)
+    assert node.request("POST", f"/api/v1/cards/{lost_card}/lost")[0] == 200
+    # A cafeteria till: no points, so each tap takes its amount from base money.
+    till = await RawTill(node.url, *add_till(node, "cafe-33", kind="cafeteria")).open()
+    now_ms = time.time_ns() // 1_000_000
+    minute_ms, day_ms = 60_000, 86_400_000
+    try:
+        # Sealed, an offline tap is refused whole: it was not signed when it was sold.
+        body = till.tap(card, 400, offline=True)
+        await till.send(till.sealed(body))
+        refused = await asyncio.wait_for(till.refused.get(), 5)
+        assert (refused.seq, refused.reason) == (body.seq, "offline_not_signed")
+        # Nothing was kept of it: the same tap signed is decided afresh.
+        assert (await till.decide(body, till.signed(body))).approved
+        # Dated ahead of the node's clock beyond the skew, or older than a week: declined.
+        dated = {
+            now_ms + 10 * minute_ms: "ahead",
+            now_ms - 8 * day_ms: "older",
+        }
+        for at_ms, said in dated.items():
+            late = till.tap(card, 100, offline=True, at_ms=at_ms)
+            declined = await till.decide(late, till.signed(late))
+            assert not declined.approved and declined.reason is Reason.INVALID_INPUT
+            assert said in declined.message
+        # Within the bounds (a minute ahead, six days old): booked.
+        for at_ms in (now_ms + minute_ms, now_ms - 6 * day_ms):
+            fine = till.tap(card, 100, offline=True, at_ms=at_ms)
+            assert (await till.decide(fine, till.signed(fine))).approved
+        # A lost card's tap dated back before its block: past the age bound, declined...
+        backdated = till.tap(lost_card, 100, offline=True, at_ms=now_ms - 30 * day_ms)
+        declined = await till.decide(backdated, till.signed(backdated))
+        assert declined.reason is Reason.INVALID_INPUT
+        # ...and dated after its block, refused as a blocked card's.
+        after_block = till.tap(lost_card, 100, offline=True)
+        declined = await till.decide(after_block, till.signed(after_block))
+        assert declined.reason is Reason.CARD_BLOCKED
+    finally:
+        await till.close()
+    assert wallet(node, member)["balances"]["base"] == 5_000 - 400 - 100 - 100
+    assert history_len(node, member) == 4  # Enrolment and three taps.
+    assert history_len(node, lost_member) == 1
     assert_balanced(node)
 
 
