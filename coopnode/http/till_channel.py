@@ -69,7 +69,7 @@ from coopnode.domain.messages import (
     Result,
     VoidPayment,
 )
-from coopnode.domain.money import Reason
+from coopnode.domain.money import TRY_AGAIN_REASONS, Reason
 from coopnode.domain.till_frames import (
     Auth,
     Challenge,
@@ -107,10 +107,6 @@ CLOSE_RETIRED = 4003
 CLOSE_AUTH_TIMEOUT = 4004
 CLOSE_BAD_FRAMES = 4008
 CLOSE_PUSH_BACKLOG = 4009
-
-# Declines that say "not now" rather than "no": they are not kept in the replay window,
-# so the same frame sent again is tried again.
-_TRANSIENT = frozenset({Reason.OVERLOADED, Reason.UNAVAILABLE, Reason.STORAGE_FULL})
 
 
 async def till_websocket(request: web.Request) -> web.WebSocketResponse:
@@ -341,7 +337,7 @@ class TillConnection:
             decision = await self._decision(body)
             frame = frame_encoder.encode(decision)
             seen.decision.set_result(frame)
-            if decision.reason in _TRANSIENT:
+            if decision.reason in TRY_AGAIN_REASONS:
                 self._window.forget(body.seq, seen)
             else:
                 self._window.answer(body.seq, seen, frame)

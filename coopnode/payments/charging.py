@@ -40,16 +40,13 @@ from coopnode.actors.payments_store import (
 from coopnode.actors.wallet_client import WalletClient
 from coopnode.domain.charging import card_brand
 from coopnode.domain.messages import Booked, Charge, ChargeSource, Declined
-from coopnode.domain.money import Purse, Reason
+from coopnode.domain.money import TRY_AGAIN_REASONS, Purse
 from coopnode.logs import get_logger
 from coopnode.payments.acquirer import AcquirerClient, AcquirerError, Card
 from coopnode.settings import PaymentsSettings
 
 log = get_logger(__name__)
 
-# Declines that say "not now": the wallet kept no record of them under the charge's key,
-# so the same credit may still be booked later. Any other decline is final for that key.
-_NOT_NOW = frozenset({Reason.OVERLOADED, Reason.UNAVAILABLE, Reason.STORAGE_FULL})
 
 # How often a page waiting on a charge that another click started looks at it again.
 _WAIT_POLL_S = 0.1
@@ -280,7 +277,7 @@ class Charging:
         if isinstance(result, Booked):
             await self._advance(record, ChargeStatus.CREDITED)
             raise ChargeRefused("error.already_credited")
-        if not isinstance(result, Declined) or result.reason in _NOT_NOW:
+        if not isinstance(result, Declined) or result.reason in TRY_AGAIN_REASONS:
             raise ChargeRefused("error.unavailable")
         op = RefundKonbini(charge_id=charge_id, now_ms=self.now_ms(), actor=actor, note=note)
         reply = await self.payments.call(op)
