@@ -274,20 +274,27 @@ class TillConnection:
                 # closed no frame is decided.
                 await self._close(CLOSE_RETIRED, "the till is retired")
                 return
-            if isinstance(frame, Sealed):
-                if not check_sealed(self._session_key, frame):
-                    await self._bad_frame(
-                        0, "bad_signature", "the frame is not sealed with this connection's key"
-                    )
-                    return
-            # A signature is checked on the verifier's thread: the loop reads other frames.
-            elif not await self.hub.signatures.check(self._verify_key, frame):
-                await self._bad_frame(0, "bad_signature", "the frame is not signed by this till")
-                return
+            # The body is read before its proof is checked, so that a refusal names the
+            # frame's number and the till can tell which of its frames was refused; nothing
+            # else of an unproven body is used.
             try:
                 body = signed_body_decoder.decode(frame.body)
             except (msgspec.DecodeError, msgspec.ValidationError) as error:
                 await self._bad_frame(0, "malformed_frame", f"malformed frame: {error}")
+                return
+            if isinstance(frame, Sealed):
+                if not check_sealed(self._session_key, frame):
+                    await self._bad_frame(
+                        body.seq,
+                        "bad_signature",
+                        "the frame is not sealed with this connection's key",
+                    )
+                    return
+            # A signature is checked on the verifier's thread: the loop reads other frames.
+            elif not await self.hub.signatures.check(self._verify_key, frame):
+                await self._bad_frame(
+                    body.seq, "bad_signature", "the frame is not signed by this till"
+                )
                 return
             if body.till_id != self.till_id:
                 await self._bad_frame(body.seq, "wrong_till", "the frame names another till")

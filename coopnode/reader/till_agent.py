@@ -20,6 +20,9 @@ one's place in the queue in one transaction (a crash leaves one or the other, ne
   * an online frame the till approved that the node declines (funds, a card blocked
     meanwhile): the till's approval stands, so it is sent again as an offline tap dated
     when the card was tapped, which the node books with any shortfall owed.
+A queued frame the node refuses outright (a signature it does not accept) will never be
+booked; it is set aside in the till's files with the node's reason, for staff, instead of
+being sent on every link until the node closes the link for bad frames.
 
 What offline mode cannot know: a till holds the deny list, not the list of every card,
 so a card that was never registered is approved offline (within the limits) and declined
@@ -43,6 +46,7 @@ from coopnode.domain.till_frames import (
     Decision,
     DenyUpdate,
     RefundBody,
+    Refused,
     Signed,
     SignedBody,
     TapBody,
@@ -309,9 +313,14 @@ class TillAgent:
         decision = await self.link.forward(
             queued.seq, queued.frame, self._settings.agent_decision_timeout_s
         )
-        if decision is None or decision.reason in TRY_AGAIN_REASONS:
-            # Unreachable, or "not now" (after which the frame may even have been booked):
-            # the same frame is sent again later, and the node books it at most once.
+        if decision is None:
+            return False  # Unreachable: the same frame is sent again later.
+        if isinstance(decision, Refused):
+            self._set_aside(queued, decision)
+            return True
+        if decision.reason in TRY_AGAIN_REASONS:
+            # "Not now", after which the frame may even have been booked: the same frame is
+            # sent again later, and the node books it at most once.
             return False
         if queued.reverses:
             self._reversal_answered(queued, decision)
@@ -323,6 +332,23 @@ class TillAgent:
             self._out(f"{self.till_id} #{queued.seq} forwarded: {_verdict(decision)}")
             self.state.forwarded(queued.seq)
         return True
+
+    def _set_aside(self, queued: QueuedTap, refused: Refused) -> None:
+        """The node will never take this frame (a signature it does not accept, a frame it
+        cannot read): sending it again would only get the link closed for bad frames, so
+        it is set aside, with the reason, for staff."""
+        self.state.set_aside(queued.seq, refused.reason, refused.message, _now_ms())
+        log.error(
+            "the node refused a queued frame; set aside",
+            till_id=self.till_id,
+            seq=queued.seq,
+            reason=refused.reason,
+            amount_yen=queued.amount_yen,
+        )
+        self._out(
+            f"{self.till_id} #{queued.seq} REFUSED BY THE NODE ({refused.reason}): set aside; "
+            "staff must check this sale"
+        )
 
     def _follow_up(self, queued: QueuedTap, body: SignedBody, reverses: int = 0) -> int:
         """Put `body` in the queue in place of `queued`, in one transaction."""

@@ -64,7 +64,7 @@ class TillLink:
         self._on_deny_update = on_deny_update
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._session_key = b""
-        self._pending: dict[int, asyncio.Future[Decision | None]] = {}
+        self._pending: dict[int, asyncio.Future[Decision | Refused | None]] = {}
         self.connected = asyncio.Event()
         self.last_refusal = ""
 
@@ -152,20 +152,23 @@ class TillLink:
                     log.error("the node refused a frame", reason=frame.reason, seq=frame.seq)
                     future = self._pending.pop(frame.seq, None)
                     if future is not None and not future.done():
-                        future.set_result(None)
+                        future.set_result(frame)
                 case _:
                     log.warning("unexpected frame from the node", kind=type(frame).__name__)
 
     async def request(self, body: SignedBody, timeout_s: float) -> Decision | None:
-        """Send `body` sealed; its decision, or None (link down, refused, no answer)."""
+        """Send `body` sealed; its decision, or None (link down, refused, no answer): the
+        caller then sells as offline, and the signed copy it queues is judged later."""
         ws = self._ws
         if ws is None or ws.closed:
             return None
         frame = frame_encoder.encode(seal_body(self._session_key, body))
-        return await self._exchange(ws, body.seq, frame, timeout_s)
+        answer = await self._exchange(ws, body.seq, frame, timeout_s)
+        return answer if isinstance(answer, Decision) else None
 
-    async def forward(self, seq: int, frame: bytes, timeout_s: float) -> Decision | None:
-        """Send a frame signed earlier; its decision, or None as for `request`."""
+    async def forward(self, seq: int, frame: bytes, timeout_s: float) -> Decision | Refused | None:
+        """Send a frame signed earlier: its decision; the node's refusal of it (it will
+        never be booked: sending it again is pointless); or None (link down, no answer)."""
         ws = self._ws
         if ws is None or ws.closed:
             return None
@@ -173,8 +176,10 @@ class TillLink:
 
     async def _exchange(
         self, ws: aiohttp.ClientWebSocketResponse, seq: int, frame: bytes, timeout_s: float
-    ) -> Decision | None:
-        future: asyncio.Future[Decision | None] = asyncio.get_running_loop().create_future()
+    ) -> Decision | Refused | None:
+        future: asyncio.Future[Decision | Refused | None] = (
+            asyncio.get_running_loop().create_future()
+        )
         self._pending[seq] = future
         try:
             await ws.send_bytes(frame)

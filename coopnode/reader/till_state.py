@@ -10,13 +10,17 @@ fsync before it acts on it:
     answered each; forwarding is at least once and the node answers a repeat with its
     first decision, so each queued tap is booked exactly once;
   * what each card spent offline today, for the per-card daily limit;
-  * the recent sales, so that a void or a refund can name the card of a sale.
+  * the recent sales, so that a void or a refund can name the card of a sale;
+  * queued frames the node refused outright (a signature it does not accept, a frame it
+    cannot read): set aside with the node's reason for staff to look at, rather than sent
+    again and again on every link.
 
 Databases in the environment:
     meta    b"seq" → next sequence number; b"node" → NodeView (limits and deny list)
     queue   sequence (8 bytes, big-endian) → QueuedTap
     spent   day (ordinal) + IDm → yen approved offline that day
     sales   sequence (8 bytes, big-endian) → SaleRecord (pruned after `SALES_KEEP_DAYS`)
+    aside   sequence (8 bytes, big-endian) → SetAside (kept until staff clear the files)
 """
 
 from __future__ import annotations
@@ -67,6 +71,15 @@ class QueuedTap(_Record, frozen=True):
     reverses: int = 0
 
 
+class SetAside(_Record, frozen=True):
+    """A queued frame the node refused outright, and why; it will never be booked."""
+
+    tap: QueuedTap
+    reason: str
+    message: str
+    at_ms: int
+
+
 class SaleRecord(_Record, frozen=True):
     seq: int
     idm: str
@@ -79,6 +92,7 @@ _encoder = msgspec.msgpack.Encoder()
 _view_decoder = msgspec.msgpack.Decoder(NodeView)
 _queued_decoder = msgspec.msgpack.Decoder(QueuedTap)
 _sale_decoder = msgspec.msgpack.Decoder(SaleRecord)
+_aside_decoder = msgspec.msgpack.Decoder(SetAside)
 
 
 def _seq_key(seq: int) -> bytes:
@@ -99,12 +113,13 @@ class TillState:
     def __init__(self, path: Path, map_size_bytes: int, fsync: bool = True) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.env = lmdb.open(
-            str(path), max_dbs=5, map_size=map_size_bytes, sync=fsync, metasync=fsync
+            str(path), max_dbs=6, map_size=map_size_bytes, sync=fsync, metasync=fsync
         )
         self._meta = self.env.open_db(b"meta")
         self._queue = self.env.open_db(b"queue")
         self._spent = self.env.open_db(b"spent")
         self._sales = self.env.open_db(b"sales")
+        self._aside = self.env.open_db(b"aside")
         raw = self._read(_NODE_KEY, self._meta)
         self.view: NodeView | None = None if raw is None else _view_decoder.decode(raw)
         self.deny: set[str] = set() if self.view is None else set(self.view.deny_idms)
@@ -210,6 +225,24 @@ class TillState:
             if not txn.delete(_seq_key(seq), db=self._queue):
                 raise InvariantViolation(f"sequence {seq} is not queued")
             self._put_queued(txn, replacement)
+
+    def set_aside(self, seq: int, reason: str, message: str, at_ms: int) -> SetAside:
+        """The node refused queued `seq` outright: it leaves the queue for the set-aside
+        records, in one transaction."""
+        with self.env.begin(write=True) as txn:
+            raw = txn.get(_seq_key(seq), db=self._queue)
+            if raw is None:
+                raise InvariantViolation(f"sequence {seq} is not queued")
+            aside = SetAside(
+                tap=_queued_decoder.decode(raw), reason=reason, message=message, at_ms=at_ms
+            )
+            txn.delete(_seq_key(seq), db=self._queue)
+            txn.put(_seq_key(seq), _encoder.encode(aside), db=self._aside)
+        return aside
+
+    def set_aside_frames(self) -> list[SetAside]:
+        with self.env.begin() as txn:
+            return [_aside_decoder.decode(raw) for _, raw in txn.cursor(db=self._aside)]
 
     # Sales ---------------------------------------------------------------------------
 

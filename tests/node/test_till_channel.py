@@ -132,6 +132,8 @@ async def test_bad_frames_are_refused_with_a_reason_and_change_nothing(node: Nod
             await till.send(frame)
             refused = await asyncio.wait_for(till.refused.get(), 5)
             assert refused.reason == reason
+            # A frame whose body can be read is named, so the till knows which was refused.
+            assert refused.seq == (0 if reason == "malformed_frame" else body.seq), refused
         await till.send(b"\x00" * 4096)  # Over frame_max_bytes: the node hangs up.
         assert await till.wait_closed() == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
     finally:

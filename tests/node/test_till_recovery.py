@@ -15,11 +15,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from nacl.signing import SigningKey
 
 from coopnode.domain.money import TillKind
+from coopnode.domain.till_frames import TapBody, frame_encoder, sign_body
 from coopnode.reader.till_agent import TillAgent
 from coopnode.reader.till_key import TillKeyFile
-from coopnode.reader.till_state import TillState
+from coopnode.reader.till_state import QueuedTap, TillState
 from coopnode.settings import TillSettings
 from tests.nodeproc import NodeProcess
 from tests.tillclient import add_till, enrol_with_card
@@ -96,6 +98,10 @@ async def till(node: NodeProcess, tmp_path: Path) -> AsyncIterator[Till]:
     finally:
         await till.stop()
         till.state.close()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def balances(node: NodeProcess, member_no: str) -> dict[str, int]:
@@ -184,3 +190,32 @@ async def test_a_sale_booked_while_the_till_waited_is_not_booked_twice(
     assert tap_keys(till, member) == [f"tap:{till.till_id}:{outcome.seq}"]
     assert balances(node, member)["base"] == 4_400
     assert any("forwarded: booked" in line for line in till.lines), till.lines
+
+
+async def test_a_queued_frame_the_node_refuses_is_set_aside_and_the_till_sells_on(
+    node: NodeProcess, till: Till
+) -> None:
+    """A tap queued under a key the node does not know for this till (a till whose key
+    was replaced while taps waited) is refused as badly signed: it is set aside for staff
+    instead of being sent on every link until the node hangs up on the till."""
+    member, card = "202645000045", "4500000000000045"
+    enrol_with_card(node, member, card, base=5_000)
+    seq = till.state.reserve_seq()
+    body = TapBody(
+        till_id=till.till_id, seq=seq, idm=card, amount_yen=300, at_ms=now_ms(), offline=True
+    )
+    frame = frame_encoder.encode(sign_body(SigningKey.generate(), body))
+    queued = QueuedTap(
+        seq=seq, frame=frame, idm=card, amount_yen=300, approved_locally=True, offline=True
+    )
+    till.state.queue_unanswered(queued)
+    agent = await till.start(PATIENT)
+    await wait_for(lambda: till.state.queued_count() == 0, 20)
+    [aside] = till.state.set_aside_frames()
+    assert (aside.tap.seq, aside.reason) == (seq, "bad_signature")
+    assert tap_keys(till, member) == []
+    # The link stayed up, and the next sale goes through online.
+    assert agent.link.online
+    outcome = await agent.charge(card, 450)
+    assert outcome.approved and not outcome.offline
+    assert balances(node, member)["base"] == 4_550

@@ -22,6 +22,7 @@ from coopnode.domain.till_frames import (
     Decision,
     OfflineLimits,
     RefundBody,
+    Refused,
     Signed,
     SignedBody,
     TapBody,
@@ -41,7 +42,7 @@ CARD = "012e4cd1a2b3c4d5"
 TILL_KEY = SigningKey.generate()
 SETTINGS = msgspec.structs.replace(TillSettings(), agent_forward_retry_s=0.05)
 
-Script = Callable[[SignedBody, int], Decision | None]
+Script = Callable[[SignedBody, int], Decision | Refused | None]
 
 
 class ScriptedLink:
@@ -59,9 +60,10 @@ class ScriptedLink:
 
     async def request(self, body: SignedBody, timeout_s: float) -> Decision | None:
         self.sent[body.seq].append(b"sealed")
-        return self.script(body, len(self.sent[body.seq]))
+        answer = self.script(body, len(self.sent[body.seq]))
+        return answer if isinstance(answer, Decision) else None
 
-    async def forward(self, seq: int, frame: bytes, timeout_s: float) -> Decision | None:
+    async def forward(self, seq: int, frame: bytes, timeout_s: float) -> Decision | Refused | None:
         self.sent[seq].append(frame)
         signed = till_frame_decoder.decode(frame)
         assert isinstance(signed, Signed)
@@ -209,3 +211,26 @@ async def test_a_void_with_no_answer_is_sent_again_as_the_same_frame(state: Till
     assert state.queued_count() == 0
     # The same void, by number and by bytes: it cannot reverse the sale twice.
     assert len(voids) == 3 and len({void.seq for void in voids}) == 1
+
+
+async def test_a_frame_the_node_refuses_outright_is_set_aside_not_sent_again(
+    state: TillState,
+) -> None:
+    """Sent again on every link, a frame the node will never take would get the link
+    closed for bad frames each time: it is set aside, with the node's reason, for staff."""
+
+    def script(body: SignedBody, attempt: int) -> Decision | Refused:
+        return Refused(seq=body.seq, reason="bad_signature", message="not signed by this till")
+
+    lines: list[str] = []
+    agent = agent_with(state, script, lines)
+    tap = queue_refused_tap(state, 500)
+    for _ in range(3):
+        await agent.forward_queue()
+    link = agent.link
+    assert isinstance(link, ScriptedLink)
+    assert len(link.sent[tap.seq]) == 1
+    assert state.queued_count() == 0
+    [aside] = state.set_aside_frames()
+    assert (aside.tap.seq, aside.reason) == (tap.seq, "bad_signature")
+    assert any("REFUSED BY THE NODE" in line for line in lines), lines
