@@ -14,8 +14,12 @@ from coopnode.actors.wallet_shard import RAY_NAMESPACE, remote_shard_class, shar
 from coopnode.settings import Settings
 
 
-def start_ray(settings: Settings) -> None:
-    """Start a local Ray with its files under the data directory, or join a cluster."""
+def start_ray(settings: Settings, resources: dict[str, float] | None = None) -> None:
+    """Start a local Ray with its files under the data directory, or join a cluster.
+
+    `resources` are custom resources of the local Ray's one host, such as the card readers
+    plugged into it (`reader:<name>`); a joined cluster's hosts declare their own.
+    """
     # Ray would otherwise try to report usage over the network, which this node must not.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if settings.node.ray_address:
@@ -32,6 +36,7 @@ def start_ray(settings: Settings) -> None:
         include_dashboard=False,
         namespace=RAY_NAMESPACE,
         logging_level=logging.WARNING,
+        resources=resources or {},
         _temp_dir=str(temp_dir),
     )
 

@@ -1,13 +1,14 @@
 """The demo's till: `coopnode serve --demo` shows a tap going through end to end.
 
 At start the demo members' cards are bound (once; a second start finds them bound), a
-demo till is registered with a key kept in `<data_dir>/demo-till.key`, and two kinds of
-child processes run beside the node:
-  * `coopnode till run --fixed-amount-yen N` against the node itself, reading cards over
-    nfcpy's UDP transport, so every tap is a sale whose receipt line shows in the node's
-    terminal;
-  * `python -m coopnode.reader.emulator`, presenting each demo member's card in turn
-    with a pause of `till.demo_tap_gap_s`.
+demo till is registered with a key kept in `<data_dir>/demo-till.key`, and two things
+run beside the node:
+  * the demo reader as a reader actor (`coopnode.reader.reader_actor`) on the local Ray,
+    placed by the `reader:demo` resource the local Ray is started with: the set-menu till
+    agent reading cards over nfcpy's UDP transport, so every tap is a sale whose receipt
+    line shows in the node's terminal (prefixed by Ray with the actor's name);
+  * `python -m coopnode.reader.emulator` child processes, presenting each demo member's
+    card in turn with a pause of `till.demo_tap_gap_s`.
 
 Both are stopped with the node.
 """
@@ -19,14 +20,18 @@ import contextlib
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
+import ray
 from nacl.signing import SigningKey
 
 from coopnode.actors.registry_store import AddTill, BindCard
 from coopnode.domain.money import TillKind
 from coopnode.http.till_hub import TillHub
 from coopnode.logs import get_logger
+from coopnode.node.cluster import with_absolute_paths
 from coopnode.node.demo import DemoCoop
+from coopnode.reader.reader_actor import KioskSpec, reader_resource, start_reader_actor
 from coopnode.reader.till_key import TillKeyFile, read_key_file, write_key_file
 from coopnode.settings import Settings
 
@@ -38,6 +43,15 @@ DEMO_STORE = "demo-cafeteria"
 DEMO_PRESENT_S = 1.5
 # How long a child gets to stop after SIGTERM before it is killed.
 CHILD_STOP_S = 5.0
+# The demo reader's name, and so its Ray resource (`reader:demo`).
+DEMO_READER = "demo"
+# The reader actor's agent opens its reader and files within this time, or the demo fails.
+READER_START_S = 60.0
+
+
+def demo_reader_resources(settings: Settings) -> dict[str, float]:
+    """What the local Ray's host holds for the demo: the demo's card reader."""
+    return {reader_resource(DEMO_READER): 1}
 
 
 async def bind_demo_cards(hub: TillHub, demo: DemoCoop) -> None:
@@ -93,23 +107,25 @@ class DemoTill:
         self._node_url = node_url
         self._hub = hub
         self._demo = demo
-        self._till: asyncio.subprocess.Process | None = None
+        self._reader: Any = None
         self._cards: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        data = self._settings.data_path
-        key_path = data / "demo-till.key"
-        key_file = await _demo_till_key(self._hub, key_path)
+        settings = with_absolute_paths(self._settings)
+        key_path = settings.data_path / "demo-till.key"
+        await _demo_till_key(self._hub, key_path)  # Registers the till at first start.
         port = _free_udp_port()
-        self._till = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "coopnode.node.cli", "till", "run",
-            "--node", self._node_url, "--key", str(key_path),
-            "--reader", f"udp:127.0.0.1:{port}",
-            "--fixed-amount-yen", str(self._settings.till.demo_sale_yen),
-            "--http-port", "0", "--state-dir", str(data / "till"),
-        )  # fmt: skip
+        spec = KioskSpec(
+            name=DEMO_READER,
+            device_path=f"udp:127.0.0.1:{port}",
+            key_path=str(key_path),
+            fixed_amount_yen=settings.till.demo_sale_yen,
+            node_url=self._node_url,
+        )
+        self._reader = start_reader_actor(settings, spec, placed=True)
+        till_id = await asyncio.wrap_future(self._reader.till_id.remote(READER_START_S).future())
         self._cards = asyncio.get_running_loop().create_task(self._present_cards(port))
-        log.info("demo till started", till_id=key_file.till_id, reader=f"udp:127.0.0.1:{port}")
+        log.info("demo till started", till_id=till_id, reader=spec.device_path)
 
     async def _present_cards(self, port: int) -> None:
         while True:
@@ -130,8 +146,10 @@ class DemoTill:
         if self._cards is not None:
             self._cards.cancel()
             await asyncio.gather(self._cards, return_exceptions=True)
-        if self._till is not None:
-            await _stop_child(self._till)
+        if self._reader is not None:
+            with contextlib.suppress(Exception):  # A reader that died is stopped already.
+                await asyncio.wrap_future(self._reader.stop.remote(CHILD_STOP_S).future())
+            ray.kill(self._reader, no_restart=True)
 
 
 async def _stop_child(process: asyncio.subprocess.Process) -> None:

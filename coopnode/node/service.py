@@ -22,7 +22,7 @@ from coopnode.logs import get_logger
 from coopnode.metrics import Metrics
 from coopnode.node.cluster import create_registry, create_shards, start_ray
 from coopnode.node.demo import seed_demo
-from coopnode.node.demo_till import DemoTill, bind_demo_cards
+from coopnode.node.demo_till import DemoTill, bind_demo_cards, demo_reader_resources
 from coopnode.node.identity_node import IdentityNode, prepare_identity_secrets
 from coopnode.node.payments_node import PaymentsNode
 from coopnode.node.secrets_files import read_or_create_internal_secret, read_or_create_secret
@@ -73,7 +73,8 @@ def serve(settings: Settings, *, demo: bool) -> None:
     staff_token = read_or_create_secret(settings.staff_token_path, settings)
     prepare_identity_secrets(settings)
     log.info("starting ray", address=settings.node.ray_address or "local")
-    start_ray(settings)
+    demo_reader = demo and settings.till.demo_till
+    start_ray(settings, demo_reader_resources(settings) if demo_reader else None)
     link_token = read_or_create_internal_secret(settings.data_path / "wallet" / "link-token")
     try:
         shards = create_shards(settings, link_token)

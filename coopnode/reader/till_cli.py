@@ -28,10 +28,9 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import aclosing
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -41,34 +40,14 @@ from coopnode.domain.messages import AmountYen, Label
 from coopnode.domain.money import TillKind
 from coopnode.domain.till_frames import Seq
 from coopnode.logs import get_logger
-from coopnode.reader.felica import CardReader, ReaderUnavailable, Tap
+from coopnode.reader.felica import CardReader, ReaderUnavailable
+from coopnode.reader.reader_taps import ReaderTaps, fixed_price_loop
 from coopnode.reader.till_agent import SaleOutcome, TillAgent
 from coopnode.reader.till_key import KeyFileError, TillKeyFile, read_key_file, write_key_file
 from coopnode.reader.till_state import TillState
 from coopnode.settings import Settings
 
 log = get_logger(__name__)
-
-
-class ReaderTaps:
-    """The card reader as the agent's tap source."""
-
-    def __init__(self, reader: CardReader) -> None:
-        self._reader = reader
-
-    def drain(self) -> None:
-        while self._reader.next_tap(0) is not None:
-            continue
-
-    async def next_tap(self, timeout_s: float) -> str | None:
-        # A fresh iterator per sale, closed after it: cancelling a wait ends the iterator.
-        generator = cast(AsyncGenerator[Tap, None], self._reader.taps())
-        async with aclosing(generator) as taps:
-            try:
-                tap = await asyncio.wait_for(anext(taps), timeout_s)
-            except (TimeoutError, StopAsyncIteration):
-                return None
-        return tap.idm
 
 
 # The POS endpoint ----------------------------------------------------------------------
@@ -203,13 +182,6 @@ async def prompt_loop(agent: TillAgent) -> None:
                 print("? an amount, 'void SEQ' or 'refund SEQ YEN'", flush=True)
         except (ValueError, msgspec.ValidationError) as error:
             print(f"? {error}", flush=True)
-
-
-async def fixed_price_loop(agent: TillAgent, taps: ReaderTaps, amount_yen: int) -> None:
-    while True:
-        idm = await taps.next_tap(3600.0)
-        if idm is not None:
-            await agent.charge(idm, amount_yen)
 
 
 # Running --------------------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""The reader actor's second home: a card reader and its till agent in a Ray actor.
+
+A till's reader usually lives in the till agent a cashier runs (`coopnode till run`), on
+the till's own machine. Where the reader is plugged into a host of the node's Ray
+cluster instead (a counter kiosk, a small cafeteria whose till is the node, the demo),
+the node runs the same reader and the same agent as a Ray actor, placed on that host by
+a custom resource naming its reader (`reader:<name>`: the host is started with it, e.g.
+`ray start --resources='{"reader:kiosk-1": 1}'`), and restarted by Ray if it dies.
+
+Such a kiosk sells one set amount per tap. Its taps take the till channel like any
+till's, over the cluster's network to the front: the card registry, the deny list and
+the replay windows live in the front, and a tap that bypassed them would bypass the
+checks they make. Its sequence counter and offline queue are an LMDB on the reader's
+host (`<data_dir>/till/<till id>`), so a restarted actor goes on where it stopped and
+forwards what it sold while the front was out of reach.
+
+The actor runs the agent on an event loop of its own, in a thread started by
+`__init__`, so that a restart by Ray starts selling again with no call from the front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import ray
+
+from coopnode.domain.messages import AmountYen, Label
+from coopnode.logs import configure_logging, get_logger
+from coopnode.reader.felica import CardReader
+from coopnode.reader.reader_taps import ReaderTaps, fixed_price_loop
+from coopnode.reader.till_agent import TillAgent
+from coopnode.reader.till_key import read_key_file
+from coopnode.reader.till_state import TillState
+from coopnode.settings import Settings
+
+log = get_logger(__name__)
+
+
+def reader_resource(name: str) -> str:
+    """The Ray resource a host holding reader `name` is started with."""
+    return f"reader:{name}"
+
+
+class KioskSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One reader actor: which reader, which till, what every tap sells, where to."""
+
+    name: Label
+    device_path: str
+    # The till's key file, on the reader's host (mode 0600, as `coopnode admin till add`
+    # writes it): the actor signs with it, and only its path crosses Ray.
+    key_path: str
+    fixed_amount_yen: AmountYen
+    node_url: str
+
+
+class ReaderActor:
+    def __init__(self, settings_json: bytes, spec_json: bytes) -> None:
+        settings = msgspec.json.decode(settings_json, type=Settings)
+        spec = msgspec.json.decode(spec_json, type=KioskSpec)
+        configure_logging(settings.log)
+        self._settings = settings
+        self._spec = spec
+        self._loop = asyncio.new_event_loop()
+        self._ready: Future[str] = Future()
+        self._stopped = asyncio.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"coopnode-reader-{spec.name}", daemon=True
+        )
+        self._thread.start()
+
+    def till_id(self, timeout_s: float) -> str:
+        """The till this reader sells for, once its agent runs; raises if it failed."""
+        return self._ready.result(timeout=timeout_s)
+
+    def stop(self, timeout_s: float) -> None:
+        """Stop selling: the reader closes, the queue stays on disk for the next start."""
+        self._loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        try:
+            self._loop.run_until_complete(self._sell())
+        except BaseException as error:
+            if not self._ready.done():
+                self._ready.set_exception(error)
+            log.exception("reader actor stopped by an error", kiosk=self._spec.name)
+        finally:
+            self._loop.close()
+
+    async def _sell(self) -> None:
+        spec, settings = self._spec, self._settings
+        key_file = read_key_file(Path(spec.key_path))
+        reader = CardReader(msgspec.structs.replace(settings.reader, device_path=spec.device_path))
+        reader.start()
+        state = TillState(
+            settings.data_path / "till" / key_file.till_id,
+            settings.till.agent_lmdb_map_size_mib * 1024 * 1024,
+            fsync=settings.wallet.fsync,
+        )
+        taps = ReaderTaps(reader)
+        agent = TillAgent(key_file, spec.node_url, settings.till, state, taps)
+        await agent.start()
+        work = asyncio.get_running_loop().create_task(
+            fixed_price_loop(agent, taps, spec.fixed_amount_yen)
+        )
+        log.info("reader actor selling", kiosk=spec.name, till_id=key_file.till_id)
+        self._ready.set_result(key_file.till_id)
+        try:
+            await self._stopped.wait()
+        finally:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            await agent.stop()
+            reader.stop()
+            state.close()
+
+
+def start_reader_actor(settings: Settings, spec: KioskSpec, *, placed: bool) -> Any:
+    """Create the reader actor of `spec`; `placed` puts it on the host whose Ray node
+    holds the reader's resource (`reader_resource`)."""
+    options: dict[str, Any] = {
+        "name": f"reader-{spec.name}",
+        "max_restarts": settings.wallet.actor_max_restarts,
+        "max_task_retries": 0,
+        # It waits on the reader and the network; it needs no CPU slot of its own.
+        "num_cpus": 0,
+    }
+    if placed:
+        options["resources"] = {reader_resource(spec.name): 1}
+    return (
+        ray.remote(ReaderActor)
+        .options(**options)
+        .remote(msgspec.json.encode(settings), msgspec.json.encode(spec))
+    )
