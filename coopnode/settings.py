@@ -144,6 +144,21 @@ class ReaderSettings(_Section, frozen=True):
     stop_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
 
 
+class KioskSettings(_Section, frozen=True):
+    """A card reader on a host of the node's Ray cluster, run by the node as a reader
+    actor (`coopnode.reader.reader_actor`): a set-menu till selling one amount per tap."""
+
+    # Names the reader, its actor (`reader-<name>`) and the Ray resource of the host it
+    # is plugged into (`reader:<name>`; the local Ray holds every kiosk's).
+    name: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+    # "usb" (a Sony RC-S380) or "udp:HOST:PORT" (an emulated card).
+    device_path: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    # The key file of a till staff registered for it (`coopnode admin till add`), at this
+    # path on the reader's host, mode 0600.
+    key_path: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+    fixed_amount_yen: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+
+
 class TillSettings(_Section, frozen=True):
     # The till channel on the node ------------------------------------------------------
     # The largest frame a till may send. A signed tap is about 150 bytes; a frame near
@@ -209,6 +224,9 @@ class TillSettings(_Section, frozen=True):
     # The till's LMDB (sequence counter, deny list, offline queue); `<dir>/<till id>`.
     agent_state_dir: str = "var/till"
     agent_lmdb_map_size_mib: Annotated[int, msgspec.Meta(ge=1, le=65_536)] = 64
+    # Readers on the cluster's hosts that the node runs as reader actors; a host holds
+    # one reader each, and a node has few.
+    kiosks: Annotated[list[KioskSettings], msgspec.Meta(max_length=64)] = []
     # The demo (`coopnode serve --demo`) ------------------------------------------------
     # Start a simulated till and an emulated card, so a tap can be seen end to end.
     demo_till: bool = True
@@ -222,6 +240,11 @@ class TillSettings(_Section, frozen=True):
             raise ValueError("till.agent_reconnect_backoff_max_ms must be at least the backoff")
         if self.offline_card_day_max_yen < self.offline_tap_max_yen:
             raise ValueError("till.offline_card_day_max_yen must be at least offline_tap_max_yen")
+        names = [kiosk.name for kiosk in self.kiosks]
+        if len(set(names)) != len(names):
+            raise ValueError("till.kiosks: each kiosk needs a name of its own")
+        if "demo" in names:
+            raise ValueError("till.kiosks: the name 'demo' is the demo till's")
 
 
 class VerificationSettings(_Section, frozen=True):

@@ -68,3 +68,22 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     config.write_text("[wallet\n")
     with pytest.raises(SettingsError, match=r"broken\.toml"):
         load_settings(config, {}, base_file=NOWHERE)
+
+
+@pytest.mark.parametrize(
+    ("kiosks", "message"),
+    [
+        ('[{name="k1", device_path="usb", key_path="/k", fixed_amount_yen=300}, '
+         '{name="k1", device_path="usb", key_path="/k2", fixed_amount_yen=300}]',
+         "a name of its own"),
+        ('[{name="demo", device_path="usb", key_path="/k", fixed_amount_yen=300}]',
+         "the demo till's"),
+        ('[{name="Kiosk 1", device_path="usb", key_path="/k", fixed_amount_yen=300}]',
+         "name"),
+        ('[{name="k1", device_path="usb", key_path="/k", fixed_amount_yen=0}]',
+         "fixed_amount_yen"),
+    ],
+)  # fmt: skip
+def test_kiosks_are_named_once_and_sell_a_real_amount(kiosks: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environ={"COOPNODE_TILL__KIOSKS": kiosks}, base_file=NOWHERE)

@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import ray
 from nacl.signing import SigningKey
 
 from coopnode.actors.registry_store import AddTill, BindCard
@@ -31,7 +30,13 @@ from coopnode.http.till_hub import TillHub
 from coopnode.logs import get_logger
 from coopnode.node.cluster import with_absolute_paths
 from coopnode.node.demo import DemoCoop
-from coopnode.reader.reader_actor import KioskSpec, reader_resource, start_reader_actor
+from coopnode.node.kiosks import READER_START_S, READER_STOP_S
+from coopnode.reader.reader_actor import (
+    KioskSpec,
+    reader_resource,
+    start_reader_actor,
+    stop_reader_actor,
+)
 from coopnode.reader.till_key import TillKeyFile, read_key_file, write_key_file
 from coopnode.settings import Settings
 
@@ -45,8 +50,6 @@ DEMO_PRESENT_S = 1.5
 CHILD_STOP_S = 5.0
 # The demo reader's name, and so its Ray resource (`reader:demo`).
 DEMO_READER = "demo"
-# The reader actor's agent opens its reader and files within this time, or the demo fails.
-READER_START_S = 60.0
 
 
 def demo_reader_resources(settings: Settings) -> dict[str, float]:
@@ -147,9 +150,7 @@ class DemoTill:
             self._cards.cancel()
             await asyncio.gather(self._cards, return_exceptions=True)
         if self._reader is not None:
-            with contextlib.suppress(Exception):  # A reader that died is stopped already.
-                await asyncio.wrap_future(self._reader.stop.remote(CHILD_STOP_S).future())
-            ray.kill(self._reader, no_restart=True)
+            await stop_reader_actor(self._reader, READER_STOP_S)
 
 
 async def _stop_child(process: asyncio.subprocess.Process) -> None:

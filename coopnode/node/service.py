@@ -24,6 +24,7 @@ from coopnode.node.cluster import create_registry, create_shards, start_ray
 from coopnode.node.demo import seed_demo
 from coopnode.node.demo_till import DemoTill, bind_demo_cards, demo_reader_resources
 from coopnode.node.identity_node import IdentityNode, prepare_identity_secrets
+from coopnode.node.kiosks import Kiosks, kiosk_resources
 from coopnode.node.payments_node import PaymentsNode
 from coopnode.node.secrets_files import read_or_create_internal_secret, read_or_create_secret
 from coopnode.settings import Settings, SettingsError
@@ -73,8 +74,10 @@ def serve(settings: Settings, *, demo: bool) -> None:
     staff_token = read_or_create_secret(settings.staff_token_path, settings)
     prepare_identity_secrets(settings)
     log.info("starting ray", address=settings.node.ray_address or "local")
-    demo_reader = demo and settings.till.demo_till
-    start_ray(settings, demo_reader_resources(settings) if demo_reader else None)
+    readers = kiosk_resources(settings)
+    if demo and settings.till.demo_till:
+        readers |= demo_reader_resources(settings)
+    start_ray(settings, readers)
     link_token = read_or_create_internal_secret(settings.data_path / "wallet" / "link-token")
     try:
         shards = create_shards(settings, link_token)
@@ -126,6 +129,8 @@ async def _serve(
     # 2,000 taps/s before this).
     gc.freeze()
     url = _announce(settings, runner)
+    kiosks = Kiosks(settings, url)
+    await kiosks.start()
     demo_till = None
     if demo_coop is not None and settings.till.demo_till:
         demo_till = DemoTill(settings, url, tills, demo_coop)
@@ -144,6 +149,7 @@ async def _serve(
     log.info("stopping: no new requests; finishing those in flight")
     if demo_till is not None:
         await demo_till.stop()
+    await kiosks.stop()
     await tills.stop()
     await runner.cleanup()
     await payments.stop()

@@ -120,6 +120,21 @@ class ReaderActor:
             state.close()
 
 
+async def till_of(actor: Any, timeout_s: float) -> str:
+    """The till id a reader actor sells for, once its agent runs (raises if it failed)."""
+    till_id: str = await asyncio.wrap_future(actor.till_id.remote(timeout_s).future())
+    return till_id
+
+
+async def stop_reader_actor(actor: Any, timeout_s: float) -> None:
+    """Stop the actor's sales (its queue stays on disk), then the actor itself."""
+    try:
+        await asyncio.wrap_future(actor.stop.remote(timeout_s).future())
+    except Exception as error:  # A reader that died or never started has nothing to stop.
+        log.info("reader actor was not running", error=type(error).__name__)
+    ray.kill(actor, no_restart=True)
+
+
 def start_reader_actor(settings: Settings, spec: KioskSpec, *, placed: bool) -> Any:
     """Create the reader actor of `spec`; `placed` puts it on the host whose Ray node
     holds the reader's resource (`reader_resource`)."""

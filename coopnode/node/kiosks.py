@@ -1,0 +1,68 @@
+"""The kiosks of `till.kiosks`: card readers on the cluster's hosts, run as reader actors.
+
+Each kiosk is a till staff registered beforehand (`coopnode admin till add … --key-out
+FILE`, the file then put at `key_path` on the reader's host); the node starts a reader
+actor for it on the host that holds the Ray resource `reader:<name>`, and stops it with
+the node. On the embedded local Ray the one host holds every kiosk's resource. A kiosk
+whose reader cannot start (not plugged in, a key file missing) is logged and left out:
+the node and the other tills go on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coopnode.logs import get_logger
+from coopnode.node.cluster import with_absolute_paths
+from coopnode.reader.reader_actor import (
+    KioskSpec,
+    reader_resource,
+    start_reader_actor,
+    stop_reader_actor,
+    till_of,
+)
+from coopnode.settings import Settings
+
+log = get_logger(__name__)
+
+# A reader actor opens its reader and its files within this time, or it is left out.
+READER_START_S = 60.0
+# How long a reader actor gets to stop its sales before it is killed.
+READER_STOP_S = 5.0
+
+
+def kiosk_resources(settings: Settings) -> dict[str, float]:
+    """The resources of the local Ray's one host: every kiosk's reader."""
+    return {reader_resource(kiosk.name): 1 for kiosk in settings.till.kiosks}
+
+
+class Kiosks:
+    def __init__(self, settings: Settings, node_url: str) -> None:
+        self._settings = with_absolute_paths(settings)
+        self._node_url = node_url
+        self._actors: list[Any] = []
+
+    async def start(self) -> None:
+        for kiosk in self._settings.till.kiosks:
+            spec = KioskSpec(
+                name=kiosk.name,
+                device_path=kiosk.device_path,
+                key_path=kiosk.key_path,
+                fixed_amount_yen=kiosk.fixed_amount_yen,
+                node_url=self._node_url,
+            )
+            actor = start_reader_actor(self._settings, spec, placed=True)
+            self._actors.append(actor)
+            try:
+                till_id = await till_of(actor, READER_START_S)
+            except Exception as error:
+                # Ray wraps what the actor raised; its cause says what went wrong.
+                cause = getattr(error, "cause", None) or error
+                log.error("kiosk reader did not start", kiosk=kiosk.name, error=str(cause))
+                continue
+            log.info("kiosk reader selling", kiosk=kiosk.name, till_id=till_id)
+
+    async def stop(self) -> None:
+        for actor in self._actors:
+            await stop_reader_actor(actor, READER_STOP_S)
+        self._actors.clear()
