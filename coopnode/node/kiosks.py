@@ -4,12 +4,13 @@ Each kiosk is a till staff registered beforehand (`coopnode admin till add … -
 FILE`, the file then put at `key_path` on the reader's host); the node starts a reader
 actor for it on the host that holds the Ray resource `reader:<name>`, and stops it with
 the node. On the embedded local Ray the one host holds every kiosk's resource. A kiosk
-whose reader cannot start (not plugged in, a key file missing) is logged and left out:
-the node and the other tills go on.
+whose key file is missing or unreadable is logged and left out: the node and the other
+tills go on. A reader not plugged in yet is waited for (`CardReader.start`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from coopnode.logs import get_logger
@@ -43,6 +44,7 @@ class Kiosks:
         self._actors: list[Any] = []
 
     async def start(self) -> None:
+        """Start every kiosk's actor at once, then wait for each to sell or fail."""
         for kiosk in self._settings.till.kiosks:
             spec = KioskSpec(
                 name=kiosk.name,
@@ -51,16 +53,23 @@ class Kiosks:
                 fixed_amount_yen=kiosk.fixed_amount_yen,
                 node_url=self._node_url,
             )
-            actor = start_reader_actor(self._settings, spec, placed=True)
-            self._actors.append(actor)
-            try:
-                till_id = await till_of(actor, READER_START_S)
-            except Exception as error:
-                # Ray wraps what the actor raised; its cause says what went wrong.
-                cause = getattr(error, "cause", None) or error
-                log.error("kiosk reader did not start", kiosk=kiosk.name, error=str(cause))
-                continue
-            log.info("kiosk reader selling", kiosk=kiosk.name, till_id=till_id)
+            self._actors.append(start_reader_actor(self._settings, spec, placed=True))
+        await asyncio.gather(
+            *(
+                self._started(kiosk.name, actor)
+                for kiosk, actor in zip(self._settings.till.kiosks, self._actors, strict=True)
+            )
+        )
+
+    async def _started(self, name: str, actor: Any) -> None:
+        try:
+            till_id = await till_of(actor, READER_START_S)
+        except Exception as error:
+            # Ray wraps what the actor raised; its cause says what went wrong.
+            cause = getattr(error, "cause", None) or error
+            log.error("kiosk reader did not start", kiosk=name, error=str(cause))
+            return
+        log.info("kiosk reader selling", kiosk=name, till_id=till_id)
 
     async def stop(self) -> None:
         for actor in self._actors:

@@ -144,11 +144,23 @@ class CardReader:
         thread = self._thread
         return thread is not None and thread.is_alive() and not self._stop_requested.is_set()
 
-    def start(self) -> None:
-        """Open the device and start polling; raise ReaderUnavailable if it cannot open."""
+    def start(self, *, wait_for_device: bool = False) -> None:
+        """Open the device and start polling; raise ReaderUnavailable if it cannot open.
+
+        With `wait_for_device`, a device that cannot open yet is tried again every
+        `error_backoff_ms` by the polling thread instead (a kiosk whose reader is plugged
+        in after the node started, or unplugged while it restarted).
+        """
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("the card reader is already running")
-        frontend = self._open(self._settings.device_path)
+        frontend: Frontend | None
+        try:
+            frontend = self._open(self._settings.device_path)
+        except ReaderUnavailable as error:
+            if not wait_for_device:
+                raise
+            log.warning("card reader unavailable; waiting for it", reason=error.message)
+            frontend = None
         self._stop_requested.clear()
         self._thread = threading.Thread(
             target=self._run, args=(frontend,), name="coopnode-card-reader", daemon=True
@@ -211,6 +223,8 @@ class CardReader:
 
     def _run(self, frontend: Frontend | None) -> None:
         poll_interval_s = self._settings.poll_interval_ms / 1000
+        if frontend is None:
+            frontend = self._open_when_available()
         try:
             while frontend is not None and not self._stop_requested.is_set():
                 try:
@@ -229,6 +243,10 @@ class CardReader:
     def _reopen(self, frontend: Frontend) -> Frontend | None:
         """Close the device and open it again, retrying until it opens or stop is asked."""
         _close_quietly(frontend)
+        return self._open_when_available()
+
+    def _open_when_available(self) -> Frontend | None:
+        """Open the device, retrying at a steady pace; None when stop is asked first."""
         backoff_s = self._settings.error_backoff_ms / 1000
         while not self._stop_requested.wait(backoff_s):
             try:

@@ -96,7 +96,9 @@ class ReaderActor:
         spec, settings = self._spec, self._settings
         key_file = read_key_file(Path(spec.key_path))
         reader = CardReader(msgspec.structs.replace(settings.reader, device_path=spec.device_path))
-        reader.start()
+        # A kiosk's reader may be plugged in later: the actor waits for it, selling
+        # nothing until then, rather than failing for good.
+        reader.start(wait_for_device=True)
         state = TillState(
             settings.data_path / "till" / key_file.till_id,
             settings.till.agent_lmdb_map_size_mib * 1024 * 1024,

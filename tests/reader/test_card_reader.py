@@ -336,3 +336,28 @@ def test_the_emulator_refuses_a_bad_idm_and_a_taken_port(port: int) -> None:
         taken.bind(("0.0.0.0", port))
         with pytest.raises(OSError, match="not free"):
             emulate_card(f"127.0.0.1:{port}", CARD_A)
+
+
+def test_a_reader_told_to_wait_for_its_device_reads_once_it_is_plugged_in() -> None:
+    plugged = ScriptedFrontend([None, CARD_A])
+    attempts: list[str] = []
+
+    def open_when_plugged(device_path: str) -> ScriptedFrontend:
+        attempts.append(device_path)
+        if len(attempts) < 3:
+            raise OSError(19, "No such device")
+        return plugged
+
+    settings = reader_settings(1, poll_interval_ms=1, error_backoff_ms=10)
+    card_reader = CardReader(settings, open_frontend=open_when_plugged)
+    with pytest.raises(ReaderUnavailable):
+        card_reader.start()  # Not told to wait: a missing device is an error at once.
+    card_reader.start(wait_for_device=True)
+    try:
+        assert card_reader.running
+        tap = card_reader.next_tap(2.0)
+    finally:
+        card_reader.stop()
+    assert tap is not None and tap.idm == CARD_A
+    # Refused once by `start()`, then not yet there once, then opened by the thread.
+    assert len(attempts) == 3 and plugged.closed
