@@ -36,6 +36,7 @@ from coopnode.reader.reader_actor import (
     reader_resource,
     start_reader_actor,
     stop_reader_actor,
+    till_of,
 )
 from coopnode.reader.till_key import TillKeyFile, read_key_file, write_key_file
 from coopnode.settings import Settings
@@ -126,7 +127,7 @@ class DemoTill:
             node_url=self._node_url,
         )
         self._reader = start_reader_actor(settings, spec, placed=True)
-        till_id = await asyncio.wrap_future(self._reader.till_id.remote(READER_START_S).future())
+        till_id = await till_of(self._reader, READER_START_S)
         self._cards = asyncio.get_running_loop().create_task(self._present_cards(port))
         log.info("demo till started", till_id=till_id, reader=spec.device_path)
 

@@ -34,7 +34,7 @@ from coopnode.logs import configure_logging, get_logger
 from coopnode.reader.felica import CardReader
 from coopnode.reader.reader_taps import ReaderTaps, fixed_price_loop
 from coopnode.reader.till_agent import TillAgent
-from coopnode.reader.till_key import read_key_file
+from coopnode.reader.till_key import TillKeyFile, read_key_file
 from coopnode.reader.till_state import TillState
 from coopnode.settings import Settings
 
@@ -99,13 +99,22 @@ class ReaderActor:
         # A kiosk's reader may be plugged in later: the actor waits for it, selling
         # nothing until then, rather than failing for good.
         reader.start(wait_for_device=True)
-        state = TillState(
-            settings.data_path / "till" / key_file.till_id,
-            settings.till.agent_lmdb_map_size_mib * 1024 * 1024,
-            fsync=settings.wallet.fsync,
-        )
-        taps = ReaderTaps(reader)
-        agent = TillAgent(key_file, spec.node_url, settings.till, state, taps)
+        try:
+            state = TillState(
+                settings.data_path / "till" / key_file.till_id,
+                settings.till.agent_lmdb_map_size_mib * 1024 * 1024,
+                fsync=settings.wallet.fsync,
+            )
+            try:
+                await self._sell_with(key_file, ReaderTaps(reader), state)
+            finally:
+                state.close()
+        finally:
+            reader.stop()
+
+    async def _sell_with(self, key_file: TillKeyFile, taps: ReaderTaps, state: TillState) -> None:
+        spec = self._spec
+        agent = TillAgent(key_file, spec.node_url, self._settings.till, state, taps)
         await agent.start()
         work = asyncio.get_running_loop().create_task(
             fixed_price_loop(agent, taps, spec.fixed_amount_yen)
@@ -118,8 +127,6 @@ class ReaderActor:
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
             await agent.stop()
-            reader.stop()
-            state.close()
 
 
 async def till_of(actor: Any, timeout_s: float) -> str:
