@@ -37,6 +37,9 @@ def registry_path(settings: Settings) -> Path:
     return settings.data_path.resolve() / "registry"
 
 
+_sequences_decoder = msgspec.msgpack.Decoder(dict[str, int])
+
+
 class RegistryActor:
     """Applies registry operations one at a time (a synchronous Ray actor)."""
 
@@ -59,3 +62,9 @@ class RegistryActor:
 
     def version(self) -> int:
         return self._store.version()
+
+    def sequences(self) -> bytes:
+        return msgspec.msgpack.encode(self._store.sequences())
+
+    def note_sequences(self, seen: bytes) -> None:
+        self._store.note_sequences(_sequences_decoder.decode(seen))

@@ -169,13 +169,16 @@ class RegistryStore:
         path.mkdir(parents=True, exist_ok=True)
         self._lock_file = _lock_exclusive(path / "owner.lock", lock_wait_s)
         self.env = lmdb.open(
-            str(path), max_dbs=6, map_size=map_size_bytes, sync=fsync, metasync=fsync
+            str(path), max_dbs=7, map_size=map_size_bytes, sync=fsync, metasync=fsync
         )
         self._cards = self.env.open_db(b"cards")
         self._members = self.env.open_db(b"members")
         self._tills = self.env.open_db(b"tills")
         self._suspended = self.env.open_db(b"suspended")
         self._meta = self.env.open_db(b"meta")
+        # Till id → the highest sequence number the node has seen from it (see
+        # `note_sequences`); not part of the versioned registry that tills are sent.
+        self._till_seqs = self.env.open_db(b"till_seqs")
         self._check_on_open()
 
     def close(self) -> None:
@@ -221,6 +224,29 @@ class RegistryStore:
                 till = _till_decoder.decode(raw)
                 if till.till_id.encode() != key or len(till.public_key) != 32:
                     raise InvariantViolation(f"till record {key!r} is inconsistent")
+
+    def sequences(self) -> dict[str, int]:
+        """The highest sequence number the node has seen from each till."""
+        with self.env.begin() as txn:
+            return {
+                key.decode(): int.from_bytes(raw, "big")
+                for key, raw in txn.cursor(db=self._till_seqs)
+            }
+
+    def note_sequences(self, seen: dict[str, int]) -> None:
+        """Raise each till's highest seen sequence number to at least `seen`'s.
+
+        The node tells a till this number when it connects, and a till whose own counter
+        is behind it (its files restored from a backup) moves its counter past it, so
+        that it never numbers a new sale with a number it used before: the node would
+        answer that with the old sale's decision.
+        """
+        with self.env.begin(write=True) as txn:
+            for till_id, seq in seen.items():
+                key = till_id.encode()
+                raw = txn.get(key, db=self._till_seqs)
+                if raw is None or int.from_bytes(raw, "big") < seq:
+                    txn.put(key, seq.to_bytes(8, "big"), db=self._till_seqs)
 
     # Writing ---------------------------------------------------------------------------
 

@@ -151,6 +151,10 @@ class Welcome(_Frame, frozen=True, tag="welcome"):
     # accounts. `DenyUpdate`s with higher versions change it from here on.
     deny_version: int
     deny_idms: list[str]
+    # The highest sequence number the node has seen from this till: a till whose own
+    # counter is not past it (its files restored from a backup) moves the counter past
+    # it, because a number used again would be answered with the old frame's decision.
+    seq_seen: int = 0
 
 
 class DenyUpdate(_Frame, frozen=True, tag="deny_update"):

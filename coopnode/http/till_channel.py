@@ -208,6 +208,7 @@ class TillConnection:
                 session_key_box=seal_session_key(self.till.public_key, self._session_key),
                 deny_version=self.hub.version,
                 deny_idms=sorted(self.hub.deny),
+                seq_seen=self.hub.seq_seen(self.till_id),
             )
         )
 

@@ -49,6 +49,7 @@ log = get_logger(__name__)
 
 _change_decoder = msgspec.msgpack.Decoder(RegistryChange)
 _snapshot_decoder = msgspec.msgpack.Decoder(RegistrySnapshot)
+_sequences_decoder = msgspec.msgpack.Decoder(dict[str, int])
 
 
 class Pushable(Protocol):
@@ -88,6 +89,8 @@ class TillHub:
         self.tills: dict[str, TillRecord] = {}
         self.verify_keys: dict[str, VerifyKey] = {}
         self.suspended: set[str] = set()
+        # Till id → the highest sequence number saved in the registry (`note_sequences`).
+        self.sequences: dict[str, int] = {}
         self.deny: frozenset[str] = frozenset()
         self.connections: dict[str, Pushable] = {}
         # Kept per till across its reconnections: pacing and recent frames.
@@ -117,6 +120,9 @@ class TillHub:
             _snapshot_decoder.decode(await self._call("snapshot", timeout_s=ready_timeout_s))
         )
         self.deny = self._deny_set()
+        self.sequences = _sequences_decoder.decode(
+            await self._call("sequences", timeout_s=ready_timeout_s)
+        )
         self.signatures.start(asyncio.get_running_loop())
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
 
@@ -126,7 +132,34 @@ class TillHub:
             await asyncio.gather(self._refresher, return_exceptions=True)
         for connection in list(self.connections.values()):
             connection.close_soon(1001, "the node is stopping")
+        try:
+            await self.note_sequences()
+        except Exception as error:  # Stopping goes on; a till's own counter is the first guard.
+            log.warning("till sequence numbers not saved", error=repr(error))
         self.signatures.stop()
+
+    def seq_seen(self, till_id: str) -> int:
+        """The highest sequence number this node has seen from the till, as far as it
+        knows (saved by this or another front, or in this front's replay window)."""
+        window = self.windows.get(till_id)
+        return max(self.sequences.get(till_id, 0), 0 if window is None else window.high)
+
+    async def note_sequences(self) -> None:
+        """Save each till's highest sequence number seen since the last save.
+
+        A till that connects is told it (`Welcome.seq_seen`): one restored from a backup
+        moves its counter past it instead of numbering new sales as old ones. Saved every
+        `registry_refresh_s` and when the front stops, so a front that crashes loses at
+        most that much, which only a till restored from a backup that recent could miss.
+        """
+        raised = {
+            till_id: window.high
+            for till_id, window in self.windows.items()
+            if window.high > self.sequences.get(till_id, 0)
+        }
+        if raised:
+            await self._call("note_sequences", msgspec.msgpack.encode(raised))
+            self.sequences.update(raised)
 
     def _load(self, snapshot: RegistrySnapshot) -> None:
         self.cards = {card.idm: card for card in snapshot.cards}
@@ -246,6 +279,7 @@ class TillHub:
             await asyncio.sleep(self.settings.registry_refresh_s)
             try:
                 await self.refresh()
+                await self.note_sequences()
             except Exception as error:  # The loop must outlive a passing registry failure.
                 log.warning("registry refresh failed", error=repr(error))
 
@@ -327,12 +361,16 @@ class ReplayWindow:
     def __init__(self, size: int) -> None:
         self._size = size
         self._seen: OrderedDict[int, Seen | bytes] = OrderedDict()
+        # The highest sequence number ever put here, forgotten or not.
+        self.high = 0
 
     def get(self, seq: int) -> Seen | bytes | None:
         return self._seen.get(seq)
 
     def put(self, seq: int, seen: Seen) -> None:
         self._seen[seq] = seen
+        if seq > self.high:
+            self.high = seq
         if len(self._seen) > self._size:
             self._seen.popitem(last=False)
 

@@ -152,6 +152,18 @@ class TillAgent:
 
     async def _welcomed(self, welcome: Welcome) -> None:
         self.state.remember_welcome(welcome)
+        behind = self.state.advance_seq(welcome.seq_seen + 1)
+        if behind is not None:
+            log.warning(
+                "the till's sequence counter was behind the node's; moved past it",
+                till_id=self.till_id,
+                was=behind,
+                now=welcome.seq_seen + 1,
+            )
+            self._out(
+                f"{self.till_id} numbering resumes at #{welcome.seq_seen + 1} "
+                f"(this till's files counted only to #{behind - 1}: restored from a backup?)"
+            )
         self._queue_changed.set()  # Forward whatever waited while the link was down.
 
     def _deny_update(self, update: DenyUpdate) -> None:

@@ -145,6 +145,21 @@ class TillState:
             txn.put(_SEQ_KEY, (seq + 1).to_bytes(8, "big"), db=self._meta)
         return seq
 
+    def advance_seq(self, next_seq: int) -> int | None:
+        """Make the next sequence number at least `next_seq`; the old one if it was lower.
+
+        The node says in `Welcome` how far it has seen this till count. A counter behind
+        that (the till's files restored from a backup) would number new sales with used
+        numbers, which the node answers with the old frames' decisions."""
+        with self.env.begin(write=True) as txn:
+            raw = txn.get(_SEQ_KEY, db=self._meta)
+            current = 1 if raw is None else int.from_bytes(raw, "big")
+            if current >= next_seq:
+                txn.abort()
+                return None
+            txn.put(_SEQ_KEY, next_seq.to_bytes(8, "big"), db=self._meta)
+        return current
+
     def remember_welcome(self, welcome: Welcome) -> None:
         view = NodeView(
             store=welcome.store,

@@ -4,6 +4,7 @@ suspension follows the wallet's status into the registry and the deny list."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from coopnode.actors.wallet_client import WalletClient
 from coopnode.domain.messages import Declined, Operation, Result, WalletStatus, WalletView
 from coopnode.domain.money import Purses, Reason, TillKind
 from coopnode.domain.till_frames import DenyUpdate, node_frame_decoder
-from coopnode.http.till_hub import DenyListNotUpdated, TillHub
+from coopnode.http.till_hub import DenyListNotUpdated, ReplayWindow, Seen, TillHub
 from coopnode.metrics import Metrics
 from coopnode.settings import TillSettings
 
@@ -45,13 +46,17 @@ class _Method:
 
 
 class InProcessRegistry:
-    """The registry actor's three methods over a store, as a Ray handle is called."""
+    """The registry actor's methods over a store, as a Ray handle is called."""
 
     def __init__(self, store: RegistryStore) -> None:
         self.store = store
         self.apply = _Method(lambda op: msgspec.msgpack.encode(store.apply(op_decoder.decode(op))))
         self.snapshot = _Method(lambda: msgspec.msgpack.encode(store.snapshot()))
         self.version = _Method(store.version)
+        self.sequences = _Method(lambda: msgspec.msgpack.encode(store.sequences()))
+        self.note_sequences = _Method(
+            lambda raw: store.note_sequences(msgspec.msgpack.decode(raw, type=dict[str, int]))
+        )
 
 
 class Connection:
@@ -168,3 +173,24 @@ async def test_a_members_suspension_follows_the_wallet(hub: TillHub) -> None:
     with pytest.raises(DenyListNotUpdated):
         await hub.sync_suspended(MEMBER, client)
     assert MEMBER not in hub.suspended and len(till.pushed) == 2
+
+
+async def test_the_highest_sequence_seen_from_a_till_outlives_the_front(
+    hub: TillHub, store: RegistryStore
+) -> None:
+    """A till restored from a backup is told how far the node has seen it count."""
+    window = ReplayWindow(4)
+    hub.windows["till-0007"] = window
+    for seq in (5, 9, 6):
+        window.put(seq, Seen(b"d" * 16, asyncio.get_running_loop().create_future()))
+    assert hub.seq_seen("till-0007") == 9 and hub.seq_seen("till-0008") == 0
+    await hub.note_sequences()
+    store.note_sequences({"till-0007": 3})  # A lower number never lowers it.
+    assert store.sequences() == {"till-0007": 9}
+    settings = msgspec.structs.replace(TillSettings(), registry_refresh_s=3_600.0)
+    next_front = TillHub(InProcessRegistry(store), settings, Metrics())
+    await next_front.start(ready_timeout_s=5.0)
+    try:
+        assert next_front.seq_seen("till-0007") == 9
+    finally:
+        await next_front.stop()

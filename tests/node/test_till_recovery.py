@@ -219,3 +219,26 @@ async def test_a_queued_frame_the_node_refuses_is_set_aside_and_the_till_sells_o
     outcome = await agent.charge(card, 450)
     assert outcome.approved and not outcome.offline
     assert balances(node, member)["base"] == 4_550
+
+
+async def test_a_till_restored_from_a_backup_numbers_on_from_where_the_node_saw_it(
+    node: NodeProcess, till: Till, tmp_path: Path
+) -> None:
+    """The same card paying the same amount under a number used before would be answered
+    with the old sale's decision: approved, and nothing charged. The node tells the till
+    how far it has seen it count, and the till moves its counter past that."""
+    member, card = "202645000053", "4500000000000053"
+    enrol_with_card(node, member, card, base=5_000)
+    agent = await till.start(PATIENT)
+    for _ in range(2):
+        assert (await agent.charge(card, 430)).approved
+    await till.stop()
+    till.state.close()
+    till.state = TillState(tmp_path / "restored-from-an-older-backup", 8 << 20)
+
+    agent = await till.start(PATIENT)
+    outcome = await agent.charge(card, 430)
+    assert outcome.approved and not outcome.offline and outcome.seq == 3, outcome
+    assert balances(node, member)["base"] == 5_000 - 3 * 430
+    assert len(tap_keys(till, member)) == 3
+    assert any("numbering resumes at #3" in line for line in till.lines), till.lines
