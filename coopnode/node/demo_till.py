@@ -3,10 +3,10 @@
 At start the demo members' cards are bound (once; a second start finds them bound), a
 demo till is registered with a key kept in `<data_dir>/demo-till.key`, and two things
 run beside the node:
-  * the demo reader as a reader actor (`coopnode.reader.reader_actor`) on the local Ray,
-    placed by the `reader:demo` resource the local Ray is started with: the set-menu till
-    agent reading cards over nfcpy's UDP transport, so every tap is a sale whose receipt
-    line shows in the node's terminal (prefixed by Ray with the actor's name);
+  * the demo reader, a kiosk (`coopnode.node.kiosks`) named `demo`: a reader actor on the
+    local Ray, placed by the `reader:demo` resource the local Ray is started with, the
+    set-menu till agent reading cards over nfcpy's UDP transport, so every tap is a sale
+    whose receipt line shows in the node's terminal (prefixed by Ray with the actor);
   * `python -m coopnode.reader.emulator` child processes, presenting each demo member's
     card in turn with a pause of `till.demo_tap_gap_s`.
 
@@ -20,7 +20,6 @@ import contextlib
 import socket
 import sys
 from pathlib import Path
-from typing import Any
 
 from nacl.signing import SigningKey
 
@@ -30,16 +29,8 @@ from coopnode.http.till_hub import TillHub
 from coopnode.logs import get_logger
 from coopnode.node.cluster import with_absolute_paths
 from coopnode.node.demo import DemoCoop
-from coopnode.node.kiosks import READER_START_S, READER_STOP_S
-from coopnode.reader.reader_actor import (
-    KioskSpec,
-    reader_resource,
-    start_reader_actor,
-    stop_reader_actor,
-    till_of,
-)
 from coopnode.reader.till_key import TillKeyFile, read_key_file, write_key_file
-from coopnode.settings import Settings
+from coopnode.settings import KioskSettings, Settings
 
 log = get_logger(__name__)
 
@@ -49,13 +40,8 @@ DEMO_STORE = "demo-cafeteria"
 DEMO_PRESENT_S = 1.5
 # How long a child gets to stop after SIGTERM before it is killed.
 CHILD_STOP_S = 5.0
-# The demo reader's name, and so its Ray resource (`reader:demo`).
+# The demo reader's kiosk name, and so its Ray resource (`reader:demo`).
 DEMO_READER = "demo"
-
-
-def demo_reader_resources(settings: Settings) -> dict[str, float]:
-    """What the local Ray's host holds for the demo: the demo's card reader."""
-    return {reader_resource(DEMO_READER): 1}
 
 
 async def bind_demo_cards(hub: TillHub, demo: DemoCoop) -> None:
@@ -106,30 +92,29 @@ def _free_udp_port() -> int:
 
 
 class DemoTill:
-    def __init__(self, settings: Settings, node_url: str, hub: TillHub, demo: DemoCoop) -> None:
-        self._settings = settings
-        self._node_url = node_url
+    """The demo till's registration and its emulated cards; its reader is a kiosk."""
+
+    def __init__(self, settings: Settings, hub: TillHub, demo: DemoCoop) -> None:
+        self._settings = with_absolute_paths(settings)
         self._hub = hub
         self._demo = demo
-        self._reader: Any = None
+        self._port = _free_udp_port()
         self._cards: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        settings = with_absolute_paths(self._settings)
-        key_path = settings.data_path / "demo-till.key"
-        await _demo_till_key(self._hub, key_path)  # Registers the till at first start.
-        port = _free_udp_port()
-        spec = KioskSpec(
+    async def kiosk(self) -> KioskSettings:
+        """The demo reader as a kiosk, its till registered at first start."""
+        key_path = self._settings.data_path / "demo-till.key"
+        await _demo_till_key(self._hub, key_path)
+        return KioskSettings(
             name=DEMO_READER,
-            device_path=f"udp:127.0.0.1:{port}",
+            device_path=f"udp:127.0.0.1:{self._port}",
             key_path=str(key_path),
-            fixed_amount_yen=settings.till.demo_sale_yen,
-            node_url=self._node_url,
+            fixed_amount_yen=self._settings.till.demo_sale_yen,
         )
-        self._reader = start_reader_actor(settings, spec, placed=True)
-        till_id = await till_of(self._reader, READER_START_S)
-        self._cards = asyncio.get_running_loop().create_task(self._present_cards(port))
-        log.info("demo till started", till_id=till_id, reader=spec.device_path)
+
+    def present_cards(self) -> None:
+        self._cards = asyncio.get_running_loop().create_task(self._present_cards(self._port))
+        log.info("demo cards presented", reader=f"udp:127.0.0.1:{self._port}")
 
     async def _present_cards(self, port: int) -> None:
         while True:
@@ -150,8 +135,6 @@ class DemoTill:
         if self._cards is not None:
             self._cards.cancel()
             await asyncio.gather(self._cards, return_exceptions=True)
-        if self._reader is not None:
-            await stop_reader_actor(self._reader, READER_STOP_S)
 
 
 async def _stop_child(process: asyncio.subprocess.Process) -> None:

@@ -3,7 +3,8 @@
 Each kiosk is a till staff registered beforehand (`coopnode admin till add … --key-out
 FILE`, the file then put at `key_path` on the reader's host); the node starts a reader
 actor for it on the host that holds the Ray resource `reader:<name>`, and stops it with
-the node. On the embedded local Ray the one host holds every kiosk's resource. A kiosk
+the node. `coopnode serve --demo` adds the demo till's reader as one more kiosk, `demo`.
+On the embedded local Ray the one host holds every kiosk's resource. A kiosk
 whose key file is missing or unreadable is logged and left out: the node and the other
 tills go on. A reader not plugged in yet is waited for (`CardReader.start`).
 """
@@ -11,18 +12,18 @@ tills go on. A reader not plugged in yet is waited for (`CardReader.start`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from coopnode.logs import get_logger
 from coopnode.node.cluster import with_absolute_paths
 from coopnode.reader.reader_actor import (
-    KioskSpec,
     reader_resource,
     start_reader_actor,
     stop_reader_actor,
     till_of,
 )
-from coopnode.settings import Settings
+from coopnode.settings import KioskSettings, Settings
 
 log = get_logger(__name__)
 
@@ -32,32 +33,30 @@ READER_START_S = 60.0
 READER_STOP_S = 5.0
 
 
-def kiosk_resources(settings: Settings) -> dict[str, float]:
-    """The resources of the local Ray's one host: every kiosk's reader."""
-    return {reader_resource(kiosk.name): 1 for kiosk in settings.till.kiosks}
+def kiosk_resources(names: Iterable[str]) -> dict[str, float]:
+    """The resources of the local Ray's one host: the readers of these kiosks."""
+    return {reader_resource(name): 1 for name in names}
 
 
 class Kiosks:
-    def __init__(self, settings: Settings, node_url: str) -> None:
+    """The reader actors of some kiosks (the settings' and the demo's), started and
+    stopped together."""
+
+    def __init__(self, settings: Settings, node_url: str, kiosks: list[KioskSettings]) -> None:
         self._settings = with_absolute_paths(settings)
         self._node_url = node_url
+        self._kiosks = kiosks
         self._actors: list[Any] = []
 
     async def start(self) -> None:
         """Start every kiosk's actor at once, then wait for each to sell or fail."""
-        for kiosk in self._settings.till.kiosks:
-            spec = KioskSpec(
-                name=kiosk.name,
-                device_path=kiosk.device_path,
-                key_path=kiosk.key_path,
-                fixed_amount_yen=kiosk.fixed_amount_yen,
-                node_url=self._node_url,
-            )
-            self._actors.append(start_reader_actor(self._settings, spec, placed=True))
+        self._actors = [
+            start_reader_actor(self._settings, kiosk, self._node_url) for kiosk in self._kiosks
+        ]
         await asyncio.gather(
             *(
                 self._started(kiosk.name, actor)
-                for kiosk, actor in zip(self._settings.till.kiosks, self._actors, strict=True)
+                for kiosk, actor in zip(self._kiosks, self._actors, strict=True)
             )
         )
 

@@ -21,8 +21,8 @@ from coopnode.http.till_hub import TillHub
 from coopnode.logs import get_logger
 from coopnode.metrics import Metrics
 from coopnode.node.cluster import create_registry, create_shards, start_ray
-from coopnode.node.demo import seed_demo
-from coopnode.node.demo_till import DemoTill, bind_demo_cards, demo_reader_resources
+from coopnode.node.demo import DemoCoop, seed_demo
+from coopnode.node.demo_till import DEMO_READER, DemoTill, bind_demo_cards
 from coopnode.node.identity_node import IdentityNode, prepare_identity_secrets
 from coopnode.node.kiosks import Kiosks, kiosk_resources
 from coopnode.node.payments_node import PaymentsNode
@@ -74,10 +74,10 @@ def serve(settings: Settings, *, demo: bool) -> None:
     staff_token = read_or_create_secret(settings.staff_token_path, settings)
     prepare_identity_secrets(settings)
     log.info("starting ray", address=settings.node.ray_address or "local")
-    readers = kiosk_resources(settings)
+    readers = [kiosk.name for kiosk in settings.till.kiosks]
     if demo and settings.till.demo_till:
-        readers |= demo_reader_resources(settings)
-    start_ray(settings, readers)
+        readers.append(DEMO_READER)
+    start_ray(settings, kiosk_resources(readers))
     link_token = read_or_create_internal_secret(settings.data_path / "wallet" / "link-token")
     try:
         shards = create_shards(settings, link_token)
@@ -129,12 +129,7 @@ async def _serve(
     # 2,000 taps/s before this).
     gc.freeze()
     url = _announce(settings, runner)
-    kiosks = Kiosks(settings, url)
-    await kiosks.start()
-    demo_till = None
-    if demo_coop is not None and settings.till.demo_till:
-        demo_till = DemoTill(settings, url, tills, demo_coop)
-        await demo_till.start()
+    kiosks, demo_till = await _start_readers(settings, url, tills, demo_coop)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -155,6 +150,22 @@ async def _serve(
     await payments.stop()
     await identity.stop(settings.node.shutdown_grace_s)
     await wallet.close()
+
+
+async def _start_readers(
+    settings: Settings, url: str, tills: TillHub, demo_coop: DemoCoop | None
+) -> tuple[Kiosks, DemoTill | None]:
+    """The kiosks' reader actors, the demo's among them with its emulated cards."""
+    kiosk_list = list(settings.till.kiosks)
+    demo_till = None
+    if demo_coop is not None and settings.till.demo_till:
+        demo_till = DemoTill(settings, tills, demo_coop)
+        kiosk_list.append(await demo_till.kiosk())
+    kiosks = Kiosks(settings, url, kiosk_list)
+    await kiosks.start()
+    if demo_till is not None:
+        demo_till.present_cards()
+    return kiosks, demo_till
 
 
 def _announce(settings: Settings, runner: web.AppRunner) -> str:

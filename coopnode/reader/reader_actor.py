@@ -29,14 +29,13 @@ from typing import Any
 import msgspec
 import ray
 
-from coopnode.domain.messages import AmountYen, Label
 from coopnode.logs import configure_logging, get_logger
 from coopnode.reader.felica import CardReader
 from coopnode.reader.reader_taps import ReaderTaps, fixed_price_loop
 from coopnode.reader.till_agent import TillAgent
 from coopnode.reader.till_key import TillKeyFile, read_key_file
 from coopnode.reader.till_state import TillState
-from coopnode.settings import Settings
+from coopnode.settings import KioskSettings, Settings
 
 log = get_logger(__name__)
 
@@ -46,30 +45,19 @@ def reader_resource(name: str) -> str:
     return f"reader:{name}"
 
 
-class KioskSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """One reader actor: which reader, which till, what every tap sells, where to."""
-
-    name: Label
-    device_path: str
-    # The till's key file, on the reader's host (mode 0600, as `coopnode admin till add`
-    # writes it): the actor signs with it, and only its path crosses Ray.
-    key_path: str
-    fixed_amount_yen: AmountYen
-    node_url: str
-
-
 class ReaderActor:
-    def __init__(self, settings_json: bytes, spec_json: bytes) -> None:
+    def __init__(self, settings_json: bytes, kiosk_json: bytes, node_url: str) -> None:
         settings = msgspec.json.decode(settings_json, type=Settings)
-        spec = msgspec.json.decode(spec_json, type=KioskSpec)
+        kiosk = msgspec.json.decode(kiosk_json, type=KioskSettings)
         configure_logging(settings.log)
         self._settings = settings
-        self._spec = spec
+        self._kiosk = kiosk
+        self._node_url = node_url
         self._loop = asyncio.new_event_loop()
         self._ready: Future[str] = Future()
         self._stopped = asyncio.Event()
         self._thread = threading.Thread(
-            target=self._run, name=f"coopnode-reader-{spec.name}", daemon=True
+            target=self._run, name=f"coopnode-reader-{kiosk.name}", daemon=True
         )
         self._thread.start()
 
@@ -88,14 +76,14 @@ class ReaderActor:
         except BaseException as error:
             if not self._ready.done():
                 self._ready.set_exception(error)
-            log.exception("reader actor stopped by an error", kiosk=self._spec.name)
+            log.exception("reader actor stopped by an error", kiosk=self._kiosk.name)
         finally:
             self._loop.close()
 
     async def _sell(self) -> None:
-        spec, settings = self._spec, self._settings
-        key_file = read_key_file(Path(spec.key_path))
-        reader = CardReader(msgspec.structs.replace(settings.reader, device_path=spec.device_path))
+        kiosk, settings = self._kiosk, self._settings
+        key_file = read_key_file(Path(kiosk.key_path))
+        reader = CardReader(msgspec.structs.replace(settings.reader, device_path=kiosk.device_path))
         # A kiosk's reader may be plugged in later: the actor waits for it, selling
         # nothing until then, rather than failing for good.
         reader.start(wait_for_device=True)
@@ -113,13 +101,13 @@ class ReaderActor:
             reader.stop()
 
     async def _sell_with(self, key_file: TillKeyFile, taps: ReaderTaps, state: TillState) -> None:
-        spec = self._spec
-        agent = TillAgent(key_file, spec.node_url, self._settings.till, state, taps)
+        kiosk = self._kiosk
+        agent = TillAgent(key_file, self._node_url, self._settings.till, state, taps)
         await agent.start()
         work = asyncio.get_running_loop().create_task(
-            fixed_price_loop(agent, taps, spec.fixed_amount_yen)
+            fixed_price_loop(agent, taps, kiosk.fixed_amount_yen)
         )
-        log.info("reader actor selling", kiosk=spec.name, till_id=key_file.till_id)
+        log.info("reader actor selling", kiosk=kiosk.name, till_id=key_file.till_id)
         self._ready.set_result(key_file.till_id)
         try:
             await self._stopped.wait()
@@ -144,20 +132,19 @@ async def stop_reader_actor(actor: Any, timeout_s: float) -> None:
     ray.kill(actor, no_restart=True)
 
 
-def start_reader_actor(settings: Settings, spec: KioskSpec, *, placed: bool) -> Any:
-    """Create the reader actor of `spec`; `placed` puts it on the host whose Ray node
-    holds the reader's resource (`reader_resource`)."""
+def start_reader_actor(settings: Settings, kiosk: KioskSettings, node_url: str) -> Any:
+    """Create the reader actor of `kiosk` on the host whose Ray node holds the reader's
+    resource (`reader_resource`); its till agent sells to the front at `node_url`."""
     options: dict[str, Any] = {
-        "name": f"reader-{spec.name}",
+        "name": f"reader-{kiosk.name}",
         "max_restarts": settings.wallet.actor_max_restarts,
         "max_task_retries": 0,
         # It waits on the reader and the network; it needs no CPU slot of its own.
         "num_cpus": 0,
+        "resources": {reader_resource(kiosk.name): 1},
     }
-    if placed:
-        options["resources"] = {reader_resource(spec.name): 1}
     return (
         ray.remote(ReaderActor)
         .options(**options)
-        .remote(msgspec.json.encode(settings), msgspec.json.encode(spec))
+        .remote(msgspec.json.encode(settings), msgspec.json.encode(kiosk), node_url)
     )
