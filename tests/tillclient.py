@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -28,6 +29,30 @@ from coopnode.domain.till_frames import (
 from tests.nodeproc import NodeProcess
 
 TIMEOUT_S = 10.0
+
+
+class NoReader:
+    """Cards are handed to `TillAgent.charge`; the reader itself is tested elsewhere."""
+
+    def drain(self) -> None:
+        return None
+
+    async def next_tap(self, timeout_s: float) -> str | None:
+        return None
+
+
+async def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def tap_keys(node: NodeProcess, member_no: str) -> list[str]:
+    """The keys of the member's taps the node booked, in order."""
+    status, page = node.request("GET", f"/api/v1/wallets/{member_no}/history?limit=100")
+    assert status == 200, page
+    return sorted(line["key"] for line in page["lines"] if line["key"].startswith("tap:"))
 
 
 def add_till(node: NodeProcess, store: str, kind: str = "shop") -> tuple[str, SigningKey]:

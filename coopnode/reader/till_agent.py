@@ -362,7 +362,7 @@ class TillAgent:
             "staff must check this sale"
         )
 
-    def _follow_up(self, queued: QueuedTap, body: SignedBody, reverses: int = 0) -> int:
+    def _follow_up(self, queued: QueuedTap, body: SignedBody, reverses: int = 0) -> None:
         """Put `body` in the queue in place of `queued`, in one transaction."""
         self.state.replace_queued(
             queued.seq,
@@ -377,7 +377,6 @@ class TillAgent:
             ),
         )
         self._queue_changed.set()
-        return body.seq
 
     def _booked_after_refusal(self, queued: QueuedTap) -> None:
         """The node booked an online frame the till refused when it got no answer: the

@@ -108,7 +108,7 @@ async def pos_status(request: web.Request) -> web.Response:
         "online": agent.link.online,
         "queued_offline": agent.state.queued_count(),
         # Queued frames the node refused outright: staff must look at these sales.
-        "set_aside": len(agent.state.set_aside_frames()),
+        "set_aside": agent.state.set_aside_count(),
         "deny_version": 0 if view is None else view.deny_version,
         "deny_count": len(agent.state.deny),
         "last_refusal": agent.link.last_refusal,

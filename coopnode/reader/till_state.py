@@ -255,6 +255,11 @@ class TillState:
             txn.put(_seq_key(seq), _encoder.encode(aside), db=self._aside)
         return aside
 
+    def set_aside_count(self) -> int:
+        with self.env.begin() as txn:
+            count: int = txn.stat(self._aside)["entries"]
+            return count
+
     def set_aside_frames(self) -> list[SetAside]:
         with self.env.begin() as txn:
             return [_aside_decoder.decode(raw) for _, raw in txn.cursor(db=self._aside)]

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
@@ -19,7 +17,7 @@ from coopnode.reader.till_key import TillKeyFile
 from coopnode.reader.till_state import TillState
 from coopnode.settings import TillSettings
 from tests.nodeproc import NodeProcess, remove_tree, short_tmpdir
-from tests.tillclient import RawTill, add_till, enrol_with_card
+from tests.tillclient import NoReader, RawTill, add_till, enrol_with_card, tap_keys, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +30,6 @@ SETTINGS = msgspec.structs.replace(
     agent_reconnect_backoff_max_ms=400,
     agent_decision_timeout_s=5.0,
 )
-
-
-class NoReader:
-    """Cards are handed to `TillAgent.charge`; the reader itself is tested elsewhere."""
-
-    def drain(self) -> None:
-        return None
-
-    async def next_tap(self, timeout_s: float) -> str | None:
-        return None
 
 
 def free_port() -> int:
@@ -60,19 +48,6 @@ def offline_node() -> Iterator[NodeProcess]:
     finally:
         process.stop()
         remove_tree(data_dir)
-
-
-def tap_keys(node: NodeProcess, member_no: str) -> list[str]:
-    status, page = node.request("GET", f"/api/v1/wallets/{member_no}/history?limit=100")
-    assert status == 200, page
-    return sorted(line["key"] for line in page["lines"] if line["key"].startswith("tap:"))
-
-
-async def wait_for(condition: Any, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 async def test_offline_sales_are_booked_exactly_once_when_the_node_returns(

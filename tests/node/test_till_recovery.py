@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -24,7 +24,7 @@ from coopnode.reader.till_key import TillKeyFile
 from coopnode.reader.till_state import QueuedTap, TillState
 from coopnode.settings import TillSettings
 from tests.nodeproc import NodeProcess
-from tests.tillclient import add_till, enrol_with_card
+from tests.tillclient import NoReader, add_till, enrol_with_card, tap_keys, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -36,21 +36,6 @@ PATIENT = msgspec.structs.replace(
     agent_forward_retry_s=0.2,
 )
 IMPATIENT = msgspec.structs.replace(PATIENT, agent_decision_timeout_s=0.0001)
-
-
-class NoReader:
-    def drain(self) -> None:
-        return None
-
-    async def next_tap(self, timeout_s: float) -> str | None:
-        return None
-
-
-async def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 class Till:
@@ -111,10 +96,6 @@ def balances(node: NodeProcess, member_no: str) -> dict[str, int]:
     return balances
 
 
-def tap_keys(till: Till, member_no: str) -> list[str]:
-    return [key for kind, key, _ in till.history(member_no) if key.startswith("tap:")]
-
-
 async def test_a_sale_the_till_refused_but_the_node_booked_is_voided(
     node: NodeProcess, till: Till
 ) -> None:
@@ -134,7 +115,7 @@ async def test_a_sale_the_till_refused_but_the_node_booked_is_voided(
     await wait_for(lambda: till.state.queued_count() == 0, 20)
     assert balances(node, member)["base"] == 5_000
     tap_key = f"tap:{till.till_id}:{outcome.seq}"
-    assert tap_keys(till, member) == [tap_key]
+    assert tap_keys(node, member) == [tap_key]
     assert any(kind == "void" for kind, _, _ in till.history(member)), till.history(member)
     assert any("voiding" in line for line in till.lines), till.lines
     assert any(f"#{outcome.seq} reversed" in line for line in till.lines), till.lines
@@ -159,7 +140,7 @@ async def test_a_sale_the_till_approved_and_the_node_declined_is_booked_as_owed(
     await till.start(PATIENT)
     await wait_for(lambda: till.state.queued_count() == 0, 20)
     # The till's approval stands: booked once, as an offline tap, with the rest owed.
-    [booked] = tap_keys(till, member)
+    [booked] = tap_keys(node, member)
     assert booked != f"tap:{till.till_id}:{outcome.seq}"
     assert balances(node, member)["base"] == 0
     status, listing = node.request("GET", "/api/v1/overdrafts")
@@ -171,7 +152,7 @@ async def test_a_sale_the_till_approved_and_the_node_declined_is_booked_as_owed(
     await till.stop()
     again = await till.start(PATIENT)
     assert await again.forward_queue() == 0
-    assert tap_keys(till, member) == [booked]
+    assert tap_keys(node, member) == [booked]
     status, audit = node.request("GET", "/api/v1/audit")
     assert status == 200 and audit["balanced"], audit
 
@@ -187,7 +168,7 @@ async def test_a_sale_booked_while_the_till_waited_is_not_booked_twice(
     await till.stop()
     await till.start(PATIENT)
     await wait_for(lambda: till.state.queued_count() == 0, 20)
-    assert tap_keys(till, member) == [f"tap:{till.till_id}:{outcome.seq}"]
+    assert tap_keys(node, member) == [f"tap:{till.till_id}:{outcome.seq}"]
     assert balances(node, member)["base"] == 4_400
     assert any("forwarded: booked" in line for line in till.lines), till.lines
 
@@ -213,7 +194,7 @@ async def test_a_queued_frame_the_node_refuses_is_set_aside_and_the_till_sells_o
     await wait_for(lambda: till.state.queued_count() == 0, 20)
     [aside] = till.state.set_aside_frames()
     assert (aside.tap.seq, aside.reason) == (seq, "bad_signature")
-    assert tap_keys(till, member) == []
+    assert tap_keys(node, member) == []
     # The link stayed up, and the next sale goes through online.
     assert agent.link.online
     outcome = await agent.charge(card, 450)
@@ -240,5 +221,5 @@ async def test_a_till_restored_from_a_backup_numbers_on_from_where_the_node_saw_
     outcome = await agent.charge(card, 430)
     assert outcome.approved and not outcome.offline and outcome.seq == 3, outcome
     assert balances(node, member)["base"] == 5_000 - 3 * 430
-    assert len(tap_keys(till, member)) == 3
+    assert len(tap_keys(node, member)) == 3
     assert any("numbering resumes at #3" in line for line in till.lines), till.lines

@@ -37,6 +37,7 @@ from coopnode.reader.till_agent import TillAgent
 from coopnode.reader.till_key import TillKeyFile
 from coopnode.reader.till_state import QueuedTap, TillState
 from coopnode.settings import TillSettings
+from tests.tillclient import NoReader
 
 CARD = "012e4cd1a2b3c4d5"
 TILL_KEY = SigningKey.generate()
@@ -97,13 +98,6 @@ def agent_with(state: TillState, script: Script, lines: list[str]) -> TillAgent:
         kind=TillKind.CAFETERIA,
         signing_key_hex=bytes(TILL_KEY).hex(),
     )
-
-    class NoReader:
-        def drain(self) -> None:
-            return None
-
-        async def next_tap(self, timeout_s: float) -> str | None:
-            return None
 
     agent = TillAgent(key_file, "http://127.0.0.1:1", SETTINGS, state, NoReader(), lines.append)
     agent.link = ScriptedLink(script)  # type: ignore[assignment]
