@@ -140,6 +140,9 @@ class TillAgent:
         self._sale_lock = asyncio.Lock()
         self._queue_changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # The amount of the sale now waiting for a card (0: none): the POS shows "タッチして
+        # ください" from it, and a card laid on the reader before it is not this sale's.
+        self.awaiting_card_yen = 0
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -176,7 +179,11 @@ class TillAgent:
         """Wait for a card, then charge it; one sale at a time."""
         async with self._sale_lock:
             self._taps.drain()  # A card tapped before the amount was keyed is not this sale.
-            idm = await self._taps.next_tap(self._settings.agent_tap_wait_s)
+            self.awaiting_card_yen = amount_yen
+            try:
+                idm = await self._taps.next_tap(self._settings.agent_tap_wait_s)
+            finally:
+                self.awaiting_card_yen = 0
             if idm is None:
                 return self._show(
                     SaleOutcome(

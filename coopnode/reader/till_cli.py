@@ -12,7 +12,7 @@ voids sale 12, `refund 12 100` refunds 100 yen of it) and from POS software on l
     POST /sale    {"amount_yen": 480}              → the outcome, once a card is tapped
     POST /void    {"tap_seq": 12}
     POST /refund  {"tap_seq": 12, "amount_yen": 100}
-    GET  /status                                   → online, queued offline taps, deny list
+    GET  /status          → online, the amount awaiting a card, queued offline taps, deny list
 
 With `--fixed-amount-yen` every tap is a sale of that amount (a set-menu till; the demo).
 """
@@ -106,6 +106,8 @@ async def pos_status(request: web.Request) -> web.Response:
     status = {
         "till_id": agent.till_id,
         "online": agent.link.online,
+        # A sale waiting for its card: the amount (0 when no sale waits).
+        "awaiting_card_yen": agent.awaiting_card_yen,
         "queued_offline": agent.state.queued_count(),
         # Queued frames the node refused outright: staff must look at these sales.
         "set_aside": agent.state.set_aside_count(),

@@ -20,15 +20,21 @@ def op(member_suffix: int) -> Operation:
 
 
 class Shard:
-    """A stand-in shard: answers each batch after a delay chosen per member number."""
+    """A stand-in shard. The batch for member 01 is answered only once another batch has
+    arrived: it can be answered at all only if the link carries batches in flight at once,
+    and its answer comes back after the later batch's."""
 
     def __init__(self) -> None:
         self.seen: list[int] = []
+        self._another_arrived = asyncio.Event()
 
     async def submit(self, ops: list[Operation]) -> BatchReply:
         suffix = int(ops[0].member_no[-2:])
         self.seen.append(suffix)
-        await asyncio.sleep(0.05 if suffix == 1 else 0)  # The first batch answers last.
+        if suffix == 1:
+            await self._another_arrived.wait()
+        else:
+            self._another_arrived.set()
         results = [decline(Reason.UNKNOWN_MEMBER, op.member_no) for op in ops]
         return BatchReply(results=list(results), commit_ops=len(ops), commit_s=0.0)
 
@@ -56,7 +62,9 @@ async def test_batches_are_pipelined_and_answered_by_id() -> None:
             return endpoint
 
         link = ShardLink(lookup, TOKEN, 65_536)
-        first, second = await asyncio.gather(link.call([op(1)]), link.call([op(2)]))
+        first, second = await asyncio.wait_for(
+            asyncio.gather(link.call([op(1)]), link.call([op(2)])), 10
+        )
         assert [r.message for r in first.results] == ["202600000001"]  # type: ignore[union-attr]
         assert [r.message for r in second.results] == ["202600000002"]  # type: ignore[union-attr]
         assert shard.seen == [1, 2]  # Both were in flight at once on one connection.

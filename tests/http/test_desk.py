@@ -283,27 +283,6 @@ async def test_event_capacity_deadline_cancel_and_attendance(node: NodeProcess) 
         assert "参加" in cell and "申込済" in cell
 
 
-async def test_event_deadline_closes_apply_and_cancel(node: NodeProcess) -> None:
-    until = datetime.datetime.now(JST) + datetime.timedelta(seconds=3)
-    if until.date() != (until - datetime.timedelta(seconds=5)).date():
-        pytest.fail("run across midnight in Tokyo: the deadline would fall on another day")
-    event_id = new_event(node, capacity=10, until=until)
-    late_id = new_event(node, capacity=10, until=until)
-    async with session() as client:
-        _member, csrf = await portal_member(client, node, "late")
-        status, _ = await post(client, node, f"/portal/events/{event_id}/apply", {"csrf": csrf})
-        assert status == 303
-        await asyncio.sleep(
-            max(0.0, until.timestamp() - datetime.datetime.now(JST).timestamp()) + 0.5
-        )
-        status, page = await post(client, node, f"/portal/events/{late_id}/apply", {"csrf": csrf})
-        assert status == 409 and "申込期間を過ぎた" in page
-        status, page = await post(client, node, f"/portal/events/{event_id}/cancel", {"csrf": csrf})
-        assert status == 409
-        home = await get(client, node, "/portal/home")
-        assert rows(home, "application") == [str(event_id)] and "申込済" in home
-
-
 async def test_ic_card_registered_once_and_never_someone_elses(node: NodeProcess) -> None:
     idm = secrets.token_hex(8)
     async with session() as first, session() as second:

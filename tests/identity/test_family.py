@@ -5,7 +5,7 @@ member accepts the mailed invitation (code, password), signs in with a mailed co
 reaches no member page.
 
 The pages run on an aiohttp test server over the in-process identity service and wallet
-shard of `Harness`; sessions come from the real portal sign-in (password and SMS code).
+shard of `Harness` (`tests.identity.portal_app`).
 """
 
 from __future__ import annotations
@@ -13,59 +13,33 @@ from __future__ import annotations
 import datetime
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from coopnode.actors.identity_messages import (
-    Answer,
     FlowAnswer,
-    FlowStep,
     GuardianStart,
-    IdentityRequest,
-    SessionIssued,
-    SignIn,
 )
 from coopnode.actors.mail_templates import FAMILY_INVITATION_SUBJECT
-from coopnode.actors.mailer import MailMessage, Notification, SmsMessage
-from coopnode.actors.wallet_client import WalletClient
-from coopnode.domain.identity import FlowKind, SessionKind
+from coopnode.actors.mailer import MailMessage
+from coopnode.domain.identity import SessionKind
 from coopnode.domain.messages import Pay
 from coopnode.domain.money import TillKind
 from coopnode.http.identity_front import (
     COOKIE_NAMES,
-    identity_key,
-    notifier_key,
-    secure_cookies_key,
 )
-from coopnode.http.portal import setup_portal
-from coopnode.http.wallet_api import wallet_client_key
 from tests.identity.harness import Harness
-from tests.identity.test_service import MAIL, MEMBER, PASSWORD, code_in, enrol, set_password
+from tests.identity.portal_app import as_, portal_client, portal_session
+from tests.identity.test_service import MAIL, MEMBER, code_in, enrol, set_password
 
 GUARDIAN = "202698765432"
 GUARDIAN_MAIL = "parent@example.jp"
 GUARDIAN_PHONE = "090-3333-4444"
 OTHER = "202611112222"
 OTHER_MAIL = "other@student.demo-u.ac.jp"
-
-
-class _Port:
-    def __init__(self, harness: Harness) -> None:
-        self.harness = harness
-
-    async def call(self, request: IdentityRequest) -> Answer:
-        answer: Answer = await self.harness.service.handle(request)
-        self.harness.sent.extend(answer.notifications)
-        return answer
-
-
-class _Notifier:
-    def submit(self, message: Notification) -> bool:
-        return True
 
 
 @pytest.fixture
@@ -79,44 +53,8 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
 
 @pytest.fixture
 async def client(harness: Harness) -> AsyncIterator[TestClient[Any, Any]]:
-    app = web.Application()
-    app[identity_key] = _Port(harness)
-    app[notifier_key] = _Notifier()
-    app[secure_cookies_key] = False
-    # The pages only call `submit`, which the one-shard wallet of the harness answers.
-    app[wallet_client_key] = cast(WalletClient, harness.wallet)
-    setup_portal(app, harness.settings)
-    async with TestClient(TestServer(app)) as test_client:
+    async with portal_client(harness) as test_client:
         yield test_client
-
-
-async def portal_session(harness: Harness, mail: str, phone: str) -> SessionIssued:
-    flow = await harness.call(SignIn(kind=SessionKind.PORTAL, identifier=mail, password=PASSWORD))
-    assert isinstance(flow, FlowAnswer), flow
-    step = FlowStep(
-        kind=FlowKind.PORTAL_SIGN_IN,
-        step="send_code",
-        flow_id=flow.flow_id,
-        method="sms",
-        phone=phone,
-    )
-    await harness.call(step)
-    sms = harness.sent[-1]
-    assert isinstance(sms, SmsMessage)
-    verify = FlowStep(
-        kind=FlowKind.PORTAL_SIGN_IN, step="verify", flow_id=flow.flow_id, code=code_in(sms.body)
-    )
-    issued = await harness.call(verify)
-    assert isinstance(issued, SessionIssued), issued
-    return issued
-
-
-def as_(client: TestClient[Any, Any], issued: SessionIssued) -> dict[str, str]:
-    client.session.cookie_jar.clear()
-    return {
-        COOKIE_NAMES[SessionKind.PORTAL]: issued.session_id,
-        f"cn_csrf_{SessionKind.PORTAL.value}": issued.csrf_token,
-    }
 
 
 async def test_grant_view_refuse_and_revoke(harness: Harness, client: TestClient[Any, Any]) -> None:

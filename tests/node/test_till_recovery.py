@@ -2,8 +2,10 @@
 not come back in time, the till program restarted, and the queue forwarded by the next
 run of the agent from the same LMDB.
 
-The first agent waits only 0.1 ms for a decision, so the node decides (and books) every
-online tap after the till has given up on it; the second waits as long as a real till.
+The first agent talks to the node through a relay that holds the node's answers, so the
+node decides (and books) every online tap while the till waits in vain and gives up on it,
+however fast the machine; the second connects straight to the node and waits as long as a
+real till.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from coopnode.reader.till_state import QueuedTap, TillState
 from coopnode.settings import TillSettings
 from tests.nodeproc import NodeProcess
 from tests.tillclient import NoReader, add_till, enrol_with_card, tap_keys, wait_for
+from tests.tillrelay import AnswerHold
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +38,9 @@ PATIENT = msgspec.structs.replace(
     agent_decision_timeout_s=5.0,
     agent_forward_retry_s=0.2,
 )
-IMPATIENT = msgspec.structs.replace(PATIENT, agent_decision_timeout_s=0.0001)
+# Its answers are held back (see `held_answers`): the till gives up after this long, by
+# construction, not because the node happened to be slower than a timer.
+IMPATIENT = msgspec.structs.replace(PATIENT, agent_decision_timeout_s=0.3)
 
 
 class Till:
@@ -55,9 +60,14 @@ class Till:
         self.lines: list[str] = []
         self.agent: TillAgent | None = None
 
-    async def start(self, settings: TillSettings) -> TillAgent:
+    async def start(self, settings: TillSettings, node_url: str | None = None) -> TillAgent:
         agent = TillAgent(
-            self.key_file, self.node.url, settings, self.state, NoReader(), self.lines.append
+            self.key_file,
+            node_url or self.node.url,
+            settings,
+            self.state,
+            NoReader(),
+            self.lines.append,
         )
         await agent.start()
         await asyncio.wait_for(agent.link.connected.wait(), 10)
@@ -85,6 +95,14 @@ async def till(node: NodeProcess, tmp_path: Path) -> AsyncIterator[Till]:
         till.state.close()
 
 
+@pytest.fixture
+async def held_answers(node: NodeProcess) -> AsyncIterator[AnswerHold]:
+    """A way to the node whose answers never reach the till."""
+    async with AnswerHold(node.url) as relay:
+        relay.hold()
+        yield relay
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -97,11 +115,11 @@ def balances(node: NodeProcess, member_no: str) -> dict[str, int]:
 
 
 async def test_a_sale_the_till_refused_but_the_node_booked_is_voided(
-    node: NodeProcess, till: Till
+    node: NodeProcess, till: Till, held_answers: AnswerHold
 ) -> None:
     member, card = "202645000011", "4500000000000011"
     enrol_with_card(node, member, card, base=5_000)
-    agent = await till.start(IMPATIENT)
+    agent = await till.start(IMPATIENT, held_answers.url)
     # 1,500 yen is above the offline limit (1,000): with no answer in time, the till
     # refuses the sale, though the node books it.
     outcome = await agent.charge(card, 1_500)
@@ -124,11 +142,11 @@ async def test_a_sale_the_till_refused_but_the_node_booked_is_voided(
 
 
 async def test_a_sale_the_till_approved_and_the_node_declined_is_booked_as_owed(
-    node: NodeProcess, till: Till
+    node: NodeProcess, till: Till, held_answers: AnswerHold
 ) -> None:
     member, card = "202645000029", "4500000000000029"
     enrol_with_card(node, member, card, base=300)
-    agent = await till.start(IMPATIENT)
+    agent = await till.start(IMPATIENT, held_answers.url)
     # Within the offline limits: the till approves the sale when no answer comes; the
     # node declines the online frame for want of funds.
     outcome = await agent.charge(card, 800)
@@ -158,11 +176,11 @@ async def test_a_sale_the_till_approved_and_the_node_declined_is_booked_as_owed(
 
 
 async def test_a_sale_booked_while_the_till_waited_is_not_booked_twice(
-    node: NodeProcess, till: Till
+    node: NodeProcess, till: Till, held_answers: AnswerHold
 ) -> None:
     member, card = "202645000037", "4500000000000037"
     enrol_with_card(node, member, card, base=5_000)
-    agent = await till.start(IMPATIENT)
+    agent = await till.start(IMPATIENT, held_answers.url)
     outcome = await agent.charge(card, 600)
     assert outcome.approved and outcome.offline
     await till.stop()

@@ -146,7 +146,7 @@ def test_a_card_presented_again_after_the_debounce_window_is_a_second_tap(
     assert taps[1].read_at_ms - taps[0].read_at_ms >= 2_000
 
 
-def test_stop_returns_promptly_while_polling_and_closes_the_device(port: int) -> None:
+def test_stop_while_polling_ends_the_poll_and_closes_the_device(port: int) -> None:
     opened: list[Any] = []
 
     def open_and_remember(device_path: str) -> Any:
@@ -156,11 +156,9 @@ def test_stop_returns_promptly_while_polling_and_closes_the_device(port: int) ->
 
     card_reader = CardReader(reader_settings(port), open_frontend=open_and_remember)
     card_reader.start()
-    time.sleep(0.3)  # No card: the reader is inside a poll that waits up to 1 s.
-    started = time.monotonic()
+    # No card: the reader is inside a poll that waits up to 1 s, or about to start one;
+    # stop ends it either way (a hung stop fails the test by its timeout).
     card_reader.stop()
-    stop_s = time.monotonic() - started
-    assert stop_s < 1.5
     assert not card_reader.running
     assert len(opened) == 1
     assert opened[0].device is None
@@ -261,8 +259,9 @@ def test_a_full_queue_drops_the_newest_taps() -> None:
     frontend = ScriptedFrontend(list(cards))
     card_reader, _ = scripted_reader([frontend], tap_queue_max=2)
     card_reader.start()
-    deadline = time.monotonic() + 2.0
-    while frontend.polls <= len(cards) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30.0
+    while frontend.polls <= len(cards):
+        assert time.monotonic() < deadline, "the reader stopped polling"
         time.sleep(0.01)
     card_reader.stop()
     kept = [card_reader.next_tap(0.01) for _ in range(3)]
@@ -292,7 +291,7 @@ async def test_taps_bridges_to_asyncio_and_ends_when_the_reader_stops() -> None:
 
     ticker = asyncio.create_task(tick())
     try:
-        async with asyncio.timeout(3.0):
+        async with asyncio.timeout(30.0):
             async for tap in card_reader.taps():
                 received.append(tap.idm)
                 if len(received) == 2:

@@ -116,7 +116,11 @@ def test_a_card_tapped_on_the_reader_pays_at_the_node(
         target=lambda: answers.put(get_json(pos + "/sale", {"amount_yen": 450}))
     )
     sale.start()
-    time.sleep(0.3)
+    # A card laid on the reader before the sale waits for one is not the sale's.
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while get_json(pos + "/status")["awaiting_card_yen"] != 450:
+        assert time.monotonic() < deadline, "the sale did not start"
+        time.sleep(0.05)
     with emulated_card(port, CARD):
         sale.join(timeout=20)
     outcome = answers.get(timeout=1)
