@@ -9,7 +9,15 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from coopnode.loadtest.harness import Naming, Target, books_balanced, close, play, prepare
+from coopnode.loadtest.harness import (
+    HTTP_CONNECTIONS,
+    Naming,
+    Target,
+    books_balanced,
+    close,
+    play,
+    prepare,
+)
 from coopnode.loadtest.scenarios import Scenario, build_workload, load_scenario, parse_scenario
 from tests.loadtest.test_openloop import serving
 from tests.nodeproc import NodeProcess
@@ -42,9 +50,15 @@ async def test_a_rising_profile_keeps_its_schedule_against_a_slow_endpoint() -> 
     ops = build_workload(scenario, 100.0, 2.0, seed=0)
     arrivals: list[float] = []
     lock = asyncio.Lock()
+    # Nothing is answered until as many requests as the harness has connections are in:
+    # a client that waited for answers before sending more would never get there.
+    all_connections_busy = asyncio.Event()
 
     async def handler(request: web.Request) -> web.Response:
         arrivals.append(time.monotonic())
+        if len(arrivals) == HTTP_CONNECTIONS:
+            all_connections_busy.set()
+        await all_connections_busy.wait()
         async with lock:
             await asyncio.sleep(SERVICE_S)
         return web.json_response({"ok": True})
@@ -53,10 +67,8 @@ async def test_a_rising_profile_keeps_its_schedule_against_a_slow_endpoint() -> 
         target = Target(url, "token", scenario, Naming(prefix=1234))
         figures = await play(target, ops, 100.0, 2.0, progress=False)
     result = figures.by_kind["charge_card"]
+    assert len(ops) > HTTP_CONNECTIONS
     assert result.completed == len(ops) == len(arrivals)
-    # Every request reached the server within the schedule's two seconds (plus slack for
-    # a shared machine), although serving them all took far longer.
-    assert arrivals[-1] - arrivals[0] < 2.0 + 0.3
     assert len(ops) * SERVICE_S > 2.5
     # The last requests waited behind the queue: their latency includes that wait.
     backlog_s = len(ops) * SERVICE_S - 2.0
