@@ -75,6 +75,9 @@ class RegistryActor:
     def limits_history(self) -> bytes:
         return msgspec.msgpack.encode(self._store.limits_history())
 
+    def limits_of(self, till_id: str) -> bytes:
+        return msgspec.msgpack.encode(self._store.limits_of(till_id))
+
     def note_limits(self, till_id: str, sent: bytes, skew_ms: int) -> bytes:
         history = self._store.note_limits(till_id, _sent_decoder.decode(sent), skew_ms)
         return msgspec.msgpack.encode(history)

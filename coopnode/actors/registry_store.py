@@ -290,6 +290,15 @@ class RegistryStore:
                 for key, raw in txn.cursor(db=self._till_limits)
             }
 
+    def limits_of(self, till_id: str) -> list[LimitsSent]:
+        raw = self._read_limits(till_id)
+        return [] if raw is None else _history_decoder.decode(raw)
+
+    def _read_limits(self, till_id: str) -> bytes | None:
+        with self.env.begin() as txn:
+            raw: bytes | None = txn.get(till_id.encode(), db=self._till_limits)
+            return raw
+
     def note_limits(self, till_id: str, sent: LimitsSent, skew_ms: int) -> list[LimitsSent]:
         """Record that `sent` went to the till (a new entry only when the limits changed);
         return the till's history. Durable before the `Welcome` that carries them leaves."""

@@ -10,10 +10,10 @@ the offline limits and the whole deny list) and from then on pushes `DenyUpdate`
 void or a refund arrives `Sealed` with that key (online) or `Signed` with the till's
 Ed25519 key (an offline tap forwarded later; checked on the verifier's thread). A tap
 the till approved offline is taken only `Signed`, and only when it is dated within
-`offline_tap_clock_skew_max_s` ahead of the node's clock and `offline_tap_age_max_s`
-behind it: it skips the balance and suspension checks, so it must stay evidence of what
-the till decided, and a till cannot date it back past a card's block without limit. The
-hot path of a tap stays in this process:
+`offline_tap_clock_skew_max_s` ahead of the node's clock and no further behind it than
+the age cut-off it was sold under: it skips the balance and suspension checks, so it
+must stay evidence of what the till decided, and a till cannot date it back past a
+card's block without limit. The hot path of a tap stays in this process:
 
     check the MAC → replay window → IDm → card and member (in-memory copy) →
     deny check → `WalletClient.submit(Pay)` (micro-batched to the shard) → `Decision`
@@ -29,7 +29,7 @@ the day it is forwarded. An offline tap the node refuses for any reason below (t
 unknown, blocked before the tap, a date or limits out of bounds, a bad signature, a
 number used before) is a sale the till has made and nobody paid for: before the till is
 answered it is kept for staff in the registry (GET /api/v1/offline-refusals) and counted
-(coopnode_till_offline_refused); when it cannot be kept, the till is told to try again,
+(coopnode_till_offline_refused_total); when it cannot be kept, the till is told to try again,
 so it stays in the till's queue.
 
 Refusals, none of which changes anything:
@@ -38,8 +38,9 @@ Refusals, none of which changes anything:
     sealed rather than signed: `Refused` (reason malformed_frame, bad_signature,
     wrong_till, offline_not_signed); after `bad_frames_max` of them the connection is
     closed;
-  * an offline tap dated too far ahead or too long ago: a declined `Decision`
-    (invalid_input);
+  * an offline tap dated too far ahead or too long ago, or stating limits the node had
+    not given this till when it is dated: a declined `Decision` (invalid_input); above
+    the limits it states: above_maximum;
   * any frame of a till retired meanwhile: none is decided, and the connection is
     closed (4003);
   * a frame larger than `frame_max_bytes`: the connection is closed (1009, too big);

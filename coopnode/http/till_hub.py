@@ -221,8 +221,8 @@ class TillHub:
         if body.limits is not None and body.limits not in limits_in_force(
             history, body.at_ms, self._skew_ms
         ):
-            histories = _histories_decoder.decode(await self._call("limits_history"))
-            history = self.limits_history[till_id] = histories.get(till_id, [])
+            history = _history_decoder.decode(await self._call("limits_of", till_id))
+            self.limits_history[till_id] = history
         return node_offline_refusal(
             stated=body.limits,
             current=self.current_limits(),

@@ -44,6 +44,8 @@ def test_the_limits_sent_to_a_till_are_kept_across_a_restart(tmp_path: Path) -> 
     store = open_store(tmp_path)
     try:
         assert store.limits_history() == {"till-0001": [first, lower]}
+        assert store.limits_of("till-0001") == [first, lower]
+        assert store.limits_of("till-0002") == []
     finally:
         store.close()
 

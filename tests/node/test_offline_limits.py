@@ -142,6 +142,11 @@ async def a_till_key_cannot_claim_limits_it_was_not_given(
     assert status == 400 and answer["reason"] == "invalid_input", answer
     status, answer = node.request("GET", f"/api/v1/offline-refusals?till_id={till_id}", token="")
     assert status == 401, answer
+    status, document = node.request("GET", "/api/openapi.json")
+    listing = document["paths"]["/api/v1/offline-refusals"]["get"]
+    assert listing["security"] == [{"staffToken": []}] and listing["parameters"][0]["name"] == (
+        "till_id"
+    )
 
 
 def refusals(node: NodeProcess) -> list[dict[str, Any]]:
