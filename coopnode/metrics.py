@@ -82,6 +82,13 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.till_offline_refused = Counter(
+            "coopnode_till_offline_refused",
+            "Offline taps a till approved and the node refused when they were forwarded, "
+            "kept for staff (GET /api/v1/offline-refusals), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.till_throttled = Counter(
             "coopnode_till_throttled_frames",
             "Till frames held back by their till's token bucket.",

@@ -198,6 +198,13 @@ class TillSettings(_Section, frozen=True):
     # will. A till that stays out of reach longer with taps queued (switched off over a
     # long closure) has them refused: bring it online before closing.
     offline_tap_age_max_s: Annotated[float, msgspec.Meta(gt=0, le=31_536_000)] = 604_800.0
+    # These limits and the cut-off go to a till in `Welcome` and travel with each tap it
+    # sells offline; lowering them here does not refuse what tills already sold.
+    # Offline taps the node refuses (an unknown card, a card blocked before the tap, a
+    # date or limits out of bounds) are kept for staff (GET /api/v1/offline-refusals), at
+    # most this many per till: far more than a till sells in the age cut-off, so only a
+    # broken or hostile till fills it; its further refusals then wait in its own queue.
+    offline_refused_per_till_max: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
     # The card and till registry -------------------------------------------------------
     registry_lmdb_map_size_mib: Annotated[int, msgspec.Meta(ge=16, le=1_048_576)] = 256
     # A staff change waits this long for the registry actor before it is reported failed.

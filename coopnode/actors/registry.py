@@ -19,7 +19,8 @@ from typing import Any
 import msgspec
 import ray
 
-from coopnode.actors.registry_store import RegistryOp, RegistryStore
+from coopnode.actors.registry_store import RefusedOfflineTap, RegistryOp, RegistryStore
+from coopnode.domain.offline import LimitsSent
 from coopnode.logs import configure_logging, get_logger
 from coopnode.settings import Settings
 
@@ -38,6 +39,8 @@ def registry_path(settings: Settings) -> Path:
 
 
 _sequences_decoder = msgspec.msgpack.Decoder(dict[str, int])
+_sent_decoder = msgspec.msgpack.Decoder(LimitsSent)
+_refused_decoder = msgspec.msgpack.Decoder(RefusedOfflineTap)
 
 
 class RegistryActor:
@@ -68,3 +71,19 @@ class RegistryActor:
 
     def note_sequences(self, seen: bytes) -> None:
         self._store.note_sequences(_sequences_decoder.decode(seen))
+
+    def limits_history(self) -> bytes:
+        return msgspec.msgpack.encode(self._store.limits_history())
+
+    def limits_of(self, till_id: str) -> bytes:
+        return msgspec.msgpack.encode(self._store.limits_of(till_id))
+
+    def note_limits(self, till_id: str, sent: bytes, skew_ms: int) -> bytes:
+        history = self._store.note_limits(till_id, _sent_decoder.decode(sent), skew_ms)
+        return msgspec.msgpack.encode(history)
+
+    def note_refused(self, refused: bytes, per_till_max: int) -> str:
+        return self._store.note_refused(_refused_decoder.decode(refused), per_till_max)
+
+    def refused_taps(self, till_id: str, limit: int) -> bytes:
+        return msgspec.msgpack.encode(self._store.refused_taps(till_id, limit))

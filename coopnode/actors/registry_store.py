@@ -15,12 +15,19 @@ Each change is one write transaction with fsync: staff make a few changes a minu
 there is nothing to batch. Records are checked before they are written and when the
 registry opens.
 
+Beside the versioned registry, what the node keeps of each till's offline sales: the
+offline limits it sent the till (`LimitsSent`, the history a forwarded tap's stated limits
+are checked against), and the offline taps it refused, for staff (`RefusedOfflineTap`).
+
 Databases in the environment:
     cards      IDm (16 hex) → CardRecord
     members    member number → IDm of the member's active card
     tills      till id → TillRecord
     suspended  member number → (empty)
     meta       b"registry" → RegistryMeta
+    till_seqs  till id → the highest sequence number seen (8 bytes, big-endian)
+    till_limits  till id → list[LimitsSent], oldest first
+    offline_refused  till id + 0x00 + sequence (8 bytes) + frame digest → RefusedOfflineTap
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ from coopnode.actors.wallet_store import _lock_exclusive
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.messages import Label, MemberNo
 from coopnode.domain.money import Reason, TillKind
-from coopnode.domain.till_frames import Idm, PublicKey, TillId
+from coopnode.domain.offline import LimitsSent, noted
+from coopnode.domain.till_frames import Idm, OfflineLimits, PublicKey, TillId
 
 
 class CardStatus(StrEnum):
@@ -122,6 +130,26 @@ class RegistryChange(_Record, frozen=True):
     resumed: list[str] = []
 
 
+class RefusedOfflineTap(_Record, frozen=True):
+    """A tap a till approved offline that the node refused when it was forwarded: the
+    member has the goods and nothing was booked, so staff must settle it by hand."""
+
+    till_id: str
+    seq: int
+    # Tells apart two frames under one number (a till restored from a backup).
+    frame_digest_hex: str
+    idm: str
+    # The card's member when the node knows the card; "" otherwise.
+    member_no: str
+    amount_yen: int
+    tapped_at_ms: int
+    # The limits the till states it sold under; None for a tap that states none.
+    limits: OfflineLimits | None
+    reason: str
+    message: str
+    refused_at_ms: int
+
+
 class RegistrySnapshot(_Record, frozen=True):
     version: int
     cards: list[CardRecord]
@@ -134,6 +162,8 @@ _encoder = msgspec.msgpack.Encoder()
 _card_decoder = msgspec.msgpack.Decoder(CardRecord)
 _till_decoder = msgspec.msgpack.Decoder(TillRecord)
 _meta_decoder = msgspec.msgpack.Decoder(RegistryMeta)
+_history_decoder = msgspec.msgpack.Decoder(list[LimitsSent])
+_refused_decoder = msgspec.msgpack.Decoder(RefusedOfflineTap)
 
 
 def _refused(version: int, reason: Reason, message: str) -> RegistryChange:
@@ -169,7 +199,7 @@ class RegistryStore:
         path.mkdir(parents=True, exist_ok=True)
         self._lock_file = _lock_exclusive(path / "owner.lock", lock_wait_s)
         self.env = lmdb.open(
-            str(path), max_dbs=7, map_size=map_size_bytes, sync=fsync, metasync=fsync
+            str(path), max_dbs=9, map_size=map_size_bytes, sync=fsync, metasync=fsync
         )
         self._cards = self.env.open_db(b"cards")
         self._members = self.env.open_db(b"members")
@@ -179,6 +209,8 @@ class RegistryStore:
         # Till id → the highest sequence number the node has seen from it (see
         # `note_sequences`); not part of the versioned registry that tills are sent.
         self._till_seqs = self.env.open_db(b"till_seqs")
+        self._till_limits = self.env.open_db(b"till_limits")
+        self._offline_refused = self.env.open_db(b"offline_refused")
         self._check_on_open()
 
     def close(self) -> None:
@@ -247,6 +279,79 @@ class RegistryStore:
                 raw = txn.get(key, db=self._till_seqs)
                 if raw is None or int.from_bytes(raw, "big") < seq:
                     txn.put(key, seq.to_bytes(8, "big"), db=self._till_seqs)
+
+    # Offline sales -----------------------------------------------------------------------
+
+    def limits_history(self) -> dict[str, list[LimitsSent]]:
+        """Every till's history of the offline limits the node sent it, oldest first."""
+        with self.env.begin() as txn:
+            return {
+                key.decode(): _history_decoder.decode(raw)
+                for key, raw in txn.cursor(db=self._till_limits)
+            }
+
+    def limits_of(self, till_id: str) -> list[LimitsSent]:
+        raw = self._read_limits(till_id)
+        return [] if raw is None else _history_decoder.decode(raw)
+
+    def _read_limits(self, till_id: str) -> bytes | None:
+        with self.env.begin() as txn:
+            raw: bytes | None = txn.get(till_id.encode(), db=self._till_limits)
+            return raw
+
+    def note_limits(self, till_id: str, sent: LimitsSent, skew_ms: int) -> list[LimitsSent]:
+        """Record that `sent` went to the till (a new entry only when the limits changed);
+        return the till's history. Durable before the `Welcome` that carries them leaves."""
+        key = till_id.encode()
+        with self.env.begin(write=True) as txn:
+            raw = txn.get(key, db=self._till_limits)
+            before = [] if raw is None else _history_decoder.decode(raw)
+            history = noted(before, sent, self._clock_ms(), skew_ms)
+            if history != before:
+                txn.put(key, _encoder.encode(history), db=self._till_limits)
+        return history
+
+    def note_refused(self, refused: RefusedOfflineTap, per_till_max: int) -> str:
+        """Keep a refused offline tap for staff: "new", "seen" (the same frame was refused
+        before), or "full" (the till has `per_till_max` of them already; nothing kept)."""
+        if refused.amount_yen <= 0 or refused.seq <= 0:
+            raise InvariantViolation(f"refused tap {refused.till_id}:{refused.seq} is empty")
+        prefix = refused.till_id.encode() + b"\x00"
+        key = prefix + refused.seq.to_bytes(8, "big") + bytes.fromhex(refused.frame_digest_hex)
+        with self.env.begin(write=True) as txn:
+            if txn.get(key, db=self._offline_refused) is not None:
+                return "seen"
+            if self._count_prefix(txn, prefix, per_till_max) >= per_till_max:
+                return "full"
+            txn.put(key, _encoder.encode(refused), db=self._offline_refused)
+        return "new"
+
+    def _count_prefix(self, txn: Any, prefix: bytes, stop_at: int) -> int:
+        cursor = txn.cursor(db=self._offline_refused)
+        count = 0
+        if cursor.set_range(prefix):
+            for key in cursor.iternext(values=False):
+                if not key.startswith(prefix) or count >= stop_at:
+                    break
+                count += 1
+        return count
+
+    def refused_taps(self, till_id: str, limit: int) -> list[RefusedOfflineTap]:
+        """Refused offline taps by till and number, of one till ("" for every till); at
+        most `limit` of them."""
+        prefix = till_id.encode() + b"\x00" if till_id else b""
+        found: list[RefusedOfflineTap] = []
+        with self.env.begin() as txn:
+            cursor = txn.cursor(db=self._offline_refused)
+            if cursor.set_range(prefix):
+                for key, raw in cursor.iternext():
+                    if not key.startswith(prefix) or len(found) >= limit:
+                        break
+                    refused = _refused_decoder.decode(raw)
+                    if not key.startswith(refused.till_id.encode() + b"\x00"):
+                        raise InvariantViolation(f"refused tap record {key!r} is misfiled")
+                    found.append(refused)
+        return found
 
     # Writing ---------------------------------------------------------------------------
 

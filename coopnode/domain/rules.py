@@ -6,12 +6,12 @@ functions that use them live in `spend.py` and `wallet.py`.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import msgspec
 
+from coopnode.domain.days import COOP_TIMEZONE, coop_day
 from coopnode.domain.money import PURSES, Purse, TillKind
 
 Yen = Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
@@ -51,7 +51,7 @@ class CoopRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     """The rules of one co-op. Every amount is in yen."""
 
     name: str = "大学生活協同組合"
-    timezone: str = "Asia/Tokyo"
+    timezone: str = COOP_TIMEZONE
     # The purses a till of each kind spends, in order.
     spend_orders: dict[TillKind, list[Purse]] = msgspec.field(default_factory=_default_spend_orders)
     # Points earned per 10,000 yen paid from money purses (not the meal plan nor points).
@@ -88,6 +88,5 @@ class CoopRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             raise ValueError(f"timezone {self.timezone!r} is unknown") from error
 
     def day_of(self, at_ms: int) -> int:
-        """The local calendar day (proleptic ordinal) of an instant: the meal cap's day."""
-        local = datetime.fromtimestamp(at_ms / 1000, ZoneInfo(self.timezone))
-        return local.date().toordinal()
+        """The co-op's day of an instant: the meal cap's day (see `days.coop_day`)."""
+        return coop_day(at_ms, self.timezone)

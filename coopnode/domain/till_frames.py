@@ -48,6 +48,9 @@ Idm = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{16}$", description="16 hex
 # A till numbers its frames from 1; the number is the idempotency key of what it asks.
 Seq = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 EpochMs = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+# A limit as a till states it in a signed tap: the node compares it with what it sent,
+# so here it needs only to be a number the node can hold.
+LimitValue = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Nonce = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 PublicKey = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
@@ -88,6 +91,18 @@ class Sealed(_Frame, frozen=True, tag="sealed"):
     mac: Mac
 
 
+class OfflineLimits(_Frame, frozen=True):
+    """What a till may approve on its own while it cannot reach the node, and for how long
+    after a sale the node still takes it."""
+
+    tap_max_yen: LimitValue
+    card_day_max_yen: LimitValue
+    queue_max_taps: LimitValue
+    # A till's files from before the node sent this limit hold limits without it; they
+    # were sent when the node's cut-off was its default, a week.
+    tap_age_max_ms: LimitValue = 604_800_000
+
+
 class TapBody(_Frame, frozen=True, tag="tap"):
     till_id: TillId
     seq: Seq
@@ -96,6 +111,10 @@ class TapBody(_Frame, frozen=True, tag="tap"):
     at_ms: EpochMs
     # Approved by the till while it could not reach the node, and forwarded later.
     offline: bool = False
+    # For an offline tap: the limits the till approved it under, from the node's last
+    # `Welcome` before the sale. The node takes them only if it sent them to this till
+    # and they were in force when the tap is dated (`offline.node_offline_refusal`).
+    limits: OfflineLimits | None = None
 
 
 class VoidBody(_Frame, frozen=True, tag="void"):
@@ -129,14 +148,6 @@ SignedBody = TapBody | VoidBody | RefundBody
 class Challenge(_Frame, frozen=True, tag="challenge"):
     nonce: Nonce
     node_time_ms: EpochMs
-
-
-class OfflineLimits(_Frame, frozen=True):
-    """What a till may approve on its own while it cannot reach the node."""
-
-    tap_max_yen: int
-    card_day_max_yen: int
-    queue_max_taps: int
 
 
 class Welcome(_Frame, frozen=True, tag="welcome"):

@@ -1,4 +1,4 @@
-"""The staff API for cards, tills, the deny list and offline overdrafts: one route table.
+"""The staff API for cards, tills, the deny list and offline sales: one route table.
 
 Every change goes through the front's `TillHub`, which makes it durable in the registry
 actor, then updates the front's copy and pushes the deny list to the connected tills,
@@ -16,6 +16,7 @@ from coopnode.actors.registry_store import (
     AddTill,
     BindCard,
     CardRecord,
+    RefusedOfflineTap,
     RegistryChange,
     RegistryOp,
     Reissue,
@@ -40,6 +41,9 @@ from coopnode.http.wallet_api import (
 PublicKeyHex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 # Staff read overdrafts a page at a time; a shard never sends more than this many.
 OVERDRAFTS_PER_SHARD_MAX = 1_000
+# Refused offline taps listed at once: a screenful for staff, one registry read; a till
+# at a time (`till_id`) lists the rest.
+OFFLINE_REFUSALS_LISTED_MAX = 1_000
 
 
 class _Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -83,6 +87,17 @@ class DenyListView(_Body, frozen=True):
 class OverdraftList(_Body, frozen=True):
     overdrafts: list[OverdraftRecord]
     total_yen: int
+
+
+class OfflineRefusalsQuery(_Body, frozen=True):
+    till_id: TillId | None = None
+
+
+class OfflineRefusalList(_Body, frozen=True):
+    refusals: list[RefusedOfflineTap]
+    total_yen: int
+    # More are kept than were listed (at most `OFFLINE_REFUSALS_LISTED_MAX` are).
+    more: bool
 
 
 def _json(value: object, status: int = 200) -> web.Response:
@@ -195,6 +210,22 @@ async def overdrafts(request: web.Request) -> web.Response:
     return _json(OverdraftList(overdrafts=records, total_yen=total))
 
 
+async def offline_refusals(request: web.Request) -> web.Response:
+    require_staff(request)
+    try:
+        query = msgspec.convert(dict(request.query), OfflineRefusalsQuery)
+    except msgspec.ValidationError as error:
+        raise ApiError(400, Reason.INVALID_INPUT, f"invalid query: {error}") from None
+    limit = OFFLINE_REFUSALS_LISTED_MAX
+    try:
+        found = await request.app[till_hub_key].refused_taps(query.till_id or "", limit + 1)
+    except RegistryUnavailable as error:
+        raise ApiError(503, Reason.UNAVAILABLE, str(error)) from None
+    listed = found[:limit]
+    total = sum(refused.amount_yen for refused in listed)
+    return _json(OfflineRefusalList(refusals=listed, total_yen=total, more=len(found) > limit))
+
+
 TILL_ROUTES: tuple[Route, ...] = (
     Route(
         method="POST",
@@ -264,5 +295,16 @@ TILL_ROUTES: tuple[Route, ...] = (
         summary="Offline taps the balance did not cover: what members owe, to recover",
         handler=overdrafts,
         response=OverdraftList,
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/offline-refusals",
+        summary=(
+            "Sales tills approved offline that the node refused when they were forwarded "
+            "(nothing was booked): for staff to settle by hand"
+        ),
+        handler=offline_refusals,
+        response=OfflineRefusalList,
+        query=(("till_id", "string"),),
     ),
 )

@@ -10,10 +10,10 @@ the offline limits and the whole deny list) and from then on pushes `DenyUpdate`
 void or a refund arrives `Sealed` with that key (online) or `Signed` with the till's
 Ed25519 key (an offline tap forwarded later; checked on the verifier's thread). A tap
 the till approved offline is taken only `Signed`, and only when it is dated within
-`offline_tap_clock_skew_max_s` ahead of the node's clock and `offline_tap_age_max_s`
-behind it: it skips the balance and suspension checks, so it must stay evidence of what
-the till decided, and a till cannot date it back past a card's block without limit. The
-hot path of a tap stays in this process:
+`offline_tap_clock_skew_max_s` ahead of the node's clock and no further behind it than
+the age cut-off it was sold under: it skips the balance and suspension checks, so it
+must stay evidence of what the till decided, and a till cannot date it back past a
+card's block without limit. The hot path of a tap stays in this process:
 
     check the MAC → replay window → IDm → card and member (in-memory copy) →
     deny check → `WalletClient.submit(Pay)` (micro-batched to the shard) → `Decision`
@@ -22,14 +22,25 @@ so a tap costs no Ray call of its own. Frames of one connection are decided conc
 (at most `in_flight_max` at once) and answered as they are decided; each `Decision`
 names its sequence number.
 
+An offline tap is judged by the limits it states it was sold under, if the node sent
+this till those limits and they were in force when the tap is dated (the till's history
+of limits, kept in the registry: `TillHub.offline_refusal`), not by the node's limits of
+the day it is forwarded. An offline tap the node refuses for any reason below (the card
+unknown, blocked before the tap, a date or limits out of bounds, a bad signature, a
+number used before) is a sale the till has made and nobody paid for: before the till is
+answered it is kept for staff in the registry (GET /api/v1/offline-refusals) and counted
+(coopnode_till_offline_refused_total); when it cannot be kept, the till is told to try again,
+so it stays in the till's queue.
+
 Refusals, none of which changes anything:
   * a frame that is not MessagePack of a known kind, or not signed by this till nor
     sealed with this connection's key, or names another till, or an offline tap that is
     sealed rather than signed: `Refused` (reason malformed_frame, bad_signature,
     wrong_till, offline_not_signed); after `bad_frames_max` of them the connection is
     closed;
-  * an offline tap dated too far ahead or too long ago: a declined `Decision`
-    (invalid_input);
+  * an offline tap dated too far ahead or too long ago, or stating limits the node had
+    not given this till when it is dated: a declined `Decision` (invalid_input); above
+    the limits it states: above_maximum;
   * any frame of a till retired meanwhile: none is decided, and the connection is
     closed (4003);
   * a frame larger than `frame_max_bytes`: the connection is closed (1009, too big);
@@ -51,13 +62,13 @@ import hashlib
 import secrets
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgspec
 from aiohttp import WSMsgType, web
 from nacl.signing import VerifyKey
 
-from coopnode.actors.registry_store import CardStatus, TillRecord
+from coopnode.actors.registry_store import CardStatus, RefusedOfflineTap, TillRecord
 from coopnode.actors.wallet_client import WalletClient
 from coopnode.domain.messages import (
     Booked,
@@ -74,7 +85,6 @@ from coopnode.domain.till_frames import (
     Auth,
     Challenge,
     Decision,
-    OfflineLimits,
     RefundBody,
     Refused,
     Sealed,
@@ -93,7 +103,14 @@ from coopnode.domain.till_frames import (
     till_frame_decoder,
     verify_auth,
 )
-from coopnode.http.till_hub import ReplayWindow, Seen, TillHub, TokenBucket
+from coopnode.http.till_hub import (
+    RefusalsFull,
+    RegistryUnavailable,
+    ReplayWindow,
+    Seen,
+    TillHub,
+    TokenBucket,
+)
 from coopnode.http.wallet_api import wallet_client_key
 from coopnode.logs import get_logger
 
@@ -107,6 +124,8 @@ CLOSE_RETIRED = 4003
 CLOSE_AUTH_TIMEOUT = 4004
 CLOSE_BAD_FRAMES = 4008
 CLOSE_PUSH_BACKLOG = 4009
+# WebSocket's own "try again later": the node could not record the limits it would send.
+CLOSE_TRY_AGAIN = 1013
 
 
 async def till_websocket(request: web.Request) -> web.WebSocketResponse:
@@ -123,7 +142,13 @@ async def till_websocket(request: web.Request) -> web.WebSocketResponse:
     hub.attach(connection)
     log.info("till connected", till_id=till.till_id, store=till.store)
     try:
-        await ws.send_bytes(connection.welcome())
+        try:
+            welcome = await connection.welcome()
+        except RegistryUnavailable as error:
+            log.warning("till not welcomed", till_id=till.till_id, error=str(error))
+            await ws.close(code=CLOSE_TRY_AGAIN, message=b"the registry did not answer")
+            return ws
+        await ws.send_bytes(welcome)
         await connection.serve()
     finally:
         hub.detach(connection)
@@ -192,19 +217,15 @@ class TillConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._bad_frames = 0
 
-    def welcome(self) -> bytes:
-        settings = self.hub.settings
+    async def welcome(self) -> bytes:
+        now_ms = _now_ms()
         return frame_encoder.encode(
             Welcome(
                 till_id=self.till.till_id,
                 store=self.till.store,
                 kind=self.till.kind,
-                node_time_ms=_now_ms(),
-                limits=OfflineLimits(
-                    tap_max_yen=settings.offline_tap_max_yen,
-                    card_day_max_yen=settings.offline_card_day_max_yen,
-                    queue_max_taps=settings.offline_queue_max_taps,
-                ),
+                node_time_ms=now_ms,
+                limits=await self.hub.limits_to_send(self.till_id, now_ms),
                 session_key_box=seal_session_key(self.till.public_key, self._session_key),
                 deny_version=self.hub.version,
                 deny_idms=sorted(self.hub.deny),
@@ -252,7 +273,7 @@ class TillConnection:
                 await self._slots.acquire()
                 self._take(message.data, started_s)
             elif message.type is WSMsgType.TEXT:
-                await self._bad_frame(0, "malformed_frame", "frames are binary MessagePack")
+                await self._bad_frame(0, b"", "malformed_frame", "frames are binary MessagePack")
             else:
                 return  # CLOSE, CLOSING, CLOSED or ERROR (e.g. a frame too large).
 
@@ -264,7 +285,7 @@ class TillConnection:
                 raise msgspec.ValidationError("expected a sealed or signed frame")
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             self._slots.release()
-            self._spawn(self._bad_frame(0, "malformed_frame", f"malformed frame: {error}"))
+            self._spawn(self._bad_frame(0, b"", "malformed_frame", f"malformed frame: {error}"))
             return
         self._spawn(self._handle(frame, started_s))
 
@@ -281,36 +302,38 @@ class TillConnection:
             try:
                 body = signed_body_decoder.decode(frame.body)
             except (msgspec.DecodeError, msgspec.ValidationError) as error:
-                await self._bad_frame(0, "malformed_frame", f"malformed frame: {error}")
-                return
-            if isinstance(frame, Sealed):
-                if not check_sealed(self._session_key, frame):
-                    await self._bad_frame(
-                        body.seq,
-                        "bad_signature",
-                        "the frame is not sealed with this connection's key",
-                    )
-                    return
-            # A signature is checked on the verifier's thread: the loop reads other frames.
-            elif not await self.hub.signatures.check(self._verify_key, frame):
-                await self._bad_frame(
-                    body.seq, "bad_signature", "the frame is not signed by this till"
-                )
-                return
-            if body.till_id != self.till_id:
-                await self._bad_frame(body.seq, "wrong_till", "the frame names another till")
-                return
-            if isinstance(body, TapBody) and body.offline and isinstance(frame, Sealed):
-                # An offline tap skips the balance and suspension checks on the till's word
-                # alone; that word must be the till's signature, made when it sold.
-                await self._bad_frame(
-                    body.seq, "offline_not_signed", "an offline tap must be signed by the till"
-                )
+                await self._bad_frame(0, b"", "malformed_frame", f"malformed frame: {error}")
                 return
             digest = hashlib.blake2b(frame.body, digest_size=16).digest()
+            unproven = self._unproven(frame, body)
+            # A signature is checked on the verifier's thread: the loop reads on.
+            if (
+                unproven is None
+                and isinstance(frame, Signed)
+                and not await self.hub.signatures.check(self._verify_key, frame)
+            ):
+                unproven = ("bad_signature", "the frame is not signed by this till")
+            if unproven is None and body.till_id != self.till_id:
+                unproven = ("wrong_till", "the frame names another till")
+            if unproven is not None:
+                await self._bad_frame(body, digest, *unproven)
+                return
             await self._once(body, digest, started_s)
         finally:
             self._slots.release()
+
+    def _unproven(self, frame: Sealed | Signed, body: SignedBody) -> tuple[str, str] | None:
+        """Why a frame's envelope is not proof of its body, as far as it can be told
+        without checking a signature."""
+        if not isinstance(frame, Sealed):
+            return None
+        if not check_sealed(self._session_key, frame):
+            return "bad_signature", "the frame is not sealed with this connection's key"
+        if isinstance(body, TapBody) and body.offline:
+            # An offline tap skips the balance and suspension checks on the till's word
+            # alone; that word must be the till's signature, made when it sold.
+            return "offline_not_signed", "an offline tap must be signed by the till"
+        return None
 
     async def _once(self, body: SignedBody, digest: bytes, started_s: float) -> None:
         """Decide a new sequence number; answer a repeat from the replay window."""
@@ -321,6 +344,7 @@ class TillConnection:
             await self._decide(body, seen, started_s)
         elif (seen[: len(digest)] if isinstance(seen, bytes) else seen.digest) != digest:
             conflict = _declined(body, Reason.IDEMPOTENCY_CONFLICT, "the seq was used before")
+            conflict = await self._kept_for_staff(body, digest, conflict)
             await self._send(frame_encoder.encode(conflict))
             self.hub.record_decision(conflict, started_s)
         elif isinstance(seen, bytes):
@@ -332,17 +356,64 @@ class TillConnection:
                 if not seen.decision.cancelled():
                     raise  # The first frame's task failed; the till will send it again.
 
-    async def _bad_frame(self, seq: int, reason: str, message: str) -> None:
+    async def _bad_frame(
+        self, body: SignedBody | int, digest: bytes, reason: str, message: str
+    ) -> None:
+        """Refuse a frame whose body cannot be taken (`body` is its number when it could
+        not even be read); after `bad_frames_max` of them the connection is closed."""
         self._bad_frames += 1
         self.hub.metrics.till_refused.labels(reason=reason).inc()
+        seq = body if isinstance(body, int) else body.seq
         log.warning("till frame refused", till_id=self.till_id, reason=reason, seq=seq)
-        await self._send(frame_encoder.encode(Refused(seq=seq, reason=reason, message=message)))
+        answer: Refused | Decision = Refused(seq=seq, reason=reason, message=message)
+        if _offline_tap(body) and not await self._keep_refusal(body, digest, reason, message):
+            answer = _not_kept(body)
+        await self._send(frame_encoder.encode(answer))
         if self._bad_frames >= self.hub.settings.bad_frames_max:
             await self._close(CLOSE_BAD_FRAMES, "too many bad frames")
 
+    async def _kept_for_staff(
+        self, body: SignedBody, digest: bytes, decision: Decision
+    ) -> Decision:
+        """An offline tap declined for good is kept for staff before the till hears it;
+        when it cannot be kept, the till is told to try again and keeps it queued."""
+        if not _offline_tap(body) or decision.approved or decision.reason in TRY_AGAIN_REASONS:
+            return decision
+        reason = "" if decision.reason is None else decision.reason.value
+        if await self._keep_refusal(body, digest, reason, decision.message):
+            return decision
+        return _not_kept(body)
+
+    async def _keep_refusal(self, body: TapBody, digest: bytes, reason: str, message: str) -> bool:
+        card = self.hub.cards.get(body.idm)
+        refused = RefusedOfflineTap(
+            till_id=self.till_id,
+            seq=body.seq,
+            frame_digest_hex=digest.hex(),
+            idm=body.idm,
+            member_no="" if card is None else card.member_no,
+            amount_yen=body.amount_yen,
+            tapped_at_ms=body.at_ms,
+            limits=body.limits,
+            reason=reason,
+            message=message,
+            refused_at_ms=_now_ms(),
+        )
+        try:
+            await self.hub.note_refused(refused)
+        except (RegistryUnavailable, RefusalsFull) as error:
+            log.error(
+                "a refused offline tap could not be kept; the till keeps it queued",
+                till_id=self.till_id,
+                seq=body.seq,
+                error=str(error),
+            )
+            return False
+        return True
+
     async def _decide(self, body: SignedBody, seen: Seen, started_s: float) -> None:
         try:
-            decision = await self._decision(body)
+            decision = await self._kept_for_staff(body, seen.digest, await self._decision(body))
             frame = frame_encoder.encode(decision)
             seen.decision.set_result(frame)
             if decision.reason in TRY_AGAIN_REASONS:
@@ -370,7 +441,9 @@ class TillConnection:
         op: Operation
         match body:
             case TapBody():
-                refused = self._refuse_tap(body, card.status, card.blocked_at_ms, card.member_no)
+                refused = await self._refuse_tap(
+                    body, card.status, card.blocked_at_ms, card.member_no
+                )
                 if refused is not None:
                     return refused
                 op = self._pay(body, card.member_no)
@@ -392,38 +465,26 @@ class TillConnection:
                 )
         return _decided(body, await self.wallet.submit(op))
 
-    def _refuse_tap(
+    async def _refuse_tap(
         self, body: TapBody, status: CardStatus, blocked_at_ms: int, member_no: str
     ) -> Decision | None:
         if body.offline:
-            # The till approved it alone: it stands unless the card was already blocked
-            # when it was tapped, or the till went beyond the limits it was given. Its
-            # date is the till's word, so it must fall within bounds of the node's clock.
-            dated = self._refuse_offline_date(body)
-            if dated is not None:
-                return dated
+            # The till approved it alone: it stands unless the till went beyond the limits
+            # it was given, or the card was already blocked when it was tapped. Its date
+            # is the till's word, so it must fall within bounds of the node's clock.
+            try:
+                refusal = await self.hub.offline_refusal(self.till_id, body, _now_ms())
+            except RegistryUnavailable:
+                return _declined(body, Reason.UNAVAILABLE, "the registry did not answer; retry")
+            if refusal is not None:
+                return _declined(body, *refusal)
             if status is not CardStatus.ACTIVE and blocked_at_ms <= body.at_ms:
                 return _declined(body, Reason.CARD_BLOCKED, "the card was blocked before")
-            if body.amount_yen > self.hub.settings.offline_tap_max_yen:
-                return _declined(body, Reason.ABOVE_MAXIMUM, "above the offline tap limit")
             return None
         if status is not CardStatus.ACTIVE:
             return _declined(body, Reason.CARD_BLOCKED, "the card is blocked")
         if member_no in self.hub.suspended:
             return _declined(body, Reason.SUSPENDED, "the account is suspended")
-        return None
-
-    def _refuse_offline_date(self, body: TapBody) -> Decision | None:
-        settings = self.hub.settings
-        now_ms = _now_ms()
-        if body.at_ms > now_ms + int(settings.offline_tap_clock_skew_max_s * 1_000):
-            return _declined(
-                body, Reason.INVALID_INPUT, "the offline tap is dated ahead of the node's clock"
-            )
-        if body.at_ms < now_ms - int(settings.offline_tap_age_max_s * 1_000):
-            return _declined(
-                body, Reason.INVALID_INPUT, "the offline tap is older than the node accepts"
-            )
         return None
 
     def _pay(self, body: TapBody, member_no: str) -> Operation:
@@ -447,6 +508,16 @@ class TillConnection:
             store=till.store,
             till_id=till.till_id,
         )
+
+
+def _offline_tap(body: SignedBody | int) -> TypeGuard[TapBody]:
+    return isinstance(body, TapBody) and body.offline
+
+
+def _not_kept(body: SignedBody) -> Decision:
+    return _declined(
+        body, Reason.UNAVAILABLE, "the node could not keep the refused tap for staff; retry"
+    )
 
 
 def _kind(body: SignedBody) -> str:

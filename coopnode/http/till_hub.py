@@ -12,6 +12,10 @@ same cluster that did not make the change notices the registry's version moving 
 A wallet suspended or resumed, by staff, at the counter or by the member, is brought to
 the registry by `sync_suspended`, the one way in for every such path.
 
+The hub also keeps each till's history of the offline limits sent to it (recorded in the
+registry before a `Welcome` carries new ones), against which a forwarded offline tap's
+stated limits are checked, and records for staff every offline tap the node refuses.
+
 Changes are made one at a time (a lock), so versions reach the copy and the tills in
 order; staff make a few changes a minute, so nothing waits long.
 """
@@ -30,6 +34,7 @@ from nacl.signing import VerifyKey
 from coopnode.actors.registry_store import (
     CardRecord,
     CardStatus,
+    RefusedOfflineTap,
     RegistryChange,
     RegistryOp,
     RegistrySnapshot,
@@ -39,7 +44,8 @@ from coopnode.actors.registry_store import (
 from coopnode.actors.wallet_client import WalletClient
 from coopnode.domain.messages import Declined, GetWallet, WalletStatus, WalletView
 from coopnode.domain.money import Reason
-from coopnode.domain.till_frames import Decision, DenyUpdate, frame_encoder
+from coopnode.domain.offline import LimitsSent, limits_in_force, node_offline_refusal
+from coopnode.domain.till_frames import Decision, DenyUpdate, OfflineLimits, TapBody, frame_encoder
 from coopnode.http.signatures import SignatureVerifier
 from coopnode.logs import get_logger
 from coopnode.metrics import Metrics
@@ -50,6 +56,9 @@ log = get_logger(__name__)
 _change_decoder = msgspec.msgpack.Decoder(RegistryChange)
 _snapshot_decoder = msgspec.msgpack.Decoder(RegistrySnapshot)
 _sequences_decoder = msgspec.msgpack.Decoder(dict[str, int])
+_history_decoder = msgspec.msgpack.Decoder(list[LimitsSent])
+_histories_decoder = msgspec.msgpack.Decoder(dict[str, list[LimitsSent]])
+_refused_list_decoder = msgspec.msgpack.Decoder(list[RefusedOfflineTap])
 
 
 class Pushable(Protocol):
@@ -72,6 +81,11 @@ class DenyListNotUpdated(Exception):
     sent again (suspending and resuming are idempotent) finishes the job."""
 
 
+class RefusalsFull(Exception):
+    """The till has `offline_refused_per_till_max` refused offline taps kept already: the
+    next one is not kept, and waits in the till's queue until staff look."""
+
+
 # The WebSocket close code of a till that was retired (the till channel names the same).
 _CLOSE_RETIRED = 4003
 
@@ -91,6 +105,8 @@ class TillHub:
         self.suspended: set[str] = set()
         # Till id → the highest sequence number saved in the registry (`note_sequences`).
         self.sequences: dict[str, int] = {}
+        # Till id → the offline limits sent to it, oldest first, as the registry holds them.
+        self.limits_history: dict[str, list[LimitsSent]] = {}
         self.deny: frozenset[str] = frozenset()
         self.connections: dict[str, Pushable] = {}
         # Kept per till across its reconnections: pacing and recent frames.
@@ -122,6 +138,9 @@ class TillHub:
         self.deny = self._deny_set()
         self.sequences = _sequences_decoder.decode(
             await self._call("sequences", timeout_s=ready_timeout_s)
+        )
+        self.limits_history = _histories_decoder.decode(
+            await self._call("limits_history", timeout_s=ready_timeout_s)
         )
         self.signatures.start(asyncio.get_running_loop())
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
@@ -160,6 +179,79 @@ class TillHub:
         if raised:
             await self._call("note_sequences", msgspec.msgpack.encode(raised))
             self.sequences.update(raised)
+
+    # Offline sales -------------------------------------------------------------------
+
+    def current_limits(self) -> OfflineLimits:
+        """The offline limits this node's settings give a till connecting now."""
+        settings = self.settings
+        return OfflineLimits(
+            tap_max_yen=settings.offline_tap_max_yen,
+            card_day_max_yen=settings.offline_card_day_max_yen,
+            queue_max_taps=settings.offline_queue_max_taps,
+            tap_age_max_ms=int(settings.offline_tap_age_max_s * 1_000),
+        )
+
+    @property
+    def _skew_ms(self) -> int:
+        return int(self.settings.offline_tap_clock_skew_max_s * 1_000)
+
+    async def limits_to_send(self, till_id: str, now_ms: int) -> OfflineLimits:
+        """The limits for the till's `Welcome`, recorded in its history first when they
+        differ from the last it was sent: a till sells under them as soon as it has them.
+        Raises `RegistryUnavailable` when they cannot be recorded."""
+        current = self.current_limits()
+        history = self.limits_history.get(till_id, [])
+        if not history or history[-1].limits != current:
+            sent = msgspec.msgpack.encode(LimitsSent(sent_at_ms=now_ms, limits=current))
+            raw = await self._call("note_limits", till_id, sent, self._skew_ms)
+            self.limits_history[till_id] = _history_decoder.decode(raw)
+            log.info("offline limits changed for a till", till_id=till_id, limits=current)
+        return current
+
+    async def offline_refusal(
+        self, till_id: str, body: TapBody, now_ms: int
+    ) -> tuple[Reason, str] | None:
+        """Why a forwarded offline tap is refused on its date or its limits, or None.
+
+        Limits this front has not seen sent to the till may have been sent by another
+        front of the cluster: the till's history is read again from the registry once
+        before they are refused. Raises `RegistryUnavailable`."""
+        history = self.limits_history.get(till_id, [])
+        if body.limits is not None and body.limits not in limits_in_force(
+            history, body.at_ms, self._skew_ms
+        ):
+            history = _history_decoder.decode(await self._call("limits_of", till_id))
+            self.limits_history[till_id] = history
+        return node_offline_refusal(
+            stated=body.limits,
+            current=self.current_limits(),
+            history=history,
+            amount_yen=body.amount_yen,
+            at_ms=body.at_ms,
+            now_ms=now_ms,
+            skew_ms=self._skew_ms,
+        )
+
+    async def note_refused(self, refused: RefusedOfflineTap) -> None:
+        """Keep a refused offline tap for staff, durably, and count it. Raises
+        `RegistryUnavailable` or `RefusalsFull`: then the till must keep it queued."""
+        encoded = msgspec.msgpack.encode(refused)
+        kept = await self._call("note_refused", encoded, self.settings.offline_refused_per_till_max)
+        if kept == "full":
+            raise RefusalsFull(f"till {refused.till_id} has too many refused offline taps kept")
+        if kept == "new":
+            self.metrics.till_offline_refused.labels(reason=refused.reason).inc()
+            log.error(
+                "an offline sale was refused by the node; kept for staff",
+                till_id=refused.till_id,
+                seq=refused.seq,
+                reason=refused.reason,
+                amount_yen=refused.amount_yen,
+            )
+
+    async def refused_taps(self, till_id: str, limit: int) -> list[RefusedOfflineTap]:
+        return _refused_list_decoder.decode(await self._call("refused_taps", till_id, limit))
 
     def _load(self, snapshot: RegistrySnapshot) -> None:
         self.cards = {card.idm: card for card in snapshot.cards}

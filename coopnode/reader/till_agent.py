@@ -20,26 +20,32 @@ one's place in the queue in one transaction (a crash leaves one or the other, ne
   * an online frame the till approved that the node declines (funds, a card blocked
     meanwhile): the till's approval stands, so it is sent again as an offline tap dated
     when the card was tapped, which the node books with any shortfall owed.
-A queued frame the node refuses outright (a signature it does not accept) will never be
-booked; it is set aside in the till's files with the node's reason, for staff, instead of
-being sent on every link until the node closes the link for bad frames.
+An offline tap states the limits the till approved it under, and the node judges it by
+them (if it gave them to this till), not by its limits of the day it is forwarded. A
+queued frame the node refuses for good (an offline sale it declines, a signature it does
+not accept) will never be booked: it is set aside in the till's files with the node's
+reason, for staff, never dropped, nor sent on every link until the node closes the link
+for bad frames; the node keeps the same sale on its list for staff.
 
 What offline mode cannot know: a till holds the deny list, not the list of every card,
 so a card that was never registered is approved offline (within the limits) and declined
-when forwarded (unknown_card). Such a sale is logged as declined by the node after the
+when forwarded (unknown_card). Such a sale is set aside as declined by the node after the
 sale; the limits bound what that can cost.
+
+The till's clock (`TillState.clock_ms`) dates its sales, and its day is the co-op's
+(`days.coop_day`), as the node's is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
 from nacl.signing import SigningKey
 
+from coopnode.domain.days import coop_day
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.money import TRY_AGAIN_REASONS, Purses, Reason
 from coopnode.domain.till_frames import (
@@ -60,7 +66,7 @@ from coopnode.domain.till_frames import (
 from coopnode.logs import get_logger
 from coopnode.reader.till_key import TillKeyFile
 from coopnode.reader.till_link import TillLink
-from coopnode.reader.till_state import QueuedTap, SaleRecord, TillState, today
+from coopnode.reader.till_state import QueuedTap, SaleRecord, TillState
 from coopnode.settings import TillSettings
 
 log = get_logger(__name__)
@@ -94,10 +100,6 @@ class SaleOutcome(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     receipt: str = ""
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def receipt_line(till_id: str, outcome: SaleOutcome) -> str:
     """One line for the cashier's screen and the receipt printer."""
     head = f"{till_id} #{outcome.seq} {outcome.kind} ¥{outcome.amount_yen:,}"
@@ -129,6 +131,7 @@ class TillAgent:
         out: Callable[[str], None] = print,
     ) -> None:
         self.till_id = key_file.till_id
+        self._now_ms = state.clock_ms
         self._key: SigningKey = key_file.signing_key()
         self._settings = settings
         self.state = state
@@ -211,8 +214,9 @@ class TillAgent:
             seq=seq,
             idm=idm,
             amount_yen=amount_yen,
-            at_ms=_now_ms(),
+            at_ms=self._now_ms(),
             offline=not online,
+            limits=None if online else self.state.limits,
         )
         if online:
             decision = await self.link.request(body, self._settings.agent_decision_timeout_s)
@@ -224,7 +228,7 @@ class TillAgent:
                         seq=seq,
                         idm=idm,
                         amount_yen=amount_yen,
-                        day=today(),
+                        day=coop_day(body.at_ms),
                         approved=decision.approved,
                     )
                 )
@@ -233,6 +237,7 @@ class TillAgent:
         return self._sell_offline(body, frame_encoder.encode(sign_body(self._key, body)))
 
     def _sell_offline(self, body: TapBody, frame: bytes) -> SaleOutcome:
+        day = coop_day(body.at_ms)
         tap = QueuedTap(
             seq=body.seq,
             frame=frame,
@@ -240,8 +245,9 @@ class TillAgent:
             amount_yen=body.amount_yen,
             approved_locally=True,
             offline=body.offline,
+            limits=self.state.limits,
         )
-        refusal = self.state.approve_offline(tap, today())
+        refusal = self.state.approve_offline(tap, day)
         if refusal is not None and not body.offline:
             # The online frame may have reached the node: learn its fate, void if booked.
             self.state.queue_unanswered(msgspec.structs.replace(tap, approved_locally=False))
@@ -252,7 +258,7 @@ class TillAgent:
             return self._show(_local(body, approved=False, reason=reason, message=message))
         self.state.remember_sale(
             SaleRecord(
-                seq=body.seq, idm=body.idm, amount_yen=body.amount_yen, day=today(), approved=True
+                seq=body.seq, idm=body.idm, amount_yen=body.amount_yen, day=day, approved=True
             )
         )
         return self._show(_local(body, approved=True, queued=queued))
@@ -285,7 +291,7 @@ class TillAgent:
         seq = self.state.reserve_seq()
         if refund_yen is None:
             return VoidBody(
-                till_id=self.till_id, seq=seq, idm=sale.idm, tap_seq=sale.seq, at_ms=_now_ms()
+                till_id=self.till_id, seq=seq, idm=sale.idm, tap_seq=sale.seq, at_ms=self._now_ms()
             )
         return RefundBody(
             till_id=self.till_id,
@@ -294,7 +300,7 @@ class TillAgent:
             tap_till_id=self.till_id,
             tap_seq=sale.seq,
             amount_yen=refund_yen,
-            at_ms=_now_ms(),
+            at_ms=self._now_ms(),
         )
 
     def _show(self, outcome: SaleOutcome) -> SaleOutcome:
@@ -335,7 +341,7 @@ class TillAgent:
         if decision is None:
             return False  # Unreachable: the same frame is sent again later.
         if isinstance(decision, Refused):
-            self._set_aside(queued, decision)
+            self._set_aside(queued, decision.reason, decision.message)
             return True
         if decision.reason in TRY_AGAIN_REASONS:
             # "Not now", after which the frame may even have been booked: the same frame is
@@ -352,20 +358,21 @@ class TillAgent:
             self.state.forwarded(queued.seq)
         return True
 
-    def _set_aside(self, queued: QueuedTap, refused: Refused) -> None:
-        """The node will never take this frame (a signature it does not accept, a frame it
-        cannot read): sending it again would only get the link closed for bad frames, so
-        it is set aside, with the reason, for staff."""
-        self.state.set_aside(queued.seq, refused.reason, refused.message, _now_ms())
+    def _set_aside(self, queued: QueuedTap, reason: str, message: str) -> None:
+        """The node will never take this frame (a sale it declined after the till made it,
+        a signature it does not accept, a frame it cannot read): sending it again would
+        get the same answer, or the link closed for bad frames, and dropping it would
+        lose the sale, so it is set aside, with the reason, for staff."""
+        self.state.set_aside(queued.seq, reason, message, self._now_ms())
         log.error(
             "the node refused a queued frame; set aside",
             till_id=self.till_id,
             seq=queued.seq,
-            reason=refused.reason,
+            reason=reason,
             amount_yen=queued.amount_yen,
         )
         self._out(
-            f"{self.till_id} #{queued.seq} REFUSED BY THE NODE ({refused.reason}): set aside; "
+            f"{self.till_id} #{queued.seq} REFUSED BY THE NODE ({reason}): set aside; "
             "staff must check this sale"
         )
 
@@ -381,6 +388,7 @@ class TillAgent:
                 approved_locally=reverses == 0,
                 offline=isinstance(body, TapBody) and body.offline,
                 reverses=reverses,
+                limits=body.limits if isinstance(body, TapBody) else None,
             ),
         )
         self._queue_changed.set()
@@ -393,7 +401,7 @@ class TillAgent:
             seq=self.state.reserve_seq(),
             idm=queued.idm,
             tap_seq=queued.seq,
-            at_ms=_now_ms(),
+            at_ms=self._now_ms(),
         )
         self._follow_up(queued, void, reverses=queued.seq)
         self._out(f"{self.till_id} #{queued.seq} was booked after the till refused it; voiding")
@@ -412,7 +420,7 @@ class TillAgent:
                 tap_till_id=self.till_id,
                 tap_seq=queued.reverses,
                 amount_yen=queued.amount_yen,
-                at_ms=_now_ms(),
+                at_ms=self._now_ms(),
             )
             self._follow_up(queued, refund, reverses=queued.reverses)
             self._out(f"{self.till_id} #{queued.reverses} is yesterday's: refunding instead")
@@ -434,8 +442,8 @@ class TillAgent:
         if not queued.offline:
             # An online frame the till approved when it got no answer. The node judged it
             # as online (balance, card, account now); the till's approval stands as an
-            # offline tap made when the card was tapped, which the node books with any
-            # shortfall owed, unless the card was already blocked then.
+            # offline tap made when the card was tapped, under the limits of then, which
+            # the node books with any shortfall owed, unless the card was already blocked.
             tapped = _queued_body(queued)
             body = TapBody(
                 till_id=self.till_id,
@@ -444,6 +452,7 @@ class TillAgent:
                 amount_yen=queued.amount_yen,
                 at_ms=tapped.at_ms,
                 offline=True,
+                limits=queued.limits or self.state.limits,
             )
             self._follow_up(queued, body)
             self._out(
@@ -451,17 +460,10 @@ class TillAgent:
                 f"re-sent offline as #{body.seq}"
             )
             return
-        log.warning(
-            "a sale the till approved was declined by the node",
-            till_id=self.till_id,
-            seq=queued.seq,
-            reason=str(decision.reason),
-            amount_yen=queued.amount_yen,
-        )
-        self._out(
-            f"{self.till_id} #{queued.seq} DECLINED BY THE NODE after the sale: {decision.reason}"
-        )
-        self.state.forwarded(queued.seq)
+        # The sale was made and the node will not book it: the node keeps it on its list
+        # for staff, and the till keeps it set aside; it is never just dropped.
+        reason = "" if decision.reason is None else decision.reason.value
+        self._set_aside(queued, reason, decision.message)
 
 
 def _queued_body(queued: QueuedTap) -> SignedBody:

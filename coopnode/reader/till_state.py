@@ -9,11 +9,12 @@ fsync before it acts on it:
   * the offline queue: signed tap frames approved locally, kept until the node has
     answered each; forwarding is at least once and the node answers a repeat with its
     first decision, so each queued tap is booked exactly once;
-  * what each card spent offline today, for the per-card daily limit;
+  * what each card spent offline each co-op day (`days.coop_day`, the node's day too,
+    whatever the host's time zone), for the per-card daily limit;
   * the recent sales, so that a void or a refund can name the card of a sale;
-  * queued frames the node refused outright (a signature it does not accept, a frame it
-    cannot read): set aside with the node's reason for staff to look at, rather than sent
-    again and again on every link.
+  * queued frames the node refused for good (a sale it declined, a signature it does not
+    accept, a frame it cannot read): set aside with the node's reason for staff to look
+    at, rather than sent again and again on every link, or forgotten.
 
 Databases in the environment:
     meta    b"seq" → next sequence number; b"node" → NodeView (limits and deny list)
@@ -25,14 +26,15 @@ Databases in the environment:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import lmdb
 import msgspec
 
+from coopnode.domain.days import coop_day
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.money import Reason
 from coopnode.domain.offline import NO_LIMITS, offline_refusal
@@ -69,6 +71,9 @@ class QueuedTap(_Record, frozen=True):
     # Not a tap but a void or refund that reverses tap number `reverses`: a frame the till
     # refused and the node booked all the same.
     reverses: int = 0
+    # The offline limits a sale the till approved was approved under; an online frame's
+    # sale that the node declines late is sent again as an offline tap stating them.
+    limits: OfflineLimits | None = None
 
 
 class SetAside(_Record, frozen=True):
@@ -103,14 +108,22 @@ def _spent_key(day: int, idm: str) -> bytes:
     return day.to_bytes(4, "big") + idm.encode()
 
 
-def today() -> int:
-    return date.today().toordinal()
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class TillState:
-    """The till's files; used from the event loop's thread only."""
+    """The till's files; used from the event loop's thread only. `clock_ms` is the
+    till's clock (ms since the epoch), which dates its sales and says which day it is."""
 
-    def __init__(self, path: Path, map_size_bytes: int, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        map_size_bytes: int,
+        fsync: bool = True,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.clock_ms = clock_ms
         path.mkdir(parents=True, exist_ok=True)
         self.env = lmdb.open(
             str(path), max_dbs=6, map_size=map_size_bytes, sync=fsync, metasync=fsync
@@ -132,6 +145,10 @@ class TillState:
         with self.env.begin() as txn:
             value: bytes | None = txn.get(key, db=db)
             return value
+
+    def today(self) -> int:
+        """The co-op's day now, by the till's clock."""
+        return coop_day(self.clock_ms())
 
     @property
     def limits(self) -> OfflineLimits:
@@ -275,7 +292,7 @@ class TillState:
         return None if raw is None else _sale_decoder.decode(raw)
 
     def _prune_sales(self) -> None:
-        oldest_day = today() - SALES_KEEP_DAYS
+        oldest_day = self.today() - SALES_KEEP_DAYS
         with self.env.begin(write=True) as txn:
             for key, raw in list(txn.cursor(db=self._sales)):
                 if _sale_decoder.decode(raw).day < oldest_day:

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from nacl.signing import SigningKey
 
-from coopnode.actors.registry import op_decoder
+from coopnode.actors.registry import RegistryActor
 from coopnode.actors.registry_store import AddTill, BindCard, RegistryStore, RetireTill
 from coopnode.actors.wallet_client import WalletClient
 from coopnode.domain.messages import Declined, Operation, Result, WalletStatus, WalletView
@@ -50,13 +50,11 @@ class InProcessRegistry:
 
     def __init__(self, store: RegistryStore) -> None:
         self.store = store
-        self.apply = _Method(lambda op: msgspec.msgpack.encode(store.apply(op_decoder.decode(op))))
-        self.snapshot = _Method(lambda: msgspec.msgpack.encode(store.snapshot()))
-        self.version = _Method(store.version)
-        self.sequences = _Method(lambda: msgspec.msgpack.encode(store.sequences()))
-        self.note_sequences = _Method(
-            lambda raw: store.note_sequences(msgspec.msgpack.decode(raw, type=dict[str, int]))
-        )
+        self._actor = object.__new__(RegistryActor)  # Its __init__ opens a store of its own.
+        self._actor._store = store
+
+    def __getattr__(self, method: str) -> _Method:
+        return _Method(getattr(self._actor, method))
 
 
 class Connection:

@@ -10,7 +10,7 @@ import pytest
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.money import Reason, TillKind
 from coopnode.domain.till_frames import DenyUpdate, OfflineLimits, Welcome
-from coopnode.reader.till_state import QueuedTap, TillState, today
+from coopnode.reader.till_state import QueuedTap, TillState
 
 MAP_BYTES = 8 << 20
 CARD = "012e4cd1a2b3c4d5"
@@ -51,7 +51,7 @@ def test_sequence_numbers_and_the_deny_list_survive_a_restart(tmp_path: Path) ->
 def test_a_till_that_never_connected_approves_nothing_offline(tmp_path: Path) -> None:
     state = TillState(tmp_path, MAP_BYTES)
     try:
-        refusal = state.approve_offline(tap(1, 100), today())
+        refusal = state.approve_offline(tap(1, 100), state.today())
         assert refusal is not None and refusal[0] is Reason.ABOVE_MAXIMUM
         assert state.queued_count() == 0
     finally:
@@ -62,7 +62,7 @@ def test_offline_limits_hold_and_a_refused_tap_queues_nothing(tmp_path: Path) ->
     state = TillState(tmp_path, MAP_BYTES)
     try:
         state.remember_welcome(welcome([LOST]))
-        day = today()
+        day = state.today()
         assert state.approve_offline(tap(1, 500), day) is None
         assert state.approve_offline(tap(2, 501), day)[0] is Reason.ABOVE_MAXIMUM  # type: ignore[index]
         assert state.approve_offline(tap(3, 400), day)[0] is Reason.OVER_LIMIT  # type: ignore[index]
@@ -83,7 +83,7 @@ def test_a_follow_up_replaces_its_queued_frame_in_one_step(tmp_path: Path) -> No
     state = TillState(tmp_path, MAP_BYTES)
     try:
         state.remember_welcome(welcome([]))
-        assert state.approve_offline(tap(1, 300), today()) is None
+        assert state.approve_offline(tap(1, 300), state.today()) is None
         state.replace_queued(1, msgspec.structs.replace(tap(9, 300), reverses=1))
         state.close()
         state = TillState(tmp_path, MAP_BYTES)
