@@ -35,10 +35,14 @@ def _inodes(pid: int) -> set[str]:
 
 
 def _address(hex_address: str) -> str:
-    """`0100007F` (IPv4) or 32 hex digits (IPv6), both in host order per 32-bit word."""
+    """`0100007F` (IPv4) or 32 hex digits (IPv6), both in host order per 32-bit word; an
+    IPv4 address mapped into IPv6 (`::ffff:127.0.0.1`) is given as IPv4."""
     raw = bytes.fromhex(hex_address)
     words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-    return str(ipaddress.ip_address(words))
+    address = ipaddress.ip_address(words)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 def bound_sockets(pids: list[int], protocol: str) -> list[tuple[str, int, int]]:
