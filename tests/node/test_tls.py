@@ -19,10 +19,12 @@ import pytest
 
 from coopnode.domain.money import TillKind
 from coopnode.reader.till_agent import TillAgent
-from coopnode.reader.till_key import TillKeyFile
+from coopnode.reader.till_key import TillKeyFile, write_key_file
 from coopnode.reader.till_state import TillState
 from coopnode.settings import TillSettings
+from tests.node.test_kiosks import kiosks_toml, wait_for_log
 from tests.nodeproc import NodeProcess, remove_tree, short_tmpdir
+from tests.reader.test_card_reader import free_udp_port
 from tests.tillclient import NoReader, add_till, enrol_with_card, tap_keys, wait_for
 from tests.tls_certs import Pki, make_pki
 
@@ -155,3 +157,39 @@ async def test_a_till_that_cannot_verify_the_node_never_connects_and_sells_offli
     assert outcome.approved and outcome.offline, outcome
     # The node heard nothing of the sale: it waits in the till's queue.
     assert tap_keys(tls_node, member_no) == []
+
+
+def test_a_kiosk_of_a_tls_node_is_pinned_to_its_certificate(pki: Pki, tmp_path: Path) -> None:
+    # No CA file and no pin in the settings, and the test CA is in no system store: the
+    # kiosk's link opens only because the node pinned its kiosks to its own certificate.
+    data_dir = short_tmpdir("cntlskiosk")
+    env = {
+        "COOPNODE_NODE__TLS_CERT_FILE": f'"{pki.cert_file}"',
+        "COOPNODE_NODE__TLS_KEY_FILE": f'"{pki.key_file}"',
+    }
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    try:
+        first = NodeProcess(data_dir, env=env)
+        first.ssl_context = context
+        try:
+            till_id, key = add_till(first.start(), "kiosk-tls", kind="shop")
+        finally:
+            first.stop()
+        key_path = tmp_path / "kiosk-1.key"
+        write_key_file(
+            key_path,
+            TillKeyFile(till_id=till_id, store="kiosk-tls", kind=TillKind.SHOP,
+                        signing_key_hex=bytes(key).hex()),
+        )  # fmt: skip
+        kiosks = {"COOPNODE_TILL__KIOSKS": kiosks_toml(free_udp_port(), key_path)}
+        node = NodeProcess(data_dir, env={**env, **kiosks})
+        node.ssl_context = context
+        try:
+            wait_for_log(
+                node.start(),
+                f'"till_id": "{till_id}", "store": "kiosk-tls", "event": "till connected"',
+            )
+        finally:
+            node.stop()
+    finally:
+        remove_tree(data_dir)

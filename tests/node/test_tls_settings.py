@@ -7,8 +7,12 @@ from pathlib import Path
 import msgspec
 import pytest
 from cryptography.hazmat.primitives import serialization
+from nacl.signing import SigningKey
 
+from coopnode.domain.money import TillKind
+from coopnode.node.cli import main
 from coopnode.node.tls import server_tls
+from coopnode.reader.till_key import TillKeyFile, write_key_file
 from coopnode.reader.till_tls import TillTlsError, node_ssl
 from coopnode.settings import NodeSettings, SettingsError, TillSettings, load_settings
 from tests.nodeproc import NodeProcess, remove_tree, short_tmpdir
@@ -146,3 +150,19 @@ def test_a_ca_file_and_a_pin_together_are_refused(pki: Pki) -> None:
 def test_a_pin_that_is_no_sha256_is_refused(pin: str) -> None:
     with pytest.raises(msgspec.ValidationError, match="agent_tls_pin_sha256"):
         msgspec.convert({"agent_tls_pin_sha256": pin}, TillSettings)
+
+
+def test_the_till_command_refuses_a_ca_file_for_a_plain_http_node(
+    pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_path = tmp_path / "till.key"
+    write_key_file(
+        key_path,
+        TillKeyFile(till_id="till-0001", store="s", kind=TillKind.SHOP,
+                    signing_key_hex=bytes(SigningKey.generate()).hex()),
+    )  # fmt: skip
+    common = ["till", "run", "--node", "http://192.0.2.1:8080", "--key", str(key_path)]
+    assert main([*common, "--ca-file", str(pki.ca_file)]) == 2
+    assert "not https://" in capsys.readouterr().err
+    assert main([*common, "--pin-sha256", "00"]) == 2
+    assert "agent_tls_pin_sha256" in capsys.readouterr().err
