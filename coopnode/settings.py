@@ -12,6 +12,7 @@ what it is.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -60,6 +61,32 @@ class NodeSettings(_Section, frozen=True):
     staff_token_file: str = ""
     # How long a clean shutdown waits for in-flight operations before it stops anyway.
     shutdown_grace_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    # TLS: with both named, the node serves HTTPS and WSS only (passwords, card IDms and
+    # balances cross the network). The certificate file is PEM, the node's certificate
+    # first and then any intermediates; the key is PEM, unencrypted, mode 0600. Checked
+    # at start: files readable, the key the certificate's, the certificate not expired.
+    # Empty: plain HTTP, for loopback or behind a reverse proxy that terminates TLS.
+    tls_cert_file: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    tls_key_file: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    # Reverse proxies (addresses or networks, e.g. "127.0.0.1" or "10.0.0.0/24") whose
+    # X-Forwarded-Proto and X-Forwarded-For the node believes; from any other peer those
+    # headers are ignored, since anyone can send them. A handful at most.
+    trusted_proxies: Annotated[list[str], msgspec.Meta(max_length=32)] = []
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("node.tls_cert_file and node.tls_key_file go together: name both")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy)
+            except ValueError:
+                raise ValueError(
+                    f"node.trusted_proxies: {proxy!r} is not an address or network"
+                ) from None
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file)
 
 
 class LogSettings(_Section, frozen=True):
@@ -226,6 +253,16 @@ class TillSettings(_Section, frozen=True):
     # A queued frame that got no answer, or "try again", is sent again after this long,
     # so that a busy node is not hammered and a queued tap is never given up on.
     agent_forward_retry_s: Annotated[float, msgspec.Meta(ge=0.05, le=600)] = 2.0
+    # How the till checks the node's certificate on an https:// node URL: with the CA
+    # certificates in this PEM file; or, with a pin, by the SHA-256 of the node's
+    # certificate (64 hex digits, colons allowed as `openssl x509 -fingerprint -sha256`
+    # prints them): that certificate and no other, whoever signed it. Neither: the
+    # system's CA store (or $SSL_CERT_FILE). The kiosks of a TLS node are pinned to its
+    # certificate when neither is set.
+    agent_tls_ca_file: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    agent_tls_pin_sha256: Annotated[
+        str, msgspec.Meta(pattern="^(|[0-9A-Fa-f]{64}|[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31})$")
+    ] = ""
     # The local HTTP endpoint POS software calls (loopback only); 0 takes a free port.
     agent_http_port: Port = 8765
     # The till's LMDB (sequence counter, deny list, offline queue); `<dir>/<till id>`.
@@ -245,6 +282,8 @@ class TillSettings(_Section, frozen=True):
     def __post_init__(self) -> None:
         if self.agent_reconnect_backoff_max_ms < self.agent_reconnect_backoff_ms:
             raise ValueError("till.agent_reconnect_backoff_max_ms must be at least the backoff")
+        if self.agent_tls_ca_file and self.agent_tls_pin_sha256:
+            raise ValueError("till: name agent_tls_ca_file or agent_tls_pin_sha256, not both")
         if self.offline_card_day_max_yen < self.offline_tap_max_yen:
             raise ValueError("till.offline_card_day_max_yen must be at least offline_tap_max_yen")
         names = [kiosk.name for kiosk in self.kiosks]

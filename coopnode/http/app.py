@@ -12,6 +12,7 @@ from coopnode.actors.wallet_client import WalletClient
 from coopnode.http.desk_api import DESK_ROUTES
 from coopnode.http.dev_outbox import DEV_ROUTES, outbox_key
 from coopnode.http.errors import error_middleware, timeout_middleware
+from coopnode.http.forwarded import forwarded_middleware
 from coopnode.http.identity_api import IDENTITY_ROUTES
 from coopnode.http.identity_front import (
     IdentityFront,
@@ -94,10 +95,11 @@ def make_app(
     charging: Charging | None = None,
     konbini_webhook_key: str = "",
 ) -> web.Application:
-    app = web.Application(
-        client_max_size=settings.http.body_max_bytes,
-        middlewares=[error_middleware, timeout_middleware(settings.http.request_timeout_s)],
-    )
+    middlewares = [error_middleware, timeout_middleware(settings.http.request_timeout_s)]
+    if settings.node.trusted_proxies:
+        # Behind a reverse proxy: its X-Forwarded-* headers, from it only.
+        middlewares.insert(1, forwarded_middleware(settings.node.trusted_proxies))
+    app = web.Application(client_max_size=settings.http.body_max_bytes, middlewares=middlewares)
     app[wallet_client_key] = wallet
     app[metrics_key] = metrics_registry
     app[staff_token_key] = staff_token

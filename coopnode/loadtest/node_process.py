@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,8 @@ class NodeProcess:
         self.url = ""
         self.token = ""
         self.log_path = data_dir / "node.log"
+        # How `request` verifies a node that serves HTTPS (`node.tls_cert_file`).
+        self.ssl_context: ssl.SSLContext | None = None
 
     def start(self) -> Self:
         url_file = self.data_dir / "node.url"
@@ -167,15 +170,17 @@ class NodeProcess:
         self, method: str, path: str, body: Any = None, token: str | None = None
     ) -> tuple[int, Any]:
         """A blocking JSON request, for fixtures and simple checks."""
-        if not self.url.startswith("http://"):
-            raise RuntimeError(f"the node's URL is {self.url!r}, not an http:// URL")
+        if not self.url.startswith(("http://", "https://")):
+            raise RuntimeError(f"the node's URL is {self.url!r}, not an http(s):// URL")
         data = None if body is None else json.dumps(body).encode()
-        # The URL is the node's own loopback http:// address, checked above.
+        # The URL is the node's own http(s):// address, checked above.
         request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310
         request.add_header("Content-Type", "application/json")
         request.add_header("Authorization", f"Bearer {self.token if token is None else token}")
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(  # noqa: S310
+                request, timeout=30, context=self.ssl_context
+            ) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             raw = error.read()

@@ -10,6 +10,7 @@ import msgspec
 
 from coopnode.loadtest.command import add_loadtest_command
 from coopnode.logs import configure_logging, get_logger
+from coopnode.node.local_ray import keep_local_ray_on_loopback
 from coopnode.node.member_cli import add_member_commands
 from coopnode.payments.konbini_cli import add_konbini_admin_command, add_konbini_command
 from coopnode.reader.till_cli import add_till_commands
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(args, "run"):  # A subcommand that brought its own handler.
         code: int = args.run(args, settings)
         return code
-    from coopnode.node.service import serve  # Ray is imported only when needed.
+    # Before Ray is imported, which happens only here, when it is needed.
+    keep_local_ray_on_loopback(settings)
+    from coopnode.node.service import serve
 
     try:
         serve(settings, demo=args.demo)

@@ -11,11 +11,13 @@ import ray
 
 from coopnode.actors.registry import REGISTRY_NAME, remote_registry_class
 from coopnode.actors.wallet_shard import RAY_NAMESPACE, remote_shard_class, shard_name
+from coopnode.node.local_ray import LOOPBACK
 from coopnode.settings import Settings
 
 
 def start_ray(settings: Settings, resources: dict[str, float] | None = None) -> None:
-    """Start a local Ray with its files under the data directory, or join a cluster.
+    """Start a local Ray on loopback with its files under the data directory, or join a
+    cluster.
 
     `resources` are custom resources of the local Ray's one host, such as the card readers
     plugged into it (`reader:<name>`); a joined cluster's hosts declare their own.
@@ -31,6 +33,8 @@ def start_ray(settings: Settings, resources: dict[str, float] | None = None) -> 
         return
     temp_dir = settings.ray_tmp_path.resolve()
     temp_dir.mkdir(parents=True, exist_ok=True)
+    # With `keep_local_ray_on_loopback` run before Ray was imported, Ray takes this
+    # address as it is; without, it would put the machine's network address in its place.
     ray.init(
         num_cpus=settings.node.ray_num_cpus,
         include_dashboard=False,
@@ -38,7 +42,15 @@ def start_ray(settings: Settings, resources: dict[str, float] | None = None) -> 
         logging_level=logging.WARNING,
         resources=resources or {},
         _temp_dir=str(temp_dir),
+        _node_ip_address=LOOPBACK,
     )
+    node_ip: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+    if node_ip != LOOPBACK:
+        ray.shutdown()
+        raise RuntimeError(
+            f"the local Ray took {node_ip}, not {LOOPBACK}: Ray was "
+            "imported before keep_local_ray_on_loopback (coopnode.node.local_ray) ran"
+        )
 
 
 def with_absolute_paths(settings: Settings) -> Settings:

@@ -27,6 +27,7 @@ from coopnode.node.identity_node import IdentityNode, prepare_identity_secrets
 from coopnode.node.kiosks import Kiosks, kiosk_resources
 from coopnode.node.payments_node import PaymentsNode
 from coopnode.node.secrets_files import read_or_create_internal_secret, read_or_create_secret
+from coopnode.node.tls import ServerTls, server_tls
 from coopnode.settings import Settings, SettingsError
 
 log = get_logger(__name__)
@@ -71,6 +72,8 @@ def check_layout(settings: Settings) -> None:
 def serve(settings: Settings, *, demo: bool) -> None:
     """Run the node until SIGINT or SIGTERM."""
     check_layout(settings)
+    # Checked before Ray starts, so that a bad certificate or key stops the node at once.
+    tls = server_tls(settings.node)
     staff_token = read_or_create_secret(settings.staff_token_path, settings)
     prepare_identity_secrets(settings)
     log.info("starting ray", address=settings.node.ray_address or "local")
@@ -83,14 +86,20 @@ def serve(settings: Settings, *, demo: bool) -> None:
         shards = create_shards(settings, link_token)
         # uvloop: the front's CPU per till tap fell by about a tenth (benchmarks/tills.py).
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_serve(settings, shards, staff_token, link_token, demo=demo))
+            runner.run(_serve(settings, shards, staff_token, link_token, tls, demo=demo))
     finally:
         ray.shutdown()
         log.info("node stopped")
 
 
 async def _serve(
-    settings: Settings, shards: list[Any], staff_token: str, link_token: str, *, demo: bool
+    settings: Settings,
+    shards: list[Any],
+    staff_token: str,
+    link_token: str,
+    tls: ServerTls | None,
+    *,
+    demo: bool,
 ) -> None:
     metrics = Metrics()
     wallet = WalletClient(shards, settings.wallet, metrics, link_token=link_token)
@@ -121,15 +130,20 @@ async def _serve(
         shutdown_timeout=settings.node.shutdown_grace_s,
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.node.host, settings.node.port)
+    site = web.TCPSite(
+        runner,
+        settings.node.host,
+        settings.node.port,
+        ssl_context=None if tls is None else tls.context,
+    )
     await site.start()
     # Everything made so far (Ray's state, the registry copy, the app) lives as long as
     # the node: keep it out of the collector's passes, which otherwise walk it again and
     # again on the tap path (the collector took about a tenth of the front's CPU at
     # 2,000 taps/s before this).
     gc.freeze()
-    url = _announce(settings, runner)
-    kiosks, demo_till = await _start_readers(settings, url, tills, demo_coop)
+    url = _announce(settings, runner, tls is not None)
+    kiosks, demo_till = await _start_readers(_kiosk_settings(settings, tls), url, tills, demo_coop)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -168,10 +182,21 @@ async def _start_readers(
     return kiosks, demo_till
 
 
-def _announce(settings: Settings, runner: web.AppRunner) -> str:
+def _kiosk_settings(settings: Settings, tls: ServerTls | None) -> Settings:
+    """The kiosks of a TLS node verify it by its own certificate's SHA-256, unless the
+    settings say how (a CA file or another pin): the node knows which certificate it
+    serves, and tells its reader actors over Ray, not over the network they check."""
+    till = settings.till
+    if tls is None or till.agent_tls_ca_file or till.agent_tls_pin_sha256:
+        return settings
+    pinned = msgspec.structs.replace(till, agent_tls_pin_sha256=tls.cert_sha256)
+    return msgspec.structs.replace(settings, till=pinned)
+
+
+def _announce(settings: Settings, runner: web.AppRunner, https: bool) -> str:
     """Write the URL the node listens on, for tools and tests started with port 0."""
     host, port = runner.addresses[0][:2]
-    url = f"http://{host}:{port}"
+    url = f"{'https' if https else 'http'}://{host}:{port}"
     path = settings.data_path / "node.url"
     path.write_text(url + "\n", encoding="ascii")
     return url

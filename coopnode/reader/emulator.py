@@ -3,8 +3,8 @@
     python -m coopnode.reader.emulator --udp 127.0.0.1:54321 --idm 0123456789abcdef \\
         [--taps N] [--present-s 1.5] [--gap-s 0.5]
 
-The card is "presented" by listening on the UDP port (nfcpy's card side binds
-0.0.0.0:PORT; the reader sends to HOST:PORT), kept present for `present_s`, and
+The card is "presented" by listening on the UDP port (on HOST, a loopback address: see
+`coopnode.reader.udp_transport`; the reader sends to HOST:PORT), kept present for `present_s`, and
 "removed" by closing the port, then presented again after `gap_s`, `taps` times (0 is
 forever). A reader that finds no card on the UDP transport waits 1 s for an answer, so a
 card must stay present a little over 1 s to be sure to be seen.
@@ -34,6 +34,7 @@ import nfc.tag
 import structlog
 
 from coopnode.logs import configure_logging
+from coopnode.reader.udp_transport import UDP_PREFIX, open_frontend, parse_udp_path
 from coopnode.settings import LogSettings
 
 log = structlog.stdlib.get_logger(__name__)
@@ -50,17 +51,6 @@ DEFAULT_COMMAND_TIMEOUT_S = 0.5
 _RESPONSE_CODE_SENSF = "01"
 _HEX_16 = re.compile(r"^[0-9a-fA-F]{16}$")
 _HEX_4 = re.compile(r"^[0-9a-fA-F]{4}$")
-
-
-def parse_udp_address(udp_address: str) -> tuple[str, int]:
-    """Split "HOST:PORT" into its parts; raise ValueError if it is not one."""
-    host, separator, port_text = udp_address.rpartition(":")
-    if not separator or not host or not port_text.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {udp_address!r}")
-    port = int(port_text)
-    if not 1 <= port <= 65535:
-        raise ValueError(f"port must be 1..65535, got {port}")
-    return host, port
 
 
 def build_sensf_response(idm: str, pmm: str, system_code: str) -> bytes:
@@ -94,8 +84,8 @@ def emulate_card(
     if taps < 0 or present_s <= 0 or gap_s < 0 or command_timeout_s <= 0:
         raise ValueError("taps must be >= 0, present_s and command_timeout_s > 0, gap_s >= 0")
     sensf_res = build_sensf_response(idm, pmm, system_code)
-    host, port = parse_udp_address(udp_address)
-    _ensure_port_free(port)
+    host, port = parse_udp_path(UDP_PREFIX + udp_address)
+    _ensure_port_free(host, port)
     stop = stop if stop is not None else threading.Event()
     presented = 0
     while (taps == 0 or presented < taps) and not stop.is_set():
@@ -107,12 +97,12 @@ def emulate_card(
     return presented
 
 
-def _ensure_port_free(port: int) -> None:
+def _ensure_port_free(host: str, port: int) -> None:
     # nfcpy's listen returns at once when the port is taken, and connect() would then spin
     # until the presence ends; refusing to start says what is wrong instead.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
-            probe.bind(("0.0.0.0", port))  # noqa: S104 - nfcpy's card side binds here too.
+            probe.bind((host, port))
         except OSError as error:
             raise OSError(error.errno, f"UDP port {port} is not free: {error.strerror}") from error
 
@@ -135,7 +125,7 @@ def _present(
     def terminate() -> bool:
         return stop.is_set() or time.monotonic() >= deadline
 
-    with nfc.ContactlessFrontend(path) as frontend:
+    with open_frontend(path) as frontend:
         while not terminate():
             remaining_s = deadline - time.monotonic()
             card = frontend.connect(

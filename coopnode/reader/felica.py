@@ -33,6 +33,7 @@ import nfc.clf
 import structlog
 
 from coopnode.domain.errors import OperatingError
+from coopnode.reader.udp_transport import open_frontend
 from coopnode.settings import ReaderSettings
 
 log = structlog.stdlib.get_logger(__name__)
@@ -118,7 +119,7 @@ class Frontend(Protocol):
 
 def open_contactless_frontend(device_path: str) -> Frontend:
     """Open an nfcpy device; nfcpy raises OSError (ENODEV) when none is found."""
-    frontend: Frontend = nfc.ContactlessFrontend(device_path)
+    frontend: Frontend = open_frontend(device_path)
     return frontend
 
 

@@ -1,7 +1,8 @@
 """`coopnode till run` and `coopnode admin till add|retire`: the till's commands.
 
     coopnode till run --node URL --key FILE --reader usb|udp:HOST:PORT
-        [--http-port N] [--no-prompt] [--fixed-amount-yen N] [--state-dir DIR]
+        [--ca-file FILE | --pin-sha256 HEX] [--http-port N] [--no-prompt]
+        [--fixed-amount-yen N] [--state-dir DIR]
     coopnode admin till add --store STORE --kind cafeteria|shop|bookstore --key-out FILE
         [--node URL] [--token-file FILE]
     coopnode admin till retire TILL_ID [--node URL] [--token-file FILE]
@@ -15,6 +16,8 @@ voids sale 12, `refund 12 100` refunds 100 yen of it) and from POS software on l
     GET  /status          → online, the amount awaiting a card, queued offline taps, deny list
 
 With `--fixed-amount-yen` every tap is a sale of that amount (a set-menu till; the demo).
+On an https:// node URL the till verifies the node's certificate with `--ca-file`, by
+`--pin-sha256`, or against the system's CA store (`coopnode.reader.till_tls`).
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ from coopnode.reader.reader_taps import ReaderTaps, fixed_price_loop
 from coopnode.reader.till_agent import SaleOutcome, TillAgent
 from coopnode.reader.till_key import KeyFileError, TillKeyFile, read_key_file, write_key_file
 from coopnode.reader.till_state import TillState
-from coopnode.settings import Settings
+from coopnode.reader.till_tls import TillTlsError, node_ssl
+from coopnode.settings import Settings, TillSettings
 
 log = get_logger(__name__)
 
@@ -220,10 +224,27 @@ async def _run(args: argparse.Namespace, settings: Settings, key_file: TillKeyFi
     state.close()
 
 
+def _with_tls_flags(args: argparse.Namespace, settings: Settings) -> Settings:
+    """`--ca-file` or `--pin-sha256` in place of the settings' own, checked as they are."""
+    flags = {
+        "agent_tls_ca_file": args.ca_file,
+        "agent_tls_pin_sha256": args.pin_sha256,
+    }
+    given = {key: value for key, value in flags.items() if value is not None}
+    if not given:
+        return settings
+    # A flag replaces both settings: one way to check the node, the one on the command.
+    cleared = {"agent_tls_ca_file": "", "agent_tls_pin_sha256": ""}
+    fields = {**msgspec.to_builtins(settings.till), **cleared, **given}
+    return msgspec.structs.replace(settings, till=msgspec.convert(fields, TillSettings))
+
+
 def till_run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         key_file = read_key_file(Path(args.key))
-    except KeyFileError as error:
+        settings = _with_tls_flags(args, settings)
+        node_ssl(args.node, settings.till)
+    except (KeyFileError, TillTlsError, msgspec.ValidationError) as error:
         print(f"coopnode till: {error}", file=sys.stderr)
         return 2
     try:
@@ -237,7 +258,8 @@ def till_run(args: argparse.Namespace, settings: Settings) -> int:
 def _staff_post(args: argparse.Namespace, settings: Settings, path: str, body: Any) -> Any:
     token_file = Path(args.token_file) if args.token_file else settings.staff_token_path
     token = token_file.read_text(encoding="ascii").strip()
-    node = args.node or f"http://{settings.node.host}:{settings.node.port}"
+    scheme = "https" if settings.node.tls else "http"
+    node = args.node or f"{scheme}://{settings.node.host}:{settings.node.port}"
     if not node.startswith(("http://", "https://")):
         raise ValueError(f"--node must be an http(s) URL, not {node!r}")
     request = urllib.request.Request(  # noqa: S310 - the scheme is checked above.
@@ -295,6 +317,11 @@ def add_till_commands(commands: Any, admin: Any) -> None:
     run.add_argument("--node", required=True, help="the node's URL, e.g. http://127.0.0.1:8080")
     run.add_argument("--key", required=True, help="the till's key file")
     run.add_argument("--reader", default="usb", help="usb or udp:HOST:PORT")
+    trust = run.add_mutually_exclusive_group()
+    trust.add_argument("--ca-file", help="CA certificates (PEM) to verify the https:// node by")
+    trust.add_argument(
+        "--pin-sha256", help="the SHA-256 of the node's certificate: that one and no other"
+    )
     run.add_argument("--http-port", type=int, help="POS endpoint port on 127.0.0.1 (0: any)")
     run.add_argument("--no-prompt", action="store_true", help="no terminal prompt")
     run.add_argument("--fixed-amount-yen", type=int, help="every tap is a sale of this amount")

@@ -7,7 +7,9 @@ maximum) and connects again, forever. `request()` seals a body with the connecti
 session key (from the `Welcome`), sends it and waits for the `Decision` with its sequence
 number; `forward()` does the same for a frame signed earlier (a tap queued offline). Both
 answer None when the link is down or the node does not answer in time, and the caller then
-decides what a till does offline.
+decides what a till does offline. On an https:// node URL the link is WSS and the node's
+certificate is verified as `coopnode.reader.till_tls` says; a node that fails the check
+is never sent a frame.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from coopnode.domain.till_frames import (
     sign_auth,
 )
 from coopnode.logs import get_logger
+from coopnode.reader.till_tls import node_ssl
 from coopnode.settings import TillSettings
 
 log = get_logger(__name__)
@@ -57,6 +60,8 @@ class TillLink:
         on_deny_update: Callable[[DenyUpdate], None],
     ) -> None:
         self._url = node_url.rstrip("/") + "/till/ws"
+        # Raises TillTlsError when the TLS settings do not fit the URL.
+        self._ssl = node_ssl(node_url, settings)
         self._till_id = till_id
         self._key = signing_key
         self._settings = settings
@@ -83,6 +88,15 @@ class TillLink:
                 except LinkRefused as error:
                     self.last_refusal = str(error)
                     log.error("the node refused this till", till_id=self._till_id, error=str(error))
+                except (aiohttp.ServerFingerprintMismatch, aiohttp.ClientSSLError) as error:
+                    # Not the node, or not provably: nothing is sent to it, and the till
+                    # sells offline as if the node were out of reach.
+                    self.last_refusal = f"the node's certificate failed verification: {error}"
+                    log.error(
+                        "the node's certificate failed verification; selling offline",
+                        till_id=self._till_id,
+                        error=str(error),
+                    )
                 except (aiohttp.ClientError, OSError, TimeoutError) as error:
                     log.info("node unreachable; selling offline", error=type(error).__name__)
                 await asyncio.sleep(backoff_s)
@@ -95,6 +109,7 @@ class TillLink:
             heartbeat=self._settings.heartbeat_s,
             max_msg_size=NODE_FRAME_MAX_BYTES,
             compress=0,
+            ssl=self._ssl,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=timeout_s),
         ) as ws:
             challenge = await self._receive(ws, timeout_s)

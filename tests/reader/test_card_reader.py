@@ -33,6 +33,7 @@ from coopnode.reader.felica import (
     Tap,
     tap_from_sensf_response,
 )
+from coopnode.reader.udp_transport import open_frontend
 from coopnode.settings import ReaderSettings
 
 CARD_A = "0123456789abcdef"
@@ -150,7 +151,7 @@ def test_stop_while_polling_ends_the_poll_and_closes_the_device(port: int) -> No
     opened: list[Any] = []
 
     def open_and_remember(device_path: str) -> Any:
-        frontend = nfc.ContactlessFrontend(device_path)
+        frontend = open_frontend(device_path)
         opened.append(frontend)
         return frontend
 
@@ -168,7 +169,7 @@ def test_a_reader_that_dies_mid_session_does_not_wedge_the_card(port: int) -> No
     context = multiprocessing.get_context("spawn")
     card = context.Process(target=emulate_card, args=(f"127.0.0.1:{port}", CARD_A, 1, 4.0, 0.0))
     card.start()
-    dead_reader = nfc.ContactlessFrontend(f"udp:127.0.0.1:{port}")
+    dead_reader = open_frontend(f"udp:127.0.0.1:{port}")
     try:
         target = None
         deadline = time.monotonic() + 5.0
