@@ -1,7 +1,9 @@
-"""Taps over the real till channel from a separate load process, open loop, fsync on.
+"""Taps over the real till channel from a separate load process, open loop.
 
-Starts a node with the embedded defaults (one wallet shard on two cores, fsync on), opens
-wallets, binds a card to each and registers simulated tills, then:
+Starts a node with the embedded defaults (one wallet shard on two cores, fsync on; a
+`COOPNODE_...` variable in the environment or `--node-env` changes them, and the summary
+says what the node itself resolved), opens wallets, binds a card to each and registers
+simulated tills, then:
   1. from a second process (`coopnode.loadtest.tills`): a fixed 2,000 taps/s for 10 s,
      then a capacity search for the highest rate whose p99 tap-to-decision stays under
      10 ms. Each tap is its own signed frame; latency counts from its intended send time;
@@ -35,7 +37,7 @@ from nacl.signing import SigningKey
 
 from benchmarks.disk_flush import probe as disk_flush_probe
 from benchmarks.disk_flush import summary as disk_flush_summary
-from coopnode.loadtest.node_process import NodeProcess, remove_tree, short_tmpdir
+from coopnode.loadtest.node_process import NodeProcess, durability, remove_tree, short_tmpdir
 from coopnode.loadtest.tills import SimTill, TillLoadSetup, TillSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -156,6 +158,7 @@ def run(seconds: float, till_count: int, node_env: dict[str, str]) -> dict[str, 
     env = {"COOPNODE_LOG__LEVEL": "warning", "COOPNODE_TILL__DEMO_TILL": "false", **node_env}
     node = NodeProcess(data_dir, cwd=REPO, env=env)
     try:
+        settings = node.effective_settings()
         disk = disk_flush_probe(data_dir / "disk-probe", DISK_PROBE_S)
         node.start()
         setup = asyncio.run(setup_node(node, till_count))
@@ -193,6 +196,8 @@ def run(seconds: float, till_count: int, node_env: dict[str, str]) -> dict[str, 
         figures["books_balanced"] = status == 200 and audit["balanced"]
         figures["disk_before"] = disk
         figures["commits"] = commit_durations(node)
+        figures["fsync"] = settings.wallet.fsync
+        figures["durability"] = durability(settings)
         return figures
     finally:
         node.stop()
@@ -204,7 +209,7 @@ def summary(figures: dict[str, Any], till_count: int) -> str:
     idle, loaded = figures["block_idle_s"], figures["block_loaded_s"]
     disk, commits = figures["disk_before"], figures["commits"]
     return (
-        f"Till taps over the till channel ({till_count} tills, fsync on, "
+        f"Till taps over the till channel ({till_count} tills, {figures['durability']}, "
         f"{figures['shards']} shard(s)): at "
         f"{FIXED_RATE_PER_S:,.0f}/s p50 {fixed['latency_p50_ms']:.1f} ms, "
         f"p99 {fixed['latency_p99_ms']:.1f} ms, p99.9 {fixed['latency_p999_ms']:.1f} ms, "
