@@ -71,7 +71,9 @@ async def _post(session: aiohttp.ClientSession, url: str, body: Any, expect: int
         return answer
 
 
-async def setup_node(node: NodeProcess, till_count: int) -> TillLoadSetup:
+async def setup_node(
+    node: NodeProcess, till_count: int, members: int = MEMBERS, deposit_yen: int = 100_000
+) -> TillLoadSetup:
     """Open the wallets, bind the cards and register the tills through the staff API."""
     headers = {"Authorization": f"Bearer {node.token}"}
     gate = asyncio.Semaphore(SETUP_CONCURRENCY)
@@ -80,12 +82,12 @@ async def setup_node(node: NodeProcess, till_count: int) -> TillLoadSetup:
         async def member(index: int) -> None:
             async with gate:
                 body = {"key": "enrol", "member_no": member_no(index), "coop": "demo",
-                        "deposits": {"base": 100_000}}  # fmt: skip
+                        "deposits": {"base": deposit_yen}}  # fmt: skip
                 await _post(session, node.url + "/api/v1/wallets", body, 201)
                 card = {"idm": idm(index), "member_no": member_no(index)}
                 await _post(session, node.url + "/api/v1/cards", card, 201)
 
-        await asyncio.gather(*(member(index) for index in range(MEMBERS)))
+        await asyncio.gather(*(member(index) for index in range(members)))
         tills = []
         for number in range(till_count):
             key = SigningKey.generate()
@@ -93,7 +95,7 @@ async def setup_node(node: NodeProcess, till_count: int) -> TillLoadSetup:
                     "public_key_hex": bytes(key.verify_key).hex()}  # fmt: skip
             till = await _post(session, node.url + "/api/v1/tills", body, 201)
             tills.append(TillSpec(till_id=till["till_id"], signing_key_hex=bytes(key).hex()))
-    return TillLoadSetup(url=node.url, tills=tills, idms=[idm(i) for i in range(MEMBERS)])
+    return TillLoadSetup(url=node.url, tills=tills, idms=[idm(i) for i in range(members)])
 
 
 def load_process(setup_path: Path, *arguments: str) -> subprocess.Popen[str]:
