@@ -350,7 +350,8 @@ class _ClosedTill:
         loop = asyncio.get_running_loop()
         if self.till.ws is None:
             raise RuntimeError(f"{self.till.till_id} is not connected")
-        while time.monotonic() < end_s:
+        # At least one tap, as each pgbench client runs at least one transaction.
+        while True:
             seq, frame = self.till.sign_taps([rng.choice(idms)], amount_yen)[0]
             future: asyncio.Future[Decision] = loop.create_future()
             self.waiting[seq] = future
@@ -363,11 +364,13 @@ class _ClosedTill:
                 self.waiting.pop(seq, None)
                 self.till.intended.pop(seq, None)
                 self.recorder.errors["timeout"] += 1
-                continue
-            if decision.approved:
-                self.recorder.completed += 1
             else:
-                self.recorder.errors[str(decision.reason)] += 1
+                if decision.approved:
+                    self.recorder.completed += 1
+                else:
+                    self.recorder.errors[str(decision.reason)] += 1
+            if time.monotonic() >= end_s:
+                return
 
 
 async def run_closed(
