@@ -6,7 +6,8 @@ transaction, driven by pgbench against a private PostgreSQL cluster on this mach
 fsync and synchronous_commit on. The node's tap is a sealed frame over the till channel
 from a separate load process, answered once its group commit is flushed (unless the
 node's settings turn fsync off: the summary says which). Both sides run the same
-schedule, each run `--seconds` long (the peer's own default, 20 s):
+schedule, each run `--seconds` long (the peer's own default, 20 s), with the same number of
+members (`--members`, 10,000; see MEMBERS), each tap debiting 500 yen:
 
   warm-up, closed loop, 16 clients (tills), 5 s, not counted
   closed_c16, closed_c64  closed loop with 16 and 64 clients: each keeps one tap in
@@ -20,7 +21,7 @@ both. A host's disk and CPU move both sides' figures, the ratio less, so the sum
 the raw figures and node/peer: for a p99 below 1 means the node answered sooner, for a
 capacity above 1 the node sustained more.
 
-Run: .venv/bin/python -m benchmarks.side_by_side [--rounds 2] [--seconds 20]
+Run: .venv/bin/python -m benchmarks.side_by_side [--rounds 2] [--seconds 20] [--members N]
 """
 
 from __future__ import annotations
@@ -51,8 +52,13 @@ OPEN_1000, OPEN_2000 = "open_R1000", "open_R2000"
 WARMUP_S = 5.0  # As the peer's warm-up.
 # The node's tills, as pgbench's clients: 64 in the open-loop runs and the larger closed one.
 TILLS = 64
-# As the peer's members; each member's card taps, each tap debits the peer's 500 yen.
-MEMBERS = 100_000
+# Members on both sides (the peer's PGPEER_MEMBERS). The peer's own default is 100,000,
+# but the node's members are opened and their cards bound through the staff API, and each
+# card binding is a registry change fsynced on its own (staff make a few a minute): 100,000
+# took more than ten minutes per round on the shared two-core host. `--members 100000`
+# runs both sides at the peer's default.
+MEMBERS = 10_000
+# Each tap debits the peer's 500 yen.
 TAP_YEN = 500
 # Each load process numbers its taps from a new block: the node refuses a reused number.
 SEQ_BLOCK = 10_000_000
@@ -278,10 +284,16 @@ def run_node(seconds: int, members: int) -> dict[str, Any]:
         remove_tree(data_dir)
 
 
-def run_peer(seconds: int) -> dict[str, Any]:
+def peer_environment(seconds: int, members: int, port: int) -> dict[str, str]:
+    """The peer's tunables: the node's run length and members, and a port free now (another
+    PostgreSQL on the peer's default port must not stop it)."""
+    tunables = {"PGPEER_DURATION": str(seconds), "PGPEER_MEMBERS": str(members)}
+    return {**os.environ, **tunables, "PGPEER_PORT": str(port)}
+
+
+def run_peer(seconds: int, members: int) -> dict[str, Any]:
     """The peer's whole script; its log lines go to stderr, its summary is parsed."""
-    # Its own port, free now: another PostgreSQL on the peer's default port must not stop it.
-    env = {**os.environ, "PGPEER_DURATION": str(seconds), "PGPEER_PORT": str(free_port())}
+    env = peer_environment(seconds, members, free_port())
     output = subprocess.run(
         ["bash", str(PEER_SCRIPT)], env=env, stdout=subprocess.PIPE, text=True,
         timeout=PEER_TIMEOUT_S, check=False,
@@ -304,7 +316,7 @@ def run(rounds: int, seconds: int, members: int) -> dict[str, Any]:
         print(f"-- round {number} of {rounds}: the node", file=sys.stderr, flush=True)
         node = run_node(seconds, members)
         print(f"-- round {number} of {rounds}: the peer", file=sys.stderr, flush=True)
-        peer = run_peer(seconds)
+        peer = run_peer(seconds, members)
         mine, theirs = node_figures(node["runs"]), peer_figures(peer["rows"])
         done.append({
             "node": node, "peer": peer, "node_figures": mine, "peer_figures": theirs,
@@ -327,7 +339,7 @@ def summary(figures: dict[str, Any]) -> str:
     lines = [
         f"Side by side, {len(rounds)} round(s) of node then peer, {figures['seconds']} s per run; "
         f"node: taps over the till channel, {first['node']['durability']}, "
-        f"{first['node']['shards']} shard(s), {first['node']['members']:,} members; peer: "
+        f"{first['node']['shards']} shard(s); {first['node']['members']:,} members each; peer: "
         f"{first['peer']['server'].split(' on ', 1)[0]}, pgbench, fsync and synchronous_commit "
         f"on, on {first['peer']['storage']}"
     ]

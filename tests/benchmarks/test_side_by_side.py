@@ -21,6 +21,7 @@ from benchmarks.side_by_side import (
     node_figures,
     node_plan,
     parse_peer_table,
+    peer_environment,
     peer_figures,
     ratios,
     summary_line,
@@ -160,3 +161,10 @@ def test_the_vendored_peer_is_the_shared_reference_byte_for_byte() -> None:
     assert named is not None
     original = lines[0] + b"".join(lines[9:])
     assert hashlib.sha256(original).hexdigest() == named.group(1).decode()
+
+
+def test_the_peer_runs_as_long_with_as_many_members_as_the_node_on_its_own_port() -> None:
+    env = peer_environment(20, 10_000, 55999)
+    assert (env["PGPEER_DURATION"], env["PGPEER_MEMBERS"], env["PGPEER_PORT"]) == (
+        "20", "10000", "55999",
+    )  # fmt: skip
