@@ -35,7 +35,8 @@ browser:
 pytest: $(STAMP) browser
 	$(BIN)/pytest
 
-## Run every benchmark and print its figures.
+## Run every benchmark and print its figures, the node's taps beside the PostgreSQL peer's
+## among them (benchmarks/side_by_side.py; the peer installs Debian's PostgreSQL if missing).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 

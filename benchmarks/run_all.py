@@ -17,6 +17,8 @@ BENCHMARKS = (
     "benchmarks.wallet_ray",
     "benchmarks.http_payments",
     "benchmarks.tills",
+    # The node's taps beside the PostgreSQL peer's, interleaved in one run.
+    "benchmarks.side_by_side",
     "benchmarks.identity_signin",
     "benchmarks.portal_pages",
 )

@@ -1,7 +1,9 @@
-"""Taps over the real till channel from a separate load process, open loop, fsync on.
+"""Taps over the real till channel from a separate load process, open loop.
 
-Starts a node with the embedded defaults (one wallet shard on two cores, fsync on), opens
-wallets, binds a card to each and registers simulated tills, then:
+Starts a node with the embedded defaults (one wallet shard on two cores, fsync on; a
+`COOPNODE_...` variable in the environment or `--node-env` changes them, and the summary
+says what the node itself resolved), opens wallets, binds a card to each and registers
+simulated tills, then:
   1. from a second process (`coopnode.loadtest.tills`): a fixed 2,000 taps/s for 10 s,
      then a capacity search for the highest rate whose p99 tap-to-decision stays under
      10 ms. Each tap is its own signed frame; latency counts from its intended send time;
@@ -35,7 +37,7 @@ from nacl.signing import SigningKey
 
 from benchmarks.disk_flush import probe as disk_flush_probe
 from benchmarks.disk_flush import summary as disk_flush_summary
-from coopnode.loadtest.node_process import NodeProcess, remove_tree, short_tmpdir
+from coopnode.loadtest.node_process import NodeProcess, durability, remove_tree, short_tmpdir
 from coopnode.loadtest.tills import SimTill, TillLoadSetup, TillSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,7 +71,9 @@ async def _post(session: aiohttp.ClientSession, url: str, body: Any, expect: int
         return answer
 
 
-async def setup_node(node: NodeProcess, till_count: int) -> TillLoadSetup:
+async def setup_node(
+    node: NodeProcess, till_count: int, members: int = MEMBERS, deposit_yen: int = 100_000
+) -> TillLoadSetup:
     """Open the wallets, bind the cards and register the tills through the staff API."""
     headers = {"Authorization": f"Bearer {node.token}"}
     gate = asyncio.Semaphore(SETUP_CONCURRENCY)
@@ -78,12 +82,12 @@ async def setup_node(node: NodeProcess, till_count: int) -> TillLoadSetup:
         async def member(index: int) -> None:
             async with gate:
                 body = {"key": "enrol", "member_no": member_no(index), "coop": "demo",
-                        "deposits": {"base": 100_000}}  # fmt: skip
+                        "deposits": {"base": deposit_yen}}  # fmt: skip
                 await _post(session, node.url + "/api/v1/wallets", body, 201)
                 card = {"idm": idm(index), "member_no": member_no(index)}
                 await _post(session, node.url + "/api/v1/cards", card, 201)
 
-        await asyncio.gather(*(member(index) for index in range(MEMBERS)))
+        await asyncio.gather(*(member(index) for index in range(members)))
         tills = []
         for number in range(till_count):
             key = SigningKey.generate()
@@ -91,7 +95,7 @@ async def setup_node(node: NodeProcess, till_count: int) -> TillLoadSetup:
                     "public_key_hex": bytes(key.verify_key).hex()}  # fmt: skip
             till = await _post(session, node.url + "/api/v1/tills", body, 201)
             tills.append(TillSpec(till_id=till["till_id"], signing_key_hex=bytes(key).hex()))
-    return TillLoadSetup(url=node.url, tills=tills, idms=[idm(i) for i in range(MEMBERS)])
+    return TillLoadSetup(url=node.url, tills=tills, idms=[idm(i) for i in range(members)])
 
 
 def load_process(setup_path: Path, *arguments: str) -> subprocess.Popen[str]:
@@ -156,6 +160,7 @@ def run(seconds: float, till_count: int, node_env: dict[str, str]) -> dict[str, 
     env = {"COOPNODE_LOG__LEVEL": "warning", "COOPNODE_TILL__DEMO_TILL": "false", **node_env}
     node = NodeProcess(data_dir, cwd=REPO, env=env)
     try:
+        settings = node.effective_settings()
         disk = disk_flush_probe(data_dir / "disk-probe", DISK_PROBE_S)
         node.start()
         setup = asyncio.run(setup_node(node, till_count))
@@ -193,6 +198,8 @@ def run(seconds: float, till_count: int, node_env: dict[str, str]) -> dict[str, 
         figures["books_balanced"] = status == 200 and audit["balanced"]
         figures["disk_before"] = disk
         figures["commits"] = commit_durations(node)
+        figures["fsync"] = settings.wallet.fsync
+        figures["durability"] = durability(settings)
         return figures
     finally:
         node.stop()
@@ -204,7 +211,7 @@ def summary(figures: dict[str, Any], till_count: int) -> str:
     idle, loaded = figures["block_idle_s"], figures["block_loaded_s"]
     disk, commits = figures["disk_before"], figures["commits"]
     return (
-        f"Till taps over the till channel ({till_count} tills, fsync on, "
+        f"Till taps over the till channel ({till_count} tills, {figures['durability']}, "
         f"{figures['shards']} shard(s)): at "
         f"{FIXED_RATE_PER_S:,.0f}/s p50 {fixed['latency_p50_ms']:.1f} ms, "
         f"p99 {fixed['latency_p99_ms']:.1f} ms, p99.9 {fixed['latency_p999_ms']:.1f} ms, "

@@ -22,6 +22,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Self
 
+import msgspec
+
+from coopnode.settings import Settings
+
 # Starting Ray and the shards takes seconds; two minutes means the start is broken.
 START_TIMEOUT_S = 120.0
 # Where Linux keeps the nice value of a session's scheduling group (autogroup).
@@ -94,16 +98,40 @@ class NodeProcess:
         # How `request` verifies a node that serves HTTPS (`node.tls_cert_file`).
         self.ssl_context: ssl.SSLContext | None = None
 
-    def start(self) -> Self:
-        url_file = self.data_dir / "node.url"
-        url_file.unlink(missing_ok=True)
+    def _command(self, subcommand: str) -> list[str]:
+        """`coopnode [--config FILE] SUBCOMMAND` with this node's flags."""
         command = [sys.executable, "-m", "coopnode.node.cli"]
         if self.config is not None:
             command += ["--config", str(self.config)]
-        command += ["serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+        return [*command, subcommand, "--data-dir", str(self.data_dir), "--port", str(self.port)]
+
+    def _environment(self) -> dict[str, str]:
+        """The node's environment: this process's, with the node's own settings laid over."""
+        return {**os.environ, "COOPNODE_LOG__FORMAT": "json", **self.env}
+
+    def effective_settings(self) -> Settings:
+        """The settings this node runs with, as the node itself resolves them.
+
+        `coopnode settings` with the node's command line, working directory and environment
+        (so also a `COOPNODE_...` variable of the shell that started the benchmark): what a
+        benchmark prints about the node is read here, never assumed from the defaults.
+        """
+        command = self._command("settings")
+        result = subprocess.run(
+            command, cwd=self.cwd, env=self._environment(), capture_output=True, check=False
+        )
+        if result.returncode != 0:
+            error = result.stderr.decode(errors="replace")
+            raise RuntimeError(f"coopnode settings failed: {error}")
+        return msgspec.json.decode(result.stdout, type=Settings)
+
+    def start(self) -> Self:
+        url_file = self.data_dir / "node.url"
+        url_file.unlink(missing_ok=True)
+        command = self._command("serve")
         if self.demo:
             command.append("--demo")
-        env = {**os.environ, "COOPNODE_LOG__FORMAT": "json", **self.env}
+        env = self._environment()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         # setsid() runs in the child before preexec_fn, so the niced group is the node's own.
@@ -188,6 +216,11 @@ class NodeProcess:
                 return error.code, json.loads(raw)
             except ValueError:
                 return error.code, raw.decode(errors="replace")
+
+
+def durability(settings: Settings) -> str:
+    """How a node's commits reach the disk, for a benchmark's summary line."""
+    return "fsync on" if settings.wallet.fsync else "fsync off (commits not flushed)"
 
 
 def remove_tree(path: Path) -> None:

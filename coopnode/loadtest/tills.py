@@ -12,8 +12,13 @@ that falls behind is seen queueing (no coordinated omission). The figures use
 Frames are sealed before a run starts, so that the generator spends nothing on them
 during the measured window.
 
-    python -m coopnode.loadtest.tills --setup SETUP.json --rate 2000 --duration 10
+    python -m coopnode.loadtest.tills --setup SETUP.json --rate-fixed 2000 --duration 10
     python -m coopnode.loadtest.tills --setup SETUP.json --search --rate 2000
+    python -m coopnode.loadtest.tills --setup SETUP.json --closed-tills 64 --duration 20
+
+The last is closed loop, for capacity: each of the first 64 tills keeps one tap in flight
+and sends the next when the decision comes (as each pgbench client runs one transaction
+after another), so the rate is whatever the node sustains.
 
 The setup file (`TillLoadSetup`) names the node, the tills with their keys and the cards.
 """
@@ -295,6 +300,109 @@ def _result(
     )
 
 
+class ClosedRunResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A closed-loop run: latencies count from each tap's send, which waited for the last."""
+
+    tills: int
+    duration_s: float
+    approved: int
+    errors: int
+    errors_by_reason: dict[str, int]
+    # Approved taps per second, from the first send to the last decision.
+    approved_per_s: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    latency_p999_ms: float
+    latency_max_ms: float
+    elapsed_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        built: dict[str, Any] = msgspec.to_builtins(self)
+        return built
+
+    def format_line(self) -> str:
+        return (
+            f"closed loop, {self.tills} tills | approved {self.approved_per_s:.1f}/s"
+            f" | errors {self.errors} | latency ms p50 {self.latency_p50_ms:.2f}"
+            f" p99 {self.latency_p99_ms:.2f} p99.9 {self.latency_p999_ms:.2f}"
+        )
+
+
+class _ClosedTill:
+    """One till of a closed-loop run: its next tap leaves when its last one is decided."""
+
+    def __init__(self, till: SimTill, recorder: _Recorder) -> None:
+        self.till = till
+        self.recorder = recorder
+        self.waiting: dict[int, asyncio.Future[Decision]] = {}
+        till.on_decision = self.decided
+
+    def decided(self, sent_s: float, now_s: float, decision: Decision) -> None:
+        future = self.waiting.pop(decision.seq, None)
+        if future is None or future.done():
+            return  # The answer to a tap that timed out: already counted.
+        self.recorder.latency_us.record_value(_us(now_s - sent_s))
+        future.set_result(decision)
+
+    async def drive(
+        self, idms: list[str], rng: random.Random, amount_yen: int, end_s: float
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        if self.till.ws is None:
+            raise RuntimeError(f"{self.till.till_id} is not connected")
+        # At least one tap, as each pgbench client runs at least one transaction.
+        while True:
+            seq, frame = self.till.sign_taps([rng.choice(idms)], amount_yen)[0]
+            future: asyncio.Future[Decision] = loop.create_future()
+            self.waiting[seq] = future
+            self.till.intended[seq] = time.monotonic()
+            self.recorder.sent += 1
+            await self.till.ws.send_bytes(frame)
+            try:
+                decision = await asyncio.wait_for(future, DRAIN_TIMEOUT_S)
+            except TimeoutError:
+                self.waiting.pop(seq, None)
+                self.till.intended.pop(seq, None)
+                self.recorder.errors["timeout"] += 1
+            else:
+                if decision.approved:
+                    self.recorder.completed += 1
+                else:
+                    self.recorder.errors[str(decision.reason)] += 1
+            if time.monotonic() >= end_s:
+                return
+
+
+async def run_closed(
+    tills: list[SimTill], idms: list[str], amount_yen: int, duration_s: float
+) -> ClosedRunResult:
+    """Each till sends a tap, waits for its decision and sends the next, for `duration_s`."""
+    recorder = _Recorder()
+    rng = random.Random(f"closed-{len(tills)}-{tills[0].next_seq}")
+    drivers = [_ClosedTill(till, recorder) for till in tills]
+    with collector_paused():
+        start_s = time.monotonic()
+        end_s = start_s + duration_s
+        await asyncio.gather(*(d.drive(idms, rng, amount_yen, end_s) for d in drivers))
+        elapsed_s = time.monotonic() - start_s
+    for till in tills:
+        till.on_decision = None
+    errors = {reason: number for reason, number in recorder.errors.items() if number}
+    return ClosedRunResult(
+        tills=len(tills),
+        duration_s=duration_s,
+        approved=recorder.completed,
+        errors=sum(errors.values()),
+        errors_by_reason=errors,
+        approved_per_s=recorder.completed / elapsed_s,
+        latency_p50_ms=_ms(recorder.latency_us, 50.0),
+        latency_p99_ms=_ms(recorder.latency_us, 99.0),
+        latency_p999_ms=_ms(recorder.latency_us, 99.9),
+        latency_max_ms=_ms(recorder.latency_us, 100.0),
+        elapsed_s=elapsed_s,
+    )
+
+
 async def search_tills(
     tills: list[SimTill],
     setup: TillLoadSetup,
@@ -361,6 +469,12 @@ async def _main(args: argparse.Namespace, setup: TillLoadSetup) -> dict[str, Any
                 )
                 print(fixed.format_line(), file=sys.stderr, flush=True)
                 document["fixed"] = fixed.to_dict()
+            if args.closed_tills:
+                closed = await run_closed(
+                    tills[: args.closed_tills], setup.idms, setup.amount_yen, args.duration
+                )
+                print(closed.format_line(), file=sys.stderr, flush=True)
+                document["closed"] = closed.to_dict()
             if args.search:
                 search = await search_tills(
                     tills, setup, args.rate, args.step_factor, args.objective_ms,
@@ -376,7 +490,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coopnode.loadtest.tills", description=__doc__)
     parser.add_argument("--setup", required=True, help="a TillLoadSetup JSON file")
     parser.add_argument("--rate-fixed", type=float, default=0.0, help="one run at this rate")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of the fixed run")
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds of the fixed or closed run"
+    )
+    parser.add_argument(
+        "--closed-tills", type=int, default=0, help="one closed-loop run with this many tills"
+    )
     parser.add_argument("--search", action="store_true", help="find the highest rate that held")
     parser.add_argument("--rate", type=float, default=2_000.0, help="search: first rate")
     parser.add_argument("--step-factor", type=float, default=1.25)
@@ -397,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, loop_factory = event_loop_factory(args.loop, connections=256)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         setup = msgspec.json.decode(Path(args.setup).read_bytes(), type=TillLoadSetup)
+        if not 0 <= args.closed_tills <= len(setup.tills):
+            parser.error(f"--closed-tills {args.closed_tills}: the setup has {len(setup.tills)}")
         document = runner.run(_main(args, setup))
     sys.stdout.write(msgspec.json.encode(document).decode() + "\n")
     return 0

@@ -24,12 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="a TOML file laid over config/node.toml")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the node")
-    serve.add_argument("--ray-address", help="join this Ray cluster instead of starting one")
-    serve.add_argument("--host", help="listen on this address")
-    serve.add_argument("--port", type=int, help="listen on this port (0: any free port)")
-    serve.add_argument("--data-dir", help="LMDB files, Ray files and secrets go here")
+    _add_node_flags(serve)
     serve.add_argument("--demo", action="store_true", help="open the demo co-op's members")
-    commands.add_parser("settings", help="print the effective settings as JSON")
+    # The same flags as `serve`, so that it prints what `serve` with them would run with.
+    _add_node_flags(commands.add_parser("settings", help="print the effective settings as JSON"))
     admin = commands.add_parser("admin", help="staff tasks").add_subparsers(
         dest="admin_command", required=True
     )
@@ -39,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     add_konbini_admin_command(admin)
     add_loadtest_command(commands)
     return parser
+
+
+def _add_node_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray-address", help="join this Ray cluster instead of starting one")
+    parser.add_argument("--host", help="listen on this address")
+    parser.add_argument("--port", type=int, help="listen on this port (0: any free port)")
+    parser.add_argument("--data-dir", help="LMDB files, Ray files and secrets go here")
 
 
 def _apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
