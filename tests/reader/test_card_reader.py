@@ -167,13 +167,19 @@ def test_stop_while_polling_ends_the_poll_and_closes_the_device(port: int) -> No
 
 def test_a_reader_that_dies_mid_session_does_not_wedge_the_card(port: int) -> None:
     context = multiprocessing.get_context("spawn")
-    card = context.Process(target=emulate_card, args=(f"127.0.0.1:{port}", CARD_A, 1, 4.0, 0.0))
+    # The card stays on the reader long enough for a spawned process that starts slowly
+    # on a busy machine, a reader that dies, its command timeout and a second reader.
+    present_s = 12.0
+    card = context.Process(
+        target=emulate_card, args=(f"127.0.0.1:{port}", CARD_A, 1, present_s, 0.0)
+    )
     card.start()
     dead_reader = open_frontend(f"udp:127.0.0.1:{port}")
     try:
         target = None
-        deadline = time.monotonic() + 5.0
-        while target is None and time.monotonic() < deadline:
+        deadline = time.monotonic() + present_s
+        while target is None:
+            assert time.monotonic() < deadline, "the card never answered a poll"
             target = dead_reader.sense(nfc.clf.RemoteTarget("212F"), iterations=1)
         # A command beyond polling puts the card into its command loop; the reader then
         # falls silent without switching its field off, as a crashed process would.
@@ -181,13 +187,13 @@ def test_a_reader_that_dies_mid_session_does_not_wedge_the_card(port: int) -> No
         card_reader = CardReader(reader_settings(port))
         card_reader.start()
         try:
-            tap = card_reader.next_tap(3.0)
+            tap = card_reader.next_tap(present_s)
         finally:
             card_reader.stop()
         assert tap is not None
         assert tap.idm == CARD_A
     finally:
-        card.join(PROCESS_TIMEOUT_S)
+        card.join(present_s + PROCESS_TIMEOUT_S)
         if card.is_alive():
             card.kill()
         dead_reader.close()
