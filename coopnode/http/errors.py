@@ -12,6 +12,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from coopnode.domain.errors import InvalidInput
 from coopnode.domain.money import Reason
 from coopnode.logs import get_logger
 
@@ -95,6 +96,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as error:
         return error_response(error.status, error.reason, error.message)
+    except InvalidInput as error:
+        return error_response(400, error.reason, error.message)
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "too_large", "the request body is too large")
     except web.HTTPException as error:

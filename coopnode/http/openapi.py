@@ -24,6 +24,16 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
         {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
         for name, kind in route.query
     ]
+    if route.query_type is not None:
+        parameters += [
+            {
+                "name": field.encode_name,
+                "in": "query",
+                "required": field.required,
+                "schema": msgspec.json.schema(field.type),
+            }
+            for field in msgspec.structs.fields(route.query_type)
+        ]
     error = {"content": {"application/json": {"schema": refs[ErrorBody]}}}
     responses: dict[str, Any] = {
         str(route.status): {
