@@ -289,3 +289,11 @@ class OverdraftRecord(_Message, frozen=True):
 
 def decline(reason: Reason, message: str) -> Declined:
     return Declined(reason=reason, message=message)
+
+
+# The answer to an operation the wallet could not encode, decode or apply: a defect, for
+# which the node raised an alert; nothing was changed.
+OPERATION_FAILED = decline(
+    Reason.OPERATION_FAILED,
+    "the wallet could not apply this operation and staff were alerted; nothing was changed",
+)

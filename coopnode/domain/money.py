@@ -60,6 +60,9 @@ class Reason(StrEnum):
     OVERLOADED = "overloaded"
     UNAVAILABLE = "unavailable"
     STORAGE_FULL = "storage_full"
+    # The wallet could not encode, decode or apply this one operation (a defect, raised
+    # as an alert); nothing was changed, and the operations beside it were served.
+    OPERATION_FAILED = "operation_failed"
 
 
 # Declines that say "not now" rather than "no": the same request, sent again later under
