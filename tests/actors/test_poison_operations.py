@@ -82,6 +82,7 @@ def store(tmp_path: Path) -> Iterator[WalletStore]:
 
 def broken_rule(monkeypatch: pytest.MonkeyPatch) -> Operation:
     """A payment whose result breaks a rule (a defect in `decide`, injected for its key)."""
+
     def defective(op: Any, *args: Any) -> Any:
         change = decide(op, *args)
         if op.key != "poison" or not isinstance(change, Change):
