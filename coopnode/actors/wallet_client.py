@@ -39,6 +39,8 @@ from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.messages import (
     OPERATION_FAILED,
     Declined,
+    GetHistory,
+    GetWallet,
     Operation,
     OverdraftRecord,
     Result,
@@ -61,11 +63,24 @@ def _retryable(error: BaseException) -> bool:
     return isinstance(error, RayTaskError) and isinstance(error.cause, InvariantViolation)
 
 
-class _Pending:
-    __slots__ = ("future", "raw")
+# What a caller hears when its batch got no answer: a read changed nothing; a change may
+# have been committed before the shard (or the link) failed.
+_READ_FAILED = decline(Reason.UNAVAILABLE, "the wallet shard is unavailable; try again")
+_CHANGE_UNKNOWN = decline(
+    Reason.OUTCOME_UNKNOWN,
+    "the wallet shard did not confirm this: it may have been booked or not; "
+    "send it again with the same key to learn which (it is never booked twice)",
+)
 
-    def __init__(self, raw: msgspec.Raw, future: asyncio.Future[Result]) -> None:
+
+class _Pending:
+    __slots__ = ("future", "raw", "unanswered")
+
+    def __init__(self, raw: msgspec.Raw, op: Operation, future: asyncio.Future[Result]) -> None:
         self.raw = raw  # The operation, encoded.
+        self.unanswered = (
+            _READ_FAILED if isinstance(op, GetWallet | GetHistory) else _CHANGE_UNKNOWN
+        )
         self.future = future
 
 
@@ -114,7 +129,7 @@ class ShardBatcher:
             )
             future.set_result(OPERATION_FAILED)
             return future
-        self._queue.append(_Pending(raw, future))
+        self._queue.append(_Pending(raw, op, future))
         if len(self._queue) >= self._settings.front_batch_max_ops:
             self._flush()
         elif self._timer is None:
@@ -144,8 +159,7 @@ class ShardBatcher:
             reply = await self._call([pending.raw for pending in batch])
         except Exception as error:  # Every caller must hear back, whatever happened.
             log.error("wallet shard unavailable", shard=self.index, error=repr(error))
-            failed = decline(Reason.UNAVAILABLE, "the wallet shard is unavailable; try again")
-            results: list[Result] = [failed] * len(batch)
+            results: list[Result] = [pending.unanswered for pending in batch]
         else:
             results = reply.results
             self._metrics.commit_ops.observe(reply.commit_ops)
