@@ -24,6 +24,14 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        # An alert: each one is a defect (an operation that could not be encoded, decoded
+        # or applied, refused alone); the shard or front logs it as critical.
+        self.operations_failed = Counter(
+            "coopnode_wallet_operations_failed",
+            "Wallet operations refused because they could not be encoded, decoded or applied.",
+            ["shard", "kind"],
+            registry=self.registry,
+        )
         self.front_batch_ops = Histogram(
             "coopnode_wallet_front_batch_ops",
             "Operations per Ray call from the front to a shard.",

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from coopnode.domain.bounds import EVENT_SEATS_MAX, PAGE_LINES_MAX
 from coopnode.domain.passcodes import PasscodePolicy
 from coopnode.domain.rules import CoopRules
 
@@ -458,7 +459,7 @@ class IdentitySettings(_Section, frozen=True):
     # `<data_dir>/identity-key`, created at first start in development.
     identity_key_file: str = ""
     # Audit entries one page lists.
-    audit_page_max: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    audit_page_max: Annotated[int, msgspec.Meta(ge=1, le=PAGE_LINES_MAX)] = 100
     # Enrolment rows a CSV import sends at once.
     import_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     # A call to the identity actor that takes longer than this is answered "unavailable".
@@ -570,7 +571,7 @@ class PortalSettings(_Section, frozen=True):
     )
     # The most seats one event may have; and how many of the newest events (of every
     # co-op) the event page reads to list the member's co-op's open ones.
-    event_capacity_max: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000
+    event_capacity_max: Annotated[int, msgspec.Meta(ge=1, le=EVENT_SEATS_MAX)] = 5000
     events_open_max: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
     # IC card registrations a member may try in a day: a student has one card, and the
     # bound keeps anyone from probing which card numbers are in use.

@@ -16,6 +16,7 @@ from typing import Annotated
 import msgspec
 
 from coopnode.actors.mailer import Notification
+from coopnode.domain.bounds import Cursor, EventSeats, PageLines, RecordNo
 from coopnode.domain.identity import FlowKind, FlowState, SessionKind
 from coopnode.domain.member_desk import (
     AnswerBy,
@@ -161,8 +162,8 @@ class StaffChangeMail(_Message, frozen=True, tag="staff_change_mail"):
 
 
 class AuditList(_Message, frozen=True, tag="audit_list"):
-    before_seq: int = 0
-    limit: int = 100
+    before_seq: Cursor = 0
+    limit: PageLines = 100
 
 
 class OAuthHttp(_Message, frozen=True):
@@ -252,7 +253,7 @@ class AuditRecord(_Message, frozen=True, tag="audit_record"):
 DeskText = Annotated[str, msgspec.Meta(max_length=20_000)]
 Idem = Annotated[str, msgspec.Meta(max_length=64)]
 StaffActor = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-Number = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+Number = RecordNo
 
 
 class DeskView(_Message, frozen=True, tag="desk_view"):
@@ -317,7 +318,7 @@ class EventCreate(_Message, frozen=True, tag="event_create"):
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     date: BirthDate  # the same YYYY-MM-DD shape
     place: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    capacity: Annotated[int, msgspec.Meta(ge=1)]
+    capacity: EventSeats
     apply_until_s: Annotated[float, msgspec.Meta(gt=0)]
 
 

@@ -12,6 +12,10 @@ MessagePack frame each way, answered out of order by batch id.
     ── BatchRequest(id, ops) ─────────────▶   joins the mailbox (group commit)
     ◀───────────────── BatchAnswer(id, reply)  after the commit is durable
 
+Each operation travels as its own MessagePack value (`msgspec.Raw`), encoded by the front
+when it is submitted and decoded by the shard one by one, so that an operation that
+cannot be encoded or decoded is refused alone and never fails its batch-mates.
+
 The link's address comes from the actor itself (`data_endpoint`, a Ray call), so a
 restarted shard is found again. A broken link fails the batches in flight with
 `ConnectionError`; the front sends them again with the same idempotency keys.
@@ -27,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from coopnode.domain.messages import Operation, Result
+from coopnode.domain.messages import Result
 from coopnode.logs import get_logger
 
 log = get_logger(__name__)
@@ -49,7 +53,7 @@ class Hello(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="hello"
 
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="batch"):
     batch_id: int
-    ops: list[Operation]
+    ops: list[msgspec.Raw]  # Each an encoded `Operation`, decoded by the shard alone.
 
 
 class BatchAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="answer"):
@@ -79,7 +83,7 @@ async def read_frame(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
     return await reader.readexactly(size)
 
 
-Submit = Callable[[list[Operation]], Awaitable[BatchReply]]
+Submit = Callable[[list[msgspec.Raw]], Awaitable[BatchReply]]
 
 
 async def serve_link(
@@ -132,7 +136,7 @@ class ShardLink:
         self._next_id = 0
         self._opening = asyncio.Lock()
 
-    async def call(self, ops: list[Operation]) -> BatchReply:
+    async def call(self, ops: list[msgspec.Raw]) -> BatchReply:
         writer = await self._open()
         self._next_id += 1
         batch_id = self._next_id

@@ -9,6 +9,10 @@ shard. Under load, operations queue while batches are in flight and leave togeth
 A batch whose shard died is sent again with the same operations. Every money operation
 carries an idempotency key, so a batch that was committed before the shard died is
 answered from the stored results and never applied twice.
+
+Each operation is encoded when it is submitted, on its own: one that cannot be encoded
+(an integer past MessagePack's range, say, which the HTTP layer's bounds should have
+refused) is answered `operation_failed` at once, with an alert, and never joins a batch.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import msgspec
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
-from coopnode.actors.shard_link import BatchReply, ShardLink
+from coopnode.actors.shard_link import BatchReply, EndpointLookup, ShardLink
 from coopnode.actors.wallet_shard import (
     RAY_NAMESPACE,
     ShardHealth,
@@ -32,7 +36,16 @@ from coopnode.actors.wallet_shard import (
 )
 from coopnode.actors.wallet_store import AuditReport
 from coopnode.domain.errors import InvariantViolation
-from coopnode.domain.messages import Declined, Operation, OverdraftRecord, Result, decline
+from coopnode.domain.messages import (
+    OPERATION_FAILED,
+    Declined,
+    GetHistory,
+    GetWallet,
+    Operation,
+    OverdraftRecord,
+    Result,
+    decline,
+)
 from coopnode.domain.money import Reason
 from coopnode.domain.sharding import shard_of
 from coopnode.logs import get_logger
@@ -50,11 +63,24 @@ def _retryable(error: BaseException) -> bool:
     return isinstance(error, RayTaskError) and isinstance(error.cause, InvariantViolation)
 
 
-class _Pending:
-    __slots__ = ("future", "op")
+# What a caller hears when its batch got no answer: a read changed nothing; a change may
+# have been committed before the shard (or the link) failed.
+_READ_FAILED = decline(Reason.UNAVAILABLE, "the wallet shard is unavailable; try again")
+_CHANGE_UNKNOWN = decline(
+    Reason.OUTCOME_UNKNOWN,
+    "the wallet shard did not confirm this: it may have been booked or not; "
+    "send it again with the same key to learn which (it is never booked twice)",
+)
 
-    def __init__(self, op: Operation, future: asyncio.Future[Result]) -> None:
-        self.op = op
+
+class _Pending:
+    __slots__ = ("future", "raw", "unanswered")
+
+    def __init__(self, raw: msgspec.Raw, op: Operation, future: asyncio.Future[Result]) -> None:
+        self.raw = raw  # The operation, encoded.
+        self.unanswered = (
+            _READ_FAILED if isinstance(op, GetWallet | GetHistory) else _CHANGE_UNKNOWN
+        )
         self.future = future
 
 
@@ -68,14 +94,16 @@ class ShardBatcher:
         settings: WalletSettings,
         metrics: Metrics,
         link_token: str | None = None,
+        endpoint: EndpointLookup | None = None,
     ) -> None:
         self.index = index
         self.actor = actor
         self._settings = settings
         self._metrics = metrics
-        # With a token and the "link" transport, batches go over the shard's socket.
+        # With a token and the "link" transport, batches go over the shard's socket, at
+        # the address the actor gives (or `endpoint`, a shard served without Ray).
         self._link = (
-            ShardLink(self._endpoint, link_token, settings.link_frame_max_bytes)
+            ShardLink(endpoint or self._endpoint, link_token, settings.link_frame_max_bytes)
             if link_token is not None and settings.transport == "link"
             else None
         )
@@ -90,7 +118,18 @@ class ShardBatcher:
         if len(self._queue) >= self._settings.front_queue_max_ops:
             future.set_result(decline(Reason.OVERLOADED, "the node is busy; try again shortly"))
             return future
-        self._queue.append(_Pending(op, future))
+        try:
+            raw = msgspec.Raw(batch_encoder.encode(op))
+        except Exception as error:  # Whatever it is, it is this operation's alone.
+            log.critical(
+                "wallet operation refused: it cannot be encoded",
+                shard=self.index,
+                kind=str(op.__struct_config__.tag),
+                error=repr(error),
+            )
+            future.set_result(OPERATION_FAILED)
+            return future
+        self._queue.append(_Pending(raw, op, future))
         if len(self._queue) >= self._settings.front_batch_max_ops:
             self._flush()
         elif self._timer is None:
@@ -117,11 +156,10 @@ class ShardBatcher:
 
     async def _send(self, batch: list[_Pending]) -> None:
         try:
-            reply = await self._call([pending.op for pending in batch])
+            reply = await self._call([pending.raw for pending in batch])
         except Exception as error:  # Every caller must hear back, whatever happened.
             log.error("wallet shard unavailable", shard=self.index, error=repr(error))
-            failed = decline(Reason.UNAVAILABLE, "the wallet shard is unavailable; try again")
-            results: list[Result] = [failed] * len(batch)
+            results: list[Result] = [pending.unanswered for pending in batch]
         else:
             results = reply.results
             self._metrics.commit_ops.observe(reply.commit_ops)
@@ -135,7 +173,7 @@ class ShardBatcher:
         if self._queue:
             self._flush()
 
-    async def _call(self, ops: list[Operation]) -> BatchReply:
+    async def _call(self, ops: list[msgspec.Raw]) -> BatchReply:
         """One batch to the shard, sent again (same keys) while Ray restarts a dead shard."""
         backoff_s = self._settings.retry_backoff_ms / 1000
         for attempt in range(self._settings.call_retry_max + 1):
@@ -162,7 +200,7 @@ class ShardBatcher:
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send_once(self, ops: list[Operation]) -> BatchReply:
+    async def _send_once(self, ops: list[msgspec.Raw]) -> BatchReply:
         if self._link is not None:
             return await self._link.call(ops)
         raw = await asyncio.wrap_future(self.actor.apply.remote(batch_encoder.encode(ops)).future())
@@ -216,9 +254,13 @@ class WalletClient:
         batcher = self.batchers[shard_of(op.member_no, len(self.batchers))]
         result = await batcher.submit(op)
         declined = isinstance(result, Declined)
-        self._counter(str(op.__struct_config__.tag), declined).inc()
+        kind = str(op.__struct_config__.tag)
+        self._counter(kind, declined).inc()
         if isinstance(result, Declined):
             self._metrics.declines.labels(reason=result.reason.value).inc()
+            if result.reason is Reason.OPERATION_FAILED:
+                shard = str(batcher.index)
+                self._metrics.operations_failed.labels(shard=shard, kind=kind).inc()
         return result
 
     def _counter(self, kind: str, declined: bool) -> Any:

@@ -5,8 +5,12 @@ batch waits in the actor's mailbox; one committer drains the whole mailbox into 
 write transaction and fsync, then answers every caller. So the more callers there are,
 the more operations share an fsync.
 
-A broken invariant crashes the actor's process on purpose: Ray restarts it, and the new
-process reloads and re-checks the books from disk before it serves anything.
+Operations arrive one encoded value each and are decoded one by one: one that does not
+decode (or break a bound of its type) is answered `operation_failed` alone, and one that
+fails while it is applied is refused alone by the store. A broken store (StoreCorrupt,
+or any error out of the store's commit) crashes the actor's process on purpose: Ray
+restarts it, and the new process reloads and re-checks the books from disk before it
+serves anything.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import ray
 
 from coopnode.actors.shard_link import BatchReply, serve_link
 from coopnode.actors.wallet_store import AuditReport, WalletStore
-from coopnode.domain.errors import InvariantViolation
-from coopnode.domain.messages import Operation, Result, decline
+from coopnode.domain.errors import InvariantViolation, StoreCorrupt
+from coopnode.domain.messages import OPERATION_FAILED, Operation, Result, decline
 from coopnode.domain.money import Reason
 from coopnode.logs import configure_logging, get_logger
 from coopnode.settings import Settings
@@ -44,7 +48,8 @@ class ShardHealth(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 
 
 batch_encoder = msgspec.msgpack.Encoder()
-batch_decoder: msgspec.msgpack.Decoder[list[Operation]] = msgspec.msgpack.Decoder(list[Operation])
+batch_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
+operation_decoder: msgspec.msgpack.Decoder[Operation] = msgspec.msgpack.Decoder(Operation)
 reply_decoder = msgspec.msgpack.Decoder(BatchReply)
 
 
@@ -61,11 +66,26 @@ def shard_path(settings: Settings, index: int) -> Path:
 
 
 class _Waiting:
-    __slots__ = ("future", "ops")
+    """A batch in the mailbox: the operations to commit, and the batch's answers so far
+    (None where an operation's answer comes from the commit)."""
 
-    def __init__(self, ops: list[Operation], future: asyncio.Future[BatchReply]) -> None:
+    __slots__ = ("answers", "future", "ops")
+
+    def __init__(
+        self,
+        ops: list[Operation],
+        answers: list[Result | None],
+        future: asyncio.Future[BatchReply],
+    ) -> None:
         self.ops = ops
+        self.answers = answers
         self.future = future
+
+    def reply(self, results: list[Result], commit_ops: int, commit_s: float) -> BatchReply:
+        """The batch's answers in order, the commit's results filling the gaps."""
+        given = iter(results)
+        answers = [next(given) if answer is None else answer for answer in self.answers]
+        return BatchReply(results=answers, commit_ops=commit_ops, commit_s=commit_s)
 
 
 class WalletShard:
@@ -105,6 +125,24 @@ class WalletShard:
         """Apply a batch sent as a Ray call (the data plane's fallback and benchmarks)."""
         return batch_encoder.encode(await self._submit(batch_decoder.decode(batch)))
 
+    def _decode(self, raws: list[msgspec.Raw]) -> tuple[list[Operation], list[Result | None]]:
+        """Decode each operation alone; one that does not decode is refused alone."""
+        ops: list[Operation] = []
+        answers: list[Result | None] = []
+        for raw in raws:
+            try:
+                ops.append(operation_decoder.decode(raw))
+            except msgspec.DecodeError as error:
+                log.critical(
+                    "wallet operation refused: it does not decode",
+                    shard=self._index,
+                    error=str(error),
+                )
+                answers.append(OPERATION_FAILED)
+            else:
+                answers.append(None)
+        return ops, answers
+
     async def data_endpoint(self) -> str:
         """The `host:port` of this shard's data plane, opened on first request."""
         if self._link_server is None:
@@ -123,13 +161,17 @@ class WalletShard:
             frame_max_bytes=self._wallet.link_frame_max_bytes,
         )
 
-    async def _submit(self, ops: list[Operation]) -> BatchReply:
+    async def _submit(self, raws: list[msgspec.Raw]) -> BatchReply:
         """Queue a batch for the next group commit; answer once that commit is durable."""
-        if self._pending_ops + len(ops) > self._wallet.mailbox_max_ops:
+        if self._pending_ops + len(raws) > self._wallet.mailbox_max_ops:
             busy = decline(Reason.OVERLOADED, "the wallet shard is busy; try again shortly")
-            return BatchReply(results=[busy] * len(ops), commit_ops=0, commit_s=0.0)
+            return BatchReply(results=[busy] * len(raws), commit_ops=0, commit_s=0.0)
+        ops, answers = self._decode(raws)
         future: asyncio.Future[BatchReply] = asyncio.get_running_loop().create_future()
-        self._mailbox.append(_Waiting(ops, future))
+        waiting = _Waiting(ops, answers, future)
+        if not ops:
+            return waiting.reply([], commit_ops=0, commit_s=0.0)
+        self._mailbox.append(waiting)
         self._pending_ops += len(ops)
         if not self._committing:
             self._committing = True
@@ -148,7 +190,8 @@ class WalletShard:
                     # thread cost more (GIL and wake-up, ~0.5 ms) than the loop loses by
                     # waiting. Frames that arrive meanwhile join the next group commit.
                     results = self._store.apply_batch(ops)
-                except InvariantViolation as error:
+                except Exception as error:  # The store refuses one operation's failure
+                    # itself; what reaches here is the store's own (StoreCorrupt, LMDB).
                     self._crash(error, taken)
                     return
                 elapsed = time.perf_counter() - started
@@ -176,18 +219,15 @@ class WalletShard:
             part = results[offset : offset + len(waiting.ops)]
             offset += len(waiting.ops)
             if not waiting.future.done():
-                waiting.future.set_result(
-                    BatchReply(results=part, commit_ops=len(results), commit_s=elapsed_s)
-                )
+                waiting.future.set_result(waiting.reply(part, len(results), elapsed_s))
 
-    def _crash(self, error: InvariantViolation, taken: list[_Waiting]) -> None:
-        """Stop at once on broken books; Ray restarts the process, which re-checks the disk."""
-        log.critical(
-            "wallet shard invariant broken; restarting", shard=self._index, error=str(error)
-        )
+    def _crash(self, error: Exception, taken: list[_Waiting]) -> None:
+        """Stop at once on a broken store; Ray restarts the process, which re-checks the disk."""
+        log.critical("wallet shard store broken; restarting", shard=self._index, error=repr(error))
+        failure = error if isinstance(error, InvariantViolation) else StoreCorrupt(repr(error))
         for waiting in [*taken, *self._mailbox]:
             if not waiting.future.done():
-                waiting.future.set_exception(error)
+                waiting.future.set_exception(failure)
         os._exit(70)
 
     async def health(self) -> bytes:

@@ -13,6 +13,16 @@ The store keeps two running sums, what members hold and what the counter account
 they must cancel at every commit. A store that finds its files inconsistent on open
 refuses to start (InvariantViolation).
 
+One operation never fails another. An operation that raises while it is applied (a rule
+its own result breaks, checked before anything is written, or any other error of its
+own) aborts the batch's transaction; the batch is then applied again with each
+operation in its own nested transaction, the failing one is rolled back alone and
+answered `operation_failed` with a critical log line, and the rest commit together.
+What says the store itself is broken (`StoreCorrupt`: a stored record that does not
+decode or check, an index that points nowhere, books that do not balance at commit)
+and every LMDB error other than a full map are not one operation's: they stop the
+shard, as before.
+
 Databases in the environment:
     members      everything keyed by member, clustered so that one operation mostly
                  rewrites one leaf page of one tree:
@@ -52,8 +62,9 @@ import lmdb
 import msgspec
 
 from coopnode.domain import ledger
-from coopnode.domain.errors import InvariantViolation
+from coopnode.domain.errors import InvariantViolation, StoreCorrupt
 from coopnode.domain.messages import (
+    OPERATION_FAILED,
     Booked,
     Declined,
     GetHistory,
@@ -88,6 +99,9 @@ from coopnode.domain.wallet import (
     meal_cap_yen,
     meal_remaining_today_yen,
 )
+from coopnode.logs import get_logger
+
+log = get_logger(__name__)
 
 # Version 2: member-clustered records and the operations log (version 1 had a tree each
 # for payments, idempotency records and history).
@@ -168,6 +182,26 @@ def _fingerprint(op: MoneyOperation) -> bytes:
     return hashlib.sha256(_fingerprint_encoder.encode(op)).digest()[:16]
 
 
+def _stored(decoder: msgspec.msgpack.Decoder[Any], raw: bytes | None, what: str) -> Any:
+    """A record read back from the store; one that is missing or does not decode is
+    the store's fault, never the operation's that read it."""
+    if raw is None:
+        raise StoreCorrupt(f"{what} is missing")
+    try:
+        return decoder.decode(raw)
+    except msgspec.DecodeError as error:
+        raise StoreCorrupt(f"{what} does not decode: {error}") from None
+
+
+class _OperationFailed(Exception):
+    """One operation raised while it was applied; the batch is applied again without it."""
+
+    def __init__(self, op: Operation, error: Exception) -> None:
+        super().__init__(repr(error))
+        self.op = op
+        self.error = error
+
+
 class _Batch:
     """What one write transaction changes, so that an aborted batch leaves no trace."""
 
@@ -179,6 +213,12 @@ class _Batch:
         self.next_op = next_op
         self.counters = dict(counters)
         self.members_total = members_total
+
+    def mark(self) -> tuple[int, int, dict[str, int], int]:
+        return self.next_seq, self.next_op, dict(self.counters), self.members_total
+
+    def restore(self, mark: tuple[int, int, dict[str, int], int]) -> None:
+        self.next_seq, self.next_op, self.counters, self.members_total = mark
 
 
 class WalletStore:
@@ -269,15 +309,17 @@ class WalletStore:
         return meta.next_seq, meta.next_op, dict(meta.counters), members_total
 
     def _check_wallet_record(self, member_key: bytes, wallet: MemberWallet) -> None:
-        ledger.check_wallet(wallet)
+        """Check a wallet read from disk: a broken one is the store's fault (StoreCorrupt)."""
+        try:
+            ledger.check_wallet(wallet)
+        except InvariantViolation as error:
+            raise StoreCorrupt(f"stored wallet {member_key!r}: {error}") from None
         if wallet.member_no.encode() != member_key:
-            raise InvariantViolation(f"wallet record {member_key!r} names {wallet.member_no}")
+            raise StoreCorrupt(f"wallet record {member_key!r} names {wallet.member_no}")
         if shard_of(wallet.member_no, self.shard_count) != self.shard_index:
-            raise InvariantViolation(
-                f"member {wallet.member_no} is not in shard {self.shard_index}"
-            )
+            raise StoreCorrupt(f"member {wallet.member_no} is not in shard {self.shard_index}")
         if wallet.coop not in self.coops:
-            raise InvariantViolation(f"member {wallet.member_no} names unknown co-op {wallet.coop}")
+            raise StoreCorrupt(f"member {wallet.member_no} names unknown co-op {wallet.coop}")
 
     # Applying ----------------------------------------------------------------------------
 
@@ -285,14 +327,17 @@ class WalletStore:
         """Apply every operation in one transaction and commit it with one fsync.
 
         The answers are returned only after the commit is durable. A full map answers
-        every operation with `storage_full` and changes nothing.
+        every operation with `storage_full` and changes nothing. An operation that
+        fails is refused alone (`operation_failed`) and the others are committed; a
+        broken store raises (StoreCorrupt, or LMDB's error).
         """
         now_ms = self._clock_ms()
         try:
-            with self.env.begin(write=True) as txn:
-                batch = _Batch(txn, self.next_seq, self.next_op, self.counters, self.members_total)
-                results = [self._apply_one(batch, op, now_ms) for op in ops]
-                self._finish(batch)
+            try:
+                batch, results = self._commit(ops, now_ms, self._apply_guarded)
+            except _OperationFailed:
+                # Rare: pay for a nested transaction per operation only to find which.
+                batch, results = self._commit(ops, now_ms, self._apply_alone)
         except lmdb.MapFullError:
             full = decline(Reason.STORAGE_FULL, "the shard's storage is full; nothing was changed")
             return [full for _ in ops]
@@ -304,10 +349,58 @@ class WalletStore:
         )
         return results
 
+    def _commit(
+        self,
+        ops: Sequence[Operation],
+        now_ms: int,
+        apply: Callable[[_Batch, Operation, int], Result],
+    ) -> tuple[_Batch, list[Result]]:
+        with self.env.begin(write=True) as txn:
+            batch = _Batch(txn, self.next_seq, self.next_op, self.counters, self.members_total)
+            results = [apply(batch, op, now_ms) for op in ops]
+            self._finish(batch)
+        return batch, results
+
+    def _apply_guarded(self, batch: _Batch, op: Operation, now_ms: int) -> Result:
+        """Apply one operation; whatever it raises that is not the store's is its own."""
+        try:
+            return self._apply_one(batch, op, now_ms)
+        except (StoreCorrupt, lmdb.Error):
+            raise
+        except Exception as error:
+            raise _OperationFailed(op, error) from error
+
+    def _apply_alone(self, batch: _Batch, op: Operation, now_ms: int) -> Result:
+        """Apply one operation in a nested transaction, so that it can fail alone."""
+        parent, mark = batch.txn, batch.mark()
+        child = self.env.begin(write=True, parent=parent)
+        batch.txn = child
+        try:
+            result = self._apply_guarded(batch, op, now_ms)
+        except _OperationFailed as failed:
+            child.abort()
+            batch.restore(mark)
+            log.critical(
+                "wallet operation refused: it could not be applied",
+                shard=self.shard_index,
+                kind=str(op.__struct_config__.tag),
+                member_no=op.member_no,
+                error=repr(failed.error),
+            )
+            return OPERATION_FAILED
+        except BaseException:
+            child.abort()
+            raise
+        finally:
+            batch.txn = parent
+        child.commit()
+        return result
+
     def _finish(self, batch: _Batch) -> None:
         """Check that the books balance and write the meta record, inside the transaction."""
+        # Every entry was checked to balance, so sums that do not cancel started wrong.
         if batch.members_total + sum(batch.counters.values()) != 0:
-            raise InvariantViolation(f"shard {self.shard_index} books do not balance at commit")
+            raise StoreCorrupt(f"shard {self.shard_index} books do not balance at commit")
         meta = ShardMeta(
             shard_index=self.shard_index,
             shard_count=self.shard_count,
@@ -341,7 +434,9 @@ class WalletStore:
                     Reason.IDEMPOTENCY_CONFLICT,
                     f"key {op.key!r} was already used for a different operation",
                 )
-            return _result_decoder.decode(self._op_record(txn, known).result)
+            record = self._op_record(txn, known)
+            first: Result = _stored(_result_decoder, record.result, f"the result of {op.key!r}")
+            return first
         wallet = self._get_wallet(txn, op.member_no)
         paid_by: bytes | None = None  # The payment's operation number, for voids and refunds.
         payment = None
@@ -369,9 +464,8 @@ class WalletStore:
 
     def _op_record(self, txn: Any, index_value: bytes) -> OpRecord:
         raw = txn.get(index_value[:_SEQ_BYTES], db=self._ops)
-        if raw is None:
-            raise InvariantViolation(f"operation {index_value[:_SEQ_BYTES].hex()} is missing")
-        return _op_decoder.decode(raw)
+        record: OpRecord = _stored(_op_decoder, raw, f"operation {index_value[:_SEQ_BYTES].hex()}")
+        return record
 
     def _rewrite_payment(self, txn: Any, index_value: bytes, payment: PaymentRecord) -> None:
         """A void, refund or settling changes what the payment's own record says it took."""
@@ -476,7 +570,7 @@ class WalletStore:
         raw = txn.get(member_no.encode(), db=self._members)
         if raw is None:
             return None
-        wallet = _wallet_decoder.decode(raw)
+        wallet: MemberWallet = _stored(_wallet_decoder, raw, f"the wallet of {member_no}")
         self._check_wallet_record(member_no.encode(), wallet)
         return wallet
 
@@ -526,9 +620,11 @@ class WalletStore:
         positioned = cursor.prev() if cursor.set_range(start) else cursor.last()
         while positioned and cursor.key().startswith(prefix):
             seq = cursor.key()[len(prefix) :]
-            entry = _entry_decoder.decode(txn.get(seq, db=self._journal))
+            entry: JournalEntry = _stored(
+                _entry_decoder, txn.get(seq, db=self._journal), f"journal entry {seq.hex()}"
+            )
             if entry.member_no != member_no:
-                raise InvariantViolation(f"history of {member_no} points at entry {entry.seq}")
+                raise StoreCorrupt(f"history of {member_no} points at entry {entry.seq}")
             yield entry
             positioned = cursor.prev()
 

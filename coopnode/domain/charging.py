@@ -19,6 +19,9 @@ from coopnode.domain.rules import CoopRules
 # Cards are issued for at most about ten years; a year further out is a typing mistake.
 CARD_EXPIRY_YEARS_MAX = 20
 _DIGITS = re.compile(r"^[0-9]+$")
+# An expiry as printed on a card: MM and YY (or YYYY).
+_MONTH = re.compile(r"[0-9]{1,2}")
+_YEAR = re.compile(r"[0-9]{2}|[0-9]{4}")
 # Full-width katakana, the prolonged sound mark, the middle dot and a full-width space.
 _KATAKANA = re.compile(r"^[\u30a1-\u30f6\u30fc\u30fb\u3000]+$")
 
@@ -77,7 +80,7 @@ def card_errors(
 
 
 def expiry_error(month: str, year: str, today: tuple[int, int]) -> str:
-    if not (_DIGITS.match(month) and _DIGITS.match(year)) or not 1 <= int(month) <= 12:
+    if not (_MONTH.fullmatch(month) and _YEAR.fullmatch(year)) or not 1 <= int(month) <= 12:
         return "error.card_expiry"
     full_year = int(year) + 2000 if len(year) == 2 else int(year)
     if full_year > today[0] + CARD_EXPIRY_YEARS_MAX:

@@ -2,7 +2,13 @@
 
     CoopNodeError
     ├── InvariantViolation   a programmer error: the books or a record are broken.
-    │                        The actor that sees it crashes and restarts from disk.
+    │   │                    The actor that sees it crashes and restarts from disk,
+    │   │                    except where one operation's own result broke the rule
+    │   │                    before anything was written (the wallet shard refuses
+    │   │                    that operation alone; see `StoreCorrupt`).
+    │   └── StoreCorrupt     what a store holds is broken (a record that does not
+    │                        decode or check, an index pointing nowhere, books that
+    │                        do not balance): never survivable by refusing one request.
     └── OperatingError       an expected outcome with a clear message
         ├── Declined         a money operation refused for a business reason
         └── InvalidInput     a request that is malformed or out of bounds
@@ -20,6 +26,10 @@ class CoopNodeError(Exception):
 
 class InvariantViolation(CoopNodeError):
     """A rule that must always hold does not: stop, do not continue with broken books."""
+
+
+class StoreCorrupt(InvariantViolation):
+    """A store's own records break a rule: stop; restarting re-checks the disk."""
 
 
 class OperatingError(CoopNodeError):

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import msgspec
 
+from coopnode.domain.bounds import Cursor, EpochMs
 from coopnode.domain.money import Purse, Purses, Reason, TillKind
 
 MemberNo = Annotated[
@@ -83,7 +84,7 @@ class OfflinePay(_Message, frozen=True, tag="offline_pay"):
     till_kind: TillKind
     store: Label
     till_id: OptionalLabel = ""
-    tapped_at_ms: Annotated[int, msgspec.Meta(ge=0)] = 0
+    tapped_at_ms: EpochMs = 0
 
 
 class VoidPayment(_Message, frozen=True, tag="void"):
@@ -144,11 +145,16 @@ class GetWallet(_Message, frozen=True, tag="wallet"):
     member_no: MemberNo
 
 
-class GetHistory(_Message, frozen=True, tag="history"):
-    member_no: MemberNo
-    before_seq: Annotated[int, msgspec.Meta(ge=0)] = 0
+class HistoryQuery(_Message, frozen=True):
+    """Which page of a member's history: a client's query string, as the API takes it."""
+
+    before_seq: Cursor = 0
     limit: HistoryLimit = 20
     month: Month = ""
+
+
+class GetHistory(HistoryQuery, frozen=True, kw_only=True, tag="history"):
+    member_no: MemberNo
 
 
 MoneyOperation = (
@@ -283,3 +289,11 @@ class OverdraftRecord(_Message, frozen=True):
 
 def decline(reason: Reason, message: str) -> Declined:
     return Declined(reason=reason, message=message)
+
+
+# The answer to an operation the wallet could not encode, decode or apply: a defect, for
+# which the node raised an alert; nothing was changed.
+OPERATION_FAILED = decline(
+    Reason.OPERATION_FAILED,
+    "the wallet could not apply this operation and staff were alerted; nothing was changed",
+)

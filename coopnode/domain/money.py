@@ -59,15 +59,21 @@ class Reason(StrEnum):
     INVALID_INPUT = "invalid_input"
     OVERLOADED = "overloaded"
     UNAVAILABLE = "unavailable"
+    # A change the node could not confirm in time: it may have been booked or not. The
+    # same request under the same key answers what happened, and never books twice.
+    OUTCOME_UNKNOWN = "outcome_unknown"
     STORAGE_FULL = "storage_full"
+    # The wallet could not encode, decode or apply this one operation (a defect, raised
+    # as an alert); nothing was changed, and the operations beside it were served.
+    OPERATION_FAILED = "operation_failed"
 
 
 # Declines that say "not now" rather than "no": the same request, sent again later under
-# the same idempotency key, may succeed. After UNAVAILABLE the operation may even have
-# been booked (the shard did not answer in time), so it must be sent again under the
-# same key, never replaced by a new one.
+# the same idempotency key, may succeed. After OUTCOME_UNKNOWN (and UNAVAILABLE, as the
+# till channel has always read it) the operation may even have been booked, so it must
+# be sent again under the same key, never replaced by a new one.
 TRY_AGAIN_REASONS: frozenset[Reason] = frozenset(
-    {Reason.OVERLOADED, Reason.UNAVAILABLE, Reason.STORAGE_FULL}
+    {Reason.OVERLOADED, Reason.UNAVAILABLE, Reason.OUTCOME_UNKNOWN, Reason.STORAGE_FULL}
 )
 
 

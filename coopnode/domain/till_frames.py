@@ -40,17 +40,17 @@ from nacl.public import PublicKey as CurvePublicKey
 from nacl.public import SealedBox
 from nacl.signing import SigningKey, VerifyKey
 
+from coopnode.domain.bounds import SAFE_INTEGER_MAX, EpochMs, RecordNo
 from coopnode.domain.messages import AmountYen, Label
 from coopnode.domain.money import Purses, Reason, TillKind
 
 TillId = Annotated[str, msgspec.Meta(pattern=r"^till-[0-9]{4,8}$", description="till-0001")]
 Idm = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{16}$", description="16 hex digits")]
 # A till numbers its frames from 1; the number is the idempotency key of what it asks.
-Seq = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
-EpochMs = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+Seq = RecordNo
 # A limit as a till states it in a signed tap: the node compares it with what it sent,
 # so here it needs only to be a number the node can hold.
-LimitValue = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+LimitValue = Annotated[int, msgspec.Meta(ge=0, le=SAFE_INTEGER_MAX)]
 Nonce = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 PublicKey = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]

@@ -32,6 +32,7 @@ from coopnode.actors.identity_messages import (
     StaffDocuments,
     StaffInquiries,
 )
+from coopnode.domain.bounds import EventSeats, RecordNo, parse_int
 from coopnode.domain.member_desk import Attendance, DocumentStatus, InquiryStatus
 from coopnode.domain.messages import Label, MemberNo
 from coopnode.domain.money import Reason
@@ -40,8 +41,6 @@ from coopnode.http.identity_api import token_actor
 from coopnode.http.identity_front import answers_refusals, ask, json_response
 from coopnode.http.portal_wallet import settings_key
 from coopnode.http.wallet_api import Route, read_body
-
-_NUMBER_MAX = 2**53
 
 
 class _Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -61,7 +60,7 @@ class EventBody(_Body, frozen=True):
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     date: datetime.date
     place: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    capacity: Annotated[int, msgspec.Meta(ge=1)]
+    capacity: EventSeats
     # RFC 3339 with its offset, e.g. 2026-12-01T17:00:00+09:00.
     apply_until: datetime.datetime
 
@@ -72,10 +71,7 @@ class AttendanceBody(_Body, frozen=True):
 
 
 def _number(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or not 1 <= int(raw) < _NUMBER_MAX:
-        raise ApiError(400, Reason.INVALID_INPUT, f"{name} is a positive number")
-    return int(raw)
+    return parse_int(request.match_info[name], RecordNo, name)
 
 
 def _status(request: web.Request, allowed: list[str]) -> str | None:

@@ -15,9 +15,8 @@ from aiohttp import web
 
 from coopnode.actors.mailer import Channel, OutboxMessage
 from coopnode.actors.notifier_actor import OutboxPort
-from coopnode.domain.money import Reason
-from coopnode.http.errors import ApiError
-from coopnode.http.wallet_api import Route
+from coopnode.domain.bounds import Cursor
+from coopnode.http.wallet_api import Route, read_query
 
 outbox_key = web.AppKey("outbox", OutboxPort)
 
@@ -26,7 +25,7 @@ class OutboxQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     to: Annotated[str, msgspec.Meta(max_length=254)] = ""
     channel: Channel | None = None
     # Only messages newer than this sequence number.
-    after: Annotated[int, msgspec.Meta(ge=0)] = 0
+    after: Cursor = 0
 
 
 class OutboxPage(msgspec.Struct, frozen=True):
@@ -35,10 +34,7 @@ class OutboxPage(msgspec.Struct, frozen=True):
 
 
 async def _messages(request: web.Request) -> tuple[list[OutboxMessage], int]:
-    try:
-        query = msgspec.convert(dict(request.query), OutboxQuery, strict=False)
-    except msgspec.ValidationError as error:
-        raise ApiError(400, Reason.INVALID_INPUT, f"invalid query: {error}") from None
+    query = read_query(request, OutboxQuery)
     snapshot = await request.app[outbox_key].snapshot(query.to or None, query.channel, query.after)
     return snapshot.messages, snapshot.last_sequence
 
@@ -81,9 +77,7 @@ async def outbox_page(request: web.Request) -> web.Response:
 
 DEV_ROUTES: tuple[Route, ...] = (
     Route(method="GET", path="/dev/outbox", handler=outbox_page, response=OutboxPage,
-          staff=False, query=(("to", "string"), ("channel", "string"), ("after", "integer")),
-          summary="Development only: the outbox as a page"),
+          staff=False, query_type=OutboxQuery, summary="Development only: the outbox as a page"),
     Route(method="GET", path="/dev/outbox.json", handler=outbox_json, response=OutboxPage,
-          staff=False, query=(("to", "string"), ("channel", "string"), ("after", "integer")),
-          summary="Development only: the outbox as JSON"),
+          staff=False, query_type=OutboxQuery, summary="Development only: the outbox as JSON"),
 )  # fmt: skip

@@ -12,6 +12,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from coopnode.domain.errors import InvalidInput
 from coopnode.domain.money import Reason
 from coopnode.logs import get_logger
 
@@ -39,8 +40,17 @@ REASON_STATUS: dict[Reason, int] = {
     Reason.INVALID_INPUT: 400,
     Reason.OVERLOADED: 503,
     Reason.UNAVAILABLE: 503,
+    Reason.OUTCOME_UNKNOWN: 503,
     Reason.STORAGE_FULL: 507,
+    Reason.OPERATION_FAILED: 500,
 }
+
+# Methods that change nothing: a read that timed out is simply "try again".
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+OUTCOME_UNKNOWN_MESSAGE = (
+    "the node did not confirm this in time: it may have been done or not; send the same "
+    "request with the same idempotency key to learn which (it is never done twice)"
+)
 
 
 class ErrorBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -72,7 +82,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def timeout_middleware(timeout_s: float) -> Middleware:
-    """Bound every request's time on the server; long-lived WebSockets are exempt."""
+    """Bound every request's time on the server; long-lived WebSockets are exempt.
+
+    A change that timed out may still happen: the front goes on sending its operation
+    to the shard (with the same idempotency key) after the answer has gone. So it is
+    answered `outcome_unknown`, never a bare "try again" that a POS system might ring
+    up again under a new key and charge twice; a read is answered `timeout`."""
 
     @web.middleware
     async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -83,7 +98,9 @@ def timeout_middleware(timeout_s: float) -> Middleware:
                 return await handler(request)
         except TimeoutError:
             log.warning("request timed out", path=request.path, timeout_s=timeout_s)
-            return error_response(503, "timeout", "the request took too long; try again")
+            if request.method in _SAFE_METHODS:
+                return error_response(503, "timeout", "the request took too long; try again")
+            return error_response(503, Reason.OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_MESSAGE)
 
     return bounded
 
@@ -95,6 +112,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as error:
         return error_response(error.status, error.reason, error.message)
+    except InvalidInput as error:
+        return error_response(400, error.reason, error.message)
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "too_large", "the request body is too large")
     except web.HTTPException as error:

@@ -59,6 +59,7 @@ from coopnode.http.wallet_api import (
     member_no_of,
     member_status_changed,
     read_body,
+    read_query,
     require_staff,
 )
 
@@ -476,11 +477,7 @@ async def audit_log(request: web.Request) -> web.Response:
         require_staff(request)
     else:
         await staff_actor(request, changes=False)
-    try:
-        query = msgspec.convert(dict(request.query), AuditList, strict=False)
-    except msgspec.ValidationError as error:
-        raise web.HTTPBadRequest(text=f"invalid query: {error}") from None
-    return json_response(await ask(request, query))
+    return json_response(await ask(request, read_query(request, AuditList)))
 
 
 def _routes() -> tuple[Route, ...]:
@@ -530,8 +527,7 @@ def _routes() -> tuple[Route, ...]:
               handler=staff_change_mail, request=MailBody, response=Done, staff=False,
               summary="Staff: change a member's address after first use (audited)"),
         Route(method="GET", path="/api/v1/staff/audit", handler=audit_log, response=AuditPage,
-              query=(("before_seq", "integer"), ("limit", "integer")),
-              summary="The audit log of staff actions, newest first"),
+              query_type=AuditList, summary="The audit log of staff actions, newest first"),
     ]  # fmt: skip
     steps = [
         Route(method="POST", path=path, handler=_step(kind, step, body, session), request=body,

@@ -33,6 +33,7 @@ from aiohttp import web
 
 from coopnode.actors.identity_messages import AuditRecord
 from coopnode.actors.payments_store import REFUND_NOTE_MAX_CHARS, ChargeRecord, ChargeStatus
+from coopnode.domain.bounds import EpochMs
 from coopnode.http.errors import ApiError
 from coopnode.http.identity_front import ask
 from coopnode.http.portal_core import check_form_csrf, page, read_form, render
@@ -78,7 +79,7 @@ _REFUND_REFUSALS: dict[str, tuple[int, str, str]] = {
 
 
 class SweepRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    at_ms: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    at_ms: EpochMs | None = None
 
 
 class SweepAnswer(msgspec.Struct, frozen=True, kw_only=True):

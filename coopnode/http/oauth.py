@@ -37,12 +37,12 @@ from coopnode.domain.messages import (
     GetHistory,
     GetWallet,
     HistoryPage,
+    HistoryQuery,
     Move,
     StatusChanged,
     Suspend,
     WalletView,
 )
-from coopnode.domain.money import Reason
 from coopnode.http.errors import ApiError
 from coopnode.http.identity_front import answers_refusals, ask, json_response, principal
 from coopnode.http.wallet_api import (
@@ -50,6 +50,7 @@ from coopnode.http.wallet_api import (
     Route,
     answer,
     read_body,
+    read_query,
     set_member_status,
     wallet_client_key,
 )
@@ -153,12 +154,8 @@ async def member_wallet(request: web.Request) -> web.Response:
 @answers_refusals
 async def member_history(request: web.Request) -> web.Response:
     info = await _bearer(request, SCOPE_READ)
-    try:
-        op = msgspec.convert(
-            {**dict(request.query), "member_no": info.member_no}, GetHistory, strict=False
-        )
-    except msgspec.ValidationError as error:
-        raise ApiError(400, Reason.INVALID_INPUT, f"invalid query: {error}") from None
+    query = read_query(request, HistoryQuery)
+    op = GetHistory(member_no=info.member_no, **msgspec.structs.asdict(query))
     return answer(await request.app[wallet_client_key].submit(op))
 
 
@@ -193,8 +190,7 @@ OAUTH_ROUTES: tuple[Route, ...] = (
     Route(method="GET", path="/api/v1/member/wallet", handler=member_wallet, response=WalletView,
           staff=False, summary="The member's balances (bearer token with wallet:read)"),
     Route(method="GET", path="/api/v1/member/wallet/history", handler=member_history,
-          response=HistoryPage, staff=False,
-          query=(("before_seq", "integer"), ("limit", "integer"), ("month", "string")),
+          response=HistoryPage, staff=False, query_type=HistoryQuery,
           summary="The member's history (bearer token with wallet:read)"),
     Route(method="POST", path="/api/v1/member/wallet/moves", handler=member_move,
           request=MoveRequest, response=Booked, staff=False,

@@ -13,6 +13,13 @@ from coopnode.http.errors import ErrorBody
 from coopnode.http.wallet_api import Route
 
 _REF = "#/components/schemas/{name}"
+_NOT_NOW_READ = "not now, nothing changed: `overloaded`, `unavailable` or `timeout`; send it again"
+_NOT_NOW_CHANGE = (
+    "not now: `overloaded` or `unavailable`; or `outcome_unknown`: the node could not "
+    "confirm the change in time, and it may have been done or not (the node goes on "
+    "with it). Send the same request with the same `key`: it answers what happened and "
+    "is never done twice. Never send it again under a new key"
+)
 
 
 def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
@@ -24,6 +31,16 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
         {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
         for name, kind in route.query
     ]
+    if route.query_type is not None:
+        parameters += [
+            {
+                "name": field.encode_name,
+                "in": "query",
+                "required": field.required,
+                "schema": msgspec.json.schema(field.type),
+            }
+            for field in msgspec.structs.fields(route.query_type)
+        ]
     error = {"content": {"application/json": {"schema": refs[ErrorBody]}}}
     responses: dict[str, Any] = {
         str(route.status): {
@@ -31,7 +48,10 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
             "content": {"application/json": {"schema": refs[route.response]}},
         },
         "4XX": {"description": "refused, with a reason code; nothing changed", **error},
-        "503": {"description": "busy or unavailable; retry with the same key", **error},
+        "503": {
+            "description": _NOT_NOW_READ if route.method == "GET" else _NOT_NOW_CHANGE,
+            **error,
+        },
     }
     operation: dict[str, Any] = {
         "summary": route.summary,

@@ -25,6 +25,8 @@ from coopnode.actors.mailer import MailMessage
 from coopnode.actors.payments import PaymentsUnavailable
 from coopnode.actors.payments_store import ChargeRecord, ChargeStatus
 from coopnode.domain import charging as checks
+from coopnode.domain.bounds import parse_int
+from coopnode.domain.messages import DepositYen
 from coopnode.domain.money import CHARGEABLE_PURSES, Purse
 from coopnode.domain.rules import CoopRules
 from coopnode.http.identity_front import notifier_key
@@ -47,6 +49,7 @@ from coopnode.payments.konbini import STORES
 log = get_logger(__name__)
 
 STEPS_YEN = (1_000, 3_000, 5_000, 10_000, 20_000, 30_000, 50_000, 100_000)
+_STEP_OF = {str(step): step for step in STEPS_YEN}  # A button's value, as posted.
 # The running total never grows past this, whatever is clicked: the wallet's own bound
 # on one operation.
 AMOUNT_BUILD_MAX_YEN = 10_000_000
@@ -66,8 +69,8 @@ def _charging(request: web.Request) -> Charging:
 
 
 def _amount(form: dict[str, str]) -> int:
-    raw = form.get("amount_yen", "")
-    return min(int(raw), AMOUNT_BUILD_MAX_YEN) if raw.isdigit() and len(raw) <= 9 else 0
+    # The page builds the amount with its buttons; another one is a hand-made request.
+    return parse_int(form.get("amount_yen", "") or "0", DepositYen, "amount_yen")
 
 
 def _purse(form: dict[str, str]) -> Purse | None:
@@ -151,7 +154,7 @@ async def charge_step(request: web.Request) -> web.Response:
     if added == "reset":
         return await _charge_page(request, access, 0, chosen, {})
     if added:
-        step = int(added) if added.isdigit() and int(added) in STEPS_YEN else 0
+        step = _STEP_OF.get(added, 0)
         return await _charge_page(
             request, access, min(amount + step, AMOUNT_BUILD_MAX_YEN), chosen, {}
         )

@@ -29,6 +29,7 @@ import jinja2
 from aiohttp import web
 
 from coopnode.actors.identity_messages import CheckSession, Principal, Refused, SessionIssued
+from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import SessionKind
 from coopnode.http.identity_front import (
     Refusal,
@@ -165,6 +166,9 @@ def page(handler: PageHandler) -> PageHandler:
                 {"message": text(request, error.key, **error.values)},
                 status=error.status,
             )
+        except InvalidInput:
+            message = text(request, "error.invalid_input")
+            return render(request, "error.html", {"message": message}, status=400)
 
     return wrapped
 

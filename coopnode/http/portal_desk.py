@@ -34,6 +34,8 @@ from coopnode.actors.identity_messages import (
     Refused,
 )
 from coopnode.actors.registry_store import BindCard, CardRecord
+from coopnode.domain.bounds import RecordNo, parse_int
+from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import SessionKind
 from coopnode.domain.member_desk import AnswerBy, InquiryCategory, text_length_ok
 from coopnode.domain.messages import Declined, GetWallet
@@ -229,10 +231,10 @@ async def events(request: web.Request) -> web.Response:
 
 
 def _event_id(request: web.Request) -> int:
-    event_id = int(request.match_info["event_id"])
-    if not 1 <= event_id < 2**53:
-        raise PageError(404, "error.event_unknown")
-    return event_id
+    try:
+        return parse_int(request.match_info["event_id"], RecordNo, "event_id")
+    except InvalidInput:
+        raise PageError(404, "error.event_unknown") from None
 
 
 @page

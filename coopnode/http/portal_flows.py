@@ -197,7 +197,7 @@ def _birth_date(form: dict[str, str]) -> str | None:
         day = datetime.date(
             int(form.get("year", "")), int(form.get("month", "")), int(form.get("day", ""))
         )
-    except ValueError:
+    except (ValueError, OverflowError):  # A year past 9999 overflows before it is refused.
         return None
     return day.isoformat()
 

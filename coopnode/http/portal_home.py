@@ -37,7 +37,7 @@ def month_of(query: str, now: datetime.date) -> tuple[int, int]:
     try:
         year, month = (int(part) for part in query.split("-"))
         datetime.date(year, month, 1)
-    except ValueError:
+    except (ValueError, OverflowError):  # A year past 9999 overflows before it is refused.
         return now.year, now.month
     return year, month
 

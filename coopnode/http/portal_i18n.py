@@ -192,6 +192,12 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "ただいま処理できません。少し待ってからお試しください。",
         "This cannot be done right now. Please try again shortly.",
     ),
+    "error.outcome_unknown": (
+        "処理が完了したか確認できませんでした。二重に処理されることはありません。"
+        "履歴をご確認のうえ、必要ならもう一度お試しください。",
+        "We could not confirm whether this was done; it is never done twice. "
+        "Please check your history, then try again if needed.",
+    ),
     # Guide and password (§0, §2) ----------------------------------------------------------
     "guide.title": (
         "「大学生協アプリ(公式)」利用するための準備",

@@ -44,8 +44,11 @@ from coopnode.actors.identity_messages import (
     TokenInfo,
     WalletLoginStart,
 )
+from coopnode.domain.bounds import Cursor, parse_int
+from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import FlowKind, SessionKind
 from coopnode.domain.messages import (
+    AmountYen,
     Booked,
     Declined,
     GetHistory,
@@ -403,8 +406,8 @@ def _months(now_s: float, count: int = 12) -> list[str]:
 async def emoney_history(request: web.Request) -> web.Response:
     access = await wallet_member(request, SCOPE_READ)
     month = request.query.get("month", "")
+    before = parse_int(request.query.get("before", "") or "0", Cursor, "before")
     try:
-        before = max(0, int(request.query.get("before", "0") or 0))
         op = GetHistory(
             member_no=access.member_no,
             before_seq=before,
@@ -412,7 +415,7 @@ async def emoney_history(request: web.Request) -> web.Response:
             limit=request.app[portal_settings_key].history_page_lines,
         )
         op = msgspec.convert(msgspec.to_builtins(op), GetHistory)
-    except (ValueError, msgspec.ValidationError):
+    except msgspec.ValidationError:
         raise PageError(400, "error.invalid_input") from None
     result = await request.app[wallet_client_key].submit(op)
     if not isinstance(result, HistoryPage):
@@ -449,8 +452,10 @@ async def emoney_move(request: web.Request) -> web.Response:
     target = form.get("to_purse", "")
     if target not in [purse.value for purse in _targets()]:
         errors["to_purse"] = text(request, "error.purse_not_allowed")
-    amount = int(form["amount_yen"]) if form.get("amount_yen", "").isdigit() else 0
-    if not 1 <= amount <= 10_000_000:
+    try:
+        amount = parse_int(form.get("amount_yen", ""), AmountYen, "amount_yen")
+    except InvalidInput:
+        amount = 0
         errors["amount_yen"] = text(request, "error.invalid_input")
     done = ""
     if not errors:

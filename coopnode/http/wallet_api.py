@@ -25,6 +25,7 @@ from coopnode.domain.messages import (
     GetHistory,
     GetWallet,
     HistoryPage,
+    HistoryQuery,
     IdempotencyKey,
     Label,
     MemberNo,
@@ -116,7 +117,10 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     response: Any = None
     status: int = 200
     staff: bool = True
+    # The query parameters: text ones by name and kind, or a Struct whose fields (and
+    # their bounds) are the parameters, as `read_query` decodes them.
     query: tuple[tuple[str, str], ...] = ()
+    query_type: Any = None
 
 
 BodyT = TypeVar("BodyT")
@@ -136,6 +140,11 @@ async def read_body(request: web.Request, body_type: type[BodyT]) -> BodyT:
     except msgspec.DecodeError as error:
         raise ApiError(400, Reason.INVALID_INPUT, f"the body is not valid JSON: {error}") from None
     return body
+
+
+def read_query(request: web.Request, query_type: type[BodyT]) -> BodyT:
+    """Decode the query string into its type (bounds and all); a clear 400 names the field."""
+    return operation(dict(request.query), query_type, strict=False)
 
 
 OpT = TypeVar("OpT")
@@ -196,9 +205,9 @@ async def get_wallet(request: web.Request) -> web.Response:
 
 async def get_history(request: web.Request) -> web.Response:
     require_staff(request)
-    fields = {"member_no": member_no_of(request), **request.query}
-    # Query values arrive as text, so numbers are converted leniently here.
-    return await _submit(request, operation(fields, GetHistory, strict=False))
+    query = read_query(request, HistoryQuery)
+    op = GetHistory(member_no=member_no_of(request), **msgspec.structs.asdict(query))
+    return await _submit(request, op)
 
 
 async def pay(request: web.Request) -> web.Response:
@@ -313,7 +322,7 @@ ROUTES: tuple[Route, ...] = (
         summary="The member's journal, newest first, paged by `before_seq`",
         handler=get_history,
         response=HistoryPage,
-        query=(("before_seq", "integer"), ("limit", "integer"), ("month", "string")),
+        query_type=HistoryQuery,
     ),
     Route(
         method="POST",

@@ -185,7 +185,9 @@ class Charging:
             return credited
         reason = result.reason.value if isinstance(result, Declined) else "unavailable"
         log.warning("charge not credited", charge_id=record.charge_id, reason=reason)
-        if source is ChargeSource.CARD and reason not in ("overloaded", "unavailable"):
+        # "Not now" (the credit may even have been booked: outcome_unknown) keeps the
+        # captured charge, to be credited again under the same key; a final no voids it.
+        if source is ChargeSource.CARD and reason not in TRY_AGAIN_REASONS:
             await self._void(record)
             return await self._advance(record, ChargeStatus.FAILED, reason=reason)
         return record

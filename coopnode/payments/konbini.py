@@ -19,6 +19,10 @@ import time
 import aiohttp
 import msgspec
 
+from coopnode.domain.bounds import EpochS, parse_int
+from coopnode.domain.errors import InvalidInput
+from coopnode.domain.messages import AmountYen
+
 SIGNATURE_HEADER = "Konbini-Signature"
 STORES = ("lawson", "familymart", "ministop", "seicomart", "dailyyamazaki", "seveneleven")
 
@@ -26,9 +30,9 @@ STORES = ("lawson", "familymart", "ministop", "seicomart", "dailyyamazaki", "sev
 class PaymentNotice(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     event: str  # "payment.succeeded"
     payment_number: str
-    amount: int
+    amount: AmountYen
     store: str
-    paid_at: int  # unix seconds
+    paid_at: EpochS
 
 
 class DueAmount(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,11 +52,13 @@ def verify(key: str, header: str, body: bytes, now_s: float, tolerance_s: int) -
     """True only for a signature by `key` over `body` made within the tolerance."""
     parts = dict(part.partition("=")[::2] for part in header.split(",") if "=" in part)
     stamp, given = parts.get("t", ""), parts.get("v1", "")
-    if not stamp.isdigit() or len(given) != 64:
+    try:
+        at_s = parse_int(stamp, EpochS, "t")
+    except InvalidInput:
         return False
-    if abs(now_s - int(stamp)) > tolerance_s:
+    if len(given) != 64 or abs(now_s - at_s) > tolerance_s:
         return False
-    expected = sign(key, body, int(stamp)).partition(",v1=")[2]
+    expected = sign(key, body, at_s).partition(",v1=")[2]
     return hmac.compare_digest(expected.encode(), given.encode())
 
 

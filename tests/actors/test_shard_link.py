@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import msgspec
 import pytest
 
 from coopnode.actors.shard_link import BatchReply, ShardLink, serve_link
@@ -15,8 +16,11 @@ from coopnode.domain.money import Reason
 TOKEN = "a-link-token-for-tests"
 
 
-def op(member_suffix: int) -> Operation:
-    return GetWallet(member_no=f"2026000000{member_suffix:02d}")
+def op(member_suffix: int) -> msgspec.Raw:
+    """An operation as the front sends it: encoded on its own."""
+    return msgspec.Raw(
+        msgspec.msgpack.encode(GetWallet(member_no=f"2026000000{member_suffix:02d}"))
+    )
 
 
 class Shard:
@@ -28,7 +32,8 @@ class Shard:
         self.seen: list[int] = []
         self._another_arrived = asyncio.Event()
 
-    async def submit(self, ops: list[Operation]) -> BatchReply:
+    async def submit(self, raws: list[msgspec.Raw]) -> BatchReply:
+        ops = [msgspec.msgpack.decode(raw, type=Operation) for raw in raws]
         suffix = int(ops[0].member_no[-2:])
         self.seen.append(suffix)
         if suffix == 1:
