@@ -43,8 +43,8 @@ from coopnode.actors.payments_store import (
     Uncredited,
 )
 from coopnode.actors.wallet_client import WalletClient
-from coopnode.domain.charging import card_brand
-from coopnode.domain.messages import Booked, Charge, ChargeSource, Declined
+from coopnode.domain.charging import card_brand, start_error
+from coopnode.domain.messages import Booked, Charge, ChargeSource, Declined, GetWallet, WalletView
 from coopnode.domain.money import TRY_AGAIN_REASONS, Purse
 from coopnode.logs import get_logger
 from coopnode.payments.acquirer import AcquirerClient, AcquirerError, Card
@@ -115,12 +115,25 @@ class Charging:
         op = Advance(charge_id=record.charge_id, status=status, now_ms=self.now_ms(), **fields)
         return _one(await self.payments.call(op))
 
+    async def _check_start(self, member_no: str) -> None:
+        """Refuse a charge the wallet could not take before any payment starts; the
+        pages check the same first, this is for every other way in and for a suspension
+        made since the page was shown."""
+        view = await self.wallet.submit(GetWallet(member_no=member_no))
+        if not isinstance(view, WalletView):
+            raise ChargeRefused("error.unavailable")
+        refused = start_error(view.status)
+        if refused:
+            log.info("charge refused before payment", member_no=member_no, reason=refused)
+            raise ChargeRefused(refused)
+
     # Cards ----------------------------------------------------------------------------
 
     async def charge_card(
         self, member_no: str, form_key: str, purse: Purse, amount_yen: int, card: Card
     ) -> ChargeRecord:
         """Charge a card and credit the purse; the record says how it ended."""
+        await self._check_start(member_no)
         begin = BeginCard(
             form_key=form_key,
             member_no=member_no,
@@ -250,6 +263,7 @@ class Charging:
         mail: str,
     ) -> tuple[ChargeRecord, bool]:
         """The pending charge with its numbers, and whether it is new (to mail it once)."""
+        await self._check_start(member_no)
         now_ms = self.now_ms()
         op = IssueKonbini(
             form_key=form_key,

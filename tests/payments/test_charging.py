@@ -20,10 +20,10 @@ from coopnode.actors.payments_store import (
     PaymentsReply,
     PaymentsStore,
 )
-from coopnode.domain.messages import Booked, Charge, Declined
+from coopnode.domain.messages import Booked, Charge, Declined, GetWallet, WalletStatus, WalletView
 from coopnode.domain.money import Purse, Purses, Reason
 from coopnode.payments.acquirer import AcquirerClient, Card
-from coopnode.payments.charging import Charging
+from coopnode.payments.charging import ChargeRefused, Charging
 from coopnode.payments.test_acquirer import start_test_acquirer
 from coopnode.settings import PaymentsSettings
 
@@ -39,14 +39,27 @@ class InProcessPayments:
 
 
 class OnceWallet:
-    """Books a charge key once and answers a repeat with the first result."""
+    """Books a charge key once and answers a repeat with the first result; shows the
+    wallet's status to a `GetWallet`."""
 
-    def __init__(self, refuse: bool = False) -> None:
+    def __init__(self, refuse: bool = False, status: WalletStatus = WalletStatus.ACTIVE) -> None:
         self.booked: dict[str, Booked] = {}
         self.calls = 0
         self.refuse = refuse
+        self.status = status
 
-    async def submit(self, op: Charge) -> Booked | Declined:
+    async def submit(self, op: Charge | GetWallet) -> Booked | Declined | WalletView:
+        if isinstance(op, GetWallet):
+            return WalletView(
+                member_no=op.member_no,
+                coop="demo",
+                status=self.status,
+                meal_plan="",
+                meal_cap_yen=0,
+                meal_remaining_today_yen=0,
+                balances=Purses(),
+                emoney_used=True,
+            )
         self.calls += 1
         if self.refuse:
             return Declined(reason=Reason.OVER_LIMIT, message="full")
@@ -142,8 +155,8 @@ class HoldingWallet(OnceWallet):
         self.first_asked = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def submit(self, op: Charge) -> Booked | Declined:
-        if not self.first_asked.is_set():
+    async def submit(self, op: Charge | GetWallet) -> Booked | Declined | WalletView:
+        if isinstance(op, Charge) and not self.first_asked.is_set():
             self.first_asked.set()
             await self.release.wait()
         return await super().submit(op)
@@ -174,3 +187,20 @@ async def test_the_same_notice_twice_at_once_credits_once(tmp_path: Path) -> Non
     assert store.apply(GetCharge(charge_id=record.charge_id)).charges[0].status is (
         ChargeStatus.CREDITED
     )
+
+
+async def test_a_suspended_account_starts_no_charge(
+    tmp_path: Path, acquirer: AcquirerClient
+) -> None:
+    """Refused before the charge is recorded, so before the acquirer is called and before
+    a payment number exists."""
+    wallet = OnceWallet(status=WalletStatus.SUSPENDED)
+    service = charging(tmp_path, acquirer, wallet)
+    with pytest.raises(ChargeRefused) as card_refused:
+        await service.charge_card(MEMBER, "form-1", Purse.BASE, 5000, card())
+    with pytest.raises(ChargeRefused) as konbini_refused:
+        await service.issue_konbini(
+            MEMBER, "form-2", Purse.BASE, 3000, "lawson", "ヤマダ タロウ", "a@example.jp"
+        )
+    assert card_refused.value.key == konbini_refused.value.key == "error.charge_suspended"
+    assert await service.member_charges(MEMBER) == [] and wallet.calls == 0
