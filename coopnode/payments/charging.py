@@ -53,7 +53,7 @@ from coopnode.settings import PaymentsSettings
 log = get_logger(__name__)
 
 
-# How often a page waiting on a charge that another click started looks at it again.
+# How often a page or a notice waiting on a charge that another caller holds looks again.
 _WAIT_POLL_S = 0.1
 DAY_MS = 86_400_000
 
