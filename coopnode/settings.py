@@ -591,6 +591,15 @@ class PaymentsSettings(_Section, frozen=True):
     acquirer_response_max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1_048_576)] = 65_536
     # How long a page waits for a charge that a first click started (a double click).
     card_wait_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 15.0
+    # How long a front crediting a charge holds it: a second notice of the same payment
+    # (or the sweep) waits for that front's answer instead of asking the wallet beside it,
+    # and takes over after this if that front died. Longer than a wallet call with all its
+    # retries (`wallet.call_timeout_s` × (`call_retry_max` + 1) and the backoff, 77 s by
+    # default), so that a live front's claim never runs out under it.
+    credit_claim_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 120.0
+    # How long a second notice of a payment waits for the first one's credit before it is
+    # answered "try again" (503, the store network sends it again later).
+    credit_wait_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 15.0
     # Days a member has to pay at the store (the co-op's notice says 7).
     konbini_pay_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 7
     # Convenience-store charges one member may have awaiting payment at once, so that a

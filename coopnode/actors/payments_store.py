@@ -13,6 +13,12 @@ click is one charge), a payment notification by its payment number (a second one
 the charge already paid), and the wallet is credited with a key derived from the charge
 id, so a second credit of the same charge returns the first result.
 
+Crediting is serialized here: whoever credits a captured or paid charge first claims it
+(`ClaimCredit`), and the claim holds until the charge moves on or is released, or its
+lease runs out (the front that held it died). So two notices of one payment that arrive
+together, or a notice and the sweep, ask the wallet once: the second finds the charge
+claimed and waits for its end instead of crediting beside it.
+
 The card number and the security code never reach this module: a card charge keeps its
 brand and last four digits only, and a record is checked for that before it is written
 and when it is read.
@@ -77,6 +83,8 @@ FINAL = frozenset(
         ChargeStatus.REFUNDED,
     }
 )
+# The states in which the wallet is still to be credited with a charge.
+CREDITABLE = frozenset({ChargeStatus.CAPTURED, ChargeStatus.PAID})
 # What a staff refund's note may hold: a sentence for the audit log, not a letter.
 REFUND_NOTE_MAX_CHARS = 200
 
@@ -110,6 +118,8 @@ class ChargeRecord(_Record, frozen=True):
     # A refunded charge: who recorded the refund, and why.
     refunded_by: str = ""
     refund_note: str = ""
+    # While a front credits the charge: until when its claim holds (0: not claimed).
+    credit_claimed_until_ms: int = 0
 
 
 # Operations -----------------------------------------------------------------------------
@@ -146,6 +156,25 @@ class Advance(_Record, frozen=True, tag="advance"):
     now_ms: int
     acquirer_id: str = ""
     reason: str = ""
+
+
+class ClaimCredit(_Record, frozen=True, tag="claim_credit"):
+    """Claim a captured or paid charge for crediting, for `lease_ms`. `created` says that
+    this caller holds it now; otherwise the charge comes back as it is (credited, not
+    creditable, or claimed by another caller whose lease still runs).
+    """
+
+    charge_id: str
+    now_ms: int
+    lease_ms: int
+
+
+class ReleaseCredit(_Record, frozen=True, tag="release_credit"):
+    """Give up a claim without moving the charge (the wallet could not take the credit
+    now): the next notice or the sweep may claim it at once.
+    """
+
+    charge_id: str
 
 
 class KonbiniPaid(_Record, frozen=True, tag="konbini_paid"):
@@ -198,6 +227,8 @@ PaymentsOp = (
     BeginCard
     | IssueKonbini
     | Advance
+    | ClaimCredit
+    | ReleaseCredit
     | KonbiniPaid
     | RefundKonbini
     | Sweep
@@ -234,6 +265,8 @@ def check_record(record: ChargeRecord) -> None:
         raise InvariantViolation(f"charge {record.charge_id} is refunded without a refunder")
     if len(record.refund_note) > REFUND_NOTE_MAX_CHARS:
         raise InvariantViolation(f"charge {record.charge_id} holds an oversized refund note")
+    if record.credit_claimed_until_ms and record.status not in CREDITABLE:
+        raise InvariantViolation(f"charge {record.charge_id} is claimed but not creditable")
 
 
 def _found(record: ChargeRecord | None) -> PaymentsReply:
@@ -269,6 +302,10 @@ class PaymentsStore:
                     return self._issue_konbini(txn, op)
                 case Advance():
                     return self._advance(txn, op)
+                case ClaimCredit():
+                    return self._claim_credit(txn, op)
+                case ReleaseCredit():
+                    return self._release_credit(txn, op)
                 case KonbiniPaid():
                     return self._konbini_paid(txn, op)
                 case RefundKonbini():
@@ -385,9 +422,32 @@ class PaymentsStore:
             updated_at_ms=op.now_ms,
             acquirer_id=op.acquirer_id or record.acquirer_id,
             reason=op.reason or record.reason,
+            # A charge that moves on is no longer being credited by anyone.
+            credit_claimed_until_ms=0,
         )
         self._put(txn, changed)
         return PaymentsReply(charges=[changed], created=True)
+
+    def _claim_credit(self, txn: Any, op: ClaimCredit) -> PaymentsReply:
+        record = self._get(txn, op.charge_id)
+        if record is None:
+            return PaymentsReply(refused="unknown")
+        if record.status not in CREDITABLE or record.credit_claimed_until_ms > op.now_ms:
+            return PaymentsReply(charges=[record])
+        # Not `updated_at_ms`: the sweep finds stuck charges by when they last moved.
+        claimed = msgspec.structs.replace(record, credit_claimed_until_ms=op.now_ms + op.lease_ms)
+        self._put(txn, claimed)
+        return PaymentsReply(charges=[claimed], created=True)
+
+    def _release_credit(self, txn: Any, op: ReleaseCredit) -> PaymentsReply:
+        record = self._get(txn, op.charge_id)
+        if record is None:
+            return PaymentsReply(refused="unknown")
+        if not record.credit_claimed_until_ms:
+            return PaymentsReply(charges=[record])
+        released = msgspec.structs.replace(record, credit_claimed_until_ms=0)
+        self._put(txn, released)
+        return PaymentsReply(charges=[released], created=True)
 
     def _konbini_paid(self, txn: Any, op: KonbiniPaid) -> PaymentsReply:
         charge_id = txn.get(op.payment_number.encode(), db=self._numbers)
@@ -424,6 +484,7 @@ class PaymentsStore:
             updated_at_ms=op.now_ms,
             refunded_by=op.actor,
             refund_note=op.note,
+            credit_claimed_until_ms=0,
         )
         self._put(txn, refunded)
         return PaymentsReply(charges=[refunded], created=True)
@@ -445,11 +506,10 @@ class PaymentsStore:
         return PaymentsReply(charges=expired, created=bool(expired))
 
     def _uncredited(self, txn: Any, op: Uncredited) -> PaymentsReply:
-        waiting = (ChargeStatus.CAPTURED, ChargeStatus.PAID)
         found: list[ChargeRecord] = []
         for _, raw in txn.cursor(db=self._charges):
             record = _record_decoder.decode(raw)
-            if record.status in waiting and record.updated_at_ms < op.before_ms:
+            if record.status in CREDITABLE and record.updated_at_ms < op.before_ms:
                 found.append(record)
                 if len(found) >= op.limit:
                     break

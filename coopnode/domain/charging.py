@@ -13,6 +13,7 @@ import calendar
 import re
 from enum import StrEnum
 
+from coopnode.domain.messages import WalletStatus
 from coopnode.domain.money import CHARGEABLE_PURSES, Purse
 from coopnode.domain.rules import CoopRules
 
@@ -132,3 +133,14 @@ def amount_error(
     if balance_yen + amount_yen > rules.purse_balance_max_yen[purse]:
         return "amount_yen", "error.over_limit"
     return "", ""
+
+
+def start_error(status: WalletStatus) -> str:
+    """The error key when no charge may start for a wallet in `status`; "" when one may.
+
+    A suspended account starts no charge: no card is authorized and no payment number
+    issued, so no money is taken that the member could not use (the account is often
+    suspended because the card was lost). A convenience-store charge issued before the
+    suspension is still credited when paid (`wallet._charge`).
+    """
+    return "error.charge_suspended" if status is WalletStatus.SUSPENDED else ""

@@ -14,6 +14,7 @@ import msgspec
 from coopnode.domain import ledger, spend
 from coopnode.domain.messages import (
     Charge,
+    ChargeSource,
     Declined,
     MemberWallet,
     MoneyOperation,
@@ -343,7 +344,11 @@ def _settle(
 
 
 def _charge(op: Charge, wallet: MemberWallet, rules: CoopRules) -> Change | Declined:
-    if wallet.status is WalletStatus.SUSPENDED:
+    # A convenience store's payment (numbers issued before the suspension, paid after it)
+    # is money the co-op already holds and cannot hand back by itself: it is credited to
+    # the frozen purse, spendable once the account is resumed. A card payment can still
+    # be voided and counter cash handed back, so those are refused.
+    if wallet.status is WalletStatus.SUSPENDED and op.source is not ChargeSource.KONBINI:
         return decline(Reason.SUSPENDED, "the account is suspended")
     if op.purse not in CHARGEABLE_PURSES:
         return decline(Reason.PURSE_NOT_ALLOWED, f"the {op.purse.value} purse cannot be charged")

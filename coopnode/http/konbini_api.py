@@ -16,7 +16,10 @@
 
 The webhook answers 200 when the charge is credited (or was already), 401 for a bad or
 stale signature, 404 for an unknown number, 409 for an expired or cancelled charge and
-422 for an amount that is not the charge's; a refused notification changes nothing.
+422 for an amount that is not the charge's, and 503 when the wallet did not take the
+credit now or the same payment's notice is being credited at this moment (the network
+sends it again); a refused notification changes nothing. Two notices of one payment at
+once ask the wallet once: the payments store lets one caller at a time credit a charge.
 The three API routes are in `KONBINI_ROUTES`, which also feeds the OpenAPI document; the
 simulator's pages are development tools and are not in it.
 """
@@ -87,8 +90,10 @@ class SweepAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class WebhookAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    # credited, already_credited, not_credited, refunded, ignored, or a refusal:
-    # bad_signature, unknown, expired, amount, invalid, too_large.
+    # credited, already_credited, refunded, ignored; not_credited or crediting (503: the
+    # same notice is answered for good once the wallet answers, or the notice being
+    # credited at this moment has finished); or a refusal: bad_signature, unknown,
+    # expired, amount, invalid, too_large.
     outcome: str
     charge_id: str = ""
 

@@ -26,7 +26,7 @@ from coopnode.actors.payments import PaymentsUnavailable
 from coopnode.actors.payments_store import ChargeRecord, ChargeStatus
 from coopnode.domain import charging as checks
 from coopnode.domain.bounds import parse_int
-from coopnode.domain.messages import DepositYen
+from coopnode.domain.messages import DepositYen, WalletStatus
 from coopnode.domain.money import CHARGEABLE_PURSES, Purse
 from coopnode.domain.rules import CoopRules
 from coopnode.http.identity_front import notifier_key
@@ -54,6 +54,8 @@ _STEP_OF = {str(step): step for step in STEPS_YEN}  # A button's value, as poste
 # on one operation.
 AMOUNT_BUILD_MAX_YEN = 10_000_000
 _CHARGEABLE = [purse for purse in (Purse.BASE, Purse.TEXTBOOK, Purse.CAFETERIA)]
+# The error of a charge refused for the account's status, not for one of its fields.
+SUSPENDED_FIELD = "account"
 _FAILURES = {
     "card_declined": "error.card_declined",
     "insufficient_funds": "error.card_insufficient_funds",
@@ -94,10 +96,14 @@ def _limits(request: web.Request, rules: CoopRules) -> str:
 async def _amount_errors(
     request: web.Request, access: WalletAccess, amount: int, purse: Purse | None
 ) -> dict[str, str]:
-    """The co-op's bounds and the purse's cap, checked before any payment starts."""
+    """The account's status, the co-op's bounds and the purse's cap, checked before any
+    payment starts."""
+    view = await wallet_view(request, access.member_no)
+    refused = checks.start_error(view.status)
+    if refused:
+        return {SUSPENDED_FIELD: text(request, refused)}
     if purse is None:
         return {"purse": text(request, "error.purse_not_allowed")}
-    view = await wallet_view(request, access.member_no)
     rules = coop_rules_of(request, view.coop)
     field, key = checks.amount_error(amount, purse, view.balances.get(purse), rules)
     if not field:
@@ -133,7 +139,8 @@ async def _charge_page(
         "limits": _limits(request, coop_rules_of(request, view.coop)),
         "errors": errors,
     }
-    status = 400 if errors else 200
+    # A suspended account is shown why it cannot be charged, and refused (403) any step.
+    status = (403 if SUSPENDED_FIELD in errors else 400) if errors else 200
     return emoney_render(request, "emoney_charge.html", access, "charge", context, status=status)
 
 
@@ -197,6 +204,17 @@ def _method_page(
     return emoney_render(request, template, access, "charge", context, status=status)
 
 
+async def _refused_page(
+    request: web.Request, access: WalletAccess, amount: int, purse: Purse, refused: ChargeRefused
+) -> web.Response:
+    """A charge the service refused before any payment started: the account was suspended
+    since the page was shown (the charge page says so), or the service is unavailable."""
+    if refused.key != "error.charge_suspended":
+        raise PageError(503, "error.unavailable")
+    errors = {SUSPENDED_FIELD: text(request, refused.key)}
+    return await _charge_page(request, access, amount, purse.value, errors)
+
+
 # Card -------------------------------------------------------------------------------------
 
 
@@ -233,7 +251,9 @@ async def charge_card(request: web.Request) -> web.Response:
         record = await _charging(request).charge_card(
             access.member_no, form_key, purse, amount, card
         )
-    except (ChargeRefused, PaymentsUnavailable):
+    except ChargeRefused as refused:
+        return await _refused_page(request, access, amount, purse, refused)
+    except PaymentsUnavailable:
         raise PageError(503, "error.unavailable") from None
     if record.status is ChargeStatus.CREDITED:
         return emoney_render(
@@ -312,8 +332,9 @@ async def charge_konbini(request: web.Request) -> web.Response:
             access.member_no, form_key, purse, amount, kept["store"], kana, kept["mail"]
         )
     except ChargeRefused as refused:
-        key = refused.key if refused.key == "error.pending_max" else "error.unavailable"
-        failure = text(request, key)
+        if refused.key != "error.pending_max":
+            return await _refused_page(request, access, amount, purse, refused)
+        failure = text(request, refused.key)
         return _method_page(request, access, "konbini", amount, purse, kept, {}, failure)
     except PaymentsUnavailable:
         raise PageError(503, "error.unavailable") from None
@@ -341,9 +362,18 @@ def _mail_numbers(request: web.Request, charge_id: str, kana: str, record: Charg
 
 
 def _issued_page(
-    request: web.Request, access: WalletAccess, record: ChargeRecord, fresh: bool
+    request: web.Request,
+    access: WalletAccess,
+    record: ChargeRecord,
+    fresh: bool,
+    suspended: bool = False,
 ) -> web.Response:
-    context = {"record": record, "fresh": fresh, "pay_by": local_deadline(record.pay_by_ms)}
+    context = {
+        "record": record,
+        "fresh": fresh,
+        "pay_by": local_deadline(record.pay_by_ms),
+        "suspended": suspended,
+    }
     return emoney_render(request, "emoney_charge_issued.html", access, "charge", context)
 
 
@@ -354,7 +384,8 @@ async def konbini_numbers(request: web.Request) -> web.Response:
     record = await _charging(request).get(request.match_info["charge_id"])
     if record is None or record.member_no != access.member_no or not record.payment_number:
         raise PageError(404, "error.generic")
-    return _issued_page(request, access, record, False)
+    view = await wallet_view(request, access.member_no)
+    return _issued_page(request, access, record, False, view.status is WalletStatus.SUSPENDED)
 
 
 def charge_routes() -> list[web.RouteDef]:

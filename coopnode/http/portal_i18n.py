@@ -166,6 +166,11 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "アカウントは停止中です。再開は生協店舗の窓口にお申し出ください。",
         "The account is suspended. Please ask at the co-op counter to resume it.",
     ),
+    "error.charge_suspended": (
+        "アカウントが停止中のため、チャージできません。再開は生協店舗の窓口にお申し出ください。",
+        "The account is suspended, so it cannot be charged. Please ask at the co-op counter "
+        "to resume it.",
+    ),
     "error.insufficient_funds": ("残高が足りません。", "The balance is not enough."),
     "error.over_limit": (
         "チャージ後の残高が上限（{limit}）を超えます。",
@@ -608,6 +613,21 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "Resuming needs the co-op: please ask at the co-op counter.",
     ),
     "suspend.submit": ("アカウントを停止する", "Suspend the account"),
+    "suspend.confirm_title": ("アカウントを停止しますか？", "Suspend the account?"),
+    "suspend.confirm_lead": (
+        "停止すると、IC組合員証でのお支払い、マネー移動、チャージができなくなります。"
+        "再開には生協店舗の窓口でのお手続きが必要です。",
+        "Once it is suspended, the account cannot pay with the IC member card, move money "
+        "or be charged. Resuming it needs a visit to the co-op counter.",
+    ),
+    "suspend.confirm": ("停止する", "Suspend"),
+    "suspend.cancel": ("やめる", "Cancel"),
+    "suspend.konbini_note": (
+        "停止前に発行したコンビニのお支払い番号で支払われた分は、停止中もチャージされ、"
+        "再開後にご利用いただけます。",
+        "A payment at a convenience store with numbers issued before the suspension is "
+        "still credited, and can be spent once the account is resumed.",
+    ),
     "suspend.done": (
         "アカウントを停止しました。再開は生協店舗の窓口でお手続きください。",
         "The account is suspended. It is resumed at the co-op counter.",

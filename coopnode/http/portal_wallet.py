@@ -510,15 +510,20 @@ async def emoney_notices(request: web.Request) -> web.Response:
 async def emoney_suspend_form(request: web.Request) -> web.Response:
     access = await wallet_member(request, SCOPE_PAY)
     view = await wallet_view(request, access.member_no)
-    return emoney_render(
-        request, "emoney_suspend.html", access, "suspend", {"view": view, "done": False}
-    )
+    context = {"view": view, "done": False, "confirm": False}
+    return emoney_render(request, "emoney_suspend.html", access, "suspend", context)
 
 
 @page
 async def emoney_suspend(request: web.Request) -> web.Response:
+    """Suspend the account, in two steps: the first post asks the member to confirm
+    (what stops, and that resuming needs the counter), the second suspends."""
     form = await read_form(request)
     access = await wallet_member(request, SCOPE_PAY, form)
+    if form.get("confirm", "") != "yes":
+        view = await wallet_view(request, access.member_no)
+        context = {"view": view, "done": False, "confirm": True}
+        return emoney_render(request, "emoney_suspend.html", access, "suspend", context)
     try:
         result = await set_member_status(request.app, Suspend(member_no=access.member_no))
     except ApiError:
@@ -526,9 +531,8 @@ async def emoney_suspend(request: web.Request) -> web.Response:
     if not isinstance(result, StatusChanged):
         raise PageError(503, "error.unavailable")
     view = await wallet_view(request, access.member_no)
-    return emoney_render(
-        request, "emoney_suspend.html", access, "suspend", {"view": view, "done": True}
-    )
+    context = {"view": view, "done": True, "confirm": False}
+    return emoney_render(request, "emoney_suspend.html", access, "suspend", context)
 
 
 def wallet_routes() -> list[web.RouteDef]:

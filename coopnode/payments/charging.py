@@ -19,27 +19,32 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from coopnode.actors.payments import PaymentsClient
 from coopnode.actors.payments_store import (
+    CREDITABLE,
     FINAL,
     Advance,
     BeginCard,
     ByNumber,
+    ChargeMethod,
     ChargeRecord,
     ChargeStatus,
+    ClaimCredit,
     GetCharge,
     IssueKonbini,
     KonbiniPaid,
     MemberCharges,
     PaymentsReply,
     RefundKonbini,
+    ReleaseCredit,
     Sweep,
     Uncredited,
 )
 from coopnode.actors.wallet_client import WalletClient
-from coopnode.domain.charging import card_brand
-from coopnode.domain.messages import Booked, Charge, ChargeSource, Declined
+from coopnode.domain.charging import card_brand, start_error
+from coopnode.domain.messages import Booked, Charge, ChargeSource, Declined, GetWallet, WalletView
 from coopnode.domain.money import TRY_AGAIN_REASONS, Purse
 from coopnode.logs import get_logger
 from coopnode.payments.acquirer import AcquirerClient, AcquirerError, Card
@@ -48,7 +53,7 @@ from coopnode.settings import PaymentsSettings
 log = get_logger(__name__)
 
 
-# How often a page waiting on a charge that another click started looks at it again.
+# How often a page or a notice waiting on a charge that another caller holds looks again.
 _WAIT_POLL_S = 0.1
 DAY_MS = 86_400_000
 
@@ -59,6 +64,21 @@ class ChargeRefused(Exception):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
+
+
+class Credit(NamedTuple):
+    """How an attempt to credit a charge ended.
+
+    `outcome`: "credited" (by this call), "already_credited", "not_credited" (the
+    wallet refused or did not answer: `reason`, and `final` when its refusal stands for
+    good), "crediting" (another caller holds the charge), or the charge's status when it
+    cannot be credited any more ("refunded", "failed").
+    """
+
+    record: ChargeRecord
+    outcome: str
+    reason: str = ""
+    final: bool = False
 
 
 def _one(reply: PaymentsReply) -> ChargeRecord:
@@ -95,12 +115,25 @@ class Charging:
         op = Advance(charge_id=record.charge_id, status=status, now_ms=self.now_ms(), **fields)
         return _one(await self.payments.call(op))
 
+    async def _check_start(self, member_no: str) -> None:
+        """Refuse a charge the wallet could not take before any payment starts; the
+        pages check the same first, this is for every other way in and for a suspension
+        made since the page was shown."""
+        view = await self.wallet.submit(GetWallet(member_no=member_no))
+        if not isinstance(view, WalletView):
+            raise ChargeRefused("error.unavailable")
+        refused = start_error(view.status)
+        if refused:
+            log.info("charge refused before payment", member_no=member_no, reason=refused)
+            raise ChargeRefused(refused)
+
     # Cards ----------------------------------------------------------------------------
 
     async def charge_card(
         self, member_no: str, form_key: str, purse: Purse, amount_yen: int, card: Card
     ) -> ChargeRecord:
         """Charge a card and credit the purse; the record says how it ended."""
+        await self._check_start(member_no)
         begin = BeginCard(
             form_key=form_key,
             member_no=member_no,
@@ -136,7 +169,7 @@ class Charging:
             await self._void(record)
             return await self._advance(record, ChargeStatus.FAILED, reason="acquirer_unavailable")
         record = await self._advance(record, ChargeStatus.CAPTURED)
-        return await self.credit(record)
+        return (await self.credit(record, self.settings.card_wait_s)).record
 
     async def _void(self, record: ChargeRecord) -> None:
         try:
@@ -166,31 +199,58 @@ class Charging:
             reference=record.charge_id,
         )
 
-    async def credit(self, record: ChargeRecord) -> ChargeRecord:
-        """Credit a captured or paid charge to its purse, once whatever the retries."""
-        source = ChargeSource.CARD if record.card_last4 else ChargeSource.KONBINI
+    async def credit(self, record: ChargeRecord, wait_s: float = 0.0) -> Credit:
+        """Credit a captured or paid charge to its purse, once whatever the retries.
+
+        The charge is claimed in the payments store first, so that only one caller at a
+        time asks the wallet: a caller that finds it claimed by another waits up to
+        `wait_s` for that one's end, and answers "already_credited" if it credited (or
+        "crediting" if it has not finished by then).
+        """
+        deadline = time.monotonic() + wait_s
+        lease_ms = int(self.settings.credit_claim_s * 1000)
+        while True:
+            claim = ClaimCredit(charge_id=record.charge_id, now_ms=self.now_ms(), lease_ms=lease_ms)
+            reply = await self.payments.call(claim)
+            record = _one(reply)
+            if reply.created:
+                return await self._credit_claimed(record)
+            if record.status is ChargeStatus.CREDITED:
+                return Credit(record, "already_credited")
+            if record.status not in CREDITABLE:
+                return Credit(record, record.status.value)
+            if time.monotonic() >= deadline:
+                return Credit(record, "crediting")
+            await asyncio.sleep(_WAIT_POLL_S)
+
+    async def _credit_claimed(self, record: ChargeRecord) -> Credit:
+        """Ask the wallet to credit a charge this caller has claimed, and record its answer."""
         result = await self.wallet.submit(self._credit_op(record))
         if isinstance(result, Booked):
             log.info("charge credited", charge_id=record.charge_id, amount_yen=record.amount_yen)
             credited = await self._advance(record, ChargeStatus.CREDITED)
             if credited.status is not ChargeStatus.CREDITED:
-                # Cannot happen while the wallet keeps declines final per key (a refund
-                # follows a final decline of this very key); if it ever does, the member
-                # holds the money twice and staff must take one back by hand.
+                # Cannot happen while a refund asks the wallet under the same claim and
+                # the wallet keeps declines final per key; if it ever does (a claim's
+                # lease ran out), the member holds the money twice and staff must take
+                # one back by hand.
                 log.error(
                     "charge credited after it was refunded",
                     charge_id=record.charge_id,
                     status=credited.status.value,
                 )
-            return credited
+            return Credit(credited, "credited")
         reason = result.reason.value if isinstance(result, Declined) else "unavailable"
         log.warning("charge not credited", charge_id=record.charge_id, reason=reason)
         # "Not now" (the credit may even have been booked: outcome_unknown) keeps the
         # captured charge, to be credited again under the same key; a final no voids it.
-        if source is ChargeSource.CARD and reason not in TRY_AGAIN_REASONS:
+        final = isinstance(result, Declined) and result.reason not in TRY_AGAIN_REASONS
+        if final and record.method is ChargeMethod.CARD:
             await self._void(record)
-            return await self._advance(record, ChargeStatus.FAILED, reason=reason)
-        return record
+            failed = await self._advance(record, ChargeStatus.FAILED, reason=reason)
+            return Credit(failed, "not_credited", reason, final=True)
+        released = _one(await self.payments.call(ReleaseCredit(charge_id=record.charge_id)))
+        return Credit(released, "not_credited", reason, final=final)
 
     # Convenience stores -----------------------------------------------------------------
 
@@ -205,6 +265,7 @@ class Charging:
         mail: str,
     ) -> tuple[ChargeRecord, bool]:
         """The pending charge with its numbers, and whether it is new (to mail it once)."""
+        await self._check_start(member_no)
         now_ms = self.now_ms()
         op = IssueKonbini(
             form_key=form_key,
@@ -223,22 +284,15 @@ class Charging:
 
     async def konbini_paid(self, payment_number: str, amount_yen: int) -> tuple[ChargeRecord, str]:
         """Record a store's payment and credit it; the record and what happened:
-        "credited", "already_credited", or a refusal ("unknown", "amount", "expired").
+        "credited", "already_credited", "refunded", "not_credited" or "crediting" (try
+        again), or a refusal ("unknown", "amount", "expired").
         """
         op = KonbiniPaid(payment_number=payment_number, amount_yen=amount_yen, now_ms=self.now_ms())
         reply = await self.payments.call(op)
         if reply.refused:
             raise ChargeRefused(reply.refused)
-        record = _one(reply)
-        if record.status is ChargeStatus.CREDITED:
-            return record, "already_credited"
-        if record.status is not ChargeStatus.PAID:
-            # Refunded by staff: a repeated notification credits nothing.
-            return record, record.status.value
-        record = await self.credit(record)
-        if record.status is not ChargeStatus.CREDITED:
-            return record, "not_credited"
-        return record, "credited"
+        credit = await self.credit(_one(reply), self.settings.credit_wait_s)
+        return credit.record, credit.outcome
 
     async def sweep(self, at_ms: int | None = None) -> list[ChargeRecord]:
         """Expire the pending charges whose deadline has passed (at `at_ms`, or now)."""
@@ -252,6 +306,7 @@ class Charging:
         before_ms = self.now_ms() - int(self.settings.konbini_sweep_interval_s * 1000)
         stuck = Uncredited(before_ms=before_ms, limit=self.settings.konbini_sweep_batch_max)
         for record in (await self.payments.call(stuck)).charges:
+            # A charge claimed by a live caller is left to it; the next sweep looks again.
             await self.credit(record)
         return expired
 
@@ -261,10 +316,11 @@ class Charging:
         """Record the refund of a paid charge the wallet would not credit; the record and
         whether this call refunded it (False: it was refunded before, and nothing changed).
 
-        The wallet is asked once more first, with the charge's own credit key: a charge it
-        takes now (or took before) is credited, not refunded
-        (`ChargeRefused("error.already_credited")`), and a wallet that does not answer, or
-        answers "not now", refunds nothing (`error.unavailable`). Any other decline is kept
+        The wallet is asked once more first, with the charge's own credit key and under the
+        charge's credit claim: a charge it takes now (or took before) is credited, not
+        refunded (`ChargeRefused("error.already_credited")`), and a wallet that does not
+        answer, or answers "not now", or a charge another caller is crediting, refunds
+        nothing (`error.unavailable`). Any other decline is kept
         by the wallet under that key, so no later retry can book the credit: money is
         never both credited and paid back.
         """
@@ -275,11 +331,12 @@ class Charging:
             return record, False
         if record.status is not ChargeStatus.PAID:
             raise ChargeRefused("error.not_refundable")
-        result = await self.wallet.submit(self._credit_op(record))
-        if isinstance(result, Booked):
-            await self._advance(record, ChargeStatus.CREDITED)
+        credit = await self.credit(record)
+        if credit.outcome in ("credited", "already_credited"):
             raise ChargeRefused("error.already_credited")
-        if not isinstance(result, Declined) or result.reason in TRY_AGAIN_REASONS:
+        if credit.outcome == "refunded":
+            return credit.record, False
+        if not credit.final:
             raise ChargeRefused("error.unavailable")
         op = RefundKonbini(charge_id=charge_id, now_ms=self.now_ms(), actor=actor, note=note)
         reply = await self.payments.call(op)

@@ -14,10 +14,12 @@ from coopnode.actors.payments_store import (
     ChargeMethod,
     ChargeRecord,
     ChargeStatus,
+    ClaimCredit,
     IssueKonbini,
     KonbiniPaid,
     MemberCharges,
     PaymentsStore,
+    ReleaseCredit,
     Sweep,
     Uncredited,
     check_record,
@@ -129,3 +131,28 @@ def test_uncredited_charges_are_found_again(store: PaymentsStore) -> None:
         found.charge_id for found in store.apply(Uncredited(before_ms=11, limit=5)).charges
     ] == [record.charge_id]
     assert store.apply(Uncredited(before_ms=10, limit=5)).charges == []
+
+
+def test_one_caller_at_a_time_holds_a_charge_for_crediting(store: PaymentsStore) -> None:
+    issued = store.apply(issue(store, "a")).charges[0]
+    pending = store.apply(ClaimCredit(charge_id=issued.charge_id, now_ms=1, lease_ms=100))
+    assert not pending.created  # Nothing to credit before the store reports the payment.
+    store.apply(KonbiniPaid(payment_number=issued.payment_number, amount_yen=3000, now_ms=2))
+    first = store.apply(ClaimCredit(charge_id=issued.charge_id, now_ms=3, lease_ms=100))
+    assert first.created and first.charges[0].credit_claimed_until_ms == 103
+    second = store.apply(ClaimCredit(charge_id=issued.charge_id, now_ms=4, lease_ms=100))
+    assert not second.created and second.charges[0].status is ChargeStatus.PAID
+    # Released (the wallet said "not now"), it may be claimed at once.
+    assert store.apply(ReleaseCredit(charge_id=issued.charge_id)).created
+    again = store.apply(ClaimCredit(charge_id=issued.charge_id, now_ms=5, lease_ms=100))
+    assert again.created
+    # A holder that died: its lease runs out and the next caller takes the charge over.
+    taken = store.apply(ClaimCredit(charge_id=issued.charge_id, now_ms=106, lease_ms=100))
+    assert taken.created and taken.charges[0].updated_at_ms == 2
+    # Credited, the claim is gone and nobody can claim the charge again.
+    done = store.apply(Advance(charge_id=issued.charge_id, status=ChargeStatus.CREDITED, now_ms=7))
+    assert done.charges[0].credit_claimed_until_ms == 0
+    late = store.apply(ClaimCredit(charge_id=issued.charge_id, now_ms=8, lease_ms=100))
+    assert not late.created and late.charges[0].status is ChargeStatus.CREDITED
+    with pytest.raises(InvariantViolation):
+        check_record(msgspec.structs.replace(late.charges[0], credit_claimed_until_ms=9))

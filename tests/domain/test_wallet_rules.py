@@ -130,8 +130,23 @@ def test_suspended_account_cannot_pay_charge_or_move() -> None:
     move = Move(
         key="m", member_no=MEMBER, from_purse=Purse.BASE, to_purse=Purse.CAFETERIA, amount_yen=1
     )
-    for op in (pay(100, TillKind.SHOP), charge, move):
+    counter = msgspec.structs.replace(charge, key="d", source=ChargeSource.COUNTER)
+    for op in (pay(100, TillKind.SHOP), charge, counter, move):
         assert declined(decide(op, start, None, COOPS, NOON)) is Reason.SUSPENDED
+
+
+def test_a_convenience_store_payment_is_credited_to_a_suspended_account() -> None:
+    """The store has the member's cash: the purse takes it, frozen until resumed."""
+    start = msgspec.structs.replace(wallet(base=10_000), status=WalletStatus.SUSPENDED)
+    paid = Charge(
+        key="k", member_no=MEMBER, purse=Purse.BASE, amount_yen=3_000, source=ChargeSource.KONBINI
+    )
+    change = decide(paid, start, None, COOPS, NOON)
+    assert isinstance(change, Change) and change.wallet.balances.base == 13_000
+    assert change.wallet.status is WalletStatus.SUSPENDED
+    assert declined(decide(pay(100, TillKind.SHOP), change.wallet, None, COOPS, NOON)) is (
+        Reason.SUSPENDED
+    )
 
 
 def test_charge_bounds_and_purse_maximum() -> None:

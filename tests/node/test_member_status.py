@@ -140,9 +140,18 @@ async def test_suspended_on_the_portal_page_until_staff_resume(node: NodeProcess
         till = await RawTill(node.url, *add_till(node, "shop-55")).open()
         try:
             assert (await till.decide(till.tap(idm, 100))).approved
-            till.deny_changed.clear()
+            # The first post asks the member to confirm, and suspends nothing.
             async with client.post(
                 node.url + "/mypage/emoney/suspend", data={"csrf": csrf}, allow_redirects=False
+            ) as response:
+                page = await response.text()
+                assert response.status == 200 and 'id="suspend-confirmation"' in page, page[:400]
+            assert (await till.decide(till.tap(idm, 100))).approved
+            till.deny_changed.clear()
+            async with client.post(
+                node.url + "/mypage/emoney/suspend",
+                data={"csrf": csrf, "confirm": "yes"},
+                allow_redirects=False,
             ) as response:
                 page = await response.text()
                 assert response.status == 200 and 'id="suspend-done"' in page, page[:400]

@@ -4,17 +4,26 @@ store in-process and a wallet that books each idempotency key once (as the real 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
-from coopnode.actors.payments_store import ChargeStatus, PaymentsOp, PaymentsReply, PaymentsStore
-from coopnode.domain.messages import Booked, Charge, Declined
+from coopnode.actors.payments_store import (
+    ChargeStatus,
+    GetCharge,
+    KonbiniPaid,
+    PaymentsOp,
+    PaymentsReply,
+    PaymentsStore,
+)
+from coopnode.domain.messages import Booked, Charge, Declined, GetWallet, WalletStatus, WalletView
 from coopnode.domain.money import Purse, Purses, Reason
 from coopnode.payments.acquirer import AcquirerClient, Card
-from coopnode.payments.charging import Charging
+from coopnode.payments.charging import ChargeRefused, Charging
 from coopnode.payments.test_acquirer import start_test_acquirer
 from coopnode.settings import PaymentsSettings
 
@@ -30,14 +39,27 @@ class InProcessPayments:
 
 
 class OnceWallet:
-    """Books a charge key once and answers a repeat with the first result."""
+    """Books a charge key once and answers a repeat with the first result; shows the
+    wallet's status to a `GetWallet`."""
 
-    def __init__(self, refuse: bool = False) -> None:
+    def __init__(self, refuse: bool = False, status: WalletStatus = WalletStatus.ACTIVE) -> None:
         self.booked: dict[str, Booked] = {}
         self.calls = 0
         self.refuse = refuse
+        self.status = status
 
-    async def submit(self, op: Charge) -> Booked | Declined:
+    async def submit(self, op: Charge | GetWallet) -> Booked | Declined | WalletView:
+        if isinstance(op, GetWallet):
+            return WalletView(
+                member_no=op.member_no,
+                coop="demo",
+                status=self.status,
+                meal_plan="",
+                meal_cap_yen=0,
+                meal_remaining_today_yen=0,
+                balances=Purses(),
+                emoney_used=True,
+            )
         self.calls += 1
         if self.refuse:
             return Declined(reason=Reason.OVER_LIMIT, message="full")
@@ -106,3 +128,79 @@ async def test_declines_and_a_refused_credit(tmp_path: Path, acquirer: AcquirerC
     refusing = charging(tmp_path / "x", acquirer, OnceWallet(refuse=True))
     failed = await refusing.charge_card(MEMBER, "c", Purse.BASE, 5000, card())
     assert failed.status is ChargeStatus.FAILED and failed.reason == "over_limit"
+
+
+class RecordingPayments(InProcessPayments):
+    """The in-process store, telling the test when a notice's own operation was answered."""
+
+    def __init__(self, store: PaymentsStore) -> None:
+        super().__init__(store)
+        self.paid_answers = 0
+        self.second_notice_answered = asyncio.Event()
+
+    async def call(self, op: PaymentsOp) -> PaymentsReply:
+        reply = self.store.apply(op)
+        if isinstance(op, KonbiniPaid):
+            self.paid_answers += 1
+            if self.paid_answers == 2:
+                self.second_notice_answered.set()
+        return reply
+
+
+class HoldingWallet(OnceWallet):
+    """Holds its first answer until the test releases it; answers the others at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_asked = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def submit(self, op: Charge | GetWallet) -> Booked | Declined | WalletView:
+        if isinstance(op, Charge) and not self.first_asked.is_set():
+            self.first_asked.set()
+            await self.release.wait()
+        return await super().submit(op)
+
+
+async def test_the_same_notice_twice_at_once_credits_once(tmp_path: Path) -> None:
+    """The second notice arrives while the first is inside its credit (the wallet holds
+    the first's answer): one answers `credited`, the other `already_credited`, and the
+    wallet is asked once, so the log and the operations metric count one credit.
+    """
+    store = PaymentsStore(tmp_path / "p", map_size_bytes=16 * 1024 * 1024, fsync=False)
+    payments = RecordingPayments(store)
+    wallet = HoldingWallet()
+    service = Charging(PaymentsSettings(), payments, None, wallet)  # type: ignore[arg-type]
+    record, _ = await service.issue_konbini(
+        MEMBER, "form-k", Purse.CAFETERIA, 3000, "lawson", "ヤマダ タロウ", "a@example.jp"
+    )
+    with capture_logs() as logs:
+        first = asyncio.create_task(service.konbini_paid(record.payment_number, 3000))
+        await wallet.first_asked.wait()
+        second = asyncio.create_task(service.konbini_paid(record.payment_number, 3000))
+        await payments.second_notice_answered.wait()
+        wallet.release.set()
+        answers = await asyncio.gather(first, second)
+    assert sorted(outcome for _, outcome in answers) == ["already_credited", "credited"]
+    assert wallet.calls == 1 and list(wallet.booked) == [f"charge:{record.charge_id}"]
+    assert [line["event"] for line in logs].count("charge credited") == 1
+    assert store.apply(GetCharge(charge_id=record.charge_id)).charges[0].status is (
+        ChargeStatus.CREDITED
+    )
+
+
+async def test_a_suspended_account_starts_no_charge(
+    tmp_path: Path, acquirer: AcquirerClient
+) -> None:
+    """Refused before the charge is recorded, so before the acquirer is called and before
+    a payment number exists."""
+    wallet = OnceWallet(status=WalletStatus.SUSPENDED)
+    service = charging(tmp_path, acquirer, wallet)
+    with pytest.raises(ChargeRefused) as card_refused:
+        await service.charge_card(MEMBER, "form-1", Purse.BASE, 5000, card())
+    with pytest.raises(ChargeRefused) as konbini_refused:
+        await service.issue_konbini(
+            MEMBER, "form-2", Purse.BASE, 3000, "lawson", "ヤマダ タロウ", "a@example.jp"
+        )
+    assert card_refused.value.key == konbini_refused.value.key == "error.charge_suspended"
+    assert await service.member_charges(MEMBER) == [] and wallet.calls == 0

@@ -216,3 +216,72 @@ def test_no_card_number_or_cvc_on_disk(node: NodeProcess) -> None:
             found.update({secret: str(path) for secret in wanted if secret in data})
     assert (node.data_dir / "payments").is_dir()
     assert not found, found
+
+
+def test_a_suspended_account_starts_no_charge(page: Page, node: NodeProcess) -> None:
+    """Forms opened before the suspension are refused after it, before any payment starts
+    (no authorization, no payment number); numbers issued before it are still credited."""
+    member = to_emoney_home(page, node, "suspended")
+    number = issue_konbini(page, node, member, 3_000)
+    card_form = page.context.new_page()
+    card_form.goto("/mypage/emoney")
+    build_amount(card_form, [1_000])
+    card_form.click("#pay-card")
+    fill_card(card_form, APPROVED)
+    konbini_form = page.context.new_page()
+    konbini_form.goto("/mypage/emoney")
+    build_amount(konbini_form, [1_000])
+    konbini_form.click("#pay-konbini")
+    konbini_form.fill("#f-kana_family", "ヤマダ")
+    konbini_form.fill("#f-kana_given", "タロウ")
+    konbini_form.fill("#f-mail", member.mail)
+    for part, digits in (("1", "090"), ("2", "1234"), ("3", "5678")):
+        konbini_form.fill(f"#f-phone{part}", digits)
+    konbini_form.click("#konbini-confirm")
+    konbini_form.check("#store-lawson")
+
+    # The suspension asks first; 'cancel' suspends nothing.
+    page.goto("/mypage/emoney/suspend")
+    page.click("#suspend")
+    expect(page.locator("#suspend-confirmation")).to_contain_text("停止しますか")
+    shot(page, "26-suspend-confirm")
+    page.click("#suspend-cancel")
+    expect(page.locator("#balances")).to_be_visible()
+    expect(page.locator("#suspended")).to_have_count(0)
+    page.goto("/mypage/emoney/suspend")
+    page.click("#suspend")
+    page.click("#suspend-confirm")
+    expect(page.locator("#suspend-done")).to_be_visible()
+
+    # The forms opened before are refused, with the reason.
+    card_form.click("#buy")
+    expect(card_form.locator("#charge-suspended")).to_contain_text(
+        "停止中のため、チャージできません"
+    )
+    after = last_sequence(node)
+    konbini_form.click("#konbini-issue")
+    expect(konbini_form.locator("#charge-suspended")).to_be_visible()
+    expect(konbini_form.locator("#konbini-issued")).to_have_count(0)
+    # The charge page says so and offers no way to pay, in either language.
+    page.goto("/mypage/emoney/charge")
+    expect(page.locator("#charge-suspended")).to_be_visible()
+    expect(page.locator("#pay-card")).to_have_count(0)
+    shot(page, "27-charge-suspended")
+    page.goto("/mypage/emoney/charge?lang=en")
+    expect(page.locator("#charge-suspended")).to_contain_text("suspended, so it cannot be charged")
+    page.goto("/mypage/emoney?lang=ja")
+    assert balance(page, "base") == 40_000
+    # Only the charge issued before the suspension awaits payment, and HOME says that it
+    # will still be credited.
+    expect(page.locator("#pending .pending-charge")).to_have_count(1)
+    expect(page.locator("#konbini-suspended")).to_contain_text("停止中もチャージされ")
+    status, outbox = node.request("GET", f"/dev/outbox.json?to={member.mail}&after={after}")
+    assert status == 200 and outbox["messages"] == [], outbox
+
+    # Paid at the store after the suspension, it is credited to the frozen purse.
+    paid = pay_at_store(node, number)
+    assert paid.returncode == 0 and '"credited"' in paid.stdout, paid.stdout + paid.stderr
+    page.reload()
+    assert balance(page, "cafeteria") == 3_000
+    expect(page.locator("#suspended")).to_be_visible()
+    expect(page.locator("#pending")).to_have_count(0)

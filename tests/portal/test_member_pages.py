@@ -182,6 +182,7 @@ def test_mail_change_password_portal_mypage_and_emoney(page: Page, node: NodePro
     page.click("#menu-suspend")
     expect(page.locator("#counter-note")).to_contain_text("窓口")
     page.click("#suspend")
+    page.click("#suspend-confirm")
     expect(page.locator("#suspend-done")).to_be_visible()
     shot(page, "12-suspended")
     page.click("#menu-home")
