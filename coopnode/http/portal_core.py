@@ -262,11 +262,24 @@ def require_flow(request: web.Request, name: str) -> str:
     return flow_id
 
 
+def is_local_path(location: str) -> bool:
+    """Whether a redirect target taken from input stays on this node: one "/" first, never
+    "//" (another host), no backslash (which browsers read as "/"), and no control character
+    or whitespace (browsers drop a tab or a newline, so a slash, a tab and a slash lead to
+    another host).
+    """
+    if not location.startswith("/") or location.startswith("//"):
+        return False
+    return not any(char == "\\" or char.isspace() or not char.isprintable() for char in location)
+
+
 def safe_next(location: str, default: str) -> str:
-    """Only a path on this node: never another site (an open redirect)."""
-    if location.startswith("/") and not location.startswith("//") and "\\" not in location:
-        return location
-    return default
+    """Only a path on this node: never another site (an open redirect). A target with a
+    line break is refused outright: it could only come from a forged link.
+    """
+    if "\r" in location or "\n" in location:
+        raise web.HTTPBadRequest(text="the return address is not a path on this node")
+    return location if is_local_path(location) else default
 
 
 async def language(request: web.Request) -> web.Response:

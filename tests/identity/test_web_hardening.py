@@ -1,0 +1,57 @@
+"""Web hardening (issue 11 §6) on the portal's pages: redirect targets, security headers,
+cookie flags, foreign origins, malformed forms and the invitation bound.
+
+The pages run on an aiohttp test server over the in-process identity service and wallet
+shard of `Harness` (`tests.identity.portal_app`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from coopnode.http.portal_core import is_local_path
+from tests.identity.harness import Harness
+from tests.identity.portal_app import portal_client
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    built = Harness(tmp_path)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
+async def client(harness: Harness) -> AsyncIterator[TestClient[Any, Any]]:
+    async with portal_client(harness) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["//evil.example", "/\t/evil.example", "/\\evil.example", "/ /evil.example", "evil", ""],
+)
+def test_a_redirect_target_off_this_node_is_not_a_local_path(target: str) -> None:
+    assert not is_local_path(target)
+
+
+def test_a_path_with_a_query_is_local() -> None:
+    assert is_local_path("/portal/home?lang=en&x=%2F%2Fa")
+
+
+async def test_the_language_link_never_leads_off_the_node(client: TestClient[Any, Any]) -> None:
+    tab = await client.get("/lang/en?next=/%09/evil.example", allow_redirects=False)
+    assert (tab.status, tab.headers["Location"]) == (303, "/portal")
+    kept = await client.get("/lang/en?next=/portal/guide%3Fa%3D1", allow_redirects=False)
+    assert kept.headers["Location"] == "/portal/guide?a=1"
+    for broken in ("/%0d%0aSet-Cookie:%20x=1", "/portal%0a"):
+        answer = await client.get(f"/lang/en?next={broken}", allow_redirects=False)
+        assert answer.status == 400
+        assert "Set-Cookie: x" not in str(answer.headers)
