@@ -7,6 +7,7 @@ shard of `Harness` (`tests.identity.portal_app`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,3 +56,40 @@ async def test_the_language_link_never_leads_off_the_node(client: TestClient[Any
         answer = await client.get(f"/lang/en?next={broken}", allow_redirects=False)
         assert answer.status == 400
         assert "Set-Cookie: x" not in str(answer.headers)
+
+
+BROWSER_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+@pytest.mark.parametrize("path", ["/portal/sign-in", "/static/portal.css", "/portal/nowhere"])
+async def test_every_answer_carries_the_browser_headers(
+    client: TestClient[Any, Any], path: str
+) -> None:
+    answer = await client.get(path, allow_redirects=False)
+    for name, value in BROWSER_HEADERS.items():
+        assert answer.headers.get(name) == value, name
+    policy = answer.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    # Outside production the node may be reached over plain HTTP: no HSTS.
+    assert "Strict-Transport-Security" not in answer.headers
+
+
+async def test_production_answers_carry_hsts(harness: Harness) -> None:
+    async with portal_client(harness, production=True) as production:
+        answer = await production.get("/portal/sign-in")
+        assert answer.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_the_pages_have_no_inline_script_or_style() -> None:
+    """The policy allows no inline script or style, so no template may hold one."""
+    templates = Path(__file__).parents[2] / "coopnode" / "http" / "templates"
+    for template in templates.glob("*.html"):
+        source = template.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)", source), template.name
+        assert "<style" not in source and "style=" not in source, template.name
+        assert not re.search(r"\son[a-z]+=", source), template.name
