@@ -33,8 +33,8 @@ from coopnode.domain.identity import SessionKind
 from coopnode.http.identity_front import (
     Refusal,
     ask,
-    secure_cookies_key,
     session_id_of,
+    set_cookie,
     set_session_cookie,
 )
 from coopnode.http.portal_i18n import Lang, error_key, message
@@ -70,11 +70,6 @@ def lang_of(request: web.Request) -> Lang:
 
 def text(request: web.Request, key: str, **values: object) -> str:
     return message(lang_of(request), key, **values)
-
-
-def _cookie(request: web.Request, response: web.StreamResponse, name: str, value: str) -> None:
-    secure = request.app[secure_cookies_key]
-    response.set_cookie(name, value, httponly=True, samesite="Lax", secure=secure, path="/")
 
 
 def _form_token(request: web.Request) -> tuple[str, bool]:
@@ -118,9 +113,9 @@ def render(
     response = aiohttp_jinja2.render_template(template, request, values, status=status)
     response.headers["Cache-Control"] = "no-store"
     if new_token:
-        _cookie(request, response, FORM_COOKIE, csrf)
+        set_cookie(request, response, FORM_COOKIE, csrf)
     if request.query.get("lang") in (Lang.JA.value, Lang.EN.value):
-        _cookie(request, response, LANG_COOKIE, request.query["lang"])
+        set_cookie(request, response, LANG_COOKIE, request.query["lang"])
     return response
 
 
@@ -229,7 +224,7 @@ def open_session(request: web.Request, response: web.StreamResponse, issued: Ses
     if not isinstance(response, web.Response):
         raise TypeError("a session is opened on a plain response")
     set_session_cookie(request, response, issued)
-    _cookie(request, response, f"cn_csrf_{issued.kind.value}", issued.csrf_token)
+    set_cookie(request, response, f"cn_csrf_{issued.kind.value}", issued.csrf_token)
 
 
 def see_other(location: str) -> web.Response:
@@ -248,7 +243,7 @@ def flow_of(request: web.Request, name: str) -> str:
 
 
 def keep_flow(request: web.Request, response: web.StreamResponse, name: str, flow_id: str) -> None:
-    _cookie(request, response, flow_cookie(name), flow_id)
+    set_cookie(request, response, flow_cookie(name), flow_id)
 
 
 def end_flow(response: web.StreamResponse, name: str) -> None:
@@ -288,5 +283,5 @@ async def language(request: web.Request) -> web.Response:
     if lang not in (Lang.JA.value, Lang.EN.value):
         raise web.HTTPNotFound()
     response = see_other(safe_next(request.query.get("next", ""), "/portal"))
-    _cookie(request, response, LANG_COOKIE, lang)
+    set_cookie(request, response, LANG_COOKIE, lang)
     return response

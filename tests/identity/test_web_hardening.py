@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from coopnode.http.portal_core import is_local_path
+from coopnode.domain.identity import SessionKind
+from coopnode.http.identity_front import COOKIE_NAMES
+from coopnode.http.portal_core import FORM_COOKIE, is_local_path
 from tests.identity.harness import Harness
 from tests.identity.portal_app import portal_client
+from tests.identity.test_service import MAIL, PASSWORD, enrol, mypage_session, set_password
 
 
 @pytest.fixture
@@ -93,3 +96,41 @@ def test_the_pages_have_no_inline_script_or_style() -> None:
         assert not re.search(r"<script(?![^>]*\bsrc=)", source), template.name
         assert "<style" not in source and "style=" not in source, template.name
         assert not re.search(r"\son[a-z]+=", source), template.name
+
+
+def _set_cookies(answer: Any) -> dict[str, str]:
+    """Each cookie the answer sets, by name, as its Set-Cookie header says it."""
+    headers: list[str] = answer.headers.getall("Set-Cookie", [])
+    return {header.split("=", 1)[0]: header for header in headers}
+
+
+def _flags_hold(header: str) -> bool:
+    lowered = header.lower()
+    return "; secure" in lowered and "; httponly" in lowered and "samesite=lax" in lowered
+
+
+async def test_production_cookies_are_secure_httponly_and_lax(harness: Harness) -> None:
+    await enrol(harness)
+    await set_password(harness)
+    mypage = await mypage_session(harness)
+    async with portal_client(harness, production=True) as production:
+        form_page = await production.get("/portal/sign-in")
+        token = _set_cookies(form_page)[FORM_COOKIE].split("=", 1)[1].split(";")[0]
+        signed = await production.post(
+            "/portal/sign-in",
+            data={"mail": MAIL, "password": PASSWORD, "csrf": token},
+            cookies={FORM_COOKIE: token},
+        )
+        assert signed.status == 200
+        set_by_sign_in = _set_cookies(signed)
+        assert "cn_mfa_methods" in set_by_sign_in
+        connect = await production.get(
+            "/mypage/wallet/connect",
+            cookies={COOKIE_NAMES[SessionKind.MYPAGE]: mypage.session_id},
+            allow_redirects=False,
+        )
+        assert connect.status == 303
+        set_by_connect = _set_cookies(connect)
+        assert "cn_oauth" in set_by_connect
+    for name, header in {**_set_cookies(form_page), **set_by_sign_in, **set_by_connect}.items():
+        assert _flags_hold(header), (name, header)
