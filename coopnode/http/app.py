@@ -97,7 +97,11 @@ def make_app(
         client_max_size=settings.http.body_max_bytes,
         middlewares=[error_middleware, timeout_middleware(settings.http.request_timeout_s)],
     )
-    setup_hardening(app, production=settings.node.environment is Environment.PRODUCTION)
+    setup_hardening(
+        app,
+        production=settings.node.environment is Environment.PRODUCTION,
+        public_urls=(settings.identity.portal_base_url,),
+    )
     app[wallet_client_key] = wallet
     app[metrics_key] = metrics_registry
     app[staff_token_key] = staff_token

@@ -10,9 +10,17 @@
 
 Whether cookies are `Secure` is decided here too (`secure_cookies_key`), from the same
 setting: in production every portal cookie is sent over HTTPS alone.
+
+A form posted from another site is refused by its `Origin` (`foreign_origin`), beside the
+CSRF token: the node's own origin is the request's scheme and host, or the public URL the
+settings give (behind a reverse proxy that ends TLS). A browser that sends no `Origin`
+(older ones, on a same-origin post) is let through to the token check; `Origin: null`
+(a sandboxed frame, a data: page) is refused.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -46,13 +54,36 @@ _PRODUCTION_HEADERS = {
 }
 
 
+public_origins_key = web.AppKey("public_origins", frozenset[str])
+
+
+def origin_of(url: str) -> str:
+    """The scheme://host[:port] of a URL, as a browser writes it in `Origin`."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def foreign_origin(request: web.Request) -> str | None:
+    """The `Origin` of a request sent from another site, or None when it is this node's own
+    (or the browser sent none)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    own = {f"{request.scheme}://{request.host}".lower(), *request.app[public_origins_key]}
+    return None if origin.lower() in own else origin
+
+
 async def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:
     production = request.app[secure_cookies_key]
     for name, value in (_PRODUCTION_HEADERS if production else _HEADERS).items():
         response.headers.setdefault(name, value)
 
 
-def setup_hardening(app: web.Application, *, production: bool) -> None:
-    """Secure cookies and HSTS in production; the other headers on every answer."""
+def setup_hardening(
+    app: web.Application, *, production: bool, public_urls: tuple[str, ...] = ()
+) -> None:
+    """Secure cookies and HSTS in production; the other headers on every answer; the
+    origins besides the request's own that forms may come from."""
     app[secure_cookies_key] = production
+    app[public_origins_key] = frozenset(origin_of(url) for url in public_urls)
     app.on_response_prepare.append(_secure_headers)

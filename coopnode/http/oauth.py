@@ -44,6 +44,7 @@ from coopnode.domain.messages import (
 )
 from coopnode.domain.money import Reason
 from coopnode.http.errors import ApiError
+from coopnode.http.hardening import foreign_origin
 from coopnode.http.identity_front import answers_refusals, ask, json_response, principal
 from coopnode.http.wallet_api import (
     MoveRequest,
@@ -84,6 +85,8 @@ def _oauth_http(request: web.Request, form: list[tuple[str, str]]) -> OAuthHttp:
 
 
 async def _form(request: web.Request) -> list[tuple[str, str]]:
+    if foreign_origin(request) is not None:
+        raise ApiError(403, "foreign_origin", "this form was sent from another site")
     posted = await request.post()
     fields = [(name, value) for name, value in posted.items() if isinstance(value, str)]
     if len(fields) > _FORM_FIELDS_MAX:

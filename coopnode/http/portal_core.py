@@ -30,6 +30,7 @@ from aiohttp import web
 
 from coopnode.actors.identity_messages import CheckSession, Principal, Refused, SessionIssued
 from coopnode.domain.identity import SessionKind
+from coopnode.http.hardening import foreign_origin
 from coopnode.http.identity_front import (
     Refusal,
     ask,
@@ -175,7 +176,10 @@ def sign_in_path(request: web.Request) -> str:
 
 
 async def read_form(request: web.Request) -> dict[str, str]:
-    """The posted fields as text; a form with more fields than any page has is refused."""
+    """The posted fields as text; a form with more fields than any page has is refused,
+    and so is a form sent from another site (`foreign_origin`)."""
+    if foreign_origin(request) is not None:
+        raise PageError(403, "error.foreign_origin")
     posted = await request.post()
     limit = request.app[portal_settings_key].form_fields_max
     if len(posted) > limit:

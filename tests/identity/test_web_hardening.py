@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, make_mocked_request
 
 from coopnode.domain.identity import SessionKind
+from coopnode.http.hardening import foreign_origin, setup_hardening
 from coopnode.http.identity_front import COOKIE_NAMES
 from coopnode.http.portal_core import FORM_COOKIE, is_local_path
 from tests.identity.harness import Harness
-from tests.identity.portal_app import portal_client
+from tests.identity.portal_app import as_, portal_client, portal_session
 from tests.identity.test_service import MAIL, PASSWORD, enrol, mypage_session, set_password
 
 
@@ -134,3 +136,64 @@ async def test_production_cookies_are_secure_httponly_and_lax(harness: Harness) 
         assert "cn_oauth" in set_by_connect
     for name, header in {**_set_cookies(form_page), **set_by_sign_in, **set_by_connect}.items():
         assert _flags_hold(header), (name, header)
+
+
+async def _form_token(client: TestClient[Any, Any]) -> str:
+    page = await client.get("/portal/sign-in")
+    return _set_cookies(page)[FORM_COOKIE].split("=", 1)[1].split(";")[0]
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [("http://evil.example", 403), ("null", 403), (None, 200), ("own", 200)],
+)
+async def test_a_form_from_another_origin_is_refused(
+    harness: Harness, client: TestClient[Any, Any], origin: str | None, status: int
+) -> None:
+    await enrol(harness)
+    await set_password(harness)
+    token = await _form_token(client)
+    headers = {}
+    if origin is not None:
+        headers["Origin"] = str(client.make_url("/")).rstrip("/") if origin == "own" else origin
+    answer = await client.post(
+        "/portal/sign-in",
+        data={"mail": MAIL, "password": PASSWORD, "csrf": token},
+        cookies={FORM_COOKIE: token},
+        headers=headers,
+    )
+    assert answer.status == status
+    if status == 403:
+        assert "別のサイトから送られたフォーム" in await answer.text()
+        assert "cn_mfa_methods" not in _set_cookies(answer)
+
+
+async def test_a_signed_in_form_from_another_origin_changes_nothing(
+    harness: Harness, client: TestClient[Any, Any]
+) -> None:
+    await enrol(harness)
+    await set_password(harness)
+    member = await portal_session(harness, MAIL, "090-1111-2222")
+    answer = await client.post(
+        "/portal/family",
+        data={"guardian_mail": "parent@example.jp", "csrf": member.csrf_token},
+        cookies=as_(client, member),
+        headers={"Origin": "https://evil.example"},
+        allow_redirects=False,
+    )
+    assert answer.status == 403
+    listed = await client.get("/portal/family", cookies=as_(client, member))
+    assert 'id="revoke-1"' not in await listed.text()
+
+
+async def test_the_configured_public_origin_is_this_nodes_own(harness: Harness) -> None:
+    app = web.Application()
+    setup_hardening(app, production=True, public_urls=("https://coop.example.ac.jp/portal",))
+    request = make_mocked_request(
+        "POST", "/portal/sign-in", headers={"Origin": "https://coop.example.ac.jp"}, app=app
+    )
+    assert foreign_origin(request) is None
+    forged = make_mocked_request(
+        "POST", "/portal/sign-in", headers={"Origin": "https://coop.example.ac.jp.evil"}, app=app
+    )
+    assert foreign_origin(forged) == "https://coop.example.ac.jp.evil"
