@@ -30,7 +30,7 @@ from aiohttp import web
 
 from coopnode.actors.identity_messages import CheckSession, Principal, Refused, SessionIssued
 from coopnode.domain.identity import SessionKind
-from coopnode.http.hardening import foreign_origin
+from coopnode.http.forms import FormRefused, read_urlencoded
 from coopnode.http.identity_front import (
     Refusal,
     ask,
@@ -176,15 +176,21 @@ def sign_in_path(request: web.Request) -> str:
 
 
 async def read_form(request: web.Request) -> dict[str, str]:
-    """The posted fields as text; a form with more fields than any page has is refused,
-    and so is a form sent from another site (`foreign_origin`)."""
-    if foreign_origin(request) is not None:
-        raise PageError(403, "error.foreign_origin")
-    posted = await request.post()
-    limit = request.app[portal_settings_key].form_fields_max
-    if len(posted) > limit:
-        raise PageError(400, "error.invalid_input")
-    return {name: value.strip() for name, value in posted.items() if isinstance(value, str)}
+    """The posted fields as text (`forms.read_urlencoded`): a form that is not one of this
+    node's pages' is refused with the error page and changes nothing."""
+    settings = request.app[portal_settings_key]
+    try:
+        fields = await read_urlencoded(
+            request,
+            fields_max=settings.form_fields_max,
+            body_max_bytes=settings.form_body_max_bytes,
+        )
+    except FormRefused as refused:
+        key = (
+            "error.foreign_origin" if refused.reason == "foreign_origin" else "error.invalid_input"
+        )
+        raise PageError(refused.status, key) from None
+    return {name: value.strip() for name, value in fields}
 
 
 def check_form_csrf(request: web.Request, form: Mapping[str, str]) -> None:

@@ -34,7 +34,7 @@ from tests.identity.harness import Harness
 from tests.identity.test_service import PASSWORD, code_in
 
 
-class _Port:
+class HarnessPort:
     def __init__(self, harness: Harness) -> None:
         self.harness = harness
 
@@ -44,7 +44,7 @@ class _Port:
         return answer
 
 
-class _Notifier:
+class AcceptingNotifier:
     def submit(self, message: Notification) -> bool:
         return True
 
@@ -54,8 +54,8 @@ async def portal_client(
     harness: Harness, *, production: bool = False
 ) -> AsyncIterator[TestClient[Any, Any]]:
     app = web.Application()
-    app[identity_key] = _Port(harness)
-    app[notifier_key] = _Notifier()
+    app[identity_key] = HarnessPort(harness)
+    app[notifier_key] = AcceptingNotifier()
     setup_hardening(app, production=production)
     # The pages only call `submit`, which the one-shard wallet of the harness answers.
     app[wallet_client_key] = cast(WalletClient, harness.wallet)

@@ -14,14 +14,22 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, make_mocked_request
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from coopnode.domain.identity import SessionKind
+from coopnode.http.errors import error_middleware
 from coopnode.http.hardening import foreign_origin, setup_hardening
-from coopnode.http.identity_front import COOKIE_NAMES
+from coopnode.http.identity_front import COOKIE_NAMES, identity_key, notifier_key
+from coopnode.http.oauth import OAUTH_ROUTES
 from coopnode.http.portal_core import FORM_COOKIE, is_local_path
 from tests.identity.harness import Harness
-from tests.identity.portal_app import as_, portal_client, portal_session
+from tests.identity.portal_app import (
+    AcceptingNotifier,
+    HarnessPort,
+    as_,
+    portal_client,
+    portal_session,
+)
 from tests.identity.test_service import MAIL, PASSWORD, enrol, mypage_session, set_password
 
 
@@ -197,3 +205,62 @@ async def test_the_configured_public_origin_is_this_nodes_own(harness: Harness) 
         "POST", "/portal/sign-in", headers={"Origin": "https://coop.example.ac.jp.evil"}, app=app
     )
     assert foreign_origin(forged) == "https://coop.example.ac.jp.evil"
+
+
+MALFORMED: list[tuple[str, bytes]] = [
+    (
+        "multipart/form-data; boundary=x",
+        b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\nb\r\n--x--\r\n',
+    ),
+    ("application/x-www-form-urlencoded", b"mail=\xff\xfe&password=x"),
+    ("application/x-www-form-urlencoded", b"mail=%ff%fe&password=x"),
+    ("application/x-www-form-urlencoded", b"&".join(b"f%d=1" % n for n in range(400))),
+    ("application/x-www-form-urlencoded", b"a=" + b"x" * 70_000),
+    ("application/json", b'{"mail": "x"}'),
+]
+
+
+@pytest.mark.parametrize(("content_type", "body"), MALFORMED)
+@pytest.mark.parametrize("path", ["/portal/sign-in", "/portal/password/details"])
+async def test_a_malformed_portal_form_is_a_4xx_page(
+    client: TestClient[Any, Any], path: str, content_type: str, body: bytes
+) -> None:
+    token = await _form_token(client)
+    answer = await client.post(
+        path, data=body, headers={"Content-Type": content_type}, cookies={FORM_COOKIE: token}
+    )
+    assert answer.status in (400, 413), await answer.text()
+
+
+@pytest.fixture
+async def oauth(harness: Harness) -> AsyncIterator[TestClient[Any, Any]]:
+    """The OAuth token and revocation endpoints, behind the node's error middleware."""
+    app = web.Application(middlewares=[error_middleware])
+    app[identity_key] = HarnessPort(harness)
+    app[notifier_key] = AcceptingNotifier()
+    setup_hardening(app, production=False)
+    for route in OAUTH_ROUTES:
+        if route.path in ("/oauth/token", "/oauth/revoke"):
+            app.router.add_route(route.method, route.path, route.handler)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(("content_type", "body"), MALFORMED)
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke"])
+async def test_a_malformed_oauth_form_is_a_4xx_with_its_reason(
+    oauth: TestClient[Any, Any], path: str, content_type: str, body: bytes
+) -> None:
+    answer = await oauth.post(path, data=body, headers={"Content-Type": content_type})
+    assert answer.status in (400, 413)
+    assert (await answer.json())["reason"] in ("invalid_request", "too_large")
+
+
+async def test_an_oauth_form_from_another_origin_is_refused(oauth: TestClient[Any, Any]) -> None:
+    answer = await oauth.post(
+        "/oauth/token",
+        data={"grant_type": "authorization_code", "code": "x"},
+        headers={"Origin": "http://evil.example"},
+    )
+    assert answer.status == 403
+    assert (await answer.json())["reason"] == "foreign_origin"
