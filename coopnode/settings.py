@@ -544,6 +544,9 @@ class PortalSettings(_Section, frozen=True):
     default_lang: Annotated[str, msgspec.Meta(pattern="^(ja|en)$")] = "ja"
     # No page has more fields than this; a bigger form is refused before it is read.
     form_fields_max: Annotated[int, msgspec.Meta(ge=8, le=256)] = 32
+    # No page's form is longer than this (the longest, an inquiry, is a few thousand
+    # characters of text); a bigger one is refused before it is read.
+    form_body_max_bytes: Annotated[int, msgspec.Meta(ge=4096, le=1_048_576)] = 65_536
     # Lines of money history per page (the wallet's own maximum is 100).
     history_page_lines: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
     # Payments read for the cafeteria calendar and the purchase history of one month; a

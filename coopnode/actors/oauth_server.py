@@ -237,17 +237,32 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         self._owner.tx.put_oauth_code(digest(code), record)
 
     def query_authorization_code(self, code: str, client: _Client) -> _Code | None:
+        """A live code not yet redeemed. A code presented again after it was redeemed has
+        leaked: the token it gave is revoked (RFC 6749 §4.1.2) and the request refused."""
         key = digest(code)
-        record = self._owner.tx.oauth_code(key)
+        tx = self._owner.tx
+        record = tx.oauth_code(key)
         if record is None or record.client_id != client.client_id:
             return None
+        if record.redeemed_token_key:
+            self._owner.revoke_key(record.redeemed_token_key)
         if self._owner.now_s() >= record.expires_at_s:
-            self._owner.tx.delete_oauth_code(key)
+            tx.delete_oauth_code(key)
             return None
-        return _Code(key, record)
+        return None if record.redeemed_token_key else _Code(key, record)
 
     def delete_authorization_code(self, authorization_code: _Code) -> None:
-        self._owner.tx.delete_oauth_code(authorization_code.key)
+        """Mark the code redeemed, with the token it gave, until that token expires."""
+        issued = self._owner.issued_token
+        if issued is None:
+            raise RuntimeError("a code is redeemed only after its token was saved")
+        token_key, token = issued
+        redeemed = msgspec.structs.replace(
+            authorization_code.record,
+            redeemed_token_key=token_key,
+            expires_at_s=max(authorization_code.record.expires_at_s, token.expires_at_s),
+        )
+        self._owner.tx.put_oauth_code(authorization_code.key, redeemed)
 
     def authenticate_user(self, authorization_code: _Code) -> str:
         return authorization_code.record.member_no
@@ -262,7 +277,7 @@ class _Revocation(RevocationEndpoint):  # type: ignore[misc]
 
     def revoke_token(self, token: _Token, request: OAuth2Request) -> None:
         owner: OAuthServer = self.server.owner
-        owner.tx.put_oauth_token(token.key, msgspec.structs.replace(token.record, revoked=True))
+        owner.revoke_key(token.key)
 
 
 class _Validator(BearerTokenValidator):  # type: ignore[misc]
@@ -300,6 +315,8 @@ class OAuthServer:
             for client_id, client in settings.oauth_clients.items()
         }
         self._tx: Tx | None = None
+        # The token saved in this request's transaction: the code it redeems records it.
+        self.issued_token: tuple[bytes, OAuthTokenRecord] | None = None
         self._server = _Server(self)
         self._protector = ResourceProtector()
         self._protector.register_token_validator(_Validator(self))
@@ -313,10 +330,12 @@ class OAuthServer:
     def _in_transaction(self, action: Callable[[], Any]) -> Any:
         with self._store.write() as tx:
             self._tx = tx
+            self.issued_token = None
             try:
                 return action()
             finally:
                 self._tx = None
+                self.issued_token = None
 
     # authlib's callbacks ------------------------------------------------------------------
 
@@ -339,7 +358,15 @@ class OAuthServer:
             issued_at_s=now_s,
             expires_at_s=now_s + int(token["expires_in"]),
         )
-        self.tx.put_oauth_token(digest(str(token["access_token"])), record)
+        key = digest(str(token["access_token"]))
+        self.tx.put_oauth_token(key, record)
+        self.issued_token = (key, record)
+
+    def revoke_key(self, key: bytes) -> None:
+        """Revoke the token stored under `key`, if it is still stored."""
+        record = self.tx.oauth_token(key)
+        if record is not None and not record.revoked:
+            self.tx.put_oauth_token(key, msgspec.structs.replace(record, revoked=True))
 
     def find_token(self, token_string: str) -> _Token | None:
         key = digest(token_string)

@@ -348,6 +348,9 @@ class OAuthCodeRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     code_challenge: str
     code_challenge_method: str
     expires_at_s: float
+    # Set when the code is redeemed: the digest of the access token it gave. The record is
+    # kept as long as that token lives, so that a second redemption revokes it.
+    redeemed_token_key: bytes = b""
 
 
 class OAuthTokenRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -13,12 +13,12 @@ from coopnode.http.desk_api import DESK_ROUTES
 from coopnode.http.dev_outbox import DEV_ROUTES, outbox_key
 from coopnode.http.errors import error_middleware, timeout_middleware
 from coopnode.http.forwarded import forwarded_middleware
+from coopnode.http.hardening import setup_hardening
 from coopnode.http.identity_api import IDENTITY_ROUTES
 from coopnode.http.identity_front import (
     IdentityFront,
     identity_key,
     notifier_key,
-    secure_cookies_key,
 )
 from coopnode.http.konbini_api import (
     KONBINI_ROUTES,
@@ -77,7 +77,6 @@ def _identity_routes(
     """Members, staff and OAuth; the development outbox only in development."""
     app[identity_key] = identity.client
     app[notifier_key] = identity.notifier
-    app[secure_cookies_key] = settings.node.environment is Environment.PRODUCTION
     routes = IDENTITY_ROUTES + OAUTH_ROUTES
     if identity.outbox is not None and settings.node.environment is Environment.DEVELOPMENT:
         app[outbox_key] = identity.outbox
@@ -100,6 +99,11 @@ def make_app(
         # Behind a reverse proxy: its X-Forwarded-* headers, from it only.
         middlewares.insert(1, forwarded_middleware(settings.node.trusted_proxies))
     app = web.Application(client_max_size=settings.http.body_max_bytes, middlewares=middlewares)
+    setup_hardening(
+        app,
+        production=settings.node.environment is Environment.PRODUCTION,
+        public_urls=(settings.identity.portal_base_url,),
+    )
     app[wallet_client_key] = wallet
     app[metrics_key] = metrics_registry
     app[staff_token_key] = staff_token

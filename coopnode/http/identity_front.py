@@ -109,15 +109,31 @@ def json_response(reply: msgspec.Struct, status: int = 200) -> web.Response:
     )
 
 
-def set_session_cookie(request: web.Request, response: web.Response, issued: SessionIssued) -> None:
+def set_cookie(
+    request: web.Request,
+    response: web.StreamResponse,
+    name: str,
+    value: str,
+    *,
+    path: str = "/",
+    max_age: int | None = None,
+) -> None:
+    """Every cookie the node sets: `HttpOnly` (no script reads it), `SameSite=Lax` (kept off
+    cross-site posts) and, in production, `Secure` (never sent over plain HTTP).
+    """
     response.set_cookie(
-        COOKIE_NAMES[issued.kind],
-        issued.session_id,
+        name,
+        value,
         httponly=True,
         samesite="Lax",
         secure=request.app[secure_cookies_key],
-        path="/",
+        path=path,
+        max_age=max_age,
     )
+
+
+def set_session_cookie(request: web.Request, response: web.Response, issued: SessionIssued) -> None:
+    set_cookie(request, response, COOKIE_NAMES[issued.kind], issued.session_id)
 
 
 def session_id_of(request: web.Request, kind: SessionKind) -> str:

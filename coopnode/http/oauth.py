@@ -44,6 +44,7 @@ from coopnode.domain.messages import (
     WalletView,
 )
 from coopnode.http.errors import ApiError
+from coopnode.http.forms import FormRefused, read_urlencoded
 from coopnode.http.identity_front import answers_refusals, ask, json_response, principal
 from coopnode.http.wallet_api import (
     MoveRequest,
@@ -59,6 +60,8 @@ SCOPE_READ = "wallet:read"
 SCOPE_PAY = "wallet:pay"
 # The largest form the token and revocation endpoints read; theirs are a few hundred bytes.
 _FORM_FIELDS_MAX = 16
+# A code, a verifier and a redirect URI are a few hundred bytes; a token form never more.
+_FORM_BODY_MAX_BYTES = 8192
 
 
 class DecisionBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -85,11 +88,12 @@ def _oauth_http(request: web.Request, form: list[tuple[str, str]]) -> OAuthHttp:
 
 
 async def _form(request: web.Request) -> list[tuple[str, str]]:
-    posted = await request.post()
-    fields = [(name, value) for name, value in posted.items() if isinstance(value, str)]
-    if len(fields) > _FORM_FIELDS_MAX:
-        raise ApiError(400, "invalid_request", "too many form fields")
-    return fields
+    try:
+        return await read_urlencoded(
+            request, fields_max=_FORM_FIELDS_MAX, body_max_bytes=_FORM_BODY_MAX_BYTES
+        )
+    except FormRefused as refused:
+        raise ApiError(refused.status, refused.reason, refused.message) from None
 
 
 def _oauth_response(reply: object) -> web.Response:

@@ -31,11 +31,12 @@ from aiohttp import web
 from coopnode.actors.identity_messages import CheckSession, Principal, Refused, SessionIssued
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import SessionKind
+from coopnode.http.forms import FormRefused, read_urlencoded
 from coopnode.http.identity_front import (
     Refusal,
     ask,
-    secure_cookies_key,
     session_id_of,
+    set_cookie,
     set_session_cookie,
 )
 from coopnode.http.portal_i18n import Lang, error_key, message
@@ -71,11 +72,6 @@ def lang_of(request: web.Request) -> Lang:
 
 def text(request: web.Request, key: str, **values: object) -> str:
     return message(lang_of(request), key, **values)
-
-
-def _cookie(request: web.Request, response: web.StreamResponse, name: str, value: str) -> None:
-    secure = request.app[secure_cookies_key]
-    response.set_cookie(name, value, httponly=True, samesite="Lax", secure=secure, path="/")
 
 
 def _form_token(request: web.Request) -> tuple[str, bool]:
@@ -119,9 +115,9 @@ def render(
     response = aiohttp_jinja2.render_template(template, request, values, status=status)
     response.headers["Cache-Control"] = "no-store"
     if new_token:
-        _cookie(request, response, FORM_COOKIE, csrf)
+        set_cookie(request, response, FORM_COOKIE, csrf)
     if request.query.get("lang") in (Lang.JA.value, Lang.EN.value):
-        _cookie(request, response, LANG_COOKIE, request.query["lang"])
+        set_cookie(request, response, LANG_COOKIE, request.query["lang"])
     return response
 
 
@@ -184,12 +180,21 @@ def sign_in_path(request: web.Request) -> str:
 
 
 async def read_form(request: web.Request) -> dict[str, str]:
-    """The posted fields as text; a form with more fields than any page has is refused."""
-    posted = await request.post()
-    limit = request.app[portal_settings_key].form_fields_max
-    if len(posted) > limit:
-        raise PageError(400, "error.invalid_input")
-    return {name: value.strip() for name, value in posted.items() if isinstance(value, str)}
+    """The posted fields as text (`forms.read_urlencoded`): a form that is not one of this
+    node's pages' is refused with the error page and changes nothing."""
+    settings = request.app[portal_settings_key]
+    try:
+        fields = await read_urlencoded(
+            request,
+            fields_max=settings.form_fields_max,
+            body_max_bytes=settings.form_body_max_bytes,
+        )
+    except FormRefused as refused:
+        key = (
+            "error.foreign_origin" if refused.reason == "foreign_origin" else "error.invalid_input"
+        )
+        raise PageError(refused.status, key) from None
+    return {name: value.strip() for name, value in fields}
 
 
 def check_form_csrf(request: web.Request, form: Mapping[str, str]) -> None:
@@ -233,7 +238,7 @@ def open_session(request: web.Request, response: web.StreamResponse, issued: Ses
     if not isinstance(response, web.Response):
         raise TypeError("a session is opened on a plain response")
     set_session_cookie(request, response, issued)
-    _cookie(request, response, f"cn_csrf_{issued.kind.value}", issued.csrf_token)
+    set_cookie(request, response, f"cn_csrf_{issued.kind.value}", issued.csrf_token)
 
 
 def see_other(location: str) -> web.Response:
@@ -252,7 +257,7 @@ def flow_of(request: web.Request, name: str) -> str:
 
 
 def keep_flow(request: web.Request, response: web.StreamResponse, name: str, flow_id: str) -> None:
-    _cookie(request, response, flow_cookie(name), flow_id)
+    set_cookie(request, response, flow_cookie(name), flow_id)
 
 
 def end_flow(response: web.StreamResponse, name: str) -> None:
@@ -266,11 +271,24 @@ def require_flow(request: web.Request, name: str) -> str:
     return flow_id
 
 
+def is_local_path(location: str) -> bool:
+    """Whether a redirect target taken from input stays on this node: one "/" first, never
+    "//" (another host), no backslash (which browsers read as "/"), and no control character
+    or whitespace (browsers drop a tab or a newline, so a slash, a tab and a slash lead to
+    another host).
+    """
+    if not location.startswith("/") or location.startswith("//"):
+        return False
+    return not any(char == "\\" or char.isspace() or not char.isprintable() for char in location)
+
+
 def safe_next(location: str, default: str) -> str:
-    """Only a path on this node: never another site (an open redirect)."""
-    if location.startswith("/") and not location.startswith("//") and "\\" not in location:
-        return location
-    return default
+    """Only a path on this node: never another site (an open redirect). A target with a
+    line break is refused outright: it could only come from a forged link.
+    """
+    if "\r" in location or "\n" in location:
+        raise web.HTTPBadRequest(text="the return address is not a path on this node")
+    return location if is_local_path(location) else default
 
 
 async def language(request: web.Request) -> web.Response:
@@ -279,5 +297,5 @@ async def language(request: web.Request) -> web.Response:
     if lang not in (Lang.JA.value, Lang.EN.value):
         raise web.HTTPNotFound()
     response = see_other(safe_next(request.query.get("next", ""), "/portal"))
-    _cookie(request, response, LANG_COOKIE, lang)
+    set_cookie(request, response, LANG_COOKIE, lang)
     return response

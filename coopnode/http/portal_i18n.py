@@ -105,6 +105,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "手続きの順序が正しくありません。最初からやり直してください。",
         "The steps were taken out of order. Please start again.",
     ),
+    "error.foreign_origin": (
+        "別のサイトから送られたフォームは受け付けません。このサイトの画面から操作してください。",
+        "A form sent from another site is refused. Please use this site's own pages.",
+    ),
     "error.invalid_input": ("入力内容に誤りがあります。", "Something you entered is not valid."),
     "error.passcode_wrong": (
         "コードが正しくありません。（残り{attempts_left}回）",

@@ -22,7 +22,7 @@ from coopnode.actors.identity_messages import (
     SignOut,
 )
 from coopnode.domain.identity import FlowKind, SessionKind
-from coopnode.http.identity_front import COOKIE_NAMES, session_id_of
+from coopnode.http.identity_front import COOKIE_NAMES, session_id_of, set_cookie
 from coopnode.http.portal_core import (
     check_form_csrf,
     end_flow,
@@ -92,9 +92,7 @@ async def portal_sign_in(request: web.Request) -> web.Response:
     keep_flow(request, response, PORTAL, flow.flow_id)
     # Which second factors the account has is not secret to its holder; it chooses the
     # screen when the member comes back to it from the code page.
-    response.set_cookie(
-        "cn_mfa_methods", ",".join(flow.methods), httponly=True, samesite="Lax", path="/portal"
-    )
+    set_cookie(request, response, "cn_mfa_methods", ",".join(flow.methods), path="/portal")
     return response
 
 

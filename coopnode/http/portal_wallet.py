@@ -62,7 +62,7 @@ from coopnode.domain.messages import (
 from coopnode.domain.money import MOVE_TARGETS, Purse
 from coopnode.domain.rules import CoopRules
 from coopnode.http.errors import ApiError
-from coopnode.http.identity_front import Refusal, ask, secure_cookies_key, session_id_of
+from coopnode.http.identity_front import Refusal, ask, session_id_of, set_cookie
 from coopnode.http.konbini_api import pending_konbini
 from coopnode.http.portal_core import (
     IDEMPOTENCY_FIELD,
@@ -177,13 +177,8 @@ async def wallet_connect(request: web.Request) -> web.Response:
         }
     )
     response = see_other(f"/wallet/authorize?{query}")
-    response.set_cookie(
-        OAUTH_COOKIE,
-        f"{state}.{verifier}",
-        httponly=True,
-        samesite="Lax",
-        path="/mypage/wallet",
-        max_age=600,
+    set_cookie(
+        request, response, OAUTH_COOKIE, f"{state}.{verifier}", path="/mypage/wallet", max_age=600
     )
     return response
 
@@ -243,14 +238,7 @@ async def wallet_callback(request: web.Request) -> web.Response:
         raise PageError(400, "error.wallet_not_connected")
     token = msgspec.json.decode(reply.body)["access_token"]
     response = see_other("/mypage/emoney?registered=1")
-    response.set_cookie(
-        TOKEN_COOKIE,
-        token,
-        httponly=True,
-        samesite="Lax",
-        path="/",
-        secure=request.app[secure_cookies_key],
-    )
+    set_cookie(request, response, TOKEN_COOKIE, token)
     response.del_cookie(OAUTH_COOKIE, path="/mypage/wallet")
     return response
 

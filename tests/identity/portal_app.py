@@ -22,11 +22,11 @@ from coopnode.actors.identity_messages import (
 from coopnode.actors.mailer import Notification, SmsMessage
 from coopnode.actors.wallet_client import WalletClient
 from coopnode.domain.identity import FlowKind, SessionKind
+from coopnode.http.hardening import setup_hardening
 from coopnode.http.identity_front import (
     COOKIE_NAMES,
     identity_key,
     notifier_key,
-    secure_cookies_key,
 )
 from coopnode.http.portal import setup_portal
 from coopnode.http.wallet_api import wallet_client_key
@@ -34,7 +34,7 @@ from tests.identity.harness import Harness
 from tests.identity.test_service import PASSWORD, code_in
 
 
-class _Port:
+class HarnessPort:
     def __init__(self, harness: Harness) -> None:
         self.harness = harness
 
@@ -44,17 +44,19 @@ class _Port:
         return answer
 
 
-class _Notifier:
+class AcceptingNotifier:
     def submit(self, message: Notification) -> bool:
         return True
 
 
 @asynccontextmanager
-async def portal_client(harness: Harness) -> AsyncIterator[TestClient[Any, Any]]:
+async def portal_client(
+    harness: Harness, *, production: bool = False
+) -> AsyncIterator[TestClient[Any, Any]]:
     app = web.Application()
-    app[identity_key] = _Port(harness)
-    app[notifier_key] = _Notifier()
-    app[secure_cookies_key] = False
+    app[identity_key] = HarnessPort(harness)
+    app[notifier_key] = AcceptingNotifier()
+    setup_hardening(app, production=production)
     # The pages only call `submit`, which the one-shard wallet of the harness answers.
     app[wallet_client_key] = cast(WalletClient, harness.wallet)
     setup_portal(app, harness.settings)
