@@ -314,6 +314,12 @@ async def test_wallet_registration_oauth_pkce_and_scopes(node: NodeProcess) -> N
         assert status == 200 and read_token["scope"] == "wallet:read", read_token
         status, reused = await redeem_code(client, node, code, verifier)
         assert status == 400 and reused["error"] == "invalid_grant"
+        revoked = {"Authorization": f"Bearer {read_token['access_token']}"}
+        async with client.get(node.url + "/api/v1/member/wallet", headers=revoked) as response:
+            assert response.status == 401  # A code presented twice revokes its token.
+        code, verifier = await authorize(client, node, csrf, "wallet:read")
+        status, read_token = await redeem_code(client, node, code, verifier)
+        assert status == 200 and read_token["scope"] == "wallet:read", read_token
         read = {"Authorization": f"Bearer {read_token['access_token']}"}
         async with client.get(node.url + "/api/v1/member/wallet", headers=read) as response:
             assert response.status == 200
@@ -334,7 +340,9 @@ async def test_wallet_registration_oauth_pkce_and_scopes(node: NodeProcess) -> N
         ) as r:
             assert r.status == 200 and (await r.json())["balances"]["cafeteria"] == 1000
         status, grants = await call(client, node, "GET", "/api/v1/wallet-auth/grants")
-        assert status == 200 and len(grants["grants"]) == 2
+        assert status == 200 and len(grants["grants"]) == 3
+        # The grant whose code was presented twice is listed, revoked.
+        assert sorted(g["active"] for g in grants["grants"]) == [False, True, True]
         grant_id = next(g["grant_id"] for g in grants["grants"] if "wallet:pay" in g["scope"])
         status, _ = await call(
             client,
