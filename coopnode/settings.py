@@ -447,6 +447,12 @@ class IdentitySettings(_Section, frozen=True):
     oauth_clients: dict[str, OAuthClientSettings] = msgspec.field(
         default_factory=_default_oauth_clients
     )
+    # Family invitations (FLOWS §3 step 5) a member may send in a day, and one address
+    # may receive: a family has a few guardians, and each invitation carries the
+    # member's name to an address nobody has confirmed, so a loop of grants and revokes
+    # must not turn the node into a mailer for someone else's inbox.
+    family_invitations_per_member_per_day_max: Annotated[int, msgspec.Meta(ge=1, le=50)] = 5
+    family_invitations_per_address_per_day_max: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
     # The first part of the links in mails (password guide, passcode entry page).
     portal_base_url: Annotated[str, msgspec.Meta(pattern="^https?://[^\\s]+$")] = (
         "http://127.0.0.1:8080"

@@ -108,6 +108,7 @@ from coopnode.domain.identity import (
     SessionKind,
     StaffAccount,
     Throttle,
+    admit_send,
     check_password,
     check_staff_id,
     digest,
@@ -127,6 +128,8 @@ from coopnode.settings import Settings
 # The most guardians one member may name (parents and perhaps a grandparent); a constant
 # rather than a setting, since it bounds a page's list and not any co-op's policy.
 FAMILY_GUARDIANS_MAX = 4
+# The window of the family invitations' daily bounds (identity.family_invitations_*).
+_DAY_S = 86_400
 
 _FLOW_OF: dict[SessionKind, FlowKind] = {
     SessionKind.PORTAL: FlowKind.PORTAL_SIGN_IN,
@@ -914,6 +917,16 @@ class IdentityService(IdentityFlows):
                 return answer(Done(message="family access granted"))
             if len(guardians) >= FAMILY_GUARDIANS_MAX:
                 return answer(refused(409, "family_too_many", "too many guardians"))
+            wait_s = self._admit_family_invitation(tx, request.member_no, mail)
+            if wait_s:
+                return answer(
+                    refused(
+                        429,
+                        "family_invitations_exhausted",
+                        "too many family invitations today; try again later",
+                        retry_after_s=wait_s,
+                    )
+                )
             tx.put_family(request.member_no, mail)
             tx.append_audit(
                 at_s=self.clock(),
@@ -930,6 +943,29 @@ class IdentityService(IdentityFlows):
         )
         invitation = MailMessage(to=mail, subject=text.subject, body=text.body, kind="family")
         return answer(Done(message="family access granted"), [invitation])
+
+    def _admit_family_invitation(self, tx: Tx, member_no: str, mail: str) -> int:
+        """Count an invitation from `member_no` to `mail` against both daily bounds; the
+        seconds until one may be sent when either is spent (nothing counted then)."""
+        now_s = self.clock()
+        by_member, by_address = f"family:{member_no}", f"family-to:{mail}"
+        member_window, member_wait_s = admit_send(
+            tx.send_window(by_member),
+            now_s,
+            window_s=_DAY_S,
+            sends_max=self.bounds.family_invitations_per_member_per_day_max,
+        )
+        address_window, address_wait_s = admit_send(
+            tx.send_window(by_address),
+            now_s,
+            window_s=_DAY_S,
+            sends_max=self.bounds.family_invitations_per_address_per_day_max,
+        )
+        if member_wait_s or address_wait_s:
+            return max(member_wait_s, address_wait_s)
+        tx.put_send_window(by_member, member_window)
+        tx.put_send_window(by_address, address_window)
+        return 0
 
     def family_revoke(self, request: FamilyRevoke) -> Done | Refused:
         mail = normalise_mail(request.guardian_mail)

@@ -16,6 +16,8 @@ Databases in the environment:
     flows           digest(flow id) → FlowRecord
     passcodes       account or identifier → PasscodeState
     throttles       "<purpose>:<identifier>" → Throttle
+    sends           "<purpose>:<subject>" → SendWindow: mails of one kind lately sent to or
+                    for a subject (family invitations per member and per address)
     pending         "<purpose>:<subject>" → PendingLogin
     oauth_codes     digest(code) → OAuthCodeRecord
     oauth_tokens    digest(token) → OAuthTokenRecord
@@ -51,6 +53,7 @@ from coopnode.domain.identity import (
     OAuthCodeRecord,
     OAuthTokenRecord,
     PendingLogin,
+    SendWindow,
     SessionRecord,
     StaffAccount,
     Throttle,
@@ -257,6 +260,12 @@ class Tx:
         else:
             self._put("throttles", key.encode(), throttle)
 
+    def send_window(self, key: str) -> SendWindow:
+        return self._get("sends", key.encode(), SendWindow) or SendWindow()
+
+    def put_send_window(self, key: str, window: SendWindow) -> None:
+        self._put("sends", key.encode(), window)
+
     def clear_throttles(self, suffix: str) -> int:
         """Lift every lock-out of one identifier, whatever it was for (staff resume)."""
         cursor = self._txn.cursor(db=self._db["throttles"])
@@ -430,6 +439,7 @@ _DATABASES = (
     "flows",
     "passcodes",
     "throttles",
+    "sends",
     "pending",
     "oauth_codes",
     "oauth_tokens",

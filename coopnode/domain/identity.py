@@ -13,6 +13,7 @@ are HMAC digests (see `passcodes`), and TOTP secrets are sealed with the node's 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 from enum import StrEnum
@@ -185,6 +186,30 @@ def throttle_failed(
     if failures >= failures_max:
         return Throttle(failures=0, locked_until_s=now_s + lockout_s)
     return Throttle(failures=failures, locked_until_s=0.0)
+
+
+# Sends ----------------------------------------------------------------------------------
+
+
+class SendWindow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """When mails of one kind went to one subject (a member, an address), oldest first."""
+
+    sent_at_s: tuple[float, ...] = ()
+
+
+def admit_send(
+    window: SendWindow, now_s: float, *, window_s: int, sends_max: int
+) -> tuple[SendWindow, int]:
+    """Count one more send within the last `window_s`, or say how long until one may go.
+
+    Returns the window with this send counted and 0, or the window unchanged and the
+    seconds (at least 1) until the oldest send that counts leaves it.
+    """
+    recent = tuple(sent for sent in window.sent_at_s if now_s - sent < window_s)
+    if len(recent) >= sends_max:
+        oldest = recent[-sends_max]
+        return window, max(1, math.ceil(oldest + window_s - now_s))
+    return SendWindow(sent_at_s=(*recent, now_s)[-sends_max:]), 0
 
 
 # Sessions -------------------------------------------------------------------------------

@@ -162,6 +162,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "これ以上の保護者は登録できません。取り消してから申請してください。",
         "No more guardians can be added; revoke one first.",
     ),
+    "error.family_invitations_exhausted": (
+        "本日の保護者への招待は上限に達しました。明日以降にお試しください。",
+        "You have sent as many family invitations as a day allows; try again tomorrow.",
+    ),
     "error.family_forbidden": (
         "この組合員の履歴を見る許可がありません。",
         "You have no access to this member's history.",

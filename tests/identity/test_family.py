@@ -20,8 +20,14 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from coopnode.actors.identity_messages import (
+    Done,
+    Family,
+    FamilyGrant,
+    FamilyList,
+    FamilyRevoke,
     FlowAnswer,
     GuardianStart,
+    Refused,
 )
 from coopnode.actors.mail_templates import FAMILY_INVITATION_SUBJECT
 from coopnode.actors.mailer import MailMessage
@@ -284,3 +290,60 @@ async def test_guardian_without_account_accepts_the_invitation(
     started = await harness.call(GuardianStart(mail=PARENT_MAIL))
     assert isinstance(started, FlowAnswer)
     assert len(_mails_to(harness, PARENT_MAIL)) == before + 1
+
+
+async def test_family_invitations_are_bounded_per_member_and_per_address(
+    harness: Harness, client: TestClient[Any, Any]
+) -> None:
+    """A loop of grants and revokes cannot mail one address, or many, without end: three
+    invitations a day reach one address, five leave one member; a refusal changes
+    nothing and says when to try again; a day later both bounds have room again."""
+    await enrol(harness)
+
+    async def grant(mail: str) -> Any:
+        return await harness.call(FamilyGrant(member_no=MEMBER, guardian_mail=mail))
+
+    def invitations(to: str) -> int:
+        return sum(
+            1
+            for m in harness.sent
+            if isinstance(m, MailMessage) and m.to == to and m.kind == "family"
+        )
+
+    for _ in range(3):
+        assert isinstance(await grant(GUARDIAN_MAIL), Done)
+        assert isinstance(
+            await harness.call(FamilyRevoke(member_no=MEMBER, guardian_mail=GUARDIAN_MAIL)), Done
+        )
+        harness.clock.advance(60)
+    refused = await grant(GUARDIAN_MAIL)
+    assert isinstance(refused, Refused), refused
+    assert (refused.status, refused.reason) == (429, "family_invitations_exhausted")
+    assert 0 < refused.retry_after_s <= 86_400 - 3 * 60 + 60
+    assert invitations(GUARDIAN_MAIL) == 3
+    listed = await harness.call(FamilyList(member_no=MEMBER))
+    assert isinstance(listed, Family) and listed.guardians == []  # Refused: nothing granted.
+
+    # The member's own bound: two more addresses take the day's five, the sixth is refused.
+    assert isinstance(await grant("aunt@example.jp"), Done)
+    assert isinstance(await grant("uncle@example.jp"), Done)
+    refused = await grant("grandma@example.jp")
+    assert isinstance(refused, Refused) and refused.reason == "family_invitations_exhausted"
+    assert invitations("grandma@example.jp") == 0
+
+    # The portal page says so in the member's language, and keeps what was typed.
+    await set_password(harness)
+    member = await portal_session(harness, MAIL, "090-1111-2222")
+    page = await client.post(
+        "/portal/family",
+        data={"guardian_mail": "grandma@example.jp", "csrf": member.csrf_token},
+        cookies=as_(client, member),
+    )
+    assert page.status == 429
+    body = await page.text()
+    assert "本日の保護者への招待は上限に達しました" in body and "grandma@example.jp" in body
+
+    harness.clock.advance(86_400)
+    assert isinstance(await grant("grandma@example.jp"), Done)
+    assert isinstance(await grant(GUARDIAN_MAIL), Done)
+    assert invitations(GUARDIAN_MAIL) == 4
