@@ -76,7 +76,7 @@ async def outbox_page(request: web.Request) -> web.Response:
 
 
 DEV_ROUTES: tuple[Route, ...] = (
-    Route(method="GET", path="/dev/outbox", handler=outbox_page, response=OutboxPage,
+    Route(method="GET", path="/dev/outbox", handler=outbox_page, content_type="text/html",
           staff=False, query_type=OutboxQuery, summary="Development only: the outbox as a page"),
     Route(method="GET", path="/dev/outbox.json", handler=outbox_json, response=OutboxPage,
           staff=False, query_type=OutboxQuery, summary="Development only: the outbox as JSON"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
@@ -53,9 +54,14 @@ OUTCOME_UNKNOWN_MESSAGE = (
 )
 
 
-class ErrorBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ErrorBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Every refusal of the API: a reason code and a sentence, with the seconds to wait
+    (also in `Retry-After`) or the tries left when they apply."""
+
     reason: str
     message: str
+    retry_after_s: Annotated[int, msgspec.Meta(ge=0)] = 0
+    attempts_left: int | None = None
 
 
 class ApiError(Exception):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Annotated
 
 import msgspec
 from aiohttp import web
@@ -28,6 +27,7 @@ from coopnode.actors.identity_messages import (
 )
 from coopnode.actors.notifier_actor import NotifierPort, OutboxPort
 from coopnode.domain.identity import SessionKind
+from coopnode.http.errors import ErrorBody
 from coopnode.logs import get_logger
 
 log = get_logger(__name__)
@@ -41,18 +41,9 @@ COOKIE_NAMES: dict[SessionKind, str] = {kind: f"cn_{kind.value}" for kind in Ses
 MEMBER_KINDS = (SessionKind.PORTAL, SessionKind.MYPAGE)
 
 
-class IdentityError(msgspec.Struct, frozen=True, omit_defaults=True):
-    """The error shape of the API, with the wait or the tries left when they apply."""
-
-    reason: str
-    message: str
-    retry_after_s: Annotated[int, msgspec.Meta(ge=0)] = 0
-    attempts_left: int | None = None
-
-
 def refusal_response(refused: Refused) -> web.Response:
     headers = {"Retry-After": str(max(1, refused.retry_after_s))} if refused.retry_after_s else {}
-    body = IdentityError(
+    body = ErrorBody(
         reason=refused.reason,
         message=refused.message,
         retry_after_s=refused.retry_after_s,

@@ -37,6 +37,7 @@ from aiohttp import web
 from coopnode.actors.identity_messages import AuditRecord
 from coopnode.actors.payments_store import REFUND_NOTE_MAX_CHARS, ChargeRecord, ChargeStatus
 from coopnode.domain.bounds import EpochMs
+from coopnode.domain.money import Reason
 from coopnode.http.errors import ApiError
 from coopnode.http.identity_front import ask
 from coopnode.http.portal_core import check_form_csrf, page, read_form, render
@@ -150,11 +151,11 @@ async def konbini_sweep(request: web.Request) -> web.Response:
     raw = await request.read()
     try:
         wanted = msgspec.json.decode(raw or b"{}", type=SweepRequest)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return web.json_response({"error": "invalid request"}, status=400)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise ApiError(400, Reason.INVALID_INPUT, f"invalid request: {error}") from None
     development = request.app[payments_settings_key].node.environment is Environment.DEVELOPMENT
     if wanted.at_ms is not None and not development:
-        return web.json_response({"error": "at_ms is for development only"}, status=400)
+        raise ApiError(400, Reason.INVALID_INPUT, "at_ms is for development only")
     expired = await request.app[charging_key].sweep(wanted.at_ms)
     return web.json_response({"expired": [record.charge_id for record in expired]})
 
@@ -227,6 +228,7 @@ KONBINI_ROUTES: tuple[Route, ...] = (
         handler=konbini_webhook,
         request=PaymentNotice,
         response=WebhookAnswer,
+        error=WebhookAnswer,
         staff=False,
     ),
     Route(

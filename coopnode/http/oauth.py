@@ -15,6 +15,7 @@ between purses and for suspending the account (アカウント停止).
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import msgspec
@@ -45,7 +46,14 @@ from coopnode.domain.messages import (
 )
 from coopnode.http.errors import ApiError
 from coopnode.http.forms import FormRefused, read_urlencoded
-from coopnode.http.identity_front import answers_refusals, ask, json_response, principal
+from coopnode.http.identity_front import (
+    Handler,
+    Refusal,
+    answers_refusals,
+    ask,
+    json_response,
+    principal,
+)
 from coopnode.http.wallet_api import (
     MoveRequest,
     Route,
@@ -75,6 +83,65 @@ class TokenAnswer(msgspec.Struct, frozen=True):
     token_type: str
     expires_in: int
     scope: str
+
+
+class TokenForm(msgspec.Struct, frozen=True):
+    """RFC 6749 §4.1.3 with RFC 7636's verifier: the token endpoint's form, for the
+    OpenAPI document (authlib reads the form itself)."""
+
+    grant_type: Literal["authorization_code"]
+    code: str
+    redirect_uri: str
+    client_id: str
+    code_verifier: str
+
+
+class RevokeForm(msgspec.Struct, frozen=True):
+    """RFC 7009 §2.1: the revocation endpoint's form, for the OpenAPI document."""
+
+    token: str
+    client_id: str
+    token_type_hint: str = ""
+
+
+class Revoked(msgspec.Struct, frozen=True):
+    """RFC 7009 §2.2: a revocation answers 200 with an empty object, known token or not."""
+
+
+class OAuthError(msgspec.Struct, frozen=True, omit_defaults=True):
+    """RFC 6749 §5.2: how the token and revocation endpoints refuse, whatever the cause
+    (a malformed form, a busy node), so that an OAuth client reads one shape."""
+
+    error: str
+    error_description: str = ""
+
+
+def answers_oauth_errors(handler: Handler) -> Handler:
+    """Answer the node's own refusals in RFC 6749 §5.2's shape, as authlib answers its."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Refusal as refusal:
+            status, error, description = (
+                refusal.refused.status,
+                refusal.refused.reason,
+                refusal.refused.message,
+            )
+        except ApiError as refused:
+            status, error, description = refused.status, refused.reason, refused.message
+        headers = {"Cache-Control": "no-store"}
+        if status == 503:
+            headers["Retry-After"] = "1"
+        return web.Response(
+            status=status,
+            body=msgspec.json.encode(OAuthError(error=error, error_description=description)),
+            content_type="application/json",
+            headers=headers,
+        )
+
+    return wrapped
 
 
 def _oauth_http(request: web.Request, form: list[tuple[str, str]]) -> OAuthHttp:
@@ -128,13 +195,13 @@ async def authorize_decide(request: web.Request) -> web.Response:
     return _oauth_response(await ask(request, decide))
 
 
-@answers_refusals
+@answers_oauth_errors
 async def token(request: web.Request) -> web.Response:
     form = await _form(request)
     return _oauth_response(await ask(request, OAuthToken(http=_oauth_http(request, form))))
 
 
-@answers_refusals
+@answers_oauth_errors
 async def revoke(request: web.Request) -> web.Response:
     form = await _form(request)
     return _oauth_response(await ask(request, OAuthRevoke(http=_oauth_http(request, form))))
@@ -185,11 +252,13 @@ OAUTH_ROUTES: tuple[Route, ...] = (
                  ("redirect_uri", "string"), ("scope", "string"), ("state", "string"),
                  ("code_challenge", "string"), ("code_challenge_method", "string"))),
     Route(method="POST", path="/oauth/authorize", handler=authorize_decide, request=DecisionBody,
-          response=ConsentInfo, status=302, staff=False,
+          status=302, staff=False,
           summary="§5: allow (アクセスを許可する) or refuse; redirects to the client"),
-    Route(method="POST", path="/oauth/token", handler=token, response=TokenAnswer, staff=False,
+    Route(method="POST", path="/oauth/token", handler=token, form=TokenForm,
+          response=TokenAnswer, error=OAuthError, staff=False,
           summary="Exchange a code and its PKCE verifier for an access token (form-encoded)"),
-    Route(method="POST", path="/oauth/revoke", handler=revoke, response=TokenAnswer, staff=False,
+    Route(method="POST", path="/oauth/revoke", handler=revoke, form=RevokeForm,
+          response=Revoked, error=OAuthError, staff=False,
           summary="Revoke an access token (RFC 7009, form-encoded)"),
     Route(method="GET", path="/api/v1/member/wallet", handler=member_wallet, response=WalletView,
           staff=False, summary="The member's balances (bearer token with wallet:read)"),

@@ -22,6 +22,35 @@ _NOT_NOW_CHANGE = (
 )
 
 
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema with its `$defs` (an enum, say) put in place: parameters sit
+    outside `components`, where a `#/$defs/...` reference would point at nothing."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def _success(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
+    if route.status in (204, 302, 303):
+        return {"description": "success, with no body"}
+    if route.content_type != "application/json":
+        content = {route.content_type: {"schema": {"type": "string"}}}
+    else:
+        content = {"application/json": {"schema": refs[route.response]}}
+    return {"description": "success", "content": content}
+
+
 def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -37,16 +66,14 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
                 "name": field.encode_name,
                 "in": "query",
                 "required": field.required,
-                "schema": msgspec.json.schema(field.type),
+                "schema": _inline(msgspec.json.schema(field.type)),
             }
             for field in msgspec.structs.fields(route.query_type)
         ]
-    error = {"content": {"application/json": {"schema": refs[ErrorBody]}}}
+    error_type = ErrorBody if route.error is None else route.error
+    error = {"content": {"application/json": {"schema": refs[error_type]}}}
     responses: dict[str, Any] = {
-        str(route.status): {
-            "description": "success",
-            "content": {"application/json": {"schema": refs[route.response]}},
-        },
+        str(route.status): _success(route, refs),
         "4XX": {"description": "refused, with a reason code; nothing changed", **error},
         "503": {
             "description": _NOT_NOW_READ if route.method == "GET" else _NOT_NOW_CHANGE,
@@ -64,6 +91,11 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": refs[route.request]}},
         }
+    elif route.form is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": refs[route.form]}},
+        }
     if route.staff:
         operation["security"] = [{"staffToken": []}]
     return operation
@@ -73,7 +105,9 @@ def openapi_document(routes: Iterable[Route]) -> dict[str, Any]:
     routes = list(routes)
     types = {ErrorBody}
     for route in routes:
-        types.update(t for t in (route.request, route.response) if t is not None)
+        types.update(
+            t for t in (route.request, route.response, route.form, route.error) if t is not None
+        )
     ordered = sorted(types, key=lambda t: t.__name__)
     schemas, components = msgspec.json.schema_components(ordered, ref_template=_REF)
     refs = dict(zip(ordered, schemas, strict=True))

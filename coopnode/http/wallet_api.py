@@ -121,6 +121,14 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     # their bounds) are the parameters, as `read_query` decodes them.
     query: tuple[tuple[str, str], ...] = ()
     query_type: Any = None
+    # A body sent as an HTML form (application/x-www-form-urlencoded), as a Struct of its
+    # fields, instead of JSON (`request`).
+    form: Any = None
+    # The shape of this route's refusals when it is not the API's own `ErrorBody` (OAuth's
+    # RFC 6749 §5.2 errors; the store network's answers).
+    error: Any = None
+    # What a success answers: JSON of `response` unless this says otherwise.
+    content_type: str = "application/json"
 
 
 BodyT = TypeVar("BodyT")

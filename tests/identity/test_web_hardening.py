@@ -253,7 +253,8 @@ async def test_a_malformed_oauth_form_is_a_4xx_with_its_reason(
 ) -> None:
     answer = await oauth.post(path, data=body, headers={"Content-Type": content_type})
     assert answer.status in (400, 413)
-    assert (await answer.json())["reason"] in ("invalid_request", "too_large")
+    # RFC 6749 §5.2's shape, as the token endpoint's every other refusal.
+    assert (await answer.json())["error"] in ("invalid_request", "too_large")
 
 
 async def test_an_oauth_form_from_another_origin_is_refused(oauth: TestClient[Any, Any]) -> None:
@@ -263,4 +264,4 @@ async def test_an_oauth_form_from_another_origin_is_refused(oauth: TestClient[An
         headers={"Origin": "http://evil.example"},
     )
     assert answer.status == 403
-    assert (await answer.json())["reason"] == "foreign_origin"
+    assert (await answer.json())["error"] == "foreign_origin"
