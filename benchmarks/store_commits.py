@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from coopnode.actors.wallet_store import WalletStore
+from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain.messages import OpenWallet, Pay
 from coopnode.domain.money import Purse, TillKind
 from coopnode.domain.rules import CoopRules

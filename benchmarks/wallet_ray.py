@@ -25,8 +25,8 @@ from typing import Any
 import msgspec
 import ray
 
-from coopnode.actors.wallet_client import WalletClient
-from coopnode.actors.wallet_shard import batch_encoder, reply_decoder
+from coopnode.actors.wallet.client import WalletClient
+from coopnode.actors.wallet.shard import batch_encoder, reply_decoder
 from coopnode.domain.messages import Booked, OpenWallet, Operation, Pay
 from coopnode.domain.money import Purse, TillKind
 from coopnode.domain.sharding import shard_of

@@ -8,32 +8,19 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from coopnode.actors.wallet_client import WalletClient
-from coopnode.http.desk_api import DESK_ROUTES
-from coopnode.http.dev_outbox import DEV_ROUTES, outbox_key
-from coopnode.http.errors import error_middleware, timeout_middleware
-from coopnode.http.forwarded import forwarded_middleware
-from coopnode.http.hardening import setup_hardening
-from coopnode.http.identity_api import IDENTITY_ROUTES
-from coopnode.http.identity_front import (
-    IdentityFront,
-    identity_key,
-    notifier_key,
-)
-from coopnode.http.konbini_api import (
+from coopnode.actors.wallet.client import WalletClient
+from coopnode.http.api.desk import DESK_ROUTES
+from coopnode.http.api.dev_outbox import DEV_ROUTES, outbox_key
+from coopnode.http.api.identity import IDENTITY_ROUTES
+from coopnode.http.api.konbini import (
     KONBINI_ROUTES,
     charging_key,
     konbini_key_key,
     konbini_routes,
     payments_settings_key,
 )
-from coopnode.http.oauth import OAUTH_ROUTES
-from coopnode.http.openapi import openapi_document
-from coopnode.http.portal import setup_portal
-from coopnode.http.till_api import TILL_ROUTES
-from coopnode.http.till_channel import till_hub_key, till_websocket
-from coopnode.http.till_hub import TillHub
-from coopnode.http.wallet_api import (
+from coopnode.http.api.oauth import OAUTH_ROUTES
+from coopnode.http.api.wallet import (
     ROUTES,
     MemberStatusHook,
     Route,
@@ -41,6 +28,19 @@ from coopnode.http.wallet_api import (
     staff_token_key,
     wallet_client_key,
 )
+from coopnode.http.errors import error_middleware, timeout_middleware
+from coopnode.http.forwarded import forwarded_middleware
+from coopnode.http.hardening import setup_hardening
+from coopnode.http.identity_front import (
+    IdentityFront,
+    identity_key,
+    notifier_key,
+)
+from coopnode.http.openapi import openapi_document
+from coopnode.http.portal.routes import setup_portal
+from coopnode.http.tills.api import TILL_ROUTES
+from coopnode.http.tills.channel import till_hub_key, till_websocket
+from coopnode.http.tills.hub import TillHub
 from coopnode.metrics import Metrics
 from coopnode.payments.charging import Charging
 from coopnode.settings import Environment, Settings

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from coopnode.actors.identity_actor import IdentityPort
-from coopnode.actors.identity_messages import (
+from coopnode.actors.identity.actor import IdentityPort
+from coopnode.actors.identity.messages import (
     CheckSession,
     IdentityReply,
     IdentityRequest,
@@ -25,7 +25,7 @@ from coopnode.actors.identity_messages import (
     Refused,
     SessionIssued,
 )
-from coopnode.actors.notifier_actor import NotifierPort, OutboxPort
+from coopnode.actors.notify.actor import NotifierPort, OutboxPort
 from coopnode.domain.identity import SessionKind
 from coopnode.http.errors import ErrorBody
 from coopnode.logs import get_logger

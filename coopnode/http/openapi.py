@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 
 from coopnode import __version__
+from coopnode.http.api.wallet import Route
 from coopnode.http.errors import ErrorBody
-from coopnode.http.wallet_api import Route
 
 _REF = "#/components/schemas/{name}"
 _NOT_NOW_READ = "not now, nothing changed: `overloaded`, `unavailable` or `timeout`; send it again"

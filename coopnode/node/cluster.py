@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 import ray
 
-from coopnode.actors.registry import REGISTRY_NAME, remote_registry_class
-from coopnode.actors.wallet_shard import RAY_NAMESPACE, remote_shard_class, shard_name
+from coopnode.actors.registry.actor import REGISTRY_NAME, remote_registry_class
+from coopnode.actors.wallet.shard import RAY_NAMESPACE, remote_shard_class, shard_name
 from coopnode.node.local_ray import LOOPBACK
 from coopnode.settings import Settings
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from coopnode.actors.wallet_client import WalletClient
+from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.messages import Declined, MemberNo, OpenWallet
 from coopnode.domain.money import Purse, Reason
 from coopnode.logs import get_logger

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from coopnode.actors.registry_store import AddTill, BindCard
+from coopnode.actors.registry.store import AddTill, BindCard
 from coopnode.domain.money import TillKind
-from coopnode.http.till_hub import TillHub
+from coopnode.http.tills.hub import TillHub
 from coopnode.logs import get_logger
 from coopnode.node.cluster import with_absolute_paths
 from coopnode.node.demo import DemoCoop

@@ -12,19 +12,19 @@ and has the mobile number +8190 followed by the last eight digits of the member 
 
 from __future__ import annotations
 
-from coopnode.actors.identity_actor import (
+from coopnode.actors.identity.actor import (
     IdentityClient,
     create_identity_actor,
     identity_key_path,
     passcode_key_path,
 )
-from coopnode.actors.identity_messages import (
+from coopnode.actors.identity.messages import (
     Enrol,
     Enrolment,
     InsuranceItem,
     Refused,
 )
-from coopnode.actors.notifier_actor import NotifierClient, create_notifier_actor
+from coopnode.actors.notify.actor import NotifierClient, create_notifier_actor
 from coopnode.domain.money import Purse
 from coopnode.http.identity_front import IdentityFront
 from coopnode.logs import get_logger

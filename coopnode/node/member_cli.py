@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from coopnode.actors.identity_messages import Enrolment, InsuranceItem
+from coopnode.actors.identity.messages import Enrolment, InsuranceItem
 from coopnode.settings import Settings
 
 CSV_COLUMNS = (

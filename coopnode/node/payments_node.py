@@ -14,8 +14,8 @@ import contextlib
 
 from aiohttp import web
 
-from coopnode.actors.payments import PaymentsClient, create_payments_actor
-from coopnode.actors.wallet_client import WalletClient
+from coopnode.actors.payments.actor import PaymentsClient, create_payments_actor
+from coopnode.actors.wallet.client import WalletClient
 from coopnode.logs import get_logger
 from coopnode.node.secrets_files import read_or_create_secret
 from coopnode.payments.acquirer import AcquirerClient

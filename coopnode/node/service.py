@@ -14,10 +14,10 @@ import ray
 import uvloop
 from aiohttp import web
 
-from coopnode.actors.wallet_client import WalletClient
-from coopnode.actors.wallet_store import LAYOUT_VERSION
+from coopnode.actors.wallet.client import WalletClient
+from coopnode.actors.wallet.store import LAYOUT_VERSION
 from coopnode.http.app import make_app
-from coopnode.http.till_hub import TillHub
+from coopnode.http.tills.hub import TillHub
 from coopnode.logs import get_logger
 from coopnode.metrics import Metrics
 from coopnode.node.cluster import create_registry, create_shards, start_ray

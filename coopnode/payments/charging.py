@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from coopnode.actors.payments import PaymentsClient
-from coopnode.actors.payments_store import (
+from coopnode.actors.payments.actor import PaymentsClient
+from coopnode.actors.payments.store import (
     CREDITABLE,
     FINAL,
     Advance,
@@ -42,7 +42,7 @@ from coopnode.actors.payments_store import (
     Sweep,
     Uncredited,
 )
-from coopnode.actors.wallet_client import WalletClient
+from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.charging import card_brand, start_error
 from coopnode.domain.messages import Booked, Charge, ChargeSource, Declined, GetWallet, WalletView
 from coopnode.domain.money import TRY_AGAIN_REASONS, Purse

@@ -16,9 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
-from coopnode.actors import mail_templates
-from coopnode.actors.mail_templates import PaidItem
-from coopnode.actors.mailer import (
+from coopnode.actors.notify import mails
+from coopnode.actors.notify.mailer import (
     Channel,
     DeliveryOutcome,
     DeliveryStatus,
@@ -33,6 +32,7 @@ from coopnode.actors.mailer import (
     TwilioSms,
     VoiceMessage,
 )
+from coopnode.actors.notify.mails import PaidItem
 from coopnode.domain.money import Purse
 from coopnode.settings import NotifierSettings, SmsProviderKind
 
@@ -92,8 +92,8 @@ async def mail_server() -> AsyncIterator[DevMailServer]:
         await server.stop()
 
 
-def _enrolment_mail() -> mail_templates.MailText:
-    return mail_templates.enrolment_completed_mail(
+def _enrolment_mail() -> mails.MailText:
+    return mails.enrolment_completed_mail(
         coop_name="〇〇大学生活協同組合",
         member_name="生協 太郎",
         member_no="123456789012",
@@ -240,14 +240,12 @@ async def test_queued_messages_are_sent_by_the_workers(mail_server: DevMailServe
         on_outcome=record,
     )
     code = "482913"
-    subject, body = mail_templates.verification_code_mail(code=code, valid_minutes=10)
+    subject, body = mails.verification_code_mail(code=code, valid_minutes=10)
     assert notifier.submit(MailMessage(to=MAIL, subject=subject, body=body, kind="verify"))
     assert notifier.submit(
-        SmsMessage(to=PHONE, body=mail_templates.sms_passcode_text(code=code, valid_minutes=10))
+        SmsMessage(to=PHONE, body=mails.sms_passcode_text(code=code, valid_minutes=10))
     )
-    assert notifier.submit(
-        VoiceMessage(to=PHONE, speech=mail_templates.voice_passcode_text(code=code))
-    )
+    assert notifier.submit(VoiceMessage(to=PHONE, speech=mails.voice_passcode_text(code=code)))
     with capture_logs() as logs:
         await notifier.start()
         await asyncio.wait_for(all_done.wait(), timeout=10)
@@ -433,14 +431,14 @@ def test_the_enrolment_mail_totals_its_items() -> None:
 
 
 def test_the_mail_change_and_konbini_mails() -> None:
-    subject, body = mail_templates.mail_change_passcode_mail(
+    subject, body = mails.mail_change_passcode_mail(
         passcode="012345", passcode_entry_url="https://coop.example/mail/passcode", valid_minutes=10
     )
     assert subject == "大学生協加入情報（メールアドレス）変更受付"
     assert "パスコード：012345" in body
     assert "https://coop.example/mail/passcode" in body
 
-    subject, body = mail_templates.konbini_charge_mail(
+    subject, body = mails.konbini_charge_mail(
         customer_name_kana="セイキョウ タロウ",
         amount_yen=10_000,
         purse=Purse.CAFETERIA,

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from coopnode.actors.registry_store import RefusedOfflineTap, RegistryStore
+from coopnode.actors.registry.store import RefusedOfflineTap, RegistryStore
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.offline import LimitsSent
 from coopnode.domain.till_frames import OfflineLimits

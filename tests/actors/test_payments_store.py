@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from coopnode.actors.payments_store import (
+from coopnode.actors.payments.store import (
     Advance,
     BeginCard,
     ByNumber,

@@ -14,11 +14,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from coopnode.actors import wallet_store
-from coopnode.actors.shard_link import ShardLink
-from coopnode.actors.wallet_client import ShardBatcher
-from coopnode.actors.wallet_shard import WalletShard
-from coopnode.actors.wallet_store import WalletStore
+from coopnode.actors.wallet import store as wallet_store
+from coopnode.actors.wallet.client import ShardBatcher
+from coopnode.actors.wallet.link import ShardLink
+from coopnode.actors.wallet.shard import WalletShard
+from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain.errors import StoreCorrupt
 from coopnode.domain.messages import (
     Booked,

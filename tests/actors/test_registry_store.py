@@ -9,7 +9,7 @@ import lmdb
 import msgspec
 import pytest
 
-from coopnode.actors.registry_store import (
+from coopnode.actors.registry.store import (
     AddTill,
     BindCard,
     CardRecord,

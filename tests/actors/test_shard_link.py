@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import msgspec
 import pytest
 
-from coopnode.actors.shard_link import BatchReply, ShardLink, serve_link
+from coopnode.actors.wallet.link import BatchReply, ShardLink, serve_link
 from coopnode.domain.messages import GetWallet, Operation, decline
 from coopnode.domain.money import Reason
 

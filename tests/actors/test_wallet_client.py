@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from coopnode.actors.wallet_client import ShardBatcher
+from coopnode.actors.wallet.client import ShardBatcher
 from coopnode.domain.messages import Declined, GetWallet, Pay
 from coopnode.domain.money import TRY_AGAIN_REASONS, Reason, TillKind
 from coopnode.metrics import Metrics

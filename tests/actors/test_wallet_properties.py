@@ -15,7 +15,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coopnode.actors.wallet_store import WalletStore
+from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain import ledger
 from coopnode.domain.messages import (
     Booked,

@@ -11,7 +11,7 @@ import lmdb
 import msgspec
 import pytest
 
-from coopnode.actors.wallet_store import LockTimeout, ShardMeta, WalletStore
+from coopnode.actors.wallet.store import LockTimeout, ShardMeta, WalletStore
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.messages import (
     Booked,

@@ -7,18 +7,18 @@ from typing import Any
 import msgspec
 import pytest
 
-from coopnode.actors.identity_messages import IdentityRequest
+from coopnode.actors.identity.messages import IdentityRequest
 from coopnode.domain.bounds import EPOCH_MS_MAX, SAFE_INTEGER_MAX, Cursor, EpochMs, parse_int
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.messages import Operation
 from coopnode.domain.till_frames import SignedBody, TillFrame
-from coopnode.http.desk_api import DESK_ROUTES
-from coopnode.http.dev_outbox import DEV_ROUTES
-from coopnode.http.identity_api import IDENTITY_ROUTES
-from coopnode.http.konbini_api import KONBINI_ROUTES, SweepRequest
-from coopnode.http.oauth import OAUTH_ROUTES
-from coopnode.http.till_api import TILL_ROUTES
-from coopnode.http.wallet_api import ROUTES
+from coopnode.http.api.desk import DESK_ROUTES
+from coopnode.http.api.dev_outbox import DEV_ROUTES
+from coopnode.http.api.identity import IDENTITY_ROUTES
+from coopnode.http.api.konbini import KONBINI_ROUTES, SweepRequest
+from coopnode.http.api.oauth import OAUTH_ROUTES
+from coopnode.http.api.wallet import ROUTES
+from coopnode.http.tills.api import TILL_ROUTES
 from coopnode.payments.konbini import PaymentNotice
 
 ROUTE_TABLES = (ROUTES, IDENTITY_ROUTES, OAUTH_ROUTES, DESK_ROUTES, KONBINI_ROUTES, DEV_ROUTES)

@@ -11,10 +11,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from coopnode.actors.registry_store import RefusedOfflineTap, RegistryStore
+from coopnode.actors.registry.store import RefusedOfflineTap, RegistryStore
 from coopnode.domain.money import Reason
 from coopnode.domain.till_frames import TapBody
-from coopnode.http.till_hub import RefusalsFull, TillHub
+from coopnode.http.tills.hub import RefusalsFull, TillHub
 from coopnode.metrics import Metrics
 from coopnode.settings import TillSettings
 from tests.http.test_till_hub import InProcessRegistry

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from coopnode.http.till_hub import ReplayWindow, Seen
+from coopnode.http.tills.hub import ReplayWindow, Seen
 
 DIGEST = bytes(range(16))
 

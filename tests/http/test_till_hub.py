@@ -14,13 +14,13 @@ import msgspec
 import pytest
 from nacl.signing import SigningKey
 
-from coopnode.actors.registry import RegistryActor
-from coopnode.actors.registry_store import AddTill, BindCard, RegistryStore, RetireTill
-from coopnode.actors.wallet_client import WalletClient
+from coopnode.actors.registry.actor import RegistryActor
+from coopnode.actors.registry.store import AddTill, BindCard, RegistryStore, RetireTill
+from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.messages import Declined, Operation, Result, WalletStatus, WalletView
 from coopnode.domain.money import Purses, Reason, TillKind
 from coopnode.domain.till_frames import DenyUpdate, node_frame_decoder
-from coopnode.http.till_hub import DenyListNotUpdated, ReplayWindow, Seen, TillHub
+from coopnode.http.tills.hub import DenyListNotUpdated, ReplayWindow, Seen, TillHub
 from coopnode.metrics import Metrics
 from coopnode.settings import TillSettings
 

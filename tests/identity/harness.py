@@ -12,13 +12,13 @@ from typing import Any
 
 import msgspec
 
-from coopnode.actors.identity_actor import build_service, identity_key_path, passcode_key_path
-from coopnode.actors.identity_messages import Answer, IdentityReply, IdentityRequest
-from coopnode.actors.identity_service import IdentityService
-from coopnode.actors.identity_store import IdentityStore
-from coopnode.actors.mailer import MailMessage, Notification
-from coopnode.actors.passwords import PasswordHasher
-from coopnode.actors.wallet_store import WalletStore
+from coopnode.actors.identity.actor import build_service, identity_key_path, passcode_key_path
+from coopnode.actors.identity.messages import Answer, IdentityReply, IdentityRequest
+from coopnode.actors.identity.passwords import PasswordHasher
+from coopnode.actors.identity.service import IdentityService
+from coopnode.actors.identity.store import IdentityStore
+from coopnode.actors.notify.mailer import MailMessage, Notification
+from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain.messages import Operation, Result
 from coopnode.settings import Settings
 

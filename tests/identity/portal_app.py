@@ -11,7 +11,7 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from coopnode.actors.identity_messages import (
+from coopnode.actors.identity.messages import (
     Answer,
     FlowAnswer,
     FlowStep,
@@ -19,17 +19,17 @@ from coopnode.actors.identity_messages import (
     SessionIssued,
     SignIn,
 )
-from coopnode.actors.mailer import Notification, SmsMessage
-from coopnode.actors.wallet_client import WalletClient
+from coopnode.actors.notify.mailer import Notification, SmsMessage
+from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.identity import FlowKind, SessionKind
+from coopnode.http.api.wallet import wallet_client_key
 from coopnode.http.hardening import setup_hardening
 from coopnode.http.identity_front import (
     COOKIE_NAMES,
     identity_key,
     notifier_key,
 )
-from coopnode.http.portal import setup_portal
-from coopnode.http.wallet_api import wallet_client_key
+from coopnode.http.portal.routes import setup_portal
 from tests.identity.harness import Harness
 from tests.identity.test_service import PASSWORD, code_in
 

@@ -9,10 +9,10 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from coopnode.actors.identity_actor import LocalIdentity
-from coopnode.actors.mailer import Channel, MailSender, Notifier, Outbox, OutboxSms
-from coopnode.actors.notifier_actor import LocalOutbox
-from coopnode.actors.wallet_client import WalletClient
+from coopnode.actors.identity.actor import LocalIdentity
+from coopnode.actors.notify.actor import LocalOutbox
+from coopnode.actors.notify.mailer import Channel, MailSender, Notifier, Outbox, OutboxSms
+from coopnode.actors.wallet.client import WalletClient
 from coopnode.http.app import make_app
 from coopnode.http.identity_front import IdentityFront
 from coopnode.metrics import Metrics

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestClient
 
-from coopnode.actors.identity_messages import EventCreate, EventRoster
+from coopnode.actors.identity.messages import EventCreate, EventRoster
 from tests.identity.harness import Harness
 from tests.identity.portal_app import as_, portal_client, portal_session
 from tests.identity.test_service import MAIL, enrol, set_password

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestClient
 
-from coopnode.actors.identity_messages import (
+from coopnode.actors.identity.messages import (
     Done,
     Family,
     FamilyGrant,
@@ -29,8 +29,8 @@ from coopnode.actors.identity_messages import (
     GuardianStart,
     Refused,
 )
-from coopnode.actors.mail_templates import FAMILY_INVITATION_SUBJECT
-from coopnode.actors.mailer import MailMessage
+from coopnode.actors.notify.mailer import MailMessage
+from coopnode.actors.notify.mails import FAMILY_INVITATION_SUBJECT
 from coopnode.domain.identity import SessionKind
 from coopnode.domain.messages import Pay
 from coopnode.domain.money import TillKind

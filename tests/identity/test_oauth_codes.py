@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import msgspec
 import pytest
 
-from coopnode.actors.identity_messages import (
+from coopnode.actors.identity.messages import (
     OAuthAnswer,
     OAuthDecide,
     OAuthHttp,

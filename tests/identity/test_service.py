@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from coopnode.actors.identity_messages import (
+from coopnode.actors.identity.messages import (
     CheckSession,
     Enrol,
     Enrolled,
@@ -35,7 +35,7 @@ from coopnode.actors.identity_messages import (
     TotpConfirm,
     TotpEnrolment,
 )
-from coopnode.actors.mailer import MailMessage, SmsMessage
+from coopnode.actors.notify.mailer import MailMessage, SmsMessage
 from coopnode.domain import passcodes
 from coopnode.domain.identity import FlowKind, SessionKind
 from coopnode.domain.messages import Pay

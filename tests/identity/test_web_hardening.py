@@ -17,11 +17,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from coopnode.domain.identity import SessionKind
+from coopnode.http.api.oauth import OAUTH_ROUTES
 from coopnode.http.errors import error_middleware
 from coopnode.http.hardening import foreign_origin, setup_hardening
 from coopnode.http.identity_front import COOKIE_NAMES, identity_key, notifier_key
-from coopnode.http.oauth import OAUTH_ROUTES
-from coopnode.http.portal_core import FORM_COOKIE, is_local_path
+from coopnode.http.portal.core import FORM_COOKIE, is_local_path
 from tests.identity.harness import Harness
 from tests.identity.portal_app import (
     AcceptingNotifier,

@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from coopnode.actors.wallet_store import LAYOUT_VERSION
+from coopnode.actors.wallet.store import LAYOUT_VERSION
 from coopnode.node.service import Layout, check_layout
 from coopnode.settings import NodeSettings, Settings, SettingsError, WalletSettings
 

@@ -32,7 +32,7 @@ from tests.tillclient import TIMEOUT_S, RawTill, add_till
 
 pytestmark = pytest.mark.slow
 
-# The portal keeps the wallet's access token in this cookie (http/portal_wallet.py).
+# The portal keeps the wallet's access token in this cookie (http/portal/wallet.py).
 TOKEN_COOKIE = "cn_wallet_token"  # The cookie's name.
 
 

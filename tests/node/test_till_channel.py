@@ -16,7 +16,7 @@ from nacl.signing import SigningKey
 
 from coopnode.domain.money import Reason
 from coopnode.domain.till_frames import Signed, VoidBody, frame_encoder
-from coopnode.http.till_channel import CLOSE_RETIRED
+from coopnode.http.tills.channel import CLOSE_RETIRED
 from tests.nodeproc import NodeProcess
 from tests.tillclient import TIMEOUT_S, RawTill, add_till, enrol_with_card
 

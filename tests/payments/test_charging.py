@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from coopnode.actors.payments_store import (
+from coopnode.actors.payments.store import (
     ChargeStatus,
     GetCharge,
     KonbiniPaid,

@@ -1,0 +1,253 @@
+"""The wallet shard actor: a Ray actor that owns one `WalletStore` and group-commits.
+
+Callers (the front's batchers) send batches of operations as MessagePack bytes. Every
+batch waits in the actor's mailbox; one committer drains the whole mailbox into a single
+write transaction and fsync, then answers every caller. So the more callers there are,
+the more operations share an fsync.
+
+Operations arrive one encoded value each and are decoded one by one: one that does not
+decode (or break a bound of its type) is answered `operation_failed` alone, and one that
+fails while it is applied is refused alone by the store. A broken store (StoreCorrupt,
+or any error out of the store's commit) crashes the actor's process on purpose: Ray
+restarts it, and the new process reloads and re-checks the books from disk before it
+serves anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import ray
+
+from coopnode.actors.wallet.link import BatchReply, serve_link
+from coopnode.actors.wallet.store import AuditReport, WalletStore
+from coopnode.domain.errors import InvariantViolation, StoreCorrupt
+from coopnode.domain.messages import OPERATION_FAILED, Operation, Result, decline
+from coopnode.domain.money import Reason
+from coopnode.logs import configure_logging, get_logger
+from coopnode.settings import Settings
+
+log = get_logger(__name__)
+
+SHARD_NAME_PREFIX = "wallet-shard-"
+RAY_NAMESPACE = "coopnode"
+
+
+class ShardHealth(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    shard_index: int
+    pid: int
+    next_seq: int
+    pending_ops: int
+
+
+batch_encoder = msgspec.msgpack.Encoder()
+batch_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
+operation_decoder: msgspec.msgpack.Decoder[Operation] = msgspec.msgpack.Decoder(Operation)
+reply_decoder = msgspec.msgpack.Decoder(BatchReply)
+
+
+def remote_shard_class() -> Any:
+    return ray.remote(WalletShard)
+
+
+def shard_name(index: int) -> str:
+    return f"{SHARD_NAME_PREFIX}{index}"
+
+
+def shard_path(settings: Settings, index: int) -> Path:
+    return settings.data_path.resolve() / "wallet" / f"shard-{index:03d}"
+
+
+class _Waiting:
+    """A batch in the mailbox: the operations to commit, and the batch's answers so far
+    (None where an operation's answer comes from the commit)."""
+
+    __slots__ = ("answers", "future", "ops")
+
+    def __init__(
+        self,
+        ops: list[Operation],
+        answers: list[Result | None],
+        future: asyncio.Future[BatchReply],
+    ) -> None:
+        self.ops = ops
+        self.answers = answers
+        self.future = future
+
+    def reply(self, results: list[Result], commit_ops: int, commit_s: float) -> BatchReply:
+        """The batch's answers in order, the commit's results filling the gaps."""
+        given = iter(results)
+        answers = [next(given) if answer is None else answer for answer in self.answers]
+        return BatchReply(results=answers, commit_ops=commit_ops, commit_s=commit_s)
+
+
+class WalletShard:
+    """One shard of the wallets. Async actor: `apply` calls interleave while a commit runs.
+
+    The class stays undecorated so that Ray pickles it by reference to this module;
+    `remote_shard_class()` makes the Ray actor class.
+    """
+
+    def __init__(self, shard_index: int, settings_json: bytes, link_token: str) -> None:
+        settings = msgspec.json.decode(settings_json, type=Settings)
+        self._link_token = link_token
+        self._link_server: asyncio.Server | None = None
+        configure_logging(settings.log)
+        self._index = shard_index
+        self._wallet = settings.wallet
+        self._store = WalletStore(
+            shard_path(settings, shard_index),
+            shard_index=shard_index,
+            shard_count=settings.wallet.shard_count,
+            coops=settings.coops,
+            map_size_bytes=settings.wallet.lmdb_map_size_mib * 1024 * 1024,
+            fsync=settings.wallet.fsync,
+            lock_wait_s=settings.wallet.lock_wait_s,
+        )
+        # Long reads (audit, overdraft lists) run here, off the event loop; writes run on
+        # the loop's thread, always the same one, as LMDB write transactions require.
+        self._long_reads = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"shard-{shard_index}"
+        )
+        self._mailbox: deque[_Waiting] = deque()
+        self._pending_ops = 0
+        self._committing = False
+        log.info("wallet shard ready", shard=shard_index, next_seq=self._store.next_seq)
+
+    async def apply(self, batch: bytes) -> bytes:
+        """Apply a batch sent as a Ray call (the data plane's fallback and benchmarks)."""
+        return batch_encoder.encode(await self._submit(batch_decoder.decode(batch)))
+
+    def _decode(self, raws: list[msgspec.Raw]) -> tuple[list[Operation], list[Result | None]]:
+        """Decode each operation alone; one that does not decode is refused alone."""
+        ops: list[Operation] = []
+        answers: list[Result | None] = []
+        for raw in raws:
+            try:
+                ops.append(operation_decoder.decode(raw))
+            except msgspec.DecodeError as error:
+                log.critical(
+                    "wallet operation refused: it does not decode",
+                    shard=self._index,
+                    error=str(error),
+                )
+                answers.append(OPERATION_FAILED)
+            else:
+                answers.append(None)
+        return ops, answers
+
+    async def data_endpoint(self) -> str:
+        """The `host:port` of this shard's data plane, opened on first request."""
+        if self._link_server is None:
+            self._link_server = await asyncio.start_server(
+                self._serve_link, self._wallet.link_host, 0
+            )
+        host, port = self._link_server.sockets[0].getsockname()[:2]
+        return f"{host}:{port}"
+
+    async def _serve_link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await serve_link(
+            reader,
+            writer,
+            token=self._link_token,
+            submit=self._submit,
+            frame_max_bytes=self._wallet.link_frame_max_bytes,
+        )
+
+    async def _submit(self, raws: list[msgspec.Raw]) -> BatchReply:
+        """Queue a batch for the next group commit; answer once that commit is durable."""
+        if self._pending_ops + len(raws) > self._wallet.mailbox_max_ops:
+            busy = decline(Reason.OVERLOADED, "the wallet shard is busy; try again shortly")
+            return BatchReply(results=[busy] * len(raws), commit_ops=0, commit_s=0.0)
+        ops, answers = self._decode(raws)
+        future: asyncio.Future[BatchReply] = asyncio.get_running_loop().create_future()
+        waiting = _Waiting(ops, answers, future)
+        if not ops:
+            return waiting.reply([], commit_ops=0, commit_s=0.0)
+        self._mailbox.append(waiting)
+        self._pending_ops += len(ops)
+        if not self._committing:
+            self._committing = True
+            asyncio.get_running_loop().create_task(self._commit_loop())
+        return await future
+
+    async def _commit_loop(self) -> None:
+        """Drain the mailbox, a group commit at a time, until it is empty."""
+        try:
+            while self._mailbox:
+                taken = self._take_group()
+                ops = [op for waiting in taken for op in waiting.ops]
+                started = time.perf_counter()
+                try:
+                    # The commit runs on the event loop's own thread: handing it to a worker
+                    # thread cost more (GIL and wake-up, ~0.5 ms) than the loop loses by
+                    # waiting. Frames that arrive meanwhile join the next group commit.
+                    results = self._store.apply_batch(ops)
+                except Exception as error:  # The store refuses one operation's failure
+                    # itself; what reaches here is the store's own (StoreCorrupt, LMDB).
+                    self._crash(error, taken)
+                    return
+                elapsed = time.perf_counter() - started
+                self._answer(taken, results, elapsed)
+                await asyncio.sleep(0)  # Let waiting frames and calls join the mailbox.
+        finally:
+            self._committing = False
+
+    def _take_group(self) -> list[_Waiting]:
+        """Take whole batches from the mailbox up to the commit bound (at least one)."""
+        taken: list[_Waiting] = []
+        count = 0
+        while self._mailbox and (
+            not taken or count + len(self._mailbox[0].ops) <= self._wallet.commit_batch_max_ops
+        ):
+            waiting = self._mailbox.popleft()
+            taken.append(waiting)
+            count += len(waiting.ops)
+        self._pending_ops -= count
+        return taken
+
+    def _answer(self, taken: list[_Waiting], results: list[Result], elapsed_s: float) -> None:
+        offset = 0
+        for waiting in taken:
+            part = results[offset : offset + len(waiting.ops)]
+            offset += len(waiting.ops)
+            if not waiting.future.done():
+                waiting.future.set_result(waiting.reply(part, len(results), elapsed_s))
+
+    def _crash(self, error: Exception, taken: list[_Waiting]) -> None:
+        """Stop at once on a broken store; Ray restarts the process, which re-checks the disk."""
+        log.critical("wallet shard store broken; restarting", shard=self._index, error=repr(error))
+        failure = error if isinstance(error, InvariantViolation) else StoreCorrupt(repr(error))
+        for waiting in [*taken, *self._mailbox]:
+            if not waiting.future.done():
+                waiting.future.set_exception(failure)
+        os._exit(70)
+
+    async def health(self) -> bytes:
+        health = ShardHealth(
+            shard_index=self._index,
+            pid=os.getpid(),
+            next_seq=self._store.next_seq,
+            pending_ops=self._pending_ops,
+        )
+        return msgspec.msgpack.encode(health)
+
+    async def overdrafts(self, limit: int) -> bytes:
+        """The shard's open overdrafts (offline taps the balance did not cover)."""
+        records = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, self._store.overdrafts, limit
+        )
+        return msgspec.msgpack.encode(records)
+
+    async def audit(self) -> bytes:
+        report: AuditReport = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, self._store.audit
+        )
+        return msgspec.msgpack.encode(report)
