@@ -28,7 +28,7 @@ from coopnode.domain.till_frames import (
 )
 from tests.nodeproc import NodeProcess
 
-TIMEOUT_S = 10.0
+TIMEOUT_S = 60.0
 
 
 class NoReader:

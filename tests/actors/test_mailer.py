@@ -114,7 +114,7 @@ async def test_a_japanese_mail_arrives_intact(mail_server: DevMailServer) -> Non
 
     assert outcome.status is DeliveryStatus.SENT
     assert outcome.attempts == 1
-    received = await mail_server.outbox.wait_for(MAIL, after=after, timeout_s=5)
+    received = await mail_server.outbox.wait_for(MAIL, after=after, timeout_s=30)
     assert received.channel is Channel.MAIL
     assert (
         received.subject
@@ -146,7 +146,7 @@ async def test_mail_is_retried_until_the_server_comes_up() -> None:
         assert outcome.status is DeliveryStatus.SENT
         assert outcome.attempts == 2
         assert sleep.waits == [0.01]
-        received = await server.outbox.wait_for(MAIL, timeout_s=5)
+        received = await server.outbox.wait_for(MAIL, timeout_s=30)
         # A mail body always ends with a line break on the wire.
         assert received.body == "届きました\n"
     finally:
@@ -198,7 +198,7 @@ def test_the_outbox_keeps_the_newest_messages() -> None:
 async def test_the_outbox_wakes_a_waiter_from_another_thread() -> None:
     outbox = Outbox(max_messages=10)
     after = outbox.last_sequence
-    waiting = asyncio.create_task(outbox.wait_for(MAIL, after=after, timeout_s=5))
+    waiting = asyncio.create_task(outbox.wait_for(MAIL, after=after, timeout_s=30))
     await asyncio.sleep(0)
     await asyncio.to_thread(
         outbox.add, channel=Channel.MAIL, to=MAIL, sender="s", subject="件名", body="本文"

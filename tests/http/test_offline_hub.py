@@ -33,7 +33,7 @@ async def fronts(tmp_path: Path) -> AsyncIterator[tuple[TillHub, TillHub]]:
         TillHub(InProcessRegistry(store), SETTINGS, Metrics()),
     )
     for hub in hubs:
-        await hub.start(ready_timeout_s=5.0)
+        await hub.start(ready_timeout_s=30.0)
     try:
         yield hubs
     finally:

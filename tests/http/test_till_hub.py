@@ -108,7 +108,7 @@ async def hub(store: RegistryStore) -> AsyncIterator[TillHub]:
     # No refresh of its own during a test: the tests call `refresh` when they mean it.
     settings = msgspec.structs.replace(TillSettings(), registry_refresh_s=3_600.0)
     till_hub = TillHub(InProcessRegistry(store), settings, Metrics())
-    await till_hub.start(ready_timeout_s=5.0)
+    await till_hub.start(ready_timeout_s=30.0)
     try:
         yield till_hub
     finally:
@@ -187,7 +187,7 @@ async def test_the_highest_sequence_seen_from_a_till_outlives_the_front(
     assert store.sequences() == {"till-0007": 9}
     settings = msgspec.structs.replace(TillSettings(), registry_refresh_s=3_600.0)
     next_front = TillHub(InProcessRegistry(store), settings, Metrics())
-    await next_front.start(ready_timeout_s=5.0)
+    await next_front.start(ready_timeout_s=30.0)
     try:
         assert next_front.seq_seen("till-0007") == 9
     finally:

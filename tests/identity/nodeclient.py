@@ -112,7 +112,7 @@ async def wait_message(
     after: int,
     *,
     channel: str | None = None,
-    timeout_s: float = 15.0,
+    timeout_s: float = 90.0,
 ) -> dict[str, Any]:
     """The first message to `to` newer than `after`, read from the node's outbox."""
     deadline = time.monotonic() + timeout_s

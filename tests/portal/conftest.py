@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.nodeproc import NodeProcess
-from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, PHONE
+from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, PATIENCE_MS, PHONE
 
 
 # One browser per module, not per session: Playwright's sync API keeps an event loop
@@ -27,7 +27,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def context(browser: Browser, node: NodeProcess) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport=PHONE, base_url=node.url, locale="ja-JP")
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(PATIENCE_MS)
     try:
         yield context
     finally:

@@ -158,7 +158,7 @@ def forged_notice(node: NodeProcess, number: str) -> int:
     request = urllib.request.Request(f"{node.url}/webhooks/konbini", data=body, method="POST")
     request.add_header("Konbini-Signature", f"t={stamp},v1={wrong}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)

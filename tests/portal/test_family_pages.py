@@ -12,7 +12,15 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.identity.nodeclient import Member
 from tests.nodeproc import NodeProcess
-from tests.portal.browser import PHONE, code_in, enrol, last_sequence, shot, wait_message
+from tests.portal.browser import (
+    PATIENCE_MS,
+    PHONE,
+    code_in,
+    enrol,
+    last_sequence,
+    shot,
+    wait_message,
+)
 from tests.portal.test_member_pages import set_password
 
 pytestmark = pytest.mark.slow
@@ -87,7 +95,7 @@ def test_guardian_invitation_view_and_revoke(browser: Browser, node: NodeProcess
     member_context = browser.new_context(viewport=PHONE, base_url=node.url, locale="ja-JP")
     guardian_context = browser.new_context(viewport=PHONE, base_url=node.url, locale="ja-JP")
     for context in (member_context, guardian_context):
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(PATIENCE_MS)
     try:
         page = member_context.new_page()
         set_password(page, node, member)
