@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from coopnode.domain.charging import luhn_valid
 from coopnode.settings import LogFormat, LogSettings
 
 REDACTED = "[REDACTED]"
@@ -34,18 +35,6 @@ _SECRET_PARAM = re.compile(
     r"((?:access_token|refresh_token|token|code|password|passcode|code_verifier|cvc)=)[^&\s\"']+",
     re.IGNORECASE,
 )
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
 
 
 def _mask_card(match: re.Match[str]) -> str:

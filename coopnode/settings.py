@@ -101,9 +101,8 @@ class LogSettings(_Section, frozen=True):
 class WalletSettings(_Section, frozen=True):
     # Members hash to shards; the count is fixed for the life of a data directory. One on
     # a two-core node: the front needs the other core, and one shard's group commits are
-    # twice as full as two shards' (benchmarks/tills.py on this machine, the same hour:
-    # 3,542 taps/s held at p99 < 10 ms with one shard, 2,530/s with two). More cores,
-    # more shards.
+    # twice as full as two shards' (the README's Performance section has the dated
+    # figures of `benchmarks/tills.py`). More cores, more shards.
     shard_count: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     # The largest an LMDB file may grow; LMDB reserves address space, not disk.
     lmdb_map_size_mib: Annotated[int, msgspec.Meta(ge=16, le=1_048_576)] = 4096
@@ -590,7 +589,7 @@ class PortalSettings(_Section, frozen=True):
 class PaymentsSettings(_Section, frozen=True):
     """Card and convenience-store charges (FLOWS §6)."""
 
-    # The card acquirer's API; empty means the embedded test acquirer, which the node
+    # The card acquirer's API; empty means the embedded sandbox acquirer, which the node
     # starts on loopback in development only (production must name a real acquirer).
     acquirer_url: Annotated[str, msgspec.Meta(pattern="^(|https?://[^\\s]+)$")] = ""
     # A call to the acquirer that takes longer than this is a failed payment, shown as

@@ -9,7 +9,8 @@ import logging
 import pytest
 import structlog
 
-from coopnode.logs import configure_logging, get_logger, luhn_valid, redact_text
+from coopnode.domain.charging import luhn_valid
+from coopnode.logs import configure_logging, get_logger, redact_text
 from coopnode.settings import LogFormat, LogSettings
 
 CARD = "4111111111111111"

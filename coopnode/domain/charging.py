@@ -37,6 +37,8 @@ class CardBrand(StrEnum):
 
 
 def luhn_valid(number: str) -> bool:
+    """Whether `number` (12 to 19 digits, nothing else) passes the Luhn check digit, as
+    every payment card number does; the log redaction uses it to tell cards from ids."""
     if not _DIGITS.match(number) or not 12 <= len(number) <= 19:
         return False
     total = 0

@@ -10,11 +10,10 @@
     │                        decode or check, an index pointing nowhere, books that
     │                        do not balance): never survivable by refusing one request.
     └── OperatingError       an expected outcome with a clear message
-        ├── Declined         a money operation refused for a business reason
         └── InvalidInput     a request that is malformed or out of bounds
 
-Declines are usually carried as values (`Declined` results), not raised; the exception
-form exists for code paths where unwinding is clearer.
+A money operation refused for a business reason (insufficient funds, over the meal cap)
+is not an error: it is a value, `domain.messages.Declined`, returned like any result.
 """
 
 from __future__ import annotations

@@ -7,8 +7,6 @@ every account of a shard sum to zero after every commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.messages import ChargeSource, JournalEntry, MemberWallet
 from coopnode.domain.money import PURSES, Purse, Purses
@@ -69,7 +67,3 @@ def check_wallet(wallet: MemberWallet) -> None:
             )
     if wallet.meal_used_yen < 0:
         raise InvariantViolation(f"member {wallet.member_no} meal use is negative")
-
-
-def sum_accounts(balances: Iterable[int]) -> int:
-    return sum(balances)

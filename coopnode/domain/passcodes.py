@@ -120,11 +120,6 @@ class VerifyResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     attempts_left: int = 0
 
 
-def new_passcode_key() -> bytes:
-    """A fresh node secret for passcode digests."""
-    return secrets.token_bytes(KEY_MIN_BYTES)
-
-
 def _check_key(key: bytes) -> None:
     if len(key) < KEY_MIN_BYTES:
         raise InvariantViolation(f"the passcode key must be at least {KEY_MIN_BYTES} bytes")

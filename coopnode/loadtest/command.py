@@ -55,8 +55,8 @@ OWN_NODE_ENV = {"COOPNODE_LOG__LEVEL": "warning", "COOPNODE_TILL__DEMO_TILL": "f
 # How far below the generator's CPU priority the harness's own node runs (`--node-nice`).
 # 0, the default: on the shared two-core reference machine a node niced by 10 left the
 # generator's lag where other engineers' work put it, and handed the node's CPU to that
-# work instead (card charges p99 300-700 ms against 10-44 ms in most runs beside it;
-# docs/capacity/README.md, "Generator and node on one machine").
+# work instead (docs/capacity/README.md, "Generator and node on one machine", has the
+# dated figures).
 NODE_NICENESS_DEFAULT = 0
 
 

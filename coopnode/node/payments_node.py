@@ -2,7 +2,7 @@
 
 In development, with no `payments.acquirer_url`, the node starts the embedded test
 acquirer on a free loopback port and charges cards through it over a real socket. In
-production an acquirer must be named: the test acquirer never runs there. The store
+production an acquirer must be named: the sandbox acquirer never runs there. The store
 network's signing key comes from a file (created at first start in development). A
 periodic sweep cancels convenience-store charges whose deadline passed.
 """
@@ -20,7 +20,7 @@ from coopnode.logs import get_logger
 from coopnode.node.secrets_files import read_or_create_secret
 from coopnode.payments.acquirer import AcquirerClient
 from coopnode.payments.charging import Charging
-from coopnode.payments.test_acquirer import start_test_acquirer
+from coopnode.payments.sandbox_acquirer import start_sandbox_acquirer
 from coopnode.settings import Environment, Settings, SettingsError
 
 log = get_logger(__name__)
@@ -53,8 +53,8 @@ class PaymentsNode:
         if not url:
             if settings.node.environment is not Environment.DEVELOPMENT:
                 raise SettingsError("payments.acquirer_url is empty; production needs an acquirer")
-            runner, url = await start_test_acquirer()
-            log.info("test acquirer started", url=url)
+            runner, url = await start_sandbox_acquirer()
+            log.info("sandbox acquirer started", url=url)
         acquirer = AcquirerClient(
             url, payments.acquirer_timeout_s, payments.acquirer_response_max_bytes
         )

@@ -1,3 +1,3 @@
 """Charging by card and at convenience stores (FLOWS §6): the acquirer adapter, the
-embedded test acquirer, the store network's webhook and its simulator.
+embedded sandbox acquirer, the store network's webhook and its simulator.
 """

@@ -1,4 +1,4 @@
-"""Card charges through the test acquirer over a loopback socket, with the charges'
+"""Card charges through the sandbox acquirer over a loopback socket, with the charges'
 store in-process and a wallet that books each idempotency key once (as the real one does).
 """
 
@@ -24,7 +24,7 @@ from coopnode.domain.messages import Booked, Charge, Declined, GetWallet, Wallet
 from coopnode.domain.money import Purse, Purses, Reason
 from coopnode.payments.acquirer import AcquirerClient, Card
 from coopnode.payments.charging import ChargeRefused, Charging
-from coopnode.payments.test_acquirer import start_test_acquirer
+from coopnode.payments.sandbox_acquirer import start_sandbox_acquirer
 from coopnode.settings import PaymentsSettings
 
 MEMBER = "202600000002"
@@ -85,7 +85,7 @@ def card(number: str = "4242424242424242") -> Card:
 
 @pytest.fixture
 async def acquirer() -> AsyncIterator[AcquirerClient]:
-    runner, url = await start_test_acquirer()
+    runner, url = await start_sandbox_acquirer()
     client = AcquirerClient(url, 5.0, 65_536)
     try:
         yield client

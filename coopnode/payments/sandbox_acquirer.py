@@ -1,4 +1,4 @@
-"""The embedded test acquirer: a small aiohttp app the node starts on loopback in
+"""The embedded sandbox acquirer: a small aiohttp app the node starts on loopback in
 development, speaking the acquirer API of `payments.acquirer`.
 
 Test cards (any future expiry; a 3-digit security code, 4 for AMEX; any birthday):
@@ -25,7 +25,7 @@ from coopnode.domain.charging import card_brand, luhn_valid
 from coopnode.payments.acquirer import AuthorizationRequest
 
 DECLINED_CARDS = {"4000000000000002": "card_declined", "4000000000009995": "insufficient_funds"}
-# The test acquirer keeps this many authorizations; a development node makes far fewer.
+# The sandbox acquirer keeps this many authorizations; a development node makes far fewer.
 AUTHORIZATIONS_MAX = 100_000
 _request_decoder = msgspec.json.Decoder(AuthorizationRequest)
 
@@ -39,7 +39,7 @@ class _Authorization(msgspec.Struct, kw_only=True):
 
 
 class TestAcquirer:
-    """State of the test acquirer: authorizations by id and by idempotency key."""
+    """State of the sandbox acquirer: authorizations by id and by idempotency key."""
 
     __test__ = False  # Not a pytest class, whatever its name says.
 
@@ -112,8 +112,8 @@ def _error(status: int, code: str, authorization_id: str = "") -> web.Response:
     return _json(status, body)
 
 
-async def start_test_acquirer() -> tuple[web.AppRunner, str]:
-    """Serve the test acquirer on a free loopback port; the runner and its URL."""
+async def start_sandbox_acquirer() -> tuple[web.AppRunner, str]:
+    """Serve the sandbox acquirer on a free loopback port; the runner and its URL."""
     runner = web.AppRunner(TestAcquirer().app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
