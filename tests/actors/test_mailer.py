@@ -17,22 +17,21 @@ from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
 from coopnode.actors.notify import mails
-from coopnode.actors.notify.mailer import (
+from coopnode.actors.notify.dev_smtp import DevMailServer
+from coopnode.actors.notify.mails import PaidItem
+from coopnode.actors.notify.messages import (
     Channel,
     DeliveryOutcome,
     DeliveryStatus,
-    DevMailServer,
     MailMessage,
-    MailSender,
     Notification,
-    Notifier,
-    Outbox,
-    OutboxSms,
     SmsMessage,
-    TwilioSms,
     VoiceMessage,
 )
-from coopnode.actors.notify.mails import PaidItem
+from coopnode.actors.notify.notifier import Notifier
+from coopnode.actors.notify.outbox import Outbox
+from coopnode.actors.notify.sms import OutboxSms, TwilioSms
+from coopnode.actors.notify.smtp import MailSender
 from coopnode.domain.money import Purse
 from coopnode.settings import NotifierSettings, SmsProviderKind
 

@@ -17,7 +17,7 @@ from coopnode.actors.identity.messages import Answer, IdentityReply, IdentityReq
 from coopnode.actors.identity.passwords import PasswordHasher
 from coopnode.actors.identity.service import IdentityService
 from coopnode.actors.identity.store import IdentityStore
-from coopnode.actors.notify.mailer import MailMessage, Notification
+from coopnode.actors.notify.messages import MailMessage, Notification
 from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain.messages import Operation, Result
 from coopnode.settings import Settings

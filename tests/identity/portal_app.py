@@ -19,7 +19,7 @@ from coopnode.actors.identity.messages import (
     SessionIssued,
     SignIn,
 )
-from coopnode.actors.notify.mailer import Notification, SmsMessage
+from coopnode.actors.notify.messages import Notification, SmsMessage
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.identity import FlowKind, SessionKind
 from coopnode.http.api.wallet import wallet_client_key

@@ -11,7 +11,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from coopnode.actors.identity.actor import LocalIdentity
 from coopnode.actors.notify.actor import LocalOutbox
-from coopnode.actors.notify.mailer import Channel, MailSender, Notifier, Outbox, OutboxSms
+from coopnode.actors.notify.messages import Channel
+from coopnode.actors.notify.notifier import Notifier
+from coopnode.actors.notify.outbox import Outbox
+from coopnode.actors.notify.sms import OutboxSms
+from coopnode.actors.notify.smtp import MailSender
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.http.app import make_app
 from coopnode.http.identity_front import IdentityFront

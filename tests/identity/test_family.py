@@ -29,8 +29,8 @@ from coopnode.actors.identity.messages import (
     GuardianStart,
     Refused,
 )
-from coopnode.actors.notify.mailer import MailMessage
 from coopnode.actors.notify.mails import FAMILY_INVITATION_SUBJECT
+from coopnode.actors.notify.messages import MailMessage
 from coopnode.domain.identity import SessionKind
 from coopnode.domain.messages import Pay
 from coopnode.domain.money import TillKind

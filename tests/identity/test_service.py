@@ -35,7 +35,7 @@ from coopnode.actors.identity.messages import (
     TotpConfirm,
     TotpEnrolment,
 )
-from coopnode.actors.notify.mailer import MailMessage, SmsMessage
+from coopnode.actors.notify.messages import MailMessage, SmsMessage
 from coopnode.domain import passcodes
 from coopnode.domain.identity import FlowKind, SessionKind
 from coopnode.domain.messages import Pay

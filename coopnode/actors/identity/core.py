@@ -29,7 +29,7 @@ from coopnode.actors.identity.messages import (
     SessionIssued,
 )
 from coopnode.actors.identity.store import IdentityStore, Tx
-from coopnode.actors.notify.mailer import Notification
+from coopnode.actors.notify.messages import Notification
 from coopnode.domain import passcodes
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.identity import (

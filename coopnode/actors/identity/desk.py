@@ -54,7 +54,7 @@ from coopnode.actors.identity.messages import (
 )
 from coopnode.actors.identity.store import IdentityStore, Tx
 from coopnode.actors.notify import mails
-from coopnode.actors.notify.mailer import MailMessage
+from coopnode.actors.notify.messages import MailMessage
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.identity import Account
 from coopnode.domain.member_desk import (

@@ -44,7 +44,7 @@ from coopnode.actors.identity.messages import (
 from coopnode.actors.identity.passwords import HasherBusy, PasswordHasher
 from coopnode.actors.identity.store import Tx
 from coopnode.actors.notify import mails
-from coopnode.actors.notify.mailer import MailMessage, Notification, SmsMessage
+from coopnode.actors.notify.messages import MailMessage, Notification, SmsMessage
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import (
     PASSWORD_MESSAGES,

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import msgspec
 
-from coopnode.actors.notify.mailer import Notification
+from coopnode.actors.notify.messages import Notification
 from coopnode.domain.bounds import Cursor, EventSeats, PageLines, RecordNo
 from coopnode.domain.identity import FlowKind, FlowState, SessionKind
 from coopnode.domain.member_desk import (

@@ -95,7 +95,7 @@ from coopnode.actors.identity.oauth import OAuthServer
 from coopnode.actors.identity.passwords import HasherBusy, PasswordHasher
 from coopnode.actors.identity.store import IdentityStore, Tx
 from coopnode.actors.notify import mails
-from coopnode.actors.notify.mailer import MailMessage, Notification, SmsMessage, VoiceMessage
+from coopnode.actors.notify.messages import MailMessage, Notification, SmsMessage, VoiceMessage
 from coopnode.domain import passcodes
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import (

@@ -18,17 +18,12 @@ from typing import Any, Protocol
 import msgspec
 import ray
 
-from coopnode.actors.notify.mailer import (
-    Channel,
-    DevMailServer,
-    MailSender,
-    Notification,
-    Notifier,
-    Outbox,
-    OutboxMessage,
-    SmsProvider,
-    build_sms_provider,
-)
+from coopnode.actors.notify.dev_smtp import DevMailServer
+from coopnode.actors.notify.messages import Channel, Notification
+from coopnode.actors.notify.notifier import Notifier
+from coopnode.actors.notify.outbox import Outbox, OutboxMessage
+from coopnode.actors.notify.sms import SmsProvider, build_sms_provider
+from coopnode.actors.notify.smtp import MailSender
 from coopnode.logs import configure_logging, get_logger
 from coopnode.settings import Settings
 

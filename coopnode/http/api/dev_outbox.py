@@ -14,7 +14,8 @@ import msgspec
 from aiohttp import web
 
 from coopnode.actors.notify.actor import OutboxPort
-from coopnode.actors.notify.mailer import Channel, OutboxMessage
+from coopnode.actors.notify.messages import Channel
+from coopnode.actors.notify.outbox import OutboxMessage
 from coopnode.domain.bounds import Cursor
 from coopnode.http.api.wallet import Route, read_query
 

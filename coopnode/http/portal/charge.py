@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from coopnode.actors.notify.mailer import MailMessage
 from coopnode.actors.notify.mails import konbini_charge_mail
+from coopnode.actors.notify.messages import MailMessage
 from coopnode.actors.payments.actor import PaymentsUnavailable
 from coopnode.actors.payments.store import ChargeRecord, ChargeStatus
 from coopnode.domain import charging as checks
