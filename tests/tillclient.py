@@ -21,11 +21,9 @@ from coopnode.domain.till_frames import (
     Welcome,
     frame_encoder,
     node_frame_decoder,
-    open_session_key,
     seal_body,
-    sign_auth,
-    sign_body,
 )
+from coopnode.till_keys import open_session_key, sign_auth, sign_body
 from tests.nodeproc import NodeProcess
 
 TIMEOUT_S = 60.0

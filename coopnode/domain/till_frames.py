@@ -23,7 +23,9 @@ and a proof that this till made them, in one of two envelopes:
     node → till   Challenge, Welcome, DenyUpdate, Decision, Refused
 
 Signatures are made over a context string followed by the signed bytes, and MACs with a
-personalisation of their own, so that no proof can pass for another kind.
+personalisation of their own, so that no proof can pass for another kind. This module
+holds the frames and the MACs (the standard library's BLAKE2b); the Ed25519 signatures and
+the sealed session key, which need PyNaCl, are `coopnode.till_keys`.
 """
 
 from __future__ import annotations
@@ -34,11 +36,6 @@ import secrets
 from typing import Annotated
 
 import msgspec
-from nacl.bindings import crypto_sign_ed25519_pk_to_curve25519
-from nacl.exceptions import BadSignatureError, CryptoError
-from nacl.public import PublicKey as CurvePublicKey
-from nacl.public import SealedBox
-from nacl.signing import SigningKey, VerifyKey
 
 from coopnode.domain.bounds import SAFE_INTEGER_MAX, EpochMs, RecordNo
 from coopnode.domain.messages import AmountYen, Label
@@ -213,31 +210,8 @@ def auth_message(nonce: bytes, till_id: str) -> bytes:
     return AUTH_CONTEXT + nonce + till_id.encode("ascii")
 
 
-def sign_auth(key: SigningKey, nonce: bytes, till_id: str) -> Auth:
-    return Auth(till_id=till_id, signature=key.sign(auth_message(nonce, till_id)).signature)
-
-
-def sign_body(key: SigningKey, body: SignedBody) -> Signed:
-    raw = frame_encoder.encode(body)
-    return Signed(body=raw, signature=key.sign(FRAME_CONTEXT + raw).signature)
-
-
 def new_session_key() -> bytes:
     return secrets.token_bytes(SESSION_KEY_BYTES)
-
-
-def seal_session_key(public_key: bytes, session_key: bytes) -> bytes:
-    """The session key, readable only with the private key of the till `public_key` names."""
-    curve_key = CurvePublicKey(crypto_sign_ed25519_pk_to_curve25519(public_key))
-    return bytes(SealedBox(curve_key).encrypt(session_key))
-
-
-def open_session_key(key: SigningKey, box: bytes) -> bytes:
-    """The till's side of `seal_session_key`; a box not made for this key is refused."""
-    try:
-        return bytes(SealedBox(key.to_curve25519_private_key()).decrypt(box))
-    except CryptoError as error:
-        raise ValueError("the session key was not sealed for this till") from error
 
 
 def frame_mac(session_key: bytes, body: bytes) -> bytes:
@@ -252,23 +226,6 @@ def seal_body(session_key: bytes, body: SignedBody) -> Sealed:
 
 def check_sealed(session_key: bytes, sealed: Sealed) -> bool:
     return hmac.compare_digest(frame_mac(session_key, sealed.body), sealed.mac)
-
-
-def verify_auth(public_key: bytes, nonce: bytes, auth: Auth) -> bool:
-    return _verify(public_key, auth_message(nonce, auth.till_id), auth.signature)
-
-
-def verify_signed(public_key: bytes | VerifyKey, signed: Signed) -> bool:
-    return _verify(public_key, FRAME_CONTEXT + signed.body, signed.signature)
-
-
-def _verify(public_key: bytes | VerifyKey, message: bytes, signature: bytes) -> bool:
-    key = public_key if isinstance(public_key, VerifyKey) else VerifyKey(public_key)
-    try:
-        key.verify(message, signature)
-    except BadSignatureError:
-        return False
-    return True
 
 
 def tap_key(till_id: str, seq: int) -> str:

@@ -50,9 +50,7 @@ from coopnode.domain.till_frames import (
     Welcome,
     frame_encoder,
     node_frame_decoder,
-    open_session_key,
     seal_body,
-    sign_auth,
 )
 from coopnode.loadtest.openloop import (
     LATENCY_HIGHEST_US,
@@ -66,6 +64,7 @@ from coopnode.loadtest.openloop import (
     event_loop_factory,
     judge_step,
 )
+from coopnode.till_keys import open_session_key, sign_auth
 
 # A run waits this long after its last send for the stragglers; later is a timeout.
 DRAIN_TIMEOUT_S = 10.0

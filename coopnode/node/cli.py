@@ -10,9 +10,9 @@ import msgspec
 
 from coopnode.loadtest.command import add_loadtest_command
 from coopnode.logs import configure_logging, get_logger
+from coopnode.node.konbini_cli import add_konbini_admin_command, add_konbini_command
 from coopnode.node.local_ray import keep_local_ray_on_loopback
 from coopnode.node.member_cli import add_member_commands
-from coopnode.payments.konbini_cli import add_konbini_admin_command, add_konbini_command
 from coopnode.reader.till_cli import add_till_commands
 from coopnode.settings import Settings, SettingsError, load_settings
 

@@ -59,7 +59,6 @@ from coopnode.domain.till_frames import (
     VoidBody,
     Welcome,
     frame_encoder,
-    sign_body,
     signed_body_decoder,
     till_frame_decoder,
 )
@@ -68,6 +67,7 @@ from coopnode.reader.till_key import TillKeyFile
 from coopnode.reader.till_link import TillLink
 from coopnode.reader.till_state import QueuedTap, SaleRecord, TillState
 from coopnode.settings import TillSettings
+from coopnode.till_keys import sign_body
 
 log = get_logger(__name__)
 

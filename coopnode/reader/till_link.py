@@ -30,13 +30,12 @@ from coopnode.domain.till_frames import (
     Welcome,
     frame_encoder,
     node_frame_decoder,
-    open_session_key,
     seal_body,
-    sign_auth,
 )
 from coopnode.logs import get_logger
 from coopnode.reader.till_tls import node_ssl
 from coopnode.settings import TillSettings
+from coopnode.till_keys import open_session_key, sign_auth
 
 log = get_logger(__name__)
 

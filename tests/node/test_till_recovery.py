@@ -20,11 +20,12 @@ import pytest
 from nacl.signing import SigningKey
 
 from coopnode.domain.money import TillKind
-from coopnode.domain.till_frames import TapBody, frame_encoder, sign_body
+from coopnode.domain.till_frames import TapBody, frame_encoder
 from coopnode.reader.till_agent import TillAgent
 from coopnode.reader.till_key import TillKeyFile
 from coopnode.reader.till_state import QueuedTap, TillState
 from coopnode.settings import TillSettings
+from coopnode.till_keys import sign_body
 from tests.nodeproc import NodeProcess
 from tests.tillclient import NoReader, add_till, enrol_with_card, tap_keys, wait_for
 from tests.tillrelay import AnswerHold

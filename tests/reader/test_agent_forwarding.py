@@ -29,7 +29,6 @@ from coopnode.domain.till_frames import (
     VoidBody,
     Welcome,
     frame_encoder,
-    sign_body,
     signed_body_decoder,
     till_frame_decoder,
 )
@@ -37,6 +36,7 @@ from coopnode.reader.till_agent import TillAgent
 from coopnode.reader.till_key import TillKeyFile
 from coopnode.reader.till_state import QueuedTap, TillState
 from coopnode.settings import TillSettings
+from coopnode.till_keys import sign_body
 from tests.tillclient import NoReader
 
 CARD = "012e4cd1a2b3c4d5"

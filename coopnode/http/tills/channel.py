@@ -97,11 +97,9 @@ from coopnode.domain.till_frames import (
     frame_encoder,
     frame_key,
     new_session_key,
-    seal_session_key,
     signed_body_decoder,
     tap_key,
     till_frame_decoder,
-    verify_auth,
 )
 from coopnode.http.api.wallet import wallet_client_key
 from coopnode.http.tills.hub import (
@@ -113,6 +111,7 @@ from coopnode.http.tills.hub import (
     TokenBucket,
 )
 from coopnode.logs import get_logger
+from coopnode.till_keys import seal_session_key, verify_auth
 
 log = get_logger(__name__)
 

@@ -17,7 +17,8 @@ import threading
 
 from nacl.signing import VerifyKey
 
-from coopnode.domain.till_frames import Signed, verify_signed
+from coopnode.domain.till_frames import Signed
+from coopnode.till_keys import verify_signed
 
 _Job = tuple[VerifyKey, Signed, asyncio.Future[bool]]
 
