@@ -141,6 +141,12 @@ class WalletSettings(_Section, frozen=True):
     # A shard waits this long for the previous owner of its files to let go (kill -9).
     lock_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
 
+    @property
+    def call_with_retries_s(self) -> float:
+        """The longest the front goes on with one batch: every try and every backoff."""
+        backoff_ms = sum(self.retry_backoff_ms << index for index in range(self.call_retry_max))
+        return self.call_timeout_s * (self.call_retry_max + 1) + backoff_ms / 1000
+
 
 class HttpSettings(_Section, frozen=True):
     # The largest request body; wallet requests are a few hundred bytes.
@@ -648,6 +654,24 @@ class Settings(_Section, frozen=True):
     payments: PaymentsSettings = msgspec.field(default_factory=PaymentsSettings)
     # The co-ops this node serves, by id.
     coops: dict[str, CoopRules] = msgspec.field(default_factory=_default_coops)
+
+    def __post_init__(self) -> None:
+        """Relations between bounds of different sections, checked when settings load."""
+        wallet = self.wallet
+        if wallet.call_timeout_s >= self.http.request_timeout_s:
+            # Every change waiting on a slow shard would be answered outcome_unknown.
+            raise ValueError(
+                f"wallet.call_timeout_s ({wallet.call_timeout_s} s) must be below "
+                f"http.request_timeout_s ({self.http.request_timeout_s} s): one call to a "
+                "shard has to fit in a request's time"
+            )
+        if self.payments.credit_claim_s <= wallet.call_with_retries_s:
+            # A live front's claim would run out under it and a second front credit beside.
+            raise ValueError(
+                f"payments.credit_claim_s ({self.payments.credit_claim_s} s) must be above "
+                f"a wallet call with every retry ({wallet.call_with_retries_s:.1f} s: "
+                "wallet.call_timeout_s × (call_retry_max + 1) and the backoff)"
+            )
 
     @property
     def data_path(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import msgspec
@@ -87,3 +88,23 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
 def test_kiosks_are_named_once_and_sell_a_real_amount(kiosks: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(environ={"COOPNODE_TILL__KIOSKS": kiosks}, base_file=NOWHERE)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        (
+            {"COOPNODE_WALLET__CALL_TIMEOUT_S": "20"},
+            "wallet.call_timeout_s (20.0 s) must be below http.request_timeout_s",
+        ),
+        (
+            {"COOPNODE_PAYMENTS__CREDIT_CLAIM_S": "60"},
+            "payments.credit_claim_s (60.0 s) must be above a wallet call with every retry",
+        ),
+    ],
+)
+def test_relations_between_bounds_are_checked_when_settings_load(
+    env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(named)):
+        load_settings(environ=env, base_file=NOWHERE)

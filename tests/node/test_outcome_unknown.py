@@ -26,9 +26,13 @@ REQUEST_TIMEOUT_S = 2
 
 @pytest.fixture
 def quick_node() -> Iterator[NodeProcess]:
-    """A node whose requests give up long before its shard calls do (10 s, test.toml)."""
+    """A node whose requests give up while the front still retries its shard calls (each
+    call waits 1 s, and the retries with their backoff go on for more than 7 s)."""
     data_dir = short_tmpdir("cnunknown")
-    env = {"COOPNODE_HTTP__REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S)}
+    env = {
+        "COOPNODE_HTTP__REQUEST_TIMEOUT_S": str(REQUEST_TIMEOUT_S),
+        "COOPNODE_WALLET__CALL_TIMEOUT_S": "1",
+    }
     process = NodeProcess(data_dir, env=env).start()
     try:
         yield process
