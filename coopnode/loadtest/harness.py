@@ -39,6 +39,7 @@ from coopnode.loadtest.openloop import (
     collector_paused,
     judge_step,
 )
+from coopnode.loadtest.pacing import Pacer
 from coopnode.loadtest.scenarios import (
     MemberTraits,
     Op,
@@ -395,18 +396,10 @@ async def _dispatch(play: _Play, session: aiohttp.ClientSession,
                     key_prefix: str) -> None:  # fmt: skip
     """Start each operation at its scheduled time, then wait for every answer."""
     outstanding: set[asyncio.Task[None]] = set()
-    burst = 0
+    pacer = Pacer(BURST_YIELD_EVERY)
     for index, (op, frame) in enumerate(zip(play.ops, frames, strict=True)):
         intended_s = play.start_s + op.at_s
-        delay_s = intended_s - time.monotonic()
-        if delay_s > 0:
-            await asyncio.sleep(delay_s)
-            burst = 0
-        else:
-            burst += 1
-            if burst >= BURST_YIELD_EVERY:
-                await asyncio.sleep(0)
-                burst = 0
+        await pacer.until(intended_s)
         if frame is not None:
             till = play.target.tills[op.till]
             till.intended[frame[0]] = intended_s

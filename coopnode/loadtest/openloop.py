@@ -55,6 +55,8 @@ import msgspec
 from hdrh.histogram import HdrHistogram
 from yarl import URL
 
+from coopnode.loadtest.pacing import Pacer
+
 # The pool size most single-client benchmarks use; enough for a node answering in a few
 # milliseconds to be driven at thousands of requests a second.
 CONNECTIONS_DEFAULT = 64
@@ -454,19 +456,11 @@ async def _dispatch(
         if not task.cancelled() and (failure := task.exception()) is not None:
             failures.append(failure)
 
-    burst = 0
+    pacer = Pacer(BURST_YIELD_EVERY)
     try:
         for position, offset_s in enumerate(offsets_s):
             intended_s = recorder.start_s + offset_s
-            delay_s = intended_s - time.monotonic()
-            if delay_s > 0:
-                await asyncio.sleep(delay_s)
-                burst = 0
-            else:
-                burst += 1
-                if burst >= BURST_YIELD_EVERY:
-                    await asyncio.sleep(0)
-                    burst = 0
+            await pacer.until(intended_s)
             # A `check` that raises is a programmer error; hiding it would yield a wrong
             # figure, so the run stops with it.
             if failures:

@@ -64,6 +64,7 @@ from coopnode.loadtest.openloop import (
     event_loop_factory,
     judge_step,
 )
+from coopnode.loadtest.pacing import Pacer
 from coopnode.till_keys import open_session_key, sign_auth
 
 # A run waits this long after its last send for the stragglers; later is a timeout.
@@ -240,18 +241,10 @@ async def _send_schedule(
 ) -> None:
     """Send the sealed frames on schedule, then wait for the last decisions."""
     start_s = recorder.start_s = time.monotonic() + SCHEDULE_START_DELAY_S
-    burst = 0
+    pacer = Pacer(BURST_YIELD_EVERY)
     for index in range(count):
         intended_s = start_s + index / rate_per_s
-        delay_s = intended_s - time.monotonic()
-        if delay_s > 0:
-            await asyncio.sleep(delay_s)
-            burst = 0
-        else:
-            burst += 1
-            if burst >= BURST_YIELD_EVERY:
-                await asyncio.sleep(0)
-                burst = 0
+        await pacer.until(intended_s)
         till = tills[index % len(tills)]
         seq, frame = per_till[index % len(tills)][index // len(tills)]
         till.intended[seq] = intended_s
