@@ -119,6 +119,7 @@ class WalletShard:
         self._mailbox: deque[_Waiting] = deque()
         self._pending_ops = 0
         self._committing = False
+        self._commit_task: asyncio.Task[None] | None = None
         log.info("wallet shard ready", shard=shard_index, next_seq=self._store.next_seq)
 
     async def apply(self, batch: bytes) -> bytes:
@@ -175,7 +176,9 @@ class WalletShard:
         self._pending_ops += len(ops)
         if not self._committing:
             self._committing = True
-            asyncio.get_running_loop().create_task(self._commit_loop())
+            # Kept: the loop holds only a weak reference to a task, and a commit loop
+            # collected half way would leave every caller in the mailbox waiting.
+            self._commit_task = asyncio.get_running_loop().create_task(self._commit_loop())
         return await future
 
     async def _commit_loop(self) -> None:
