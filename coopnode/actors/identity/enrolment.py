@@ -14,12 +14,19 @@ import msgspec
 
 from coopnode.actors.identity.answers import answer, refused
 from coopnode.actors.identity.context import IdentityContext
-from coopnode.actors.identity.messages import Answer, Enrol, Enrolled, ErrorCode, Refused
+from coopnode.actors.identity.messages import (
+    Answer,
+    Enrol,
+    Enrolled,
+    Enrolment,
+    ErrorCode,
+    Refused,
+)
 from coopnode.actors.identity.store import Tx
 from coopnode.actors.notify import mails
 from coopnode.actors.notify.mailer import MailMessage
 from coopnode.domain.identity import Account, normalise_mail, normalise_phone
-from coopnode.domain.messages import Booked, Declined, OpenWallet
+from coopnode.domain.messages import Booked, Declined, OpenWallet, Result
 from coopnode.domain.money import Purse, Reason
 
 
@@ -53,6 +60,19 @@ class Enrolments:
             items.append(mails.PaidItem("ミール", enrolment.meal_yen))
         return items
 
+    async def _open_wallet(self, enrolment: Enrolment) -> Result:
+        """Open the member's wallet with the deposits paid at enrolment (none of zero)."""
+        deposits = {Purse.BASE: enrolment.emoney_yen, Purse.MEAL: enrolment.meal_yen}
+        return await self.context.wallet.submit(
+            OpenWallet(
+                key=f"enrol-{enrolment.member_no}",
+                member_no=enrolment.member_no,
+                coop=enrolment.coop,
+                meal_plan=enrolment.meal_plan,
+                deposits={purse: yen for purse, yen in deposits.items() if yen},
+            )
+        )
+
     async def enrol(self, request: Enrol) -> Answer:
         """Create the member, open the wallet with the deposits, send the §0 mail."""
         context = self.context
@@ -68,16 +88,7 @@ class Enrolments:
             return answer(conflict)
         items = self._paid_items(request)
         total_yen = mails.enrolment_total_yen(items)
-        deposits = {Purse.BASE: enrolment.emoney_yen, Purse.MEAL: enrolment.meal_yen}
-        opened = await context.wallet.submit(
-            OpenWallet(
-                key=f"enrol-{enrolment.member_no}",
-                member_no=enrolment.member_no,
-                coop=enrolment.coop,
-                meal_plan=enrolment.meal_plan,
-                deposits={purse: yen for purse, yen in deposits.items() if yen},
-            )
-        )
+        opened = await self._open_wallet(enrolment)
         # A wallet opened before (the demo's, or one opened through the wallet API) is kept.
         if isinstance(opened, Declined) and opened.reason is not Reason.DUPLICATE:
             status = 503 if opened.reason in (Reason.OVERLOADED, Reason.UNAVAILABLE) else 422
