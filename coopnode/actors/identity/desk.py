@@ -27,12 +27,14 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from coopnode.actors.identity.core import answer, refused
+from coopnode.actors.identity.answers import answer, refused
+from coopnode.actors.identity.context import IdentityContext
 from coopnode.actors.identity.messages import (
     Answer,
     CardAttempt,
     DeskNumber,
     DeskPage,
+    DeskView,
     DocumentList,
     DocumentMarkSent,
     DocumentNew,
@@ -52,7 +54,7 @@ from coopnode.actors.identity.messages import (
     StaffDocuments,
     StaffInquiries,
 )
-from coopnode.actors.identity.store import IdentityStore, Tx
+from coopnode.actors.identity.store import Tx
 from coopnode.actors.notify import mails
 from coopnode.actors.notify.messages import MailMessage
 from coopnode.domain.errors import InvariantViolation
@@ -73,7 +75,6 @@ from coopnode.domain.member_desk import (
     event_open,
     text_length_ok,
 )
-from coopnode.settings import PortalSettings
 
 _ZONE = ZoneInfo("Asia/Tokyo")
 _NUMBER_BYTES = 8
@@ -104,12 +105,11 @@ def _bad(message: str) -> Refused:
 
 
 class MemberDesk:
-    def __init__(
-        self, store: IdentityStore, bounds: PortalSettings, clock: Callable[[], float]
-    ) -> None:
-        self.store = store
-        self.bounds = bounds
-        self.clock = clock
+    def __init__(self, context: IdentityContext) -> None:
+        self.store = context.store
+        self.bounds = context.settings.portal
+        self.clock = context.clock
+        self.portal_url = context.bounds.portal_base_url
 
     # Shared pieces ------------------------------------------------------------------------
 
@@ -162,7 +162,8 @@ class MemberDesk:
 
     # The member's page -------------------------------------------------------------------
 
-    def view(self, member_no: str) -> DeskPage:
+    def view(self, request: DeskView) -> DeskPage:
+        member_no = request.member_no
         rows = self.bounds.desk_rows_max
         member = member_no.encode()
         now_s = self.clock()
@@ -362,7 +363,7 @@ class MemberDesk:
             )
         )
 
-    def inquiry_answer(self, request: InquiryAnswerNew, portal_url: str) -> Answer:
+    def inquiry_answer(self, request: InquiryAnswerNew) -> Answer:
         text = request.answer.strip()
         if not text_length_ok(text, 1, self.bounds.inquiry_answer_chars_max):
             return answer(_bad("the answer is empty or too long"))
@@ -394,7 +395,7 @@ class MemberDesk:
             inquiry_no=inquiry.inquiry_no,
             subject=inquiry.subject,
             answer=text,
-            url=f"{portal_url}/portal/home",
+            url=f"{self.portal_url}/portal/home",
         )
         message = MailMessage(to=account.mail, subject=mail.subject, body=mail.body, kind="desk")
         return answer(InquiryList(inquiries=[answered]), [message])

@@ -103,7 +103,7 @@ class WalletLoginStart(_Message, frozen=True, tag="wallet_login_start"):
 
 
 class FlowStep(_Message, frozen=True, tag="flow_step"):
-    """One step of a flow; which fields matter depends on the step (see the service)."""
+    """One step of a flow; which fields matter depends on the step (see the flow's part)."""
 
     kind: FlowKind
     step: str
@@ -248,7 +248,7 @@ class AuditRecord(_Message, frozen=True, tag="audit_record"):
     detail: str = ""
 
 
-# The portal home's desk (FLOWS §3 step 5; `identity_desk`) ---------------------------
+# The portal home's desk (FLOWS §3 step 5; `desk`) ------------------------------------
 
 DeskText = Annotated[str, msgspec.Meta(max_length=20_000)]
 Idem = Annotated[str, msgspec.Meta(max_length=64)]
