@@ -15,8 +15,8 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+from coopnode.actors.kernel.ray_calls import with_absolute_paths
 from coopnode.logs import get_logger
-from coopnode.node.cluster import with_absolute_paths
 from coopnode.reader.reader_actor import (
     reader_resource,
     start_reader_actor,
