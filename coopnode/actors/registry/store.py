@@ -203,9 +203,9 @@ class RegistryStore:
         map_size_bytes: int,
         fsync: bool = True,
         lock_wait_s: float = 30.0,
-        clock_ms: ClockMs = system_ms,
+        clock_ms: ClockMs | None = None,
     ) -> None:
-        self._clock_ms = clock_ms
+        self._clock_ms = clock_ms or system_ms
         self._files = open_lmdb(
             path,
             layout=Layout(store="registry", version=LAYOUT_VERSION),

@@ -228,12 +228,12 @@ class WalletStore:
         map_size_bytes: int,
         fsync: bool = True,
         lock_wait_s: float = 30.0,
-        clock_ms: ClockMs = system_ms,
+        clock_ms: ClockMs | None = None,
     ) -> None:
         self.shard_index = shard_index
         self.shard_count = shard_count
         self.coops = dict(coops)
-        self._clock_ms = clock_ms
+        self._clock_ms = clock_ms or system_ms
         self._files = open_lmdb(
             path,
             layout=Layout(store="wallet", version=LAYOUT_VERSION),
