@@ -158,7 +158,7 @@ class IdentityClient:
         try:
             reply = await answer_of(self._actor.call.remote(raw), self._timeout_s)
         except ActorCallFailed as error:
-            log.warning("identity call failed", error=str(error))
+            log.warning("identity call failed", error=type(error.cause).__name__)
             return _unavailable()
         return answer_decoder.decode(reply)
 

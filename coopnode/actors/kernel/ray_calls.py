@@ -29,7 +29,15 @@ RAY_NAMESPACE = "coopnode"
 
 
 class ActorCallFailed(Exception):
-    """An actor did not answer within the deadline, or could not answer at all."""
+    """An actor did not answer within the deadline, or could not answer at all.
+
+    `cause` is what went wrong: the deadline, Ray's error, or, when the actor's method
+    raised, the actor's own exception (which the message repeats).
+    """
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.cause = cause
 
 
 def with_absolute_paths(settings: Settings) -> Settings:
@@ -72,4 +80,5 @@ async def answer_of(ref: Any, timeout_s: float | None) -> Any:
     try:
         return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout_s)
     except (TimeoutError, RayError) as error:
-        raise ActorCallFailed(type(error).__name__) from error
+        # Ray wraps what the actor raised (RayTaskError); its cause says what went wrong.
+        raise ActorCallFailed(getattr(error, "cause", None) or error) from error

@@ -76,5 +76,5 @@ class PaymentsClient:
         try:
             raw = await answer_of(ref, self._timeout_s)
         except ActorCallFailed as error:
-            raise PaymentsUnavailable(str(error)) from error
+            raise PaymentsUnavailable(type(error.cause).__name__) from error
         return _reply_decoder.decode(raw)
