@@ -16,12 +16,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/coopnode serve --demo
 
-## Lint, type-check and run the whole test suite.
+## Lint (ruff, the layers' import contracts), type-check and run the whole test suite.
 test: $(STAMP) lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

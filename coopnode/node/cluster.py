@@ -6,11 +6,11 @@ import logging
 import os
 from typing import Any
 
-import msgspec
 import ray
 
-from coopnode.actors.registry.actor import REGISTRY_NAME, remote_registry_class
-from coopnode.actors.wallet.shard import RAY_NAMESPACE, remote_shard_class, shard_name
+from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE, named_actor, settings_json
+from coopnode.actors.registry.actor import REGISTRY_NAME, RegistryActor
+from coopnode.actors.wallet.shard import WalletShard, shard_name
 from coopnode.node.local_ray import LOOPBACK
 from coopnode.settings import Settings
 
@@ -53,47 +53,21 @@ def start_ray(settings: Settings, resources: dict[str, float] | None = None) -> 
         )
 
 
-def with_absolute_paths(settings: Settings) -> Settings:
-    """Actors run in other working directories: give them absolute paths."""
-    node = msgspec.structs.replace(settings.node, data_dir=str(settings.data_path.resolve()))
-    return msgspec.structs.replace(settings, node=node)
-
-
 def create_shards(settings: Settings, link_token: str) -> list[Any]:
-    """Create (or find, when joining a running cluster) every wallet shard actor.
+    """Create (or find, when joining a running cluster) every wallet shard actor. Shards
+    wait on fsync more than they compute, and hold no CPU slot.
 
     `link_token` authenticates the front on each shard's data plane; it comes from a
     secret file in the data directory so that a joining front and restarted shards agree.
     """
-    settings_json = msgspec.json.encode(with_absolute_paths(settings))
-    shard_class = remote_shard_class()
+    encoded = settings_json(settings)
     return [
-        shard_class.options(
-            name=shard_name(index),
-            namespace=RAY_NAMESPACE,
-            get_if_exists=True,
-            max_restarts=settings.wallet.actor_max_restarts,
-            max_task_retries=0,
-            # Shards wait on fsync more than they compute; they must not starve each other
-            # of Ray's CPU slots on a two-core machine.
-            num_cpus=0,
-        ).remote(index, settings_json, link_token)
+        named_actor(WalletShard, shard_name(index), settings, index, encoded, link_token)
         for index in range(settings.wallet.shard_count)
     ]
 
 
 def create_registry(settings: Settings) -> Any:
-    """Create (or find, when joining a running cluster) the card and till registry actor."""
-    return (
-        remote_registry_class()
-        .options(
-            name=REGISTRY_NAME,
-            namespace=RAY_NAMESPACE,
-            get_if_exists=True,
-            max_restarts=settings.wallet.actor_max_restarts,
-            max_task_retries=0,
-            # Staff changes are rare and small; the registry needs no CPU slot of its own.
-            num_cpus=0,
-        )
-        .remote(msgspec.json.encode(with_absolute_paths(settings)))
-    )
+    """Create (or find, when joining a running cluster) the card and till registry actor;
+    staff changes are rare and small, and it holds no CPU slot."""
+    return named_actor(RegistryActor, REGISTRY_NAME, settings, settings_json(settings))

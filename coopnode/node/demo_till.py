@@ -23,11 +23,11 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
+from coopnode.actors.kernel.ray_calls import with_absolute_paths
 from coopnode.actors.registry.store import AddTill, BindCard
 from coopnode.domain.money import TillKind
 from coopnode.http.tills.hub import TillHub
 from coopnode.logs import get_logger
-from coopnode.node.cluster import with_absolute_paths
 from coopnode.node.demo import DemoCoop
 from coopnode.reader.till_key import TillKeyFile, read_key_file, write_key_file
 from coopnode.settings import KioskSettings, Settings

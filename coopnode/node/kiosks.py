@@ -15,8 +15,8 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+from coopnode.actors.kernel.ray_calls import ActorCallFailed, with_absolute_paths
 from coopnode.logs import get_logger
-from coopnode.node.cluster import with_absolute_paths
 from coopnode.reader.reader_actor import (
     reader_resource,
     start_reader_actor,
@@ -63,10 +63,8 @@ class Kiosks:
     async def _started(self, name: str, actor: Any) -> None:
         try:
             till_id = await till_of(actor, READER_START_S)
-        except Exception as error:
-            # Ray wraps what the actor raised; its cause says what went wrong.
-            cause = getattr(error, "cause", None) or error
-            log.error("kiosk reader did not start", kiosk=name, error=str(cause))
+        except ActorCallFailed as failed:
+            log.error("kiosk reader did not start", kiosk=name, error=str(failed))
             return
         log.info("kiosk reader selling", kiosk=name, till_id=till_id)
 

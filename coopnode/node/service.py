@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,75 +103,101 @@ async def _serve(
     *,
     demo: bool,
 ) -> None:
-    metrics = Metrics()
-    wallet = WalletClient(shards, settings.wallet, metrics, link_token=link_token)
-    await wallet.wait_ready(SHARDS_READY_TIMEOUT_S)
-    tills = TillHub(create_registry(settings), settings.till, metrics)
-    await tills.start(SHARDS_READY_TIMEOUT_S)
-    demo_coop = await seed_demo(wallet, settings) if demo else None
-    if demo_coop is not None:
-        await bind_demo_cards(tills, demo_coop)
-    identity = await IdentityNode.start(settings, SHARDS_READY_TIMEOUT_S)
-    if demo_coop is not None:
-        await identity.enrol_demo(demo_coop)
-    payments = await PaymentsNode.start(settings, wallet, SHARDS_READY_TIMEOUT_S)
-    app = make_app(
-        settings,
-        wallet,
-        metrics,
-        staff_token,
-        tills,
-        identity.front,
-        payments.charging,
-        payments.webhook_key,
-    )
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        access_log=logging.getLogger("aiohttp.access") if settings.log.access_log else None,
-        shutdown_timeout=settings.node.shutdown_grace_s,
-    )
-    await runner.setup()
-    site = web.TCPSite(
-        runner,
-        settings.node.host,
-        settings.node.port,
-        ssl_context=None if tls is None else tls.context,
-    )
-    await site.start()
-    # Everything made so far (Ray's state, the registry copy, the app) lives as long as
-    # the node: keep it out of the collector's passes, which otherwise walk it again and
-    # again on the tap path (the collector took about a tenth of the front's CPU at
-    # 2,000 taps/s before this).
-    gc.freeze()
-    url = _announce(settings, runner, tls is not None)
-    kiosks, demo_till = await _start_readers(_kiosk_settings(settings, tls), url, tills, demo_coop)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    log.info(
-        "node ready",
-        url=url,
-        shards=settings.wallet.shard_count,
-        staff_credentials_file=str(settings.staff_token_path),
-    )
-    await stop.wait()
-    log.info("stopping: no new requests; finishing those in flight")
-    if demo_till is not None:
-        await demo_till.stop()
-    await kiosks.stop()
-    await tills.stop()
-    await runner.cleanup()
-    await payments.stop()
-    await identity.stop(settings.node.shutdown_grace_s)
-    await wallet.close()
+    """Start every part, serve until a signal, and stop them in the reverse order.
+
+    Each part is pushed on one exit stack as soon as it has started, so a failure half
+    way through the start, or in one part's stop, still stops every part started before
+    it (the stack goes on with the others and raises the first error at the end).
+    """
+    async with contextlib.AsyncExitStack() as parts:
+        metrics = Metrics()
+        wallet = WalletClient(shards, settings.wallet, metrics, link_token=link_token)
+        parts.push_async_callback(wallet.close)
+        await wallet.wait_ready(SHARDS_READY_TIMEOUT_S)
+        tills = TillHub(create_registry(settings), settings.till, metrics)
+        stop_tills = _once(tills.stop)
+        await tills.start(SHARDS_READY_TIMEOUT_S)
+        parts.push_async_callback(stop_tills)
+        demo_coop = await seed_demo(wallet, settings) if demo else None
+        if demo_coop is not None:
+            await bind_demo_cards(tills, demo_coop)
+        identity = await IdentityNode.start(settings, SHARDS_READY_TIMEOUT_S)
+        parts.push_async_callback(identity.stop, settings.node.shutdown_grace_s)
+        if demo_coop is not None:
+            await identity.enrol_demo(demo_coop)
+        payments = await PaymentsNode.start(settings, wallet, SHARDS_READY_TIMEOUT_S)
+        parts.push_async_callback(payments.stop)
+        app = make_app(
+            settings,
+            wallet,
+            metrics,
+            staff_token,
+            tills,
+            identity.front,
+            payments.charging,
+            payments.webhook_key,
+        )
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=logging.getLogger("aiohttp.access") if settings.log.access_log else None,
+            shutdown_timeout=settings.node.shutdown_grace_s,
+        )
+        await runner.setup()
+        parts.push_async_callback(runner.cleanup)
+        # The tills' connections close before the runner waits for its handlers, which
+        # would otherwise wait out the grace for every till's open WebSocket.
+        parts.push_async_callback(stop_tills)
+        site = web.TCPSite(
+            runner,
+            settings.node.host,
+            settings.node.port,
+            ssl_context=None if tls is None else tls.context,
+        )
+        await site.start()
+        # Everything made so far (Ray's state, the registry copy, the app) lives as long
+        # as the node: keep it out of the collector's passes, which otherwise walk it
+        # again and again on the tap path (the collector took about a tenth of the
+        # front's CPU at 2,000 taps/s before this).
+        gc.freeze()
+        url = _announce(settings, runner, tls is not None)
+        await _start_readers(parts, _kiosk_settings(settings, tls), url, tills, demo_coop)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        log.info(
+            "node ready",
+            url=url,
+            shards=settings.wallet.shard_count,
+            staff_credentials_file=str(settings.staff_token_path),
+        )
+        await stop.wait()
+        log.info("stopping: no new requests; finishing those in flight")
+
+
+def _once(stop: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """`stop`, done the first time it is awaited and a no-op after."""
+    done = False
+
+    async def stop_once() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            await stop()
+
+    return stop_once
 
 
 async def _start_readers(
-    settings: Settings, url: str, tills: TillHub, demo_coop: DemoCoop | None
-) -> tuple[Kiosks, DemoTill | None]:
-    """The kiosks' reader actors, the demo's among them with its emulated cards."""
+    parts: contextlib.AsyncExitStack,
+    settings: Settings,
+    url: str,
+    tills: TillHub,
+    demo_coop: DemoCoop | None,
+) -> None:
+    """The kiosks' reader actors, the demo's among them with its emulated cards; each
+    stopped by `parts` (the demo till's cards before the kiosks' readers)."""
     kiosk_list = list(settings.till.kiosks)
     demo_till = None
     if demo_coop is not None and settings.till.demo_till:
@@ -177,9 +205,10 @@ async def _start_readers(
         kiosk_list.append(await demo_till.kiosk())
     kiosks = Kiosks(settings, url, kiosk_list)
     await kiosks.start()
+    parts.push_async_callback(kiosks.stop)
     if demo_till is not None:
+        parts.push_async_callback(demo_till.stop)
         demo_till.present_cards()
-    return kiosks, demo_till
 
 
 def _kiosk_settings(settings: Settings, tls: ServerTls | None) -> Settings:

@@ -32,6 +32,7 @@ import nfc
 import nfc.clf
 import structlog
 
+from coopnode.actors.kernel.clock import system_ms
 from coopnode.domain.errors import OperatingError
 from coopnode.reader.udp_transport import open_frontend
 from coopnode.settings import ReaderSettings
@@ -265,7 +266,7 @@ class CardReader:
             return
         seen_at_s = time.monotonic()
         try:
-            tap = tap_from_sensf_response(bytes(target.sensf_res), time.time_ns() // 1_000_000)
+            tap = tap_from_sensf_response(bytes(target.sensf_res), system_ms())
         except MalformedCardResponse as error:
             log.warning("card ignored", reason=error.message)
             return

@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 import ray
 
+from coopnode.actors.kernel.ray_calls import answer_of, named_actor
 from coopnode.logs import configure_logging, get_logger
 from coopnode.reader.felica import CardReader
 from coopnode.reader.reader_taps import ReaderTaps, fixed_price_loop
@@ -119,14 +120,14 @@ class ReaderActor:
 
 async def till_of(actor: Any, timeout_s: float) -> str:
     """The till id a reader actor sells for, once its agent runs (raises if it failed)."""
-    till_id: str = await asyncio.wrap_future(actor.till_id.remote(timeout_s).future())
+    till_id: str = await answer_of(actor.till_id.remote(timeout_s), None)
     return till_id
 
 
 async def stop_reader_actor(actor: Any, timeout_s: float) -> None:
     """Stop the actor's sales (its queue stays on disk), then the actor itself."""
     try:
-        await asyncio.wrap_future(actor.stop.remote(timeout_s).future())
+        await answer_of(actor.stop.remote(timeout_s), None)
     except Exception as error:  # A reader that died or never started has nothing to stop.
         log.info("reader actor was not running", error=type(error).__name__)
     ray.kill(actor, no_restart=True)
@@ -135,16 +136,12 @@ async def stop_reader_actor(actor: Any, timeout_s: float) -> None:
 def start_reader_actor(settings: Settings, kiosk: KioskSettings, node_url: str) -> Any:
     """Create the reader actor of `kiosk` on the host whose Ray node holds the reader's
     resource (`reader_resource`); its till agent sells to the front at `node_url`."""
-    options: dict[str, Any] = {
-        "name": f"reader-{kiosk.name}",
-        "max_restarts": settings.wallet.actor_max_restarts,
-        "max_task_retries": 0,
-        # It waits on the reader and the network; it needs no CPU slot of its own.
-        "num_cpus": 0,
-        "resources": {reader_resource(kiosk.name): 1},
-    }
-    return (
-        ray.remote(ReaderActor)
-        .options(**options)
-        .remote(msgspec.json.encode(settings), msgspec.json.encode(kiosk), node_url)
+    return named_actor(
+        ReaderActor,
+        f"reader-{kiosk.name}",
+        settings,
+        msgspec.json.encode(settings),
+        msgspec.json.encode(kiosk),
+        node_url,
+        resources={reader_resource(kiosk.name): 1},
     )

@@ -26,14 +26,14 @@ Databases in the environment:
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lmdb
 import msgspec
 
+from coopnode.actors.kernel.clock import ClockMs, system_ms
 from coopnode.domain.days import coop_day
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.money import Reason
@@ -108,10 +108,6 @@ def _spent_key(day: int, idm: str) -> bytes:
     return day.to_bytes(4, "big") + idm.encode()
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class TillState:
     """The till's files; used from the event loop's thread only. `clock_ms` is the
     till's clock (ms since the epoch), which dates its sales and says which day it is."""
@@ -121,7 +117,7 @@ class TillState:
         path: Path,
         map_size_bytes: int,
         fsync: bool = True,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: ClockMs = system_ms,
     ) -> None:
         self.clock_ms = clock_ms
         path.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,8 @@ import lmdb
 import msgspec
 import pytest
 
-from coopnode.actors.wallet.store import LockTimeout, ShardMeta, WalletStore
+from coopnode.actors.kernel.files import LockTimeout
+from coopnode.actors.wallet.store import ShardMeta, WalletStore
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.messages import (
     Booked,

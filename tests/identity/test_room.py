@@ -25,11 +25,8 @@ SHELLS: dict[str, tuple[str, ...]] = {
         "coopnode.actors.wallet.shard",
         "coopnode.logs",
         "coopnode.metrics",
-        # Spawning the actor makes the settings' paths absolute; the spawning's owner
-        # keeps this one import (lazy, inside `create_identity_actor`).
-        "coopnode.node.cluster",
     ),
-    "store.py": ("lmdb", "coopnode.actors.wallet.store"),
+    "store.py": ("lmdb",),
 }
 WATCHED = ("coopnode", "ray", "lmdb", "aiohttp")
 

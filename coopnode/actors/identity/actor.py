@@ -15,7 +15,6 @@ restarts it and the new process reopens the store.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import time
@@ -23,8 +22,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
-import ray
-from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from coopnode.actors.identity.messages import (
     Answer,
@@ -38,8 +35,8 @@ from coopnode.actors.identity.messages import (
 from coopnode.actors.identity.passwords import PasswordHasher
 from coopnode.actors.identity.service import IdentityService
 from coopnode.actors.identity.store import IdentityStore
+from coopnode.actors.kernel.ray_calls import ActorCallFailed, answer_of, named_actor, settings_json
 from coopnode.actors.wallet.client import WalletClient
-from coopnode.actors.wallet.shard import RAY_NAMESPACE
 from coopnode.domain.errors import InvariantViolation
 from coopnode.logs import configure_logging, get_logger
 from coopnode.metrics import Metrics
@@ -129,19 +126,9 @@ class IdentityActor:
 
 
 def create_identity_actor(settings: Settings) -> Any:
-    """Create (or find, when joining a running cluster) the identity actor."""
-    from coopnode.node.cluster import with_absolute_paths
-
-    actor_class = ray.remote(IdentityActor)
-    return actor_class.options(
-        name=IDENTITY_ACTOR_NAME,
-        namespace=RAY_NAMESPACE,
-        get_if_exists=True,
-        max_restarts=settings.wallet.actor_max_restarts,
-        max_task_retries=0,
-        # It waits on argon2id threads and fsync; it must not hold one of Ray's CPU slots.
-        num_cpus=0,
-    ).remote(msgspec.json.encode(with_absolute_paths(settings)))
+    """Create (or find, when joining a running cluster) the identity actor; it waits on
+    argon2id threads and fsync, and holds no CPU slot."""
+    return named_actor(IdentityActor, IDENTITY_ACTOR_NAME, settings, settings_json(settings))
 
 
 def _unavailable() -> Answer:
@@ -169,16 +156,14 @@ class IdentityClient:
     async def call(self, request: IdentityRequest) -> Answer:
         raw = request_encoder.encode(request)
         try:
-            reply = await asyncio.wait_for(
-                asyncio.wrap_future(self._actor.call.remote(raw).future()), self._timeout_s
-            )
-        except (RayActorError, ActorUnavailableError, RayTaskError, TimeoutError) as error:
-            log.warning("identity call failed", error=type(error).__name__)
+            reply = await answer_of(self._actor.call.remote(raw), self._timeout_s)
+        except ActorCallFailed as error:
+            log.warning("identity call failed", error=type(error.cause).__name__)
             return _unavailable()
         return answer_decoder.decode(reply)
 
     async def wait_ready(self, timeout_s: float) -> None:
-        await asyncio.wait_for(asyncio.wrap_future(self._actor.health.remote().future()), timeout_s)
+        await answer_of(self._actor.health.remote(), timeout_s)
 
 
 class LocalIdentity:

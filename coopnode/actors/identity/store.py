@@ -40,10 +40,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import lmdb
 import msgspec
 
-from coopnode.actors.wallet.store import _lock_exclusive as lock_exclusive
+from coopnode.actors.kernel.files import Layout, open_lmdb
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.identity import (
     Account,
@@ -429,6 +428,9 @@ class Tx:
         return entries
 
 
+# The layout of the identity store's records; a change that old files cannot be read in
+# raises it.
+LAYOUT_VERSION = 1
 _DATABASES = (
     "accounts",
     "mail_index",
@@ -455,10 +457,15 @@ class IdentityStore:
     """The identity databases. Not thread-safe: one thread (the actor's loop) uses it."""
 
     def __init__(self, path: Path, *, map_size_bytes: int, lock_wait_s: float = 30.0) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = lock_exclusive(path / "owner.lock", lock_wait_s)
-        self.env = lmdb.open(str(path), max_dbs=len(_DATABASES) + 1, map_size=map_size_bytes)
-        self._dbs = {name: self.env.open_db(name.encode()) for name in _DATABASES}
+        self._files = open_lmdb(
+            path,
+            layout=Layout(store="identity", version=LAYOUT_VERSION),
+            databases=_DATABASES,
+            map_size_bytes=map_size_bytes,
+            lock_wait_s=lock_wait_s,
+        )
+        self.env = self._files.env
+        self._dbs = self._files.dbs
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
@@ -480,5 +487,4 @@ class IdentityStore:
                 tx.close()
 
     def close(self) -> None:
-        self.env.close()
-        self._lock_file.close()
+        self._files.close()

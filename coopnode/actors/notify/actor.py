@@ -16,8 +16,8 @@ import asyncio
 from typing import Any, Protocol
 
 import msgspec
-import ray
 
+from coopnode.actors.kernel.ray_calls import answer_of, named_actor, settings_json
 from coopnode.actors.notify.dev_smtp import DevMailServer
 from coopnode.actors.notify.messages import Channel, Notification
 from coopnode.actors.notify.notifier import Notifier
@@ -126,23 +126,9 @@ class NotifierActor:
 
 
 def create_notifier_actor(settings: Settings) -> Any:
-    """Create (or find, when joining a running cluster) the notifier actor."""
-    from coopnode.actors.wallet.shard import RAY_NAMESPACE
-    from coopnode.node.cluster import with_absolute_paths
-
-    return (
-        ray.remote(NotifierActor)
-        .options(
-            name=NOTIFIER_ACTOR_NAME,
-            namespace=RAY_NAMESPACE,
-            get_if_exists=True,
-            max_restarts=settings.wallet.actor_max_restarts,
-            max_task_retries=0,
-            # It waits on SMTP and HTTP; it must not hold one of Ray's CPU slots.
-            num_cpus=0,
-        )
-        .remote(msgspec.json.encode(with_absolute_paths(settings)))
-    )
+    """Create (or find, when joining a running cluster) the notifier actor; it waits on
+    SMTP and HTTP, and holds no CPU slot."""
+    return named_actor(NotifierActor, NOTIFIER_ACTOR_NAME, settings, settings_json(settings))
 
 
 class NotifierClient:
@@ -154,7 +140,7 @@ class NotifierClient:
         self._in_flight: set[asyncio.Future[Any]] = set()
 
     async def start(self) -> bool:
-        embedded: bool = await asyncio.wrap_future(self._actor.start.remote().future())
+        embedded: bool = await answer_of(self._actor.start.remote(), None)
         return embedded
 
     def submit(self, message: Notification) -> bool:
@@ -179,10 +165,10 @@ class NotifierClient:
     async def snapshot(self, to: str | None, channel: Channel | None, after: int) -> OutboxSnapshot:
         channel_name = channel.value if channel is not None else ""
         ref = self._actor.snapshot.remote(to or "", channel_name, after)
-        raw = await asyncio.wrap_future(ref.future())
+        raw = await answer_of(ref, None)
         return msgspec.msgpack.decode(raw, type=OutboxSnapshot)
 
     async def stop(self, grace_s: float) -> None:
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=grace_s)
-        await asyncio.wrap_future(self._actor.stop.remote(grace_s).future())
+        await answer_of(self._actor.stop.remote(grace_s), None)

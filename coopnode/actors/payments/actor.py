@@ -9,15 +9,13 @@ by reference to this module.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import ray
 
+from coopnode.actors.kernel.ray_calls import ActorCallFailed, answer_of, named_actor, settings_json
 from coopnode.actors.payments.store import PaymentsOp, PaymentsReply, PaymentsStore
-from coopnode.actors.wallet.shard import RAY_NAMESPACE
 from coopnode.logs import configure_logging, get_logger
 from coopnode.settings import Settings
 
@@ -54,22 +52,9 @@ class PaymentsActor:
 
 
 def create_payments_actor(settings: Settings) -> Any:
-    """Create (or find, when joining a running cluster) the payments actor."""
-    from coopnode.node.cluster import with_absolute_paths
-
-    return (
-        ray.remote(PaymentsActor)
-        .options(
-            name=PAYMENTS_ACTOR_NAME,
-            namespace=RAY_NAMESPACE,
-            get_if_exists=True,
-            max_restarts=settings.wallet.actor_max_restarts,
-            max_task_retries=0,
-            # It waits on fsync, not on the CPU; it must not hold one of Ray's CPU slots.
-            num_cpus=0,
-        )
-        .remote(msgspec.json.encode(with_absolute_paths(settings)))
-    )
+    """Create (or find, when joining a running cluster) the payments actor; it waits on
+    fsync, not on the CPU, and holds no CPU slot."""
+    return named_actor(PaymentsActor, PAYMENTS_ACTOR_NAME, settings, settings_json(settings))
 
 
 class PaymentsUnavailable(Exception):
@@ -84,12 +69,12 @@ class PaymentsClient:
         self._timeout_s = call_timeout_s
 
     async def wait_ready(self, timeout_s: float) -> None:
-        await asyncio.wait_for(asyncio.wrap_future(self._actor.ping.remote().future()), timeout_s)
+        await answer_of(self._actor.ping.remote(), timeout_s)
 
     async def call(self, op: PaymentsOp) -> PaymentsReply:
         ref = self._actor.apply.remote(msgspec.msgpack.encode(op))
         try:
-            raw = await asyncio.wait_for(asyncio.wrap_future(ref.future()), self._timeout_s)
-        except (TimeoutError, ray.exceptions.RayError) as error:
-            raise PaymentsUnavailable(type(error).__name__) from error
+            raw = await answer_of(ref, self._timeout_s)
+        except ActorCallFailed as error:
+            raise PaymentsUnavailable(type(error.cause).__name__) from error
         return _reply_decoder.decode(raw)

@@ -36,10 +36,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import lmdb
 import msgspec
 
-from coopnode.actors.wallet.store import _lock_exclusive
+from coopnode.actors.kernel.files import Layout, open_lmdb
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.money import Purse
 
@@ -87,6 +86,9 @@ FINAL = frozenset(
 CREDITABLE = frozenset({ChargeStatus.CAPTURED, ChargeStatus.PAID})
 # What a staff refund's note may hold: a sentence for the audit log, not a letter.
 REFUND_NOTE_MAX_CHARS = 200
+# The layout of the payments store's records; a change that old files cannot be read in
+# raises it.
+LAYOUT_VERSION = 1
 
 
 class _Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -279,18 +281,21 @@ class PaymentsStore:
     def __init__(
         self, path: Path, *, map_size_bytes: int, fsync: bool = True, lock_wait_s: float = 30.0
     ) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = _lock_exclusive(path / "owner.lock", lock_wait_s)
-        self.env = lmdb.open(
-            str(path), max_dbs=4, map_size=map_size_bytes, sync=fsync, metasync=fsync
+        self._files = open_lmdb(
+            path,
+            layout=Layout(store="payments", version=LAYOUT_VERSION),
+            databases=("charges", "keys", "numbers"),
+            map_size_bytes=map_size_bytes,
+            fsync=fsync,
+            lock_wait_s=lock_wait_s,
         )
-        self._charges = self.env.open_db(b"charges")
-        self._keys = self.env.open_db(b"keys")
-        self._numbers = self.env.open_db(b"numbers")
+        self.env = self._files.env
+        self._charges = self._files.dbs["charges"]
+        self._keys = self._files.dbs["keys"]
+        self._numbers = self._files.dbs["numbers"]
 
     def close(self) -> None:
-        self.env.close()
-        self._lock_file.close()
+        self._files.close()
 
     def apply(self, op: PaymentsOp) -> PaymentsReply:
         """Apply one operation in one durable transaction."""

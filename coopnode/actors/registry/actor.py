@@ -8,16 +8,14 @@ taps from that copy.
 
 Messages cross the Ray boundary as MessagePack bytes of typed Structs, as the wallet
 shards' do. The class stays undecorated so that Ray pickles it by reference to this
-module; `remote_registry_class()` makes the Ray actor class.
+module; `kernel.ray_calls.named_actor` makes the Ray actor of it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import msgspec
-import ray
 
 from coopnode.actors.registry.store import RefusedOfflineTap, RegistryOp, RegistryStore
 from coopnode.domain.offline import LimitsSent
@@ -28,10 +26,6 @@ log = get_logger(__name__)
 
 REGISTRY_NAME = "registry"
 op_decoder: msgspec.msgpack.Decoder[RegistryOp] = msgspec.msgpack.Decoder(RegistryOp)
-
-
-def remote_registry_class() -> Any:
-    return ray.remote(RegistryActor)
 
 
 def registry_path(settings: Settings) -> Path:

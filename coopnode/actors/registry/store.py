@@ -32,16 +32,14 @@ Databases in the environment:
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import lmdb
 import msgspec
 
-from coopnode.actors.wallet.store import _lock_exclusive
+from coopnode.actors.kernel.clock import ClockMs, system_ms
+from coopnode.actors.kernel.files import Layout, open_lmdb
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.messages import Label, MemberNo
 from coopnode.domain.money import Reason, TillKind
@@ -158,6 +156,18 @@ class RegistrySnapshot(_Record, frozen=True):
 
 
 _META_KEY = b"registry"
+# The layout of the registry's records; a change that old files cannot be read in raises it.
+LAYOUT_VERSION = 1
+_DATABASES = (
+    "cards",
+    "members",
+    "tills",
+    "suspended",
+    "meta",
+    "till_seqs",
+    "till_limits",
+    "offline_refused",
+)
 _encoder = msgspec.msgpack.Encoder()
 _card_decoder = msgspec.msgpack.Decoder(CardRecord)
 _till_decoder = msgspec.msgpack.Decoder(TillRecord)
@@ -193,29 +203,33 @@ class RegistryStore:
         map_size_bytes: int,
         fsync: bool = True,
         lock_wait_s: float = 30.0,
-        clock_ms: Callable[[], int] | None = None,
+        clock_ms: ClockMs | None = None,
     ) -> None:
-        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
-        path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = _lock_exclusive(path / "owner.lock", lock_wait_s)
-        self.env = lmdb.open(
-            str(path), max_dbs=9, map_size=map_size_bytes, sync=fsync, metasync=fsync
+        self._clock_ms = clock_ms or system_ms
+        self._files = open_lmdb(
+            path,
+            layout=Layout(store="registry", version=LAYOUT_VERSION),
+            databases=_DATABASES,
+            map_size_bytes=map_size_bytes,
+            fsync=fsync,
+            lock_wait_s=lock_wait_s,
         )
-        self._cards = self.env.open_db(b"cards")
-        self._members = self.env.open_db(b"members")
-        self._tills = self.env.open_db(b"tills")
-        self._suspended = self.env.open_db(b"suspended")
-        self._meta = self.env.open_db(b"meta")
+        self.env = self._files.env
+        dbs = self._files.dbs
+        self._cards = dbs["cards"]
+        self._members = dbs["members"]
+        self._tills = dbs["tills"]
+        self._suspended = dbs["suspended"]
+        self._meta = dbs["meta"]
         # Till id → the highest sequence number the node has seen from it (see
         # `note_sequences`); not part of the versioned registry that tills are sent.
-        self._till_seqs = self.env.open_db(b"till_seqs")
-        self._till_limits = self.env.open_db(b"till_limits")
-        self._offline_refused = self.env.open_db(b"offline_refused")
+        self._till_seqs = dbs["till_seqs"]
+        self._till_limits = dbs["till_limits"]
+        self._offline_refused = dbs["offline_refused"]
         self._check_on_open()
 
     def close(self) -> None:
-        self.env.close()
-        self._lock_file.close()
+        self._files.close()
 
     # Reading ---------------------------------------------------------------------------
 

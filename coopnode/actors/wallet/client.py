@@ -26,9 +26,9 @@ import msgspec
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
+from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE
 from coopnode.actors.wallet.link import BatchReply, EndpointLookup, ShardLink
 from coopnode.actors.wallet.shard import (
-    RAY_NAMESPACE,
     ShardHealth,
     batch_encoder,
     reply_decoder,

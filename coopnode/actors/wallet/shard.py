@@ -21,10 +21,8 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import msgspec
-import ray
 
 from coopnode.actors.wallet.link import BatchReply, serve_link
 from coopnode.actors.wallet.store import AuditReport, WalletStore
@@ -37,7 +35,6 @@ from coopnode.settings import Settings
 log = get_logger(__name__)
 
 SHARD_NAME_PREFIX = "wallet-shard-"
-RAY_NAMESPACE = "coopnode"
 
 
 class ShardHealth(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -51,10 +48,6 @@ batch_encoder = msgspec.msgpack.Encoder()
 batch_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
 operation_decoder: msgspec.msgpack.Decoder[Operation] = msgspec.msgpack.Decoder(Operation)
 reply_decoder = msgspec.msgpack.Decoder(BatchReply)
-
-
-def remote_shard_class() -> Any:
-    return ray.remote(WalletShard)
 
 
 def shard_name(index: int) -> str:
@@ -92,7 +85,7 @@ class WalletShard:
     """One shard of the wallets. Async actor: `apply` calls interleave while a commit runs.
 
     The class stays undecorated so that Ray pickles it by reference to this module;
-    `remote_shard_class()` makes the Ray actor class.
+    `kernel.ray_calls.named_actor` makes the Ray actor of it.
     """
 
     def __init__(self, shard_index: int, settings_json: bytes, link_token: str) -> None:

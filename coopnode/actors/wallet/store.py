@@ -47,12 +47,8 @@ records and history had a tree each, and 21 pages in 0.98 ms this way; of 8 paym
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +57,8 @@ from zoneinfo import ZoneInfo
 import lmdb
 import msgspec
 
+from coopnode.actors.kernel.clock import ClockMs, system_ms
+from coopnode.actors.kernel.files import Layout, open_lmdb
 from coopnode.domain import ledger
 from coopnode.domain.errors import InvariantViolation, StoreCorrupt
 from coopnode.domain.messages import (
@@ -135,10 +133,6 @@ class AuditReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     counters_total_yen: int
     balanced: bool
     problems: list[str]
-
-
-class LockTimeout(Exception):
-    """Another process still owns the shard's files."""
 
 
 _SEQ_BYTES = 8
@@ -234,32 +228,31 @@ class WalletStore:
         map_size_bytes: int,
         fsync: bool = True,
         lock_wait_s: float = 30.0,
-        clock_ms: Callable[[], int] | None = None,
+        clock_ms: ClockMs | None = None,
     ) -> None:
         self.shard_index = shard_index
         self.shard_count = shard_count
         self.coops = dict(coops)
-        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
-        path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = _lock_exclusive(path / "owner.lock", lock_wait_s)
-        self.env = lmdb.open(
-            str(path),
-            max_dbs=8,
-            map_size=map_size_bytes,
-            sync=fsync,
-            metasync=fsync,
+        self._clock_ms = clock_ms or system_ms
+        self._files = open_lmdb(
+            path,
+            layout=Layout(store="wallet", version=LAYOUT_VERSION),
+            databases=("members", "operations", "journal", "meta", "overdrafts"),
+            map_size_bytes=map_size_bytes,
+            fsync=fsync,
+            lock_wait_s=lock_wait_s,
             max_readers=64,
         )
-        self._members = self.env.open_db(b"members")
-        self._ops = self.env.open_db(b"operations")
-        self._journal = self.env.open_db(b"journal")
-        self._meta = self.env.open_db(b"meta")
-        self._overdrafts = self.env.open_db(b"overdrafts")
+        self.env = self._files.env
+        self._members = self._files.dbs["members"]
+        self._ops = self._files.dbs["operations"]
+        self._journal = self._files.dbs["journal"]
+        self._meta = self._files.dbs["meta"]
+        self._overdrafts = self._files.dbs["overdrafts"]
         self.next_seq, self.next_op, self.counters, self.members_total = self._load()
 
     def close(self) -> None:
-        self.env.close()
-        self._lock_file.close()
+        self._files.close()
 
     # Opening ---------------------------------------------------------------------------
 
@@ -731,27 +724,3 @@ def _month_window_ms(month: str, timezone: str) -> tuple[int, int] | None:
     start = datetime(year, month_number, 1, tzinfo=zone)
     end = datetime(year + month_number // 12, month_number % 12 + 1, 1, tzinfo=zone)
     return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-
-
-def _lock_exclusive(path: Path, wait_s: float) -> Any:
-    """Hold an exclusive lock on the shard's files: one owner, even after a kill -9.
-
-    The operating system drops the lock when its owner dies, so a restarted shard waits
-    here for a dying predecessor instead of writing beside it.
-    """
-    lock_file = path.open("a+b")
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                lock_file.close()
-                raise LockTimeout(f"{path} is held by another process") from None
-            time.sleep(0.05)
-            continue
-        with suppress(OSError):
-            lock_file.truncate(0)
-            lock_file.write(str(os.getpid()).encode())
-            lock_file.flush()
-        return lock_file

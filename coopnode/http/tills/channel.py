@@ -68,6 +68,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 from nacl.signing import VerifyKey
 
+from coopnode.actors.kernel.clock import system_ms
 from coopnode.actors.registry.store import CardStatus, RefusedOfflineTap, TillRecord
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.messages import (
@@ -158,7 +159,7 @@ async def till_websocket(request: web.Request) -> web.WebSocketResponse:
 async def _authenticate(ws: web.WebSocketResponse, hub: TillHub) -> TillRecord | None:
     """Challenge the till; return its record, or close the connection and return None."""
     nonce = secrets.token_bytes(32)
-    await ws.send_bytes(frame_encoder.encode(Challenge(nonce=nonce, node_time_ms=_now_ms())))
+    await ws.send_bytes(frame_encoder.encode(Challenge(nonce=nonce, node_time_ms=system_ms())))
     try:
         message = await ws.receive(timeout=hub.settings.auth_timeout_s)
     except TimeoutError:
@@ -188,10 +189,6 @@ async def _authenticate(ws: web.WebSocketResponse, hub: TillHub) -> TillRecord |
     return till
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class TillConnection:
     """One authenticated till: reads its frames, decides them, pushes the deny list."""
 
@@ -217,7 +214,7 @@ class TillConnection:
         self._bad_frames = 0
 
     async def welcome(self) -> bytes:
-        now_ms = _now_ms()
+        now_ms = system_ms()
         return frame_encoder.encode(
             Welcome(
                 till_id=self.till.till_id,
@@ -396,7 +393,7 @@ class TillConnection:
             limits=body.limits,
             reason=reason,
             message=message,
-            refused_at_ms=_now_ms(),
+            refused_at_ms=system_ms(),
         )
         try:
             await self.hub.note_refused(refused)
@@ -472,7 +469,7 @@ class TillConnection:
             # it was given, or the card was already blocked when it was tapped. Its date
             # is the till's word, so it must fall within bounds of the node's clock.
             try:
-                refusal = await self.hub.offline_refusal(self.till_id, body, _now_ms())
+                refusal = await self.hub.offline_refusal(self.till_id, body, system_ms())
             except RegistryUnavailable:
                 return _declined(body, Reason.UNAVAILABLE, "the registry did not answer; retry")
             if refusal is not None:

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import msgspec
 from nacl.signing import VerifyKey
 
+from coopnode.actors.kernel.clock import system_ms
 from coopnode.actors.registry.store import (
     CardRecord,
     CardStatus,
@@ -350,7 +351,7 @@ class TillHub:
             version=self.version,
             blocked=blocked,
             unblocked=unblocked,
-            changed_at_ms=time.time_ns() // 1_000_000,
+            changed_at_ms=system_ms(),
         )
         frame = frame_encoder.encode(update)
         for connection in list(self.connections.values()):

@@ -1,0 +1,14 @@
+"""What every actor repeats, written once: the kernel the rooms of `actors` stand on.
+
+    files       an LMDB environment owned by one process: its exclusive lock (held even
+                across a kill -9 of a predecessor), its named databases, and the layout
+                version of its records, checked before anything is read
+    ray_calls   a named Ray actor created (or found, on a running cluster) with the
+                node's options, and a call to one bounded by a deadline, whose failures
+                become one error of the node's own
+    clock       the wall clock in milliseconds, and the type every part takes it as, so
+                that tests can inject their own
+
+It imports the domain, the settings and third-party libraries only: never another room
+of `actors`, never `http` or `node`.
+"""
