@@ -24,7 +24,7 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from coopnode.actors.kernel.ray_calls import with_absolute_paths
-from coopnode.actors.registry.store import AddTill, BindCard
+from coopnode.actors.registry.messages import AddTill, BindCard
 from coopnode.domain.money import TillKind
 from coopnode.http.tills.hub import TillHub
 from coopnode.logs import get_logger

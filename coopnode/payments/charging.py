@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from coopnode.actors.payments.actor import PaymentsClient
-from coopnode.actors.payments.store import (
+from coopnode.actors.payments.messages import (
     CREDITABLE,
     FINAL,
     Advance,

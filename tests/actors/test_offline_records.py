@@ -8,7 +8,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from coopnode.actors.registry.store import RefusedOfflineTap, RegistryStore
+from coopnode.actors.registry.messages import RefusedOfflineTap
+from coopnode.actors.registry.store import RegistryStore
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.offline import LimitsSent
 from coopnode.domain.till_frames import OfflineLimits

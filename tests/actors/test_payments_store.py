@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from coopnode.actors.payments.store import (
+from coopnode.actors.payments.messages import (
     Advance,
     BeginCard,
     ByNumber,
@@ -18,12 +18,11 @@ from coopnode.actors.payments.store import (
     IssueKonbini,
     KonbiniPaid,
     MemberCharges,
-    PaymentsStore,
     ReleaseCredit,
     Sweep,
     Uncredited,
-    check_record,
 )
+from coopnode.actors.payments.store import PaymentsStore, check_record
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.money import Purse
 

@@ -9,17 +9,17 @@ import lmdb
 import msgspec
 import pytest
 
-from coopnode.actors.registry.store import (
+from coopnode.actors.registry.messages import (
     AddTill,
     BindCard,
     CardRecord,
     CardStatus,
-    RegistryStore,
     Reissue,
     ReportLost,
     RetireTill,
     SetSuspended,
 )
+from coopnode.actors.registry.store import RegistryStore
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.money import Reason, TillKind
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from coopnode.actors.registry.store import RefusedOfflineTap, RegistryStore
+from coopnode.actors.registry.messages import RefusedOfflineTap
+from coopnode.actors.registry.store import RegistryStore
 from coopnode.domain.money import Reason
 from coopnode.domain.till_frames import TapBody
 from coopnode.http.tills.hub import RefusalsFull, TillHub

@@ -15,7 +15,8 @@ import pytest
 from nacl.signing import SigningKey
 
 from coopnode.actors.registry.actor import RegistryActor
-from coopnode.actors.registry.store import AddTill, BindCard, RegistryStore, RetireTill
+from coopnode.actors.registry.messages import AddTill, BindCard, RetireTill
+from coopnode.actors.registry.store import RegistryStore
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.messages import Declined, Operation, Result, WalletStatus, WalletView
 from coopnode.domain.money import Purses, Reason, TillKind

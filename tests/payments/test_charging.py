@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from coopnode.actors.payments.store import (
+from coopnode.actors.payments.messages import (
     ChargeStatus,
     GetCharge,
     KonbiniPaid,
     PaymentsOp,
     PaymentsReply,
-    PaymentsStore,
 )
+from coopnode.actors.payments.store import PaymentsStore
 from coopnode.domain.messages import Booked, Charge, Declined, GetWallet, WalletStatus, WalletView
 from coopnode.domain.money import Purse, Purses, Reason
 from coopnode.payments.acquirer import AcquirerClient, Card

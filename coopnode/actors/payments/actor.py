@@ -15,7 +15,8 @@ from typing import Any
 import msgspec
 
 from coopnode.actors.kernel.ray_calls import ActorCallFailed, answer_of, named_actor, settings_json
-from coopnode.actors.payments.store import PaymentsOp, PaymentsReply, PaymentsStore
+from coopnode.actors.payments.messages import PaymentsOp, PaymentsReply
+from coopnode.actors.payments.store import PaymentsStore
 from coopnode.logs import configure_logging, get_logger
 from coopnode.settings import Settings
 

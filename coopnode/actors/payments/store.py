@@ -32,225 +32,39 @@ Databases in the environment:
 from __future__ import annotations
 
 import secrets
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from coopnode.actors.kernel.files import Layout, open_lmdb
-from coopnode.domain.errors import InvariantViolation
-from coopnode.domain.money import Purse
-
-
-class ChargeMethod(StrEnum):
-    CARD = "card"
-    KONBINI = "konbini"
-
-
-class ChargeStatus(StrEnum):
-    AUTHORIZING = "authorizing"
-    AUTHORIZED = "authorized"
-    CAPTURED = "captured"
-    DECLINED = "declined"
-    FAILED = "failed"
-    PENDING = "pending"
-    PAID = "paid"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-    CREDITED = "credited"
-    REFUNDED = "refunded"
-
-
-# The states a charge may move to from each state; anything else is a programming error.
-_NEXT: dict[ChargeStatus, frozenset[ChargeStatus]] = {
-    ChargeStatus.AUTHORIZING: frozenset({ChargeStatus.AUTHORIZED, ChargeStatus.DECLINED}),
-    ChargeStatus.AUTHORIZED: frozenset({ChargeStatus.CAPTURED, ChargeStatus.FAILED}),
-    ChargeStatus.CAPTURED: frozenset({ChargeStatus.CREDITED, ChargeStatus.FAILED}),
-    ChargeStatus.PENDING: frozenset(
-        {ChargeStatus.PAID, ChargeStatus.EXPIRED, ChargeStatus.CANCELLED}
-    ),
-    ChargeStatus.PAID: frozenset({ChargeStatus.CREDITED, ChargeStatus.REFUNDED}),
-}
-FINAL = frozenset(
-    {
-        ChargeStatus.DECLINED,
-        ChargeStatus.FAILED,
-        ChargeStatus.EXPIRED,
-        ChargeStatus.CANCELLED,
-        ChargeStatus.CREDITED,
-        ChargeStatus.REFUNDED,
-    }
+from coopnode.actors.payments.messages import (
+    CREDITABLE,
+    NEXT_STATUSES,
+    REFUND_NOTE_MAX_CHARS,
+    Advance,
+    BeginCard,
+    ByNumber,
+    ChargeMethod,
+    ChargeRecord,
+    ChargeStatus,
+    ClaimCredit,
+    GetCharge,
+    IssueKonbini,
+    KonbiniPaid,
+    MemberCharges,
+    PaymentsOp,
+    PaymentsReply,
+    RefundKonbini,
+    ReleaseCredit,
+    Sweep,
+    Uncredited,
 )
-# The states in which the wallet is still to be credited with a charge.
-CREDITABLE = frozenset({ChargeStatus.CAPTURED, ChargeStatus.PAID})
-# What a staff refund's note may hold: a sentence for the audit log, not a letter.
-REFUND_NOTE_MAX_CHARS = 200
+from coopnode.domain.errors import InvariantViolation
+
 # The layout of the payments store's records; a change that old files cannot be read in
 # raises it.
 LAYOUT_VERSION = 1
-
-
-class _Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class ChargeRecord(_Record, frozen=True):
-    charge_id: str
-    member_no: str
-    method: ChargeMethod
-    purse: Purse
-    amount_yen: int
-    status: ChargeStatus
-    created_at_ms: int
-    updated_at_ms: int
-    # Card charges: what may be shown again, and the acquirer's authorization id.
-    card_brand: str = ""
-    card_last4: str = ""
-    acquirer_id: str = ""
-    # Why a charge was declined or failed (an error key of the portal's catalogue).
-    reason: str = ""
-    # Convenience-store charges.
-    store: str = ""
-    payment_number: str = ""
-    confirmation_number: str = ""
-    pay_by_ms: int = 0
-    kana_name: str = ""
-    mail: str = ""
-    # A refunded charge: who recorded the refund, and why.
-    refunded_by: str = ""
-    refund_note: str = ""
-    # While a front credits the charge: until when its claim holds (0: not claimed).
-    credit_claimed_until_ms: int = 0
-
-
-# Operations -----------------------------------------------------------------------------
-
-
-class BeginCard(_Record, frozen=True, tag="begin_card"):
-    form_key: str
-    member_no: str
-    purse: Purse
-    amount_yen: int
-    card_brand: str
-    card_last4: str
-    now_ms: int
-
-
-class IssueKonbini(_Record, frozen=True, tag="issue_konbini"):
-    form_key: str
-    member_no: str
-    purse: Purse
-    amount_yen: int
-    store: str
-    kana_name: str
-    mail: str
-    pay_by_ms: int
-    now_ms: int
-    pending_max: int
-
-
-class Advance(_Record, frozen=True, tag="advance"):
-    """Move a charge to `status` if the arrows allow it; otherwise return it unchanged."""
-
-    charge_id: str
-    status: ChargeStatus
-    now_ms: int
-    acquirer_id: str = ""
-    reason: str = ""
-
-
-class ClaimCredit(_Record, frozen=True, tag="claim_credit"):
-    """Claim a captured or paid charge for crediting, for `lease_ms`. `created` says that
-    this caller holds it now; otherwise the charge comes back as it is (credited, not
-    creditable, or claimed by another caller whose lease still runs).
-    """
-
-    charge_id: str
-    now_ms: int
-    lease_ms: int
-
-
-class ReleaseCredit(_Record, frozen=True, tag="release_credit"):
-    """Give up a claim without moving the charge (the wallet could not take the credit
-    now): the next notice or the sweep may claim it at once.
-    """
-
-    charge_id: str
-
-
-class KonbiniPaid(_Record, frozen=True, tag="konbini_paid"):
-    payment_number: str
-    amount_yen: int
-    now_ms: int
-
-
-class RefundKonbini(_Record, frozen=True, tag="refund_konbini"):
-    """Record that a paid convenience-store charge the wallet would not credit was paid
-    back to the member. Only from `paid`; a second refund finds it refunded (idempotent).
-    """
-
-    charge_id: str
-    now_ms: int
-    actor: str
-    note: str = ""
-
-
-class Sweep(_Record, frozen=True, tag="sweep"):
-    """Expire every pending convenience-store charge whose deadline is before `now_ms`."""
-
-    now_ms: int
-    limit: int
-
-
-class Uncredited(_Record, frozen=True, tag="uncredited"):
-    """Charges paid or captured before `before_ms` but not credited (the wallet was
-    unavailable when they were): the sweep credits them again, with the same key.
-    """
-
-    before_ms: int
-    limit: int
-
-
-class GetCharge(_Record, frozen=True, tag="get"):
-    charge_id: str
-
-
-class ByNumber(_Record, frozen=True, tag="by_number"):
-    payment_number: str
-
-
-class MemberCharges(_Record, frozen=True, tag="member"):
-    member_no: str
-    limit: int
-
-
-PaymentsOp = (
-    BeginCard
-    | IssueKonbini
-    | Advance
-    | ClaimCredit
-    | ReleaseCredit
-    | KonbiniPaid
-    | RefundKonbini
-    | Sweep
-    | Uncredited
-    | GetCharge
-    | ByNumber
-    | MemberCharges
-)
-
-
-class PaymentsReply(_Record, frozen=True):
-    """`created`: the operation made or changed the charge (False: it found it as it was).
-    `refused`: an error key when the operation was refused (unknown, expired, too many).
-    """
-
-    charges: list[ChargeRecord] = []
-    created: bool = False
-    refused: str = ""
-
-
 _encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(ChargeRecord)
 
@@ -419,7 +233,7 @@ class PaymentsStore:
         record = self._get(txn, op.charge_id)
         if record is None:
             return PaymentsReply(refused="unknown")
-        if op.status not in _NEXT.get(record.status, frozenset()):
+        if op.status not in NEXT_STATUSES.get(record.status, frozenset()):
             return PaymentsReply(charges=[record])
         changed = msgspec.structs.replace(
             record,

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import msgspec
 
-from coopnode.actors.registry.store import RefusedOfflineTap, RegistryOp, RegistryStore
+from coopnode.actors.registry.messages import RefusedOfflineTap, RegistryOp
+from coopnode.actors.registry.store import RegistryStore
 from coopnode.domain.offline import LimitsSent
 from coopnode.logs import configure_logging, get_logger
 from coopnode.settings import Settings

@@ -32,7 +32,6 @@ Databases in the environment:
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -40,119 +39,30 @@ import msgspec
 
 from coopnode.actors.kernel.clock import ClockMs, system_ms
 from coopnode.actors.kernel.files import Layout, open_lmdb
+from coopnode.actors.registry.messages import (
+    AddTill,
+    BindCard,
+    CardRecord,
+    CardStatus,
+    Record,
+    RefusedOfflineTap,
+    RegistryChange,
+    RegistryOp,
+    RegistrySnapshot,
+    Reissue,
+    ReportLost,
+    RetireTill,
+    SetSuspended,
+    TillRecord,
+)
 from coopnode.domain.errors import InvariantViolation
-from coopnode.domain.messages import Label, MemberNo
-from coopnode.domain.money import Reason, TillKind
+from coopnode.domain.money import Reason
 from coopnode.domain.offline import LimitsSent, noted
-from coopnode.domain.till_frames import Idm, OfflineLimits, PublicKey, TillId
 
 
-class CardStatus(StrEnum):
-    ACTIVE = "active"
-    LOST = "lost"
-    REPLACED = "replaced"
-
-
-class _Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class CardRecord(_Record, frozen=True):
-    idm: str
-    member_no: str
-    status: CardStatus
-    bound_at_ms: int
-    # When the card was blocked (lost or replaced); 0 while it is active.
-    blocked_at_ms: int = 0
-
-
-class TillRecord(_Record, frozen=True):
-    till_id: str
-    store: str
-    kind: TillKind
-    public_key: bytes
-    retired: bool
-    added_at_ms: int
-
-
-class RegistryMeta(_Record, frozen=True):
+class RegistryMeta(Record, frozen=True):
     version: int
     next_till_number: int
-
-
-# Operations -----------------------------------------------------------------------------
-
-
-class BindCard(_Record, frozen=True, tag="bind"):
-    idm: Idm
-    member_no: MemberNo
-
-
-class ReportLost(_Record, frozen=True, tag="lost"):
-    idm: Idm
-
-
-class Reissue(_Record, frozen=True, tag="reissue"):
-    member_no: MemberNo
-    new_idm: Idm
-
-
-class SetSuspended(_Record, frozen=True, tag="suspended"):
-    member_no: MemberNo
-    suspended: bool
-
-
-class AddTill(_Record, frozen=True, tag="add_till"):
-    store: Label
-    kind: TillKind
-    public_key: PublicKey
-
-
-class RetireTill(_Record, frozen=True, tag="retire_till"):
-    till_id: TillId
-
-
-RegistryOp = BindCard | ReportLost | Reissue | SetSuspended | AddTill | RetireTill
-
-
-class RegistryChange(_Record, frozen=True):
-    """What one operation did: the records it wrote, for fronts to copy; or why not."""
-
-    ok: bool
-    version: int
-    reason: Reason | None = None
-    message: str = ""
-    cards: list[CardRecord] = []
-    tills: list[TillRecord] = []
-    suspended: list[str] = []
-    resumed: list[str] = []
-
-
-class RefusedOfflineTap(_Record, frozen=True):
-    """A tap a till approved offline that the node refused when it was forwarded: the
-    member has the goods and nothing was booked, so staff must settle it by hand."""
-
-    till_id: str
-    seq: int
-    # Tells apart two frames under one number (a till restored from a backup).
-    frame_digest_hex: str
-    idm: str
-    # The card's member when the node knows the card; "" otherwise.
-    member_no: str
-    amount_yen: int
-    tapped_at_ms: int
-    # The limits the till states it sold under; None for a tap that states none.
-    limits: OfflineLimits | None
-    reason: str
-    message: str
-    refused_at_ms: int
-
-
-class RegistrySnapshot(_Record, frozen=True):
-    version: int
-    cards: list[CardRecord]
-    tills: list[TillRecord]
-    suspended: list[str]
 
 
 _META_KEY = b"registry"

@@ -28,13 +28,13 @@ from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE
 from coopnode.actors.wallet.link import BatchReply, EndpointLookup, ShardLink
+from coopnode.actors.wallet.messages import AuditReport
 from coopnode.actors.wallet.shard import (
     ShardHealth,
     batch_encoder,
     reply_decoder,
     shard_name,
 )
-from coopnode.actors.wallet.store import AuditReport
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.messages import (
     OPERATION_FAILED,

@@ -25,7 +25,8 @@ from pathlib import Path
 import msgspec
 
 from coopnode.actors.wallet.link import BatchReply, serve_link
-from coopnode.actors.wallet.store import AuditReport, WalletStore
+from coopnode.actors.wallet.messages import AuditReport
+from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain.errors import InvariantViolation, StoreCorrupt
 from coopnode.domain.messages import OPERATION_FAILED, Operation, Result, decline
 from coopnode.domain.money import Reason

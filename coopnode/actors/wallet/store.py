@@ -59,6 +59,7 @@ import msgspec
 
 from coopnode.actors.kernel.clock import ClockMs, system_ms
 from coopnode.actors.kernel.files import Layout, open_lmdb
+from coopnode.actors.wallet.messages import AuditReport
 from coopnode.domain import ledger
 from coopnode.domain.errors import InvariantViolation, StoreCorrupt
 from coopnode.domain.messages import (
@@ -121,18 +122,6 @@ class OpRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 
     result: bytes
     payment: PaymentRecord | None = None
-
-
-class AuditReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """A full recount of a shard's books from its journal."""
-
-    shard_index: int
-    entries: int
-    members: int
-    members_total_yen: int
-    counters_total_yen: int
-    balanced: bool
-    problems: list[str]
 
 
 _SEQ_BYTES = 8

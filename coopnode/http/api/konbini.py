@@ -35,7 +35,7 @@ import msgspec
 from aiohttp import web
 
 from coopnode.actors.identity.messages import AuditRecord
-from coopnode.actors.payments.store import REFUND_NOTE_MAX_CHARS, ChargeRecord, ChargeStatus
+from coopnode.actors.payments.messages import REFUND_NOTE_MAX_CHARS, ChargeRecord, ChargeStatus
 from coopnode.domain.bounds import EpochMs
 from coopnode.domain.money import Reason
 from coopnode.http.api.wallet import Route, read_body, require_staff

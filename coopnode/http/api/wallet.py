@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import web
 
 from coopnode.actors.wallet.client import WalletClient
-from coopnode.actors.wallet.store import AuditReport
+from coopnode.actors.wallet.messages import AuditReport
 from coopnode.domain.messages import (
     AmountYen,
     Booked,

@@ -23,7 +23,7 @@ from aiohttp import web
 from coopnode.actors.notify.mails import konbini_charge_mail
 from coopnode.actors.notify.messages import MailMessage
 from coopnode.actors.payments.actor import PaymentsUnavailable
-from coopnode.actors.payments.store import ChargeRecord, ChargeStatus
+from coopnode.actors.payments.messages import ChargeRecord, ChargeStatus
 from coopnode.domain import charging as checks
 from coopnode.domain.bounds import parse_int
 from coopnode.domain.messages import DepositYen, WalletStatus

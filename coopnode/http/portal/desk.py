@@ -33,7 +33,7 @@ from coopnode.actors.identity.messages import (
     InquiryNew,
     Refused,
 )
-from coopnode.actors.registry.store import BindCard, CardRecord
+from coopnode.actors.registry.messages import BindCard, CardRecord
 from coopnode.domain.bounds import RecordNo, parse_int
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import SessionKind

@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from coopnode.actors.registry.store import (
+from coopnode.actors.registry.messages import (
     AddTill,
     BindCard,
     CardRecord,

@@ -69,7 +69,7 @@ from aiohttp import WSMsgType, web
 from nacl.signing import VerifyKey
 
 from coopnode.actors.kernel.clock import system_ms
-from coopnode.actors.registry.store import CardStatus, RefusedOfflineTap, TillRecord
+from coopnode.actors.registry.messages import CardStatus, RefusedOfflineTap, TillRecord
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.messages import (
     Booked,

@@ -32,7 +32,7 @@ import msgspec
 from nacl.signing import VerifyKey
 
 from coopnode.actors.kernel.clock import system_ms
-from coopnode.actors.registry.store import (
+from coopnode.actors.registry.messages import (
     CardRecord,
     CardStatus,
     RefusedOfflineTap,

@@ -1,0 +1,19 @@
+"""The wallet room's own messages, beside the domain's operations and results
+(`domain.messages`): what the front and the staff API read from a shard without
+importing its store."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class AuditReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A full recount of a shard's books from its journal."""
+
+    shard_index: int
+    entries: int
+    members: int
+    members_total_yen: int
+    counters_total_yen: int
+    balanced: bool
+    problems: list[str]
