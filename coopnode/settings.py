@@ -8,6 +8,9 @@ and bad values stop the node at start with a message naming the key.
 
 Names carry their unit last (`_ms`, `_s`, `_bytes`, `_yen`); each bound says why it is
 what it is.
+
+Long by design: every setting and bound is here once, each with its sentence on why, so
+that an operator reads one file (the README says so).
 """
 
 from __future__ import annotations

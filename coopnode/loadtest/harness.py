@@ -10,6 +10,9 @@ A decline (a blocked card, an empty purse) is the node answering correctly: it i
 by reason apart from errors (timeouts, refused connections, 5xx answers).
 
 `search` replays the scenario at rising peak rates until the objective breaks.
+
+Long, and kept whole: preparing a scenario, playing it and searching share one play
+state; a split would pass it through every function.
 """
 
 from __future__ import annotations

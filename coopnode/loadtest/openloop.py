@@ -30,6 +30,9 @@ Errors:
 
 A failed request is an outcome, not an exception: it is counted by reason ("http_402",
 "timeout", "connection", "protocol", "dropped_by_generator", or the reason `check` gave).
+
+Long, and kept whole: the generator, its recorder and the search share one schedule
+and one recorder, and `python -m coopnode.loadtest.openloop` is their command line.
 """
 
 from __future__ import annotations

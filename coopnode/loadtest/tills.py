@@ -21,6 +21,8 @@ and sends the next when the decision comes (as each pgbench client runs one tran
 after another), so the rate is whatever the node sustains.
 
 The setup file (`TillLoadSetup`) names the node, the tills with their keys and the cards.
+
+Long, and kept whole: simulated tills and their recorder share the sealed frames.
 """
 
 from __future__ import annotations

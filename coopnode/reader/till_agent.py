@@ -34,6 +34,9 @@ sale; the limits bound what that can cost.
 
 The till's clock (`TillState.clock_ms`) dates its sales, and its day is the co-op's
 (`days.coop_day`), as the node's is.
+
+Long, and kept whole: the agent's online and offline paths share one queue and one
+sequence of numbers.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ ASCII digits, so a prefix scan reads newest first):
     a<member><event id>        → EventApplication    r<event id><member> → (empty)
     c<member><kind>            → "<YYYY-MM-DD>:<count>": today's count of one action
     k<member><idem>            → the number a form's first submit got (double submit)
+
+Long by a few lines: one part of the identity actor, the whole of the member desk.
 """
 
 from __future__ import annotations

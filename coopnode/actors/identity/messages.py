@@ -6,6 +6,9 @@ SMS and calls carrying passcodes are built in the actor, sent by the front, and 
 written anywhere on the way.
 
 Requests that carry a password, a code or a session id print without them.
+
+Long, and only declarations: the wire types of every identity request and reply, in
+the one union that the actor's decoder reads.
 """
 
 from __future__ import annotations

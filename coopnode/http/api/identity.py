@@ -4,6 +4,8 @@ staff, described by one route table that also feeds the OpenAPI document.
 Each flow step is a POST with the flow id in its body (never in the URL, which would put
 a bearer handle in access logs). Steps that finish a sign-in set the session cookie and
 answer with the CSRF token.
+
+Long, and mostly the route table: one declaration per identity route.
 """
 
 from __future__ import annotations

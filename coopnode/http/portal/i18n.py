@@ -8,6 +8,8 @@ from the catalogue is a programmer error and raises at once (a test renders ever
 Error keys are the engine's refusal reasons (`invalid_credentials`, `passcode_wrong`,
 `password_needs_upper`, …) prefixed with `error.`; an unknown reason falls back to
 `error.generic` so that a new refusal still reads as a sentence.
+
+Long, and only texts: every string of the pages in both languages.
 """
 
 from __future__ import annotations

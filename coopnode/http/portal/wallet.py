@@ -11,6 +11,8 @@ revoked grant locks the pages at once.
 The protocol runs in the identity actor and is called in-process, as the JSON endpoints
 of `http.oauth` call it; the client's registered redirect URI names the callback path,
 which this node serves itself, so the browser is sent to that path on this node.
+
+Long: the e-money pages share the member's OAuth token and its scopes.
 """
 
 from __future__ import annotations

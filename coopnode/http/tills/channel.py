@@ -53,6 +53,9 @@ Refusals, none of which changes anything:
 Pacing: each till's frames take tokens from a bucket (`frames_per_s_max`, burst
 `frames_burst_max`); when it is empty the node stops reading that till's socket until a
 token is due, so a flooding till is slowed down by TCP itself and other tills are not.
+
+Long, and kept whole: the till protocol's one connection, from the challenge to the
+last decision, reads as one conversation.
 """
 
 from __future__ import annotations
