@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from enum import IntEnum
 from typing import Annotated
 
 import msgspec
@@ -199,6 +200,23 @@ class Refused(_Frame, frozen=True, tag="refused"):
 
 
 NodeFrame = Challenge | Welcome | DenyUpdate | Decision | Refused
+
+
+class CloseCode(IntEnum):
+    """Why the node closes a till's WebSocket: the till reads the code, a person the text.
+    Codes 4000–4999 are the application's own (RFC 6455 §7.4.2); 1001 and 1013 are
+    WebSocket's going-away and try-again-later."""
+
+    GOING_AWAY = 1001  # The node is stopping; connect again, to it or another front.
+    TRY_AGAIN = 1013  # The node could not record the limits it would send.
+    UNKNOWN_TILL = 4001
+    BAD_AUTH = 4002
+    RETIRED = 4003
+    AUTH_TIMEOUT = 4004
+    CONNECTED_ELSEWHERE = 4005  # The till connected again; this older link is closed.
+    BAD_FRAMES = 4008
+    PUSH_BACKLOG = 4009
+
 
 frame_encoder = msgspec.msgpack.Encoder()
 till_frame_decoder: msgspec.msgpack.Decoder[TillFrame] = msgspec.msgpack.Decoder(TillFrame)

@@ -20,7 +20,7 @@ from coopnode.actors.registry.store import RegistryStore
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.messages import Declined, Operation, Result, WalletStatus, WalletView
 from coopnode.domain.money import Purses, Reason, TillKind
-from coopnode.domain.till_frames import DenyUpdate, node_frame_decoder
+from coopnode.domain.till_frames import CloseCode, DenyUpdate, node_frame_decoder
 from coopnode.http.tills.hub import DenyListNotUpdated, ReplayWindow, Seen, TillHub
 from coopnode.metrics import Metrics
 from coopnode.settings import TillSettings
@@ -128,7 +128,7 @@ async def connected_till(hub: TillHub) -> Connection:
 async def test_retired_through_this_front_the_till_is_cut_off(hub: TillHub) -> None:
     till = await connected_till(hub)
     await hub.apply(RetireTill(till_id=till.till_id))
-    assert till.closed == [(4003, "the till is retired")]
+    assert till.closed == [(CloseCode.RETIRED, "the till is retired")]
     assert hub.till_retired(till.till_id)
 
 
@@ -140,7 +140,7 @@ async def test_retired_while_this_fronts_copy_was_behind_the_till_is_cut_off(
     # change below is followed by a reload of the whole registry.
     store.apply(AddTill(store="shop-56", kind=TillKind.SHOP, public_key=bytes(32)))
     await hub.apply(RetireTill(till_id=till.till_id))
-    assert till.closed == [(4003, "the till is retired")]
+    assert till.closed == [(CloseCode.RETIRED, "the till is retired")]
 
 
 async def test_retired_by_another_front_the_till_is_cut_off_at_the_refresh(
@@ -150,7 +150,7 @@ async def test_retired_by_another_front_the_till_is_cut_off_at_the_refresh(
     store.apply(RetireTill(till_id=till.till_id))
     assert till.closed == []
     await hub.refresh()
-    assert till.closed == [(4003, "the till is retired")]
+    assert till.closed == [(CloseCode.RETIRED, "the till is retired")]
     assert hub.till_retired(till.till_id)
 
 

@@ -15,8 +15,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from coopnode.domain.money import Reason
-from coopnode.domain.till_frames import Signed, VoidBody, frame_encoder
-from coopnode.http.tills.channel import CLOSE_RETIRED
+from coopnode.domain.till_frames import CloseCode, Signed, VoidBody, frame_encoder
 from tests.nodeproc import NodeProcess
 from tests.tillclient import TIMEOUT_S, RawTill, add_till, enrol_with_card
 
@@ -93,13 +92,13 @@ async def test_a_tap_is_decided_and_a_replay_changes_nothing(node: NodeProcess) 
 async def test_tills_that_cannot_prove_their_key_are_refused_at_open(node: NodeProcess) -> None:
     till_id, key = add_till(node, "shop-33")
     wrong_key = await RawTill(node.url, till_id, key).open(auth_key=SigningKey.generate())
-    assert (wrong_key.close_code, wrong_key.close_reason) == (4002, "bad signature")
+    assert (wrong_key.close_code, wrong_key.close_reason) == (CloseCode.BAD_AUTH, "bad signature")
     unknown = await RawTill(node.url, "till-9999", key).open()
-    assert (unknown.close_code, unknown.close_reason) == (4001, "unknown till")
+    assert (unknown.close_code, unknown.close_reason) == (CloseCode.UNKNOWN_TILL, "unknown till")
     status, _ = node.request("POST", f"/api/v1/tills/{till_id}/retire")
     assert status == 200
     retired = await RawTill(node.url, till_id, key).open()
-    assert retired.close_code == 4003
+    assert retired.close_code == CloseCode.RETIRED
     for till in (wrong_key, unknown, retired):
         await till.close()
 
@@ -367,7 +366,7 @@ async def test_a_connected_till_retired_through_the_staff_api_is_cut_off(
         late = till.tap(card, 100)
         with contextlib.suppress(ConnectionError, RuntimeError):
             await till.send(till.sealed(late))
-        assert await till.wait_closed() == CLOSE_RETIRED
+        assert await till.wait_closed() == CloseCode.RETIRED
         assert late.seq not in till.decisions
     finally:
         await till.close()

@@ -88,6 +88,7 @@ from coopnode.domain.money import TRY_AGAIN_REASONS, Reason
 from coopnode.domain.till_frames import (
     Auth,
     Challenge,
+    CloseCode,
     Decision,
     RefundBody,
     Refused,
@@ -121,15 +122,6 @@ log = get_logger(__name__)
 
 till_hub_key = web.AppKey("till_hub", TillHub)
 
-CLOSE_UNKNOWN_TILL = 4001
-CLOSE_BAD_AUTH = 4002
-CLOSE_RETIRED = 4003
-CLOSE_AUTH_TIMEOUT = 4004
-CLOSE_BAD_FRAMES = 4008
-CLOSE_PUSH_BACKLOG = 4009
-# WebSocket's own "try again later": the node could not record the limits it would send.
-CLOSE_TRY_AGAIN = 1013
-
 
 async def till_websocket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[till_hub_key]
@@ -149,7 +141,7 @@ async def till_websocket(request: web.Request) -> web.WebSocketResponse:
             welcome = await connection.welcome()
         except RegistryUnavailable as error:
             log.warning("till not welcomed", till_id=till.till_id, error=str(error))
-            await ws.close(code=CLOSE_TRY_AGAIN, message=b"the registry did not answer")
+            await ws.close(code=CloseCode.TRY_AGAIN, message=b"the registry did not answer")
             return ws
         await ws.send_bytes(welcome)
         await connection.serve()
@@ -166,28 +158,28 @@ async def _authenticate(ws: web.WebSocketResponse, hub: TillHub) -> TillRecord |
     try:
         message = await ws.receive(timeout=hub.settings.auth_timeout_s)
     except TimeoutError:
-        await ws.close(code=CLOSE_AUTH_TIMEOUT, message=b"no answer to the challenge")
+        await ws.close(code=CloseCode.AUTH_TIMEOUT, message=b"no answer to the challenge")
         return None
     if message.type is not WSMsgType.BINARY:
-        await ws.close(code=CLOSE_BAD_AUTH, message=b"expected an auth frame")
+        await ws.close(code=CloseCode.BAD_AUTH, message=b"expected an auth frame")
         return None
     try:
         auth = till_frame_decoder.decode(message.data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         auth = None
     if not isinstance(auth, Auth):
-        await ws.close(code=CLOSE_BAD_AUTH, message=b"expected an auth frame")
+        await ws.close(code=CloseCode.BAD_AUTH, message=b"expected an auth frame")
         return None
     till = hub.tills.get(auth.till_id)
     if till is None:
-        await ws.close(code=CLOSE_UNKNOWN_TILL, message=b"unknown till")
+        await ws.close(code=CloseCode.UNKNOWN_TILL, message=b"unknown till")
         return None
     if till.retired:
-        await ws.close(code=CLOSE_RETIRED, message=b"the till is retired")
+        await ws.close(code=CloseCode.RETIRED, message=b"the till is retired")
         return None
     if not verify_auth(till.public_key, nonce, auth):
         log.warning("till failed the challenge", till_id=auth.till_id)
-        await ws.close(code=CLOSE_BAD_AUTH, message=b"bad signature")
+        await ws.close(code=CloseCode.BAD_AUTH, message=b"bad signature")
         return None
     return till
 
@@ -241,7 +233,7 @@ class TillConnection:
 
     def push(self, frame: bytes) -> None:
         if len(self._tasks) >= self.hub.settings.push_queue_max + self.hub.settings.in_flight_max:
-            self.close_soon(CLOSE_PUSH_BACKLOG, "the till does not keep up with the deny list")
+            self.close_soon(CloseCode.PUSH_BACKLOG, "the till does not keep up with the deny list")
             return
         self._spawn(self._send(frame))
 
@@ -293,7 +285,7 @@ class TillConnection:
             if self.hub.till_retired(self.till_id):
                 # Retired while connected: the hub closes the connection, and until it is
                 # closed no frame is decided.
-                await self._close(CLOSE_RETIRED, "the till is retired")
+                await self._close(CloseCode.RETIRED, "the till is retired")
                 return
             # The body is read before its proof is checked, so that a refusal names the
             # frame's number and the till can tell which of its frames was refused; nothing
@@ -369,7 +361,7 @@ class TillConnection:
             answer = _not_kept(body)
         await self._send(frame_encoder.encode(answer))
         if self._bad_frames >= self.hub.settings.bad_frames_max:
-            await self._close(CLOSE_BAD_FRAMES, "too many bad frames")
+            await self._close(CloseCode.BAD_FRAMES, "too many bad frames")
 
     async def _kept_for_staff(
         self, body: SignedBody, digest: bytes, decision: Decision

@@ -46,7 +46,14 @@ from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.messages import Declined, GetWallet, WalletStatus, WalletView
 from coopnode.domain.money import Reason
 from coopnode.domain.offline import LimitsSent, limits_in_force, node_offline_refusal
-from coopnode.domain.till_frames import Decision, DenyUpdate, OfflineLimits, TapBody, frame_encoder
+from coopnode.domain.till_frames import (
+    CloseCode,
+    Decision,
+    DenyUpdate,
+    OfflineLimits,
+    TapBody,
+    frame_encoder,
+)
 from coopnode.http.tills.signatures import SignatureVerifier
 from coopnode.logs import get_logger
 from coopnode.metrics import Metrics
@@ -88,7 +95,6 @@ class RefusalsFull(Exception):
 
 
 # The WebSocket close code of a till that was retired (the till channel names the same).
-_CLOSE_RETIRED = 4003
 
 
 class TillHub:
@@ -151,7 +157,7 @@ class TillHub:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
         for connection in list(self.connections.values()):
-            connection.close_soon(1001, "the node is stopping")
+            connection.close_soon(CloseCode.GOING_AWAY, "the node is stopping")
         try:
             await self.note_sequences()
         except Exception as error:  # Stopping goes on; a till's own counter is the first guard.
@@ -331,7 +337,7 @@ class TillHub:
         the deny list's change goes to the others."""
         for connection in list(self.connections.values()):
             if self.till_retired(connection.till_id):
-                connection.close_soon(_CLOSE_RETIRED, "the till is retired")
+                connection.close_soon(CloseCode.RETIRED, "the till is retired")
         self._publish()
 
     def till_retired(self, till_id: str) -> bool:
@@ -388,7 +394,7 @@ class TillHub:
         """A till connected; an older connection of the same till is closed."""
         older = self.connections.get(connection.till_id)
         if older is not None and older is not connection:
-            older.close_soon(4005, "the till connected again elsewhere")
+            older.close_soon(CloseCode.CONNECTED_ELSEWHERE, "the till connected again elsewhere")
         self.connections[connection.till_id] = connection
         self.metrics.till_connected.set(len(self.connections))
 
