@@ -27,7 +27,9 @@ error (`InvariantViolation`). Two kinds keep the status they arrive with, and ea
 made in one place: `IdentityRefused.__init__` reads the status of the identity actor's
 reply (its codes include authlib's, and one code can mean 400 at one step and 409 at
 another: `passcode_used`), and a `PageError` states its page's status. aiohttp's own
-refusals (no such route, a method the route does not take) keep theirs too.
+refusals (no such route, a method the route does not take) keep theirs too. The store
+network's webhook is outside the tree: it answers the network's own protocol
+(`WebhookAnswer`, in `api/konbini.py`), not the API's refusals.
 """
 
 from __future__ import annotations
