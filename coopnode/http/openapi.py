@@ -4,8 +4,8 @@ Each operation's `security` is written from its route's `access`, the same field
 enforces (`edge.py`): the staff token is HTTP bearer authentication (`staffToken`); a
 session is its cookie (`portalSession`, `mypageSession`, …), with the CSRF header
 (`csrfToken`) beside it for a change; an OAuth scope is the `walletOAuth` scheme (the
-authorization-code flow with PKCE) with that scope. A route any caller may call says so
-with an empty `security`.
+authorization-code flow with PKCE) with that scope. A route anybody may call has no
+`security` (and the document none at its top).
 """
 
 from __future__ import annotations
@@ -185,7 +185,9 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
             "required": True,
             "content": {"application/x-www-form-urlencoded": {"schema": refs[route.form]}},
         }
-    operation["security"] = security(route.access, changes=route.changes)
+    requirements = security(route.access, changes=route.changes)
+    if requirements:
+        operation["security"] = requirements
     return operation
 
 
