@@ -1,4 +1,5 @@
-"""The aiohttp application: one factory, routes in one place, errors in one middleware."""
+"""The aiohttp application: one factory, routes in one place, access checked at one edge
+(`edge.Route.serve`), errors answered by one middleware."""
 
 from __future__ import annotations
 
@@ -23,11 +24,10 @@ from coopnode.http.api.oauth import OAUTH_ROUTES
 from coopnode.http.api.wallet import (
     ROUTES,
     MemberStatusHook,
-    Route,
     member_status_hook_key,
-    staff_token_key,
     wallet_client_key,
 )
+from coopnode.http.edge import Route, staff_token_key
 from coopnode.http.errors import error_middleware, timeout_middleware
 from coopnode.http.forwarded import forwarded_middleware
 from coopnode.http.hardening import setup_hardening
@@ -47,6 +47,8 @@ from coopnode.settings import Environment, Settings
 
 metrics_key = web.AppKey("metrics", Metrics)
 openapi_key = web.AppKey("openapi", bytes)
+# The API's route table as served: each route behind its access (`Route.serve`).
+api_routes_key: web.AppKey[tuple[Route, ...]] = web.AppKey("api_routes")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -121,12 +123,14 @@ def make_app(
             app[payments_settings_key] = settings
             routes += KONBINI_ROUTES
             app.router.add_routes(konbini_routes(settings))
+    app[api_routes_key] = routes
     app[openapi_key] = msgspec.json.encode(openapi_document(routes))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/openapi.json", openapi)
     for route in routes:
-        app.router.add_route(route.method, route.path, route.handler)
+        # Who may call the route is checked here, before its handler runs.
+        app.router.add_route(route.method, route.path, route.serve)
     if tills is not None:
         app[till_hub_key] = tills
         # Every suspension and resumption reaches the registry and the tills this way.

@@ -1,6 +1,35 @@
-"""Errors as HTTP answers: one JSON shape, one place that maps reasons to status codes.
+"""Errors as HTTP answers: one exception tree, one table from reason code to status, one
+JSON shape.
 
-Every error body is `{"reason": "<code>", "message": "<sentence>"}`.
+Every refusal the front answers is an `ApiError`: a reason code, a sentence, the HTTP
+status, and the seconds to wait or the tries left when they apply. Handlers raise it; the
+middleware answers it as `ErrorBody`, `{"reason": "<code>", "message": "<sentence>"}`
+(OAuth's token endpoints answer the same error in RFC 6749's shape). The tree hangs from
+the domain's (`coopnode.domain.errors`):
+
+    OperatingError               (domain) an expected outcome with a reason and a sentence
+    ├── InvalidInput             (domain) a value out of bounds: always 400
+    └── ApiError                 a refusal of the front; its status is REASON_STATUS's
+        │                        for its reason code
+        ├── AccessRefused        the route's `access` does not admit the caller (no staff
+        │                        token, no session); raised before the handler runs
+        ├── FormRefused          a posted form that is not read: too large, not UTF-8,
+        │                        not urlencoded, or sent from another site (`forms.py`)
+        ├── IdentityRefused      the identity actor's `Refused` reply, with the status the
+        │                        actor chose (see below)
+        └── PageError            a portal page's refusal: a catalogue key and the status
+                                 of that page; answered as the error page in the member's
+                                 language, never as JSON
+
+The status of an `ApiError` is looked up in `REASON_STATUS` and nowhere else: a raise
+names a reason, never a number, and a reason missing from the table is a programmer
+error (`InvariantViolation`). Two kinds keep the status they arrive with, and each is
+made in one place: `IdentityRefused.__init__` reads the status of the identity actor's
+reply (its codes include authlib's, and one code can mean 400 at one step and 409 at
+another: `passcode_used`), and a `PageError` states its page's status. aiohttp's own
+refusals (no such route, a method the route does not take) keep theirs too. The store
+network's webhook is outside the tree: it answers the network's own protocol
+(`WebhookAnswer`, in `api/konbini.py`), not the API's refusals.
 """
 
 from __future__ import annotations
@@ -13,13 +42,16 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from coopnode.domain.errors import InvalidInput
+from coopnode.actors.identity.messages import Refused
+from coopnode.domain.errors import InvalidInput, InvariantViolation, OperatingError
 from coopnode.domain.money import Reason
 from coopnode.logs import get_logger
 
 log = get_logger(__name__)
 
-REASON_STATUS: dict[Reason, int] = {
+# Every reason code the front answers with, and its status. The wallet's reasons first
+# (every `Reason`, which `Declined` results and the registry carry), then the front's own.
+REASON_STATUS: dict[str, int] = {
     Reason.INSUFFICIENT_FUNDS: 402,
     Reason.SUSPENDED: 403,
     Reason.CARD_BLOCKED: 403,
@@ -44,10 +76,26 @@ REASON_STATUS: dict[Reason, int] = {
     Reason.OUTCOME_UNKNOWN: 503,
     Reason.STORAGE_FULL: 507,
     Reason.OPERATION_FAILED: 500,
+    # A form that is not one of this node's pages' (`forms.py`).
+    "invalid_request": 400,
+    "foreign_origin": 403,
+    "too_large": 413,
+    # No staff token, or no session, where the route's access needs one.
+    "unauthorized": 401,
+    # A read that took longer than `http.request_timeout_s`: nothing changed.
+    "timeout": 503,
+    # A defect; the log has the stack trace, the answer never does.
+    "internal_error": 500,
+    # The refund of a convenience-store charge (`api/konbini.py`).
+    "unknown_charge": 404,
+    "not_refundable": 409,
+    "already_credited": 409,
+    "refused": 409,
 }
 
-# Methods that change nothing: a read that timed out is simply "try again".
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Methods that change nothing: a read that timed out is simply "try again", and a
+# session reads without its CSRF token.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OUTCOME_UNKNOWN_MESSAGE = (
     "the node did not confirm this in time: it may have been done or not; send the same "
     "request with the same idempotency key to learn which (it is never done twice)"
@@ -64,24 +112,98 @@ class ErrorBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_de
     attempts_left: int | None = None
 
 
-class ApiError(Exception):
-    """An error answer; raised by handlers and turned into JSON by the middleware."""
+class ApiError(OperatingError):
+    """A refusal of the front: raised by handlers, answered by `error_middleware`."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        retry_after_s: int = 0,
+        attempts_left: int | None = None,
+    ) -> None:
+        super().__init__(str(reason), message)
+        self.status = self._status_of(self.reason)
+        self.retry_after_s = retry_after_s
+        self.attempts_left = attempts_left
+
+    def _status_of(self, reason: str) -> int:
+        status = REASON_STATUS.get(reason)
+        if status is None:
+            raise InvariantViolation(f"the reason {reason!r} has no status in REASON_STATUS")
+        return status
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.status}, {self.reason!r}, {self.message!r})"
 
 
-def error_response(status: int, reason: str, message: str) -> web.Response:
-    headers = {"Retry-After": "1"} if status == 503 else None
+class AccessRefused(ApiError):
+    """The caller is not one the route's `access` admits; the handler did not run."""
+
+
+class FormRefused(ApiError):
+    """A posted form that is not read (`forms.read_urlencoded`)."""
+
+
+class IdentityRefused(ApiError):
+    """The identity actor refused: its reply, with the status the actor chose."""
+
+    def __init__(self, refused: Refused) -> None:
+        self.refused = refused
+        super().__init__(
+            refused.reason,
+            refused.message,
+            retry_after_s=refused.retry_after_s,
+            attempts_left=refused.attempts_left,
+        )
+
+    def _status_of(self, reason: str) -> int:
+        return self.refused.status
+
+
+class PageError(ApiError):
+    """Raised by a portal page to answer with the error page: the catalogue key of its
+    sentence (`error.csrf`, …), the values the sentence names, and the page's status."""
+
+    def __init__(self, status: int, key: str, **values: object) -> None:
+        self.page_status = status
+        super().__init__(key.removeprefix("error."), key)
+        self.key = key
+        self.values = values
+
+    def _status_of(self, reason: str) -> int:
+        return self.page_status
+
+
+def retry_after(error: ApiError) -> dict[str, str]:
+    """The `Retry-After` header: the wait the refusal names, and at least a second after
+    every 503."""
+    if error.retry_after_s:
+        return {"Retry-After": str(max(1, error.retry_after_s))}
+    if error.status == 503:
+        return {"Retry-After": "1"}
+    return {}
+
+
+def _error_answer(status: int, body: ErrorBody, headers: dict[str, str]) -> web.Response:
     return web.Response(
         status=status,
-        body=msgspec.json.encode(ErrorBody(reason, message)),
+        body=msgspec.json.encode(body),
         content_type="application/json",
-        headers=headers,
+        headers=headers or None,
     )
+
+
+def error_response(error: ApiError) -> web.Response:
+    """The one JSON answer of a refusal."""
+    body = ErrorBody(
+        reason=error.reason,
+        message=error.message,
+        retry_after_s=error.retry_after_s,
+        attempts_left=error.attempts_left,
+    )
+    return _error_answer(error.status, body, retry_after(error))
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -104,9 +226,9 @@ def timeout_middleware(timeout_s: float) -> Middleware:
                 return await handler(request)
         except TimeoutError:
             log.warning("request timed out", path=request.path, timeout_s=timeout_s)
-            if request.method in _SAFE_METHODS:
-                return error_response(503, "timeout", "the request took too long; try again")
-            return error_response(503, Reason.OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_MESSAGE)
+            if request.method in SAFE_METHODS:
+                return error_response(ApiError("timeout", "the request took too long; try again"))
+            return error_response(ApiError(Reason.OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_MESSAGE))
 
     return bounded
 
@@ -117,16 +239,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as error:
-        return error_response(error.status, error.reason, error.message)
+        return error_response(error)
     except InvalidInput as error:
-        return error_response(400, error.reason, error.message)
+        # The domain's bounds: 400 whatever the code (invalid_mail, invalid_phone, …).
+        return _error_answer(400, ErrorBody(error.reason, error.message), {})
     except web.HTTPRequestEntityTooLarge:
-        return error_response(413, "too_large", "the request body is too large")
+        return error_response(ApiError("too_large", "the request body is too large"))
     except web.HTTPException as error:
         if error.status < 400:
             raise
         reason = error.reason.lower().replace(" ", "_")
-        return error_response(error.status, reason, error.text or error.reason)
+        body = ErrorBody(reason, error.text or error.reason)
+        headers = {"Retry-After": "1"} if error.status == 503 else {}
+        return _error_answer(error.status, body, headers)
     except Exception:
         log.exception("unhandled error", path=request.path)
-        return error_response(500, "internal_error", "something went wrong on our side")
+        return error_response(ApiError("internal_error", "something went wrong on our side"))

@@ -1,33 +1,29 @@
-"""What the identity handlers share: the app keys, the call to the identity actor, error
-answers, session cookies and CSRF.
+"""What the identity handlers share: the app keys, the call to the identity actor, and
+session cookies.
 
 Sessions live in cookies named per kind (`cn_portal`, `cn_mypage`, `cn_wallet`,
 `cn_staff`): `HttpOnly`, `SameSite=Lax`, and `Secure` in production. A request that
-changes something must also send the session's CSRF token in `X-CSRF-Token`; the token
-is returned at sign-in and derived from the session id, so a page of another site,
-which can make the browser send the cookie but cannot read it, cannot forge it.
+changes something must also send the session's CSRF token in `X-CSRF-Token` (the edge
+checks both before a route's handler runs: `edge.py`); the token is returned at sign-in
+and derived from the session id, so a page of another site, which can make the browser
+send the cookie but cannot read it, cannot forge it.
 """
 
 from __future__ import annotations
-
-import functools
-from collections.abc import Awaitable, Callable
 
 import msgspec
 from aiohttp import web
 
 from coopnode.actors.identity.actor import IdentityPort
 from coopnode.actors.identity.messages import (
-    CheckSession,
     IdentityReply,
     IdentityRequest,
-    Principal,
     Refused,
     SessionIssued,
 )
 from coopnode.actors.notify.actor import NotifierPort, OutboxPort
 from coopnode.domain.identity import SessionKind
-from coopnode.http.errors import ErrorBody
+from coopnode.http.errors import IdentityRefused
 from coopnode.logs import get_logger
 
 log = get_logger(__name__)
@@ -41,48 +37,9 @@ COOKIE_NAMES: dict[SessionKind, str] = {kind: f"cn_{kind.value}" for kind in Ses
 MEMBER_KINDS = (SessionKind.PORTAL, SessionKind.MYPAGE)
 
 
-def refusal_response(refused: Refused) -> web.Response:
-    headers = {"Retry-After": str(max(1, refused.retry_after_s))} if refused.retry_after_s else {}
-    body = ErrorBody(
-        reason=refused.reason,
-        message=refused.message,
-        retry_after_s=refused.retry_after_s,
-        attempts_left=refused.attempts_left,
-    )
-    return web.Response(
-        status=refused.status,
-        body=msgspec.json.encode(body),
-        content_type="application/json",
-        headers=headers,
-    )
-
-
-class Refusal(Exception):
-    """Raised by a handler to answer with a refusal (see `answers_refusals`)."""
-
-    def __init__(self, refused: Refused) -> None:
-        super().__init__(refused.message)
-        self.refused = refused
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def answers_refusals(handler: Handler) -> Handler:
-    """Turn a `Refusal` into its JSON answer, with Retry-After when there is a wait."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except Refusal as refusal:
-            return refusal_response(refusal.refused)
-
-    return wrapped
-
-
 async def ask(request: web.Request, message: IdentityRequest) -> IdentityReply:
-    """Call the identity actor, hand its notifications to the notifier, raise refusals."""
+    """Call the identity actor, hand its notifications to the notifier; a refusal is
+    raised as `IdentityRefused`, which the middleware answers with the actor's status."""
     answer = await request.app[identity_key].call(message)
     notifier = request.app[notifier_key]
     for notification in answer.notifications:
@@ -90,7 +47,7 @@ async def ask(request: web.Request, message: IdentityRequest) -> IdentityReply:
             # The step is recorded; the member asks for a new code after the cool-down.
             log.warning("notification dropped: the queue is full", kind=notification.kind)
     if isinstance(answer.reply, Refused):
-        raise Refusal(answer.reply)
+        raise IdentityRefused(answer.reply)
     return answer.reply
 
 
@@ -129,23 +86,6 @@ def set_session_cookie(request: web.Request, response: web.Response, issued: Ses
 
 def session_id_of(request: web.Request, kind: SessionKind) -> str:
     return request.cookies.get(COOKIE_NAMES[kind], "")
-
-
-async def principal(
-    request: web.Request, kinds: tuple[SessionKind, ...], *, changes: bool
-) -> Principal:
-    """The signed-in member or staff member; a change also needs the CSRF token."""
-    for kind in kinds:
-        session_id = session_id_of(request, kind)
-        if not session_id:
-            continue
-        csrf = request.headers.get(CSRF_HEADER, "") if changes else None
-        reply = await ask(
-            request, CheckSession(kinds=(kind,), session_id=session_id, csrf_token=csrf)
-        )
-        if isinstance(reply, Principal):
-            return reply
-    raise Refusal(Refused(status=401, reason="unauthorized", message="sign in first"))
 
 
 class SessionAnswer(msgspec.Struct, frozen=True, kw_only=True):

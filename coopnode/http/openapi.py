@@ -1,4 +1,12 @@
-"""The OpenAPI 3.1 document, written from the route table and the msgspec types."""
+"""The OpenAPI 3.1 document, written from the route table and the msgspec types.
+
+Each operation's `security` is written from its route's `access`, the same field the edge
+enforces (`edge.py`): the staff token is HTTP bearer authentication (`staffToken`); a
+session is its cookie (`portalSession`, `mypageSession`, …), with the CSRF header
+(`csrfToken`) beside it for a change; an OAuth scope is the `walletOAuth` scheme (the
+authorization-code flow with PKCE) with that scope. A route anybody may call has no
+`security` (and the document none at its top).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +17,10 @@ from typing import Any
 import msgspec
 
 from coopnode import __version__
-from coopnode.http.api.wallet import Route
+from coopnode.domain.identity import SessionKind
+from coopnode.http.edge import Access, OAuthScope, Route, SessionCookie, StaffToken
 from coopnode.http.errors import ErrorBody
+from coopnode.http.identity_front import COOKIE_NAMES, CSRF_HEADER
 
 _REF = "#/components/schemas/{name}"
 _NOT_NOW_READ = "not now, nothing changed: `overloaded`, `unavailable` or `timeout`; send it again"
@@ -39,6 +49,85 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 
     resolved: dict[str, Any] = resolve(schema)
     return resolved
+
+
+STAFF_TOKEN_SCHEME = "staffToken"  # noqa: S105  # A scheme's name, not a token.
+CSRF_SCHEME = "csrfToken"
+OAUTH_SCHEME = "walletOAuth"
+# Where a member consents to an app, and where the app redeems the code.
+_OAUTH_AUTHORIZATION_URL = "/wallet/authorize"
+_OAUTH_TOKEN_URL = "/oauth/token"  # noqa: S105  # A path, not a token.
+
+
+def session_scheme(kind: SessionKind) -> str:
+    return f"{kind.value}Session"
+
+
+def security(access: Access, *, changes: bool) -> list[dict[str, list[str]]]:
+    """The operation's security requirements: any one of them admits the caller."""
+    requirements: list[dict[str, list[str]]] = []
+    for credential in access:
+        match credential:
+            case StaffToken():
+                requirements.append({STAFF_TOKEN_SCHEME: []})
+            case SessionCookie(kind=kind):
+                requirement: dict[str, list[str]] = {session_scheme(kind): []}
+                if changes:
+                    requirement[CSRF_SCHEME] = []
+                requirements.append(requirement)
+            case OAuthScope(name=scope):
+                requirements.append({OAUTH_SCHEME: [scope]})
+    return requirements
+
+
+def _security_schemes(routes: list[Route]) -> dict[str, Any]:
+    """The schemes the operations name, and no other."""
+    scopes = {
+        credential.name: credential.description
+        for route in routes
+        for credential in route.access
+        if isinstance(credential, OAuthScope)
+    }
+    schemes: dict[str, Any] = {
+        STAFF_TOKEN_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The node's staff token, for POS systems and the back office",
+        },
+        **{
+            session_scheme(kind): {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": COOKIE_NAMES[kind],
+                "description": f"A {kind.value} session, set by its sign-in",
+            }
+            for kind in SessionKind
+        },
+        CSRF_SCHEME: {
+            "type": "apiKey",
+            "in": "header",
+            "name": CSRF_HEADER,
+            "description": "The session's CSRF token, answered at sign-in; every change needs it",
+        },
+        OAUTH_SCHEME: {
+            "type": "oauth2",
+            "description": "An app's access token for the member's wallet (PKCE, S256)",
+            "flows": {
+                "authorizationCode": {
+                    "authorizationUrl": _OAUTH_AUTHORIZATION_URL,
+                    "tokenUrl": _OAUTH_TOKEN_URL,
+                    "scopes": scopes,
+                }
+            },
+        },
+    }
+    named = {
+        name
+        for route in routes
+        for requirement in security(route.access, changes=route.changes)
+        for name in requirement
+    }
+    return {name: scheme for name, scheme in schemes.items() if name in named}
 
 
 def _success(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
@@ -96,8 +185,9 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
             "required": True,
             "content": {"application/x-www-form-urlencoded": {"schema": refs[route.form]}},
         }
-    if route.staff:
-        operation["security"] = [{"staffToken": []}]
+    requirements = security(route.access, changes=route.changes)
+    if requirements:
+        operation["security"] = requirements
     return operation
 
 
@@ -120,6 +210,6 @@ def openapi_document(routes: Iterable[Route]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"staffToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": _security_schemes(routes),
         },
     }

@@ -36,10 +36,9 @@ from coopnode.domain.bounds import EventSeats, RecordNo, parse_int
 from coopnode.domain.member_desk import Attendance, DocumentStatus, InquiryStatus
 from coopnode.domain.messages import Label, MemberNo
 from coopnode.domain.money import Reason
-from coopnode.http.api.identity import token_actor
-from coopnode.http.api.wallet import Route, read_body
+from coopnode.http.edge import STAFF_TOKEN, Route, read_body, staff_actor
 from coopnode.http.errors import ApiError
-from coopnode.http.identity_front import answers_refusals, ask, json_response
+from coopnode.http.identity_front import ask, json_response
 from coopnode.http.portal.wallet import settings_key
 
 
@@ -77,7 +76,7 @@ def _number(request: web.Request, name: str) -> int:
 def _status(request: web.Request, allowed: list[str]) -> str | None:
     raw = request.query.get("status", "")
     if raw and raw not in allowed:
-        raise ApiError(400, Reason.INVALID_INPUT, f"status is one of {allowed}")
+        raise ApiError(Reason.INVALID_INPUT, f"status is one of {allowed}")
     return raw or None
 
 
@@ -91,15 +90,12 @@ def _document_status(request: web.Request) -> DocumentStatus | None:
     return None if raw is None else DocumentStatus(raw)
 
 
-@answers_refusals
 async def list_inquiries(request: web.Request) -> web.Response:
-    token_actor(request)
     return json_response(await ask(request, StaffInquiries(status=_inquiry_status(request))))
 
 
-@answers_refusals
 async def answer_inquiry(request: web.Request) -> web.Response:
-    actor = token_actor(request)
+    actor = staff_actor(request)
     body = await read_body(request, AnswerBody)
     message = InquiryAnswerNew(
         actor=actor, inquiry_no=_number(request, "inquiry_no"), answer=body.answer
@@ -107,29 +103,25 @@ async def answer_inquiry(request: web.Request) -> web.Response:
     return json_response(await ask(request, message))
 
 
-@answers_refusals
 async def list_documents(request: web.Request) -> web.Response:
-    token_actor(request)
     query = StaffDocuments(status=_document_status(request))
     return json_response(await ask(request, query))
 
 
-@answers_refusals
 async def document_sent(request: web.Request) -> web.Response:
-    actor = token_actor(request)
+    actor = staff_actor(request)
     await read_body(request, SentBody)
     message = DocumentMarkSent(actor=actor, request_no=_number(request, "request_no"))
     return json_response(await ask(request, message))
 
 
-@answers_refusals
 async def create_event(request: web.Request) -> web.Response:
-    actor = token_actor(request)
+    actor = staff_actor(request)
     body = await read_body(request, EventBody)
     if body.apply_until.tzinfo is None:
-        raise ApiError(400, Reason.INVALID_INPUT, "apply_until needs its UTC offset")
+        raise ApiError(Reason.INVALID_INPUT, "apply_until needs its UTC offset")
     if body.coop not in request.app[settings_key].coops:
-        raise ApiError(400, Reason.INVALID_INPUT, f"no co-op {body.coop!r} in the settings")
+        raise ApiError(Reason.INVALID_INPUT, f"no co-op {body.coop!r} in the settings")
     message = EventCreate(
         actor=actor,
         coop=body.coop,
@@ -142,15 +134,12 @@ async def create_event(request: web.Request) -> web.Response:
     return json_response(await ask(request, message), 201)
 
 
-@answers_refusals
 async def event_roster(request: web.Request) -> web.Response:
-    token_actor(request)
     return json_response(await ask(request, EventRosterGet(event_id=_number(request, "event_id"))))
 
 
-@answers_refusals
 async def event_attendance(request: web.Request) -> web.Response:
-    actor = token_actor(request)
+    actor = staff_actor(request)
     body = await read_body(request, AttendanceBody)
     message = EventAttendanceSet(
         actor=actor,
@@ -166,6 +155,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/staff/inquiries",
         summary="Members' inquiries (お問合せ), newest first; ?status=received|answered",
+        access=STAFF_TOKEN,
         handler=list_inquiries,
         response=InquiryList,
         query=(("status", "string"),),
@@ -174,6 +164,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/staff/inquiries/{inquiry_no}/answer",
         summary="Answer an inquiry: shown on the member's home and mailed (audited)",
+        access=STAFF_TOKEN,
         handler=answer_inquiry,
         request=AnswerBody,
         response=InquiryList,
@@ -182,6 +173,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/staff/documents",
         summary="Document requests (資料請求), newest first; ?status=requested|sent|available",
+        access=STAFF_TOKEN,
         handler=list_documents,
         response=DocumentList,
         query=(("status", "string"),),
@@ -190,6 +182,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/staff/documents/{request_no}/sent",
         summary="Record that a postal document was sent; sets its 発送日 (audited)",
+        access=STAFF_TOKEN,
         handler=document_sent,
         request=SentBody,
         response=DocumentList,
@@ -198,6 +191,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/staff/events",
         summary="Create an event members of the co-op may apply to (audited)",
+        access=STAFF_TOKEN,
         handler=create_event,
         request=EventBody,
         response=EventRoster,
@@ -207,6 +201,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/staff/events/{event_id}",
         summary="An event and its applications",
+        access=STAFF_TOKEN,
         handler=event_roster,
         response=EventRoster,
     ),
@@ -214,6 +209,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/staff/events/{event_id}/attendance",
         summary="Record whether an applicant attended (イベント参加結果; audited)",
+        access=STAFF_TOKEN,
         handler=event_attendance,
         request=AttendanceBody,
         response=EventRoster,

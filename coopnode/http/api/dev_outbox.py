@@ -17,7 +17,7 @@ from coopnode.actors.notify.actor import OutboxPort
 from coopnode.actors.notify.messages import Channel
 from coopnode.actors.notify.outbox import OutboxMessage
 from coopnode.domain.bounds import Cursor
-from coopnode.http.api.wallet import Route, read_query
+from coopnode.http.edge import PUBLIC, Route, read_query
 
 outbox_key = web.AppKey("outbox", OutboxPort)
 
@@ -78,7 +78,9 @@ async def outbox_page(request: web.Request) -> web.Response:
 
 DEV_ROUTES: tuple[Route, ...] = (
     Route(method="GET", path="/dev/outbox", handler=outbox_page, content_type="text/html",
-          staff=False, query_type=OutboxQuery, summary="Development only: the outbox as a page"),
+          access=PUBLIC, query_type=OutboxQuery,
+          summary="Development only: the outbox as a page"),
     Route(method="GET", path="/dev/outbox.json", handler=outbox_json, response=OutboxPage,
-          staff=False, query_type=OutboxQuery, summary="Development only: the outbox as JSON"),
+          access=PUBLIC, query_type=OutboxQuery,
+          summary="Development only: the outbox as JSON"),
 )  # fmt: skip

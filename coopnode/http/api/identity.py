@@ -46,21 +46,24 @@ from coopnode.actors.identity.messages import (
     WalletLoginStart,
 )
 from coopnode.domain.identity import FlowKind, SessionKind
-from coopnode.http.api.wallet import (
+from coopnode.http.api.wallet import member_status_changed
+from coopnode.http.edge import (
+    PUBLIC,
+    STAFF_SESSION,
+    STAFF_TOKEN,
     Route,
+    calling_member,
     member_no_of,
-    member_status_changed,
     read_body,
     read_query,
-    require_staff,
+    sessions,
+    staff_actor,
 )
 from coopnode.http.identity_front import (
     MEMBER_KINDS,
     SessionAnswer,
-    answers_refusals,
     ask,
     json_response,
-    principal,
     session_id_of,
     session_response,
 )
@@ -156,22 +159,11 @@ def qr_svg(uri: str) -> str:
     return str(segno.make_qr(uri, error="m").svg_inline(scale=4))
 
 
-def token_actor(request: web.Request) -> str:
-    require_staff(request)
-    return "admin-token"
-
-
-async def staff_actor(request: web.Request, *, changes: bool) -> str:
-    who = await principal(request, (SessionKind.STAFF,), changes=changes)
-    return f"staff:{who.subject}"
-
-
 # Enrolment ------------------------------------------------------------------------------
 
 
-@answers_refusals
 async def enrol_member(request: web.Request) -> web.Response:
-    actor = token_actor(request)
+    actor = staff_actor(request)
     body = await read_body(request, Enrolment)
     reply = await ask(request, Enrol(actor=actor, enrolment=body))
     if not isinstance(reply, Enrolled):
@@ -182,7 +174,6 @@ async def enrol_member(request: web.Request) -> web.Response:
 # Flow starts ----------------------------------------------------------------------------
 
 
-@answers_refusals
 async def mail_change_start(request: web.Request) -> web.Response:
     body = await read_body(request, MailChangeStartBody)
     reply = await ask(
@@ -191,20 +182,17 @@ async def mail_change_start(request: web.Request) -> web.Response:
     return json_response(reply)
 
 
-@answers_refusals
 async def password_start(request: web.Request) -> web.Response:
     body = await read_body(request, MailBody)
     return json_response(await ask(request, PasswordStart(mail=body.mail)))
 
 
-@answers_refusals
 async def wallet_login_start(request: web.Request) -> web.Response:
     body = await read_body(request, WalletStartBody)
     return json_response(await ask(request, WalletLoginStart(identifier=body.identifier)))
 
 
 def _sign_in(kind: SessionKind) -> Any:
-    @answers_refusals
     async def handler(request: web.Request) -> web.Response:
         if kind is SessionKind.STAFF:
             staff = await read_body(request, StaffSignInBody)
@@ -225,7 +213,6 @@ def _sign_in(kind: SessionKind) -> Any:
 def _step(kind: FlowKind, step: str, body_type: Any, session: SessionKind | None) -> Any:
     """A handler for one step: the body's fields go to the step as they are named."""
 
-    @answers_refusals
     async def handler(request: web.Request) -> web.Response:
         body = await read_body(request, body_type)
         old = session_id_of(request, session) if session is not None else ""
@@ -382,31 +369,24 @@ _STEPS: tuple[tuple[str, FlowKind, str, Any, SessionKind | None, str], ...] = (
 # Signed-in members ----------------------------------------------------------------------
 
 
-@answers_refusals
 async def me(request: web.Request) -> web.Response:
-    kinds = (*MEMBER_KINDS, SessionKind.WALLET)
-    who = await principal(request, kinds, changes=False)
-    return json_response(await ask(request, GetProfile(member_no=who.subject)))
+    return json_response(await ask(request, GetProfile(member_no=calling_member(request))))
 
 
-@answers_refusals
 async def totp_begin(request: web.Request) -> web.Response:
-    who = await principal(request, MEMBER_KINDS, changes=True)
-    reply = await ask(request, TotpBegin(member_no=who.subject))
+    reply = await ask(request, TotpBegin(member_no=calling_member(request)))
     if not isinstance(reply, TotpEnrolment):
         raise TypeError("TOTP enrolment answered with something else")
     qr = qr_svg(reply.otpauth_uri)
     return json_response(TotpAnswer(otpauth_uri=reply.otpauth_uri, secret=reply.secret, qr_svg=qr))
 
 
-@answers_refusals
 async def totp_confirm(request: web.Request) -> web.Response:
-    who = await principal(request, MEMBER_KINDS, changes=True)
     body = await read_body(request, TotpCodeBody)
-    return json_response(await ask(request, TotpConfirm(member_no=who.subject, code=body.code)))
+    confirm = TotpConfirm(member_no=calling_member(request), code=body.code)
+    return json_response(await ask(request, confirm))
 
 
-@answers_refusals
 async def sign_out(request: web.Request) -> web.Response:
     """End every session this browser holds; answers the same whether or not it held one."""
     response = json_response(Done(message="signed out"))
@@ -418,27 +398,21 @@ async def sign_out(request: web.Request) -> web.Response:
     return response
 
 
-@answers_refusals
 async def list_grants(request: web.Request) -> web.Response:
-    who = await principal(request, (SessionKind.WALLET, *MEMBER_KINDS), changes=False)
-    return json_response(await ask(request, ListGrants(member_no=who.subject)))
+    return json_response(await ask(request, ListGrants(member_no=calling_member(request))))
 
 
-@answers_refusals
 async def revoke_grant(request: web.Request) -> web.Response:
-    who = await principal(request, (SessionKind.WALLET, *MEMBER_KINDS), changes=True)
     body = await read_body(request, GrantBody)
-    return json_response(
-        await ask(request, RevokeGrant(member_no=who.subject, grant_id=body.grant_id))
-    )
+    revoke = RevokeGrant(member_no=calling_member(request), grant_id=body.grant_id)
+    return json_response(await ask(request, revoke))
 
 
 # Staff ----------------------------------------------------------------------------------
 
 
-@answers_refusals
 async def create_staff(request: web.Request) -> web.Response:
-    actor = token_actor(request)
+    actor = staff_actor(request)
     body = await read_body(request, StaffCreateBody)
     reply = await ask(
         request,
@@ -455,9 +429,8 @@ async def create_staff(request: web.Request) -> web.Response:
     return json_response(created, 201)
 
 
-@answers_refusals
 async def staff_resume(request: web.Request) -> web.Response:
-    actor = await staff_actor(request, changes=True)
+    actor = staff_actor(request)
     member_no = member_no_of(request)
     reply = await ask(request, StaffResume(actor=actor, member_no=member_no))
     # The identity actor resumed the wallet; the member's card leaves the deny list here.
@@ -465,75 +438,78 @@ async def staff_resume(request: web.Request) -> web.Response:
     return json_response(reply)
 
 
-@answers_refusals
 async def staff_change_mail(request: web.Request) -> web.Response:
-    actor = await staff_actor(request, changes=True)
+    actor = staff_actor(request)
     body = await read_body(request, MailBody)
     message = StaffChangeMail(actor=actor, member_no=member_no_of(request), mail=body.mail)
     return json_response(await ask(request, message))
 
 
-@answers_refusals
 async def audit_log(request: web.Request) -> web.Response:
-    if "Authorization" in request.headers:
-        require_staff(request)
-    else:
-        await staff_actor(request, changes=False)
     return json_response(await ask(request, read_query(request, AuditList)))
+
+
+_MEMBER_OR_WALLET = sessions(*MEMBER_KINDS, SessionKind.WALLET)
+_WALLET_OR_MEMBER = sessions(SessionKind.WALLET, *MEMBER_KINDS)
 
 
 def _routes() -> tuple[Route, ...]:
     fixed = [
         Route(method="POST", path="/api/v1/members", handler=enrol_member, request=Enrolment,
-              response=Enrolled, status=201,
+              response=Enrolled, status=201, access=STAFF_TOKEN,
               summary="Enrol a member: open the wallet with the deposits, mail the §0 notice"),
         Route(method="POST", path="/api/v1/flows/mail-change", handler=mail_change_start,
-              request=MailChangeStartBody, response=FlowAnswer, staff=False,
+              request=MailChangeStartBody, response=FlowAnswer, access=PUBLIC,
               summary="§1: member number and birth date → the masked registered address"),
         Route(method="POST", path="/api/v1/flows/password", handler=password_start,
-              request=MailBody, response=FlowAnswer, staff=False,
+              request=MailBody, response=FlowAnswer, access=PUBLIC,
               summary="§2: set or reset a password: a code goes to the address"),
         Route(method="POST", path="/api/v1/portal/sign-in", handler=_sign_in(SessionKind.PORTAL),
-              request=SignInBody, response=FlowAnswer, staff=False,
+              request=SignInBody, response=FlowAnswer, access=PUBLIC,
               summary="§3: mail address and password; a second factor follows"),
         Route(method="POST", path="/api/v1/mypage/login", handler=_sign_in(SessionKind.MYPAGE),
-              request=SignInBody, response=FlowAnswer, staff=False,
+              request=SignInBody, response=FlowAnswer, access=PUBLIC,
               summary="§4: mail address and password; a mailed code follows"),
         Route(method="POST", path="/api/v1/wallet-auth/start", handler=wallet_login_start,
-              request=WalletStartBody, response=FlowAnswer, staff=False,
+              request=WalletStartBody, response=FlowAnswer, access=PUBLIC,
               summary="§5: sign in or up to the e-money wallet with a mobile number or address"),
         Route(method="POST", path="/api/v1/staff/sign-in", handler=_sign_in(SessionKind.STAFF),
-              request=StaffSignInBody, response=FlowAnswer, staff=False,
+              request=StaffSignInBody, response=FlowAnswer, access=PUBLIC,
               summary="Staff: staff id and password; an authenticator code follows"),
-        Route(method="GET", path="/api/v1/me", handler=me, response=Profile, staff=False,
-              summary="The signed-in member's profile"),
+        Route(method="GET", path="/api/v1/me", handler=me, response=Profile,
+              access=_MEMBER_OR_WALLET, summary="The signed-in member's profile"),
         Route(method="POST", path="/api/v1/me/totp", handler=totp_begin, response=TotpAnswer,
-              staff=False, summary="Start enrolling an authenticator app: otpauth URI and QR"),
+              access=sessions(*MEMBER_KINDS),
+              summary="Start enrolling an authenticator app: otpauth URI and QR"),
         Route(method="POST", path="/api/v1/me/totp/confirm", handler=totp_confirm,
-              request=TotpCodeBody, response=Done, staff=False,
+              request=TotpCodeBody, response=Done, access=sessions(*MEMBER_KINDS),
               summary="Finish enrolling the authenticator app with one of its codes"),
+        # Anybody: it ends whatever sessions the browser holds, and answers the same if none.
         Route(method="POST", path="/api/v1/sign-out", handler=sign_out, response=Done,
-              staff=False, summary="Sign out: every session this browser holds is revoked"),
+              access=PUBLIC, summary="Sign out: every session this browser holds is revoked"),
         Route(method="GET", path="/api/v1/wallet-auth/grants", handler=list_grants,
-              response=Grants, staff=False, summary="§5: the apps the member let into the wallet"),
+              response=Grants, access=_WALLET_OR_MEMBER,
+              summary="§5: the apps the member let into the wallet"),
         Route(method="POST", path="/api/v1/wallet-auth/grants/revoke", handler=revoke_grant,
-              request=GrantBody, response=Done, staff=False,
+              request=GrantBody, response=Done, access=_WALLET_OR_MEMBER,
               summary="§5: revoke an app's access to the wallet"),
         Route(method="POST", path="/api/v1/staff/accounts", handler=create_staff,
               request=StaffCreateBody, response=StaffCreatedAnswer, status=201,
+              access=STAFF_TOKEN,
               summary="Create a staff account with its authenticator (shown once)"),
         Route(method="POST", path="/api/v1/staff/members/{member_no}/resume",
-              handler=staff_resume, response=Done, staff=False,
+              handler=staff_resume, response=Done, access=STAFF_SESSION,
               summary="Staff: resume a suspended account and lift its lock-outs (audited)"),
         Route(method="POST", path="/api/v1/staff/members/{member_no}/mail",
-              handler=staff_change_mail, request=MailBody, response=Done, staff=False,
+              handler=staff_change_mail, request=MailBody, response=Done, access=STAFF_SESSION,
               summary="Staff: change a member's address after first use (audited)"),
         Route(method="GET", path="/api/v1/staff/audit", handler=audit_log, response=AuditPage,
-              query_type=AuditList, summary="The audit log of staff actions, newest first"),
+              query_type=AuditList, access=STAFF_TOKEN + STAFF_SESSION,
+              summary="The audit log of staff actions, newest first"),
     ]  # fmt: skip
     steps = [
         Route(method="POST", path=path, handler=_step(kind, step, body, session), request=body,
-              response=SessionAnswer if session is not None else FlowAnswer, staff=False,
+              response=SessionAnswer if session is not None else FlowAnswer, access=PUBLIC,
               summary=summary)
         for path, kind, step, body, session, summary in _STEPS
     ]  # fmt: skip

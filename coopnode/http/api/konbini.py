@@ -38,7 +38,7 @@ from coopnode.actors.identity.messages import AuditRecord
 from coopnode.actors.payments.messages import REFUND_NOTE_MAX_CHARS, ChargeRecord, ChargeStatus
 from coopnode.domain.bounds import EpochMs
 from coopnode.domain.money import Reason
-from coopnode.http.api.wallet import Route, read_body, require_staff
+from coopnode.http.edge import PUBLIC, STAFF_TOKEN, Route, read_body, staff_actor
 from coopnode.http.errors import ApiError
 from coopnode.http.identity_front import ask
 from coopnode.http.portal.core import check_form_csrf, page, read_form, render
@@ -65,20 +65,19 @@ _REFUSAL_STATUS = {"unknown": 404, "expired": 409, "amount": 422}
 # How long HOME keeps telling the member that a charge was refunded (about a month's
 # statement); the charge page keeps saying it for as long as it is listed.
 REFUNDED_SHOWN_DAYS = 31
-# A refund's refusals: the catalogue key, its status, and a sentence for staff.
-_REFUND_REFUSALS: dict[str, tuple[int, str, str]] = {
-    "error.unknown": (404, "unknown_charge", "no charge has this id"),
+# A refund's refusals: the catalogue key, the reason code (its status is the table's in
+# `errors.py`), and a sentence for staff.
+_REFUND_REFUSALS: dict[str, tuple[str, str]] = {
+    "error.unknown": ("unknown_charge", "no charge has this id"),
     "error.not_refundable": (
-        409,
         "not_refundable",
         "only a convenience-store charge that was paid but not credited can be refunded",
     ),
     "error.already_credited": (
-        409,
         "already_credited",
         "the wallet took the credit when asked again: the charge is credited, not refunded",
     ),
-    "error.unavailable": (503, "unavailable", "the wallet did not answer; try again"),
+    "error.unavailable": (Reason.UNAVAILABLE, "the wallet did not answer; try again"),
 }
 
 
@@ -147,39 +146,34 @@ async def konbini_webhook(request: web.Request) -> web.Response:
 
 
 async def konbini_sweep(request: web.Request) -> web.Response:
-    require_staff(request)
     raw = await request.read()
     try:
         wanted = msgspec.json.decode(raw or b"{}", type=SweepRequest)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
-        raise ApiError(400, Reason.INVALID_INPUT, f"invalid request: {error}") from None
+        raise ApiError(Reason.INVALID_INPUT, f"invalid request: {error}") from None
     development = request.app[payments_settings_key].node.environment is Environment.DEVELOPMENT
     if wanted.at_ms is not None and not development:
-        raise ApiError(400, Reason.INVALID_INPUT, "at_ms is for development only")
+        raise ApiError(Reason.INVALID_INPUT, "at_ms is for development only")
     expired = await request.app[charging_key].sweep(wanted.at_ms)
     return web.json_response({"expired": [record.charge_id for record in expired]})
 
 
 async def konbini_refund(request: web.Request) -> web.Response:
-    require_staff(request)
     body = await read_body(request, KonbiniRefundRequest)
     charge_id = request.match_info["charge_id"]
+    actor = staff_actor(request)
     try:
         record, refunded_now = await request.app[charging_key].refund_konbini(
-            charge_id, "admin-token", body.note
+            charge_id, actor, body.note
         )
     except ChargeRefused as refused:
-        status, reason, message = _REFUND_REFUSALS.get(
-            refused.key, (409, "refused", "the refund was refused")
-        )
-        raise ApiError(status, reason, message) from None
+        reason, message = _REFUND_REFUSALS.get(refused.key, ("refused", "the refund was refused"))
+        raise ApiError(reason, message) from None
     if refunded_now:
         detail = f"{record.amount_yen} yen to member {record.member_no}; {body.note}".strip()
         await ask(
             request,
-            AuditRecord(
-                actor="admin-token", action="konbini.refund", target=charge_id, detail=detail
-            ),
+            AuditRecord(actor=actor, action="konbini.refund", target=charge_id, detail=detail),
         )
     answer = KonbiniRefundAnswer(
         charge_id=record.charge_id,
@@ -229,12 +223,14 @@ KONBINI_ROUTES: tuple[Route, ...] = (
         request=PaymentNotice,
         response=WebhookAnswer,
         error=WebhookAnswer,
-        staff=False,
+        # The network signs each notice (the handler checks it over the body it read).
+        access=PUBLIC,
     ),
     Route(
         method="POST",
         path="/api/v1/staff/konbini/sweep",
         summary="Expire the convenience-store charges past their deadline now",
+        access=STAFF_TOKEN,
         handler=konbini_sweep,
         request=SweepRequest,
         response=SweepAnswer,
@@ -246,6 +242,7 @@ KONBINI_ROUTES: tuple[Route, ...] = (
             "Record the refund of a convenience-store charge that was paid but that the "
             "wallet would not credit (idempotent, audited)"
         ),
+        access=STAFF_TOKEN,
         handler=konbini_refund,
         request=KonbiniRefundRequest,
         response=KonbiniRefundAnswer,

@@ -7,10 +7,11 @@
     POST /oauth/token        RFC 6749 §4.1.3 with PKCE (RFC 7636), form-encoded
     POST /oauth/revoke       RFC 7009
 
-The protocol itself runs in the identity actor (authlib, see `actors.oauth_server`).
-The member's wallet is then reached with a bearer token whose scopes are checked on every
-request: `wallet:read` for the balances and the history, `wallet:pay` for moving money
-between purses and for suspending the account (アカウント停止).
+The protocol itself runs in the identity actor (authlib, see `actors/identity/oauth.py`).
+The member's wallet is then reached with a bearer token whose scope the edge checks on
+every request before the handler runs (`edge.OAuthScope`): `wallet:read` for the
+balances and the history, `wallet:pay` for moving money between purses and for
+suspending the account (アカウント停止).
 """
 
 from __future__ import annotations
@@ -27,10 +28,8 @@ from coopnode.actors.identity.messages import (
     OAuthConsent,
     OAuthDecide,
     OAuthHttp,
-    OAuthIntrospect,
     OAuthRevoke,
     OAuthToken,
-    TokenInfo,
 )
 from coopnode.domain.identity import SessionKind
 from coopnode.domain.messages import (
@@ -46,26 +45,31 @@ from coopnode.domain.messages import (
 )
 from coopnode.http.api.wallet import (
     MoveRequest,
-    Route,
     answer,
-    read_body,
-    read_query,
     set_member_status,
     wallet_client_key,
 )
-from coopnode.http.errors import ApiError
-from coopnode.http.forms import FormRefused, read_urlencoded
-from coopnode.http.identity_front import (
+from coopnode.http.edge import (
+    PUBLIC,
     Handler,
-    Refusal,
-    answers_refusals,
-    ask,
-    json_response,
-    principal,
+    OAuthScope,
+    Route,
+    calling_member,
+    read_body,
+    read_query,
+    sessions,
 )
+from coopnode.http.errors import ApiError, retry_after
+from coopnode.http.forms import read_urlencoded
+from coopnode.http.identity_front import ask, json_response
 
-SCOPE_READ = "wallet:read"
-SCOPE_PAY = "wallet:pay"
+SCOPE_READ = OAuthScope(name="wallet:read", description="read the balances and the history")
+SCOPE_PAY = OAuthScope(
+    name="wallet:pay",
+    description="move money between purses, and suspend the account (アカウント停止)",
+)
+# The consent screen and the member's decision: a wallet session, and its CSRF token.
+_WALLET_SESSION = sessions(SessionKind.WALLET)
 # The largest form the token and revocation endpoints read; theirs are a few hundred bytes.
 _FORM_FIELDS_MAX = 16
 # A code, a verifier and a redirect URI are a few hundred bytes; a token form never more.
@@ -117,29 +121,21 @@ class OAuthError(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 def answers_oauth_errors(handler: Handler) -> Handler:
-    """Answer the node's own refusals in RFC 6749 §5.2's shape, as authlib answers its."""
+    """Answer the node's own refusals (an unread form, a busy node) in RFC 6749 §5.2's
+    shape, as authlib answers its."""
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except Refusal as refusal:
-            status, error, description = (
-                refusal.refused.status,
-                refusal.refused.reason,
-                refusal.refused.message,
-            )
         except ApiError as refused:
-            status, error, description = refused.status, refused.reason, refused.message
-        headers = {"Cache-Control": "no-store"}
-        if status == 503:
-            headers["Retry-After"] = "1"
-        return web.Response(
-            status=status,
-            body=msgspec.json.encode(OAuthError(error=error, error_description=description)),
-            content_type="application/json",
-            headers=headers,
-        )
+            body = OAuthError(error=refused.reason, error_description=refused.message)
+            return web.Response(
+                status=refused.status,
+                body=msgspec.json.encode(body),
+                content_type="application/json",
+                headers={"Cache-Control": "no-store", **retry_after(refused)},
+            )
 
     return wrapped
 
@@ -155,12 +151,9 @@ def _oauth_http(request: web.Request, form: list[tuple[str, str]]) -> OAuthHttp:
 
 
 async def _form(request: web.Request) -> list[tuple[str, str]]:
-    try:
-        return await read_urlencoded(
-            request, fields_max=_FORM_FIELDS_MAX, body_max_bytes=_FORM_BODY_MAX_BYTES
-        )
-    except FormRefused as refused:
-        raise ApiError(refused.status, refused.reason, refused.message) from None
+    return await read_urlencoded(
+        request, fields_max=_FORM_FIELDS_MAX, body_max_bytes=_FORM_BODY_MAX_BYTES
+    )
 
 
 def _oauth_response(reply: object) -> web.Response:
@@ -178,19 +171,17 @@ def _oauth_response(reply: object) -> web.Response:
     return response
 
 
-@answers_refusals
 async def authorize_consent(request: web.Request) -> web.Response:
-    who = await principal(request, (SessionKind.WALLET,), changes=False)
-    reply = await ask(request, OAuthConsent(member_no=who.subject, http=_oauth_http(request, [])))
-    return json_response(reply)
+    consent = OAuthConsent(member_no=calling_member(request), http=_oauth_http(request, []))
+    return json_response(await ask(request, consent))
 
 
-@answers_refusals
 async def authorize_decide(request: web.Request) -> web.Response:
-    who = await principal(request, (SessionKind.WALLET,), changes=True)
     body = await read_body(request, DecisionBody)
     decide = OAuthDecide(
-        member_no=who.subject, http=_oauth_http(request, []), allow=body.decision == "allow"
+        member_no=calling_member(request),
+        http=_oauth_http(request, []),
+        allow=body.decision == "allow",
     )
     return _oauth_response(await ask(request, decide))
 
@@ -207,68 +198,55 @@ async def revoke(request: web.Request) -> web.Response:
     return _oauth_response(await ask(request, OAuthRevoke(http=_oauth_http(request, form))))
 
 
-async def _bearer(request: web.Request, scope: str) -> TokenInfo:
-    authorization = request.headers.get("Authorization", "")
-    reply = await ask(request, OAuthIntrospect(authorization=authorization, scope=scope))
-    if not isinstance(reply, TokenInfo):
-        raise TypeError("token introspection answered with something else")
-    return reply
-
-
-@answers_refusals
 async def member_wallet(request: web.Request) -> web.Response:
-    info = await _bearer(request, SCOPE_READ)
-    result = await request.app[wallet_client_key].submit(GetWallet(member_no=info.member_no))
-    return answer(result)
+    op = GetWallet(member_no=calling_member(request))
+    return answer(await request.app[wallet_client_key].submit(op))
 
 
-@answers_refusals
 async def member_history(request: web.Request) -> web.Response:
-    info = await _bearer(request, SCOPE_READ)
     query = read_query(request, HistoryQuery)
-    op = GetHistory(member_no=info.member_no, **msgspec.structs.asdict(query))
+    op = GetHistory(member_no=calling_member(request), **msgspec.structs.asdict(query))
     return answer(await request.app[wallet_client_key].submit(op))
 
 
-@answers_refusals
 async def member_move(request: web.Request) -> web.Response:
-    info = await _bearer(request, SCOPE_PAY)
     body = await read_body(request, MoveRequest)
-    op = Move(member_no=info.member_no, **msgspec.structs.asdict(body))
+    op = Move(member_no=calling_member(request), **msgspec.structs.asdict(body))
     return answer(await request.app[wallet_client_key].submit(op))
 
 
-@answers_refusals
 async def member_suspend(request: web.Request) -> web.Response:
     """アカウント停止: the member stops the wallet; only the co-op counter resumes it."""
-    info = await _bearer(request, SCOPE_PAY)
-    return answer(await set_member_status(request.app, Suspend(member_no=info.member_no)))
+    op = Suspend(member_no=calling_member(request))
+    return answer(await set_member_status(request.app, op))
 
 
 OAUTH_ROUTES: tuple[Route, ...] = (
     Route(method="GET", path="/oauth/authorize", handler=authorize_consent, response=ConsentInfo,
-          staff=False, summary="§5: what the consent screen shows (a wallet session is needed)",
+          access=_WALLET_SESSION,
+          summary="§5: what the consent screen shows (a wallet session is needed)",
           query=(("response_type", "string"), ("client_id", "string"),
                  ("redirect_uri", "string"), ("scope", "string"), ("state", "string"),
                  ("code_challenge", "string"), ("code_challenge_method", "string"))),
     Route(method="POST", path="/oauth/authorize", handler=authorize_decide, request=DecisionBody,
-          status=302, staff=False,
+          status=302, access=_WALLET_SESSION,
           summary="§5: allow (アクセスを許可する) or refuse; redirects to the client"),
+    # The client is named in the form and proves itself with the PKCE verifier.
     Route(method="POST", path="/oauth/token", handler=token, form=TokenForm,
-          response=TokenAnswer, error=OAuthError, staff=False,
+          response=TokenAnswer, error=OAuthError, access=PUBLIC,
           summary="Exchange a code and its PKCE verifier for an access token (form-encoded)"),
     Route(method="POST", path="/oauth/revoke", handler=revoke, form=RevokeForm,
-          response=Revoked, error=OAuthError, staff=False,
+          response=Revoked, error=OAuthError, access=PUBLIC,
           summary="Revoke an access token (RFC 7009, form-encoded)"),
     Route(method="GET", path="/api/v1/member/wallet", handler=member_wallet, response=WalletView,
-          staff=False, summary="The member's balances (bearer token with wallet:read)"),
+          access=(SCOPE_READ,), summary="The member's balances (bearer token with wallet:read)"),
     Route(method="GET", path="/api/v1/member/wallet/history", handler=member_history,
-          response=HistoryPage, staff=False, query_type=HistoryQuery,
+          response=HistoryPage, access=(SCOPE_READ,), query_type=HistoryQuery,
           summary="The member's history (bearer token with wallet:read)"),
     Route(method="POST", path="/api/v1/member/wallet/moves", handler=member_move,
-          request=MoveRequest, response=Booked, staff=False,
+          request=MoveRequest, response=Booked, access=(SCOPE_PAY,),
           summary="Move money from base money to another purse (bearer token with wallet:pay)"),
     Route(method="POST", path="/api/v1/member/wallet/suspend", handler=member_suspend,
-          response=StatusChanged, staff=False,
+          response=StatusChanged, access=(SCOPE_PAY,),
           summary="Suspend the e-money account (bearer token with wallet:pay)"),
 )  # fmt: skip

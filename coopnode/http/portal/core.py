@@ -31,9 +31,10 @@ from aiohttp import web
 from coopnode.actors.identity.messages import CheckSession, Principal, Refused, SessionIssued
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import SessionKind
-from coopnode.http.forms import FormRefused, read_urlencoded
+from coopnode.http.errors import FormRefused, IdentityRefused
+from coopnode.http.errors import PageError as PageError  # The pages raise it from here.
+from coopnode.http.forms import read_urlencoded
 from coopnode.http.identity_front import (
-    Refusal,
     ask,
     session_id_of,
     set_cookie,
@@ -121,16 +122,6 @@ def render(
     return response
 
 
-class PageError(Exception):
-    """Raised by a page handler to answer with the error page."""
-
-    def __init__(self, status: int, key: str, **values: object) -> None:
-        super().__init__(key)
-        self.status = status
-        self.key = key
-        self.values = values
-
-
 def refusal_text(request: web.Request, refused: Refused) -> str:
     values: dict[str, object] = {
         "attempts_left": refused.attempts_left if refused.attempts_left is not None else 0,
@@ -146,14 +137,14 @@ def page(handler: PageHandler) -> PageHandler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except Refusal as refusal:
-            if refusal.refused.status == 401:
+        except IdentityRefused as refusal:
+            if refusal.status == 401:
                 raise web.HTTPSeeOther(sign_in_path(request)) from None
             return render(
                 request,
                 "error.html",
                 {"message": refusal_text(request, refusal.refused)},
-                status=refusal.refused.status,
+                status=refusal.status,
             )
         except PageError as error:
             return render(
@@ -224,8 +215,8 @@ async def signed_in(
             reply = await ask(
                 request, CheckSession(kinds=(kind,), session_id=session_id, csrf_token=csrf)
             )
-        except Refusal as refusal:
-            if refusal.refused.status == 403:
+        except IdentityRefused as refusal:
+            if refusal.status == 403:
                 raise PageError(403, "error.csrf") from None
             continue
         if isinstance(reply, Principal):

@@ -23,7 +23,8 @@ from coopnode.actors.identity.messages import (
     Refused,
 )
 from coopnode.domain.identity import FlowKind
-from coopnode.http.identity_front import Refusal, ask
+from coopnode.http.errors import IdentityRefused
+from coopnode.http.identity_front import ask
 from coopnode.http.portal.core import (
     check_form_csrf,
     end_flow,
@@ -51,7 +52,7 @@ async def try_ask(request: web.Request, message: IdentityRequest) -> IdentityRep
     """Call the engine; a refusal is returned, to be shown next to a field."""
     try:
         return await ask(request, message)
-    except Refusal as refusal:
+    except IdentityRefused as refusal:
         return refusal.refused
 
 

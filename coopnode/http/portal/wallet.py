@@ -65,8 +65,8 @@ from coopnode.domain.money import MOVE_TARGETS, Purse
 from coopnode.domain.rules import CoopRules
 from coopnode.http.api.konbini import pending_konbini
 from coopnode.http.api.wallet import set_member_status, wallet_client_key
-from coopnode.http.errors import ApiError
-from coopnode.http.identity_front import Refusal, ask, session_id_of, set_cookie
+from coopnode.http.errors import ApiError, IdentityRefused
+from coopnode.http.identity_front import ask, session_id_of, set_cookie
 from coopnode.http.portal.core import (
     IDEMPOTENCY_FIELD,
     PageError,
@@ -130,8 +130,8 @@ async def wallet_member(
         raise web.HTTPSeeOther("/mypage/home")
     try:
         info = await ask(request, OAuthIntrospect(authorization=f"Bearer {token}", scope=scope))
-    except Refusal as refusal:
-        if refusal.refused.status == 403:
+    except IdentityRefused as refusal:
+        if refusal.status == 403:
             raise PageError(403, "error.wallet_not_connected") from None
         raise web.HTTPSeeOther("/mypage/home") from None
     if not isinstance(info, TokenInfo) or info.member_no != who.subject:

@@ -1,4 +1,5 @@
-"""The staff API for cards, tills, the deny list and offline sales: one route table.
+"""The staff API for cards, tills, the deny list and offline sales: one route table, every
+route of it for the staff token.
 
 Every change goes through the front's `TillHub`, which makes it durable in the registry
 actor, then updates the front's copy and pushes the deny list to the connected tills,
@@ -27,14 +28,9 @@ from coopnode.actors.registry.messages import (
 from coopnode.domain.messages import Declined, GetWallet, Label, MemberNo, OverdraftRecord
 from coopnode.domain.money import Reason, TillKind
 from coopnode.domain.till_frames import Idm, TillId
-from coopnode.http.api.wallet import (
-    Route,
-    member_no_of,
-    read_body,
-    require_staff,
-    wallet_client_key,
-)
-from coopnode.http.errors import REASON_STATUS, ApiError
+from coopnode.http.api.wallet import wallet_client_key
+from coopnode.http.edge import STAFF_TOKEN, Route, member_no_of, read_body
+from coopnode.http.errors import ApiError
 from coopnode.http.tills.channel import till_hub_key
 from coopnode.http.tills.hub import RegistryUnavailable
 
@@ -121,10 +117,10 @@ async def _change(request: web.Request, op: RegistryOp) -> RegistryChange:
     try:
         change = await request.app[till_hub_key].apply(op)
     except RegistryUnavailable as error:
-        raise ApiError(503, Reason.UNAVAILABLE, str(error)) from None
+        raise ApiError(Reason.UNAVAILABLE, str(error)) from None
     if not change.ok:
         reason = change.reason or Reason.INVALID_INPUT
-        raise ApiError(REASON_STATUS.get(reason, 409), reason, change.message)
+        raise ApiError(reason, change.message)
     return change
 
 
@@ -132,17 +128,16 @@ def _idm_of(request: web.Request) -> str:
     try:
         return str(msgspec.convert(request.match_info["idm"], Idm))
     except msgspec.ValidationError:
-        raise ApiError(400, Reason.INVALID_INPUT, "an IDm is 16 lowercase hex digits") from None
+        raise ApiError(Reason.INVALID_INPUT, "an IDm is 16 lowercase hex digits") from None
 
 
 async def _require_wallet(request: web.Request, member_no: str) -> None:
     result = await request.app[wallet_client_key].submit(GetWallet(member_no=member_no))
     if isinstance(result, Declined):
-        raise ApiError(REASON_STATUS.get(result.reason, 409), result.reason, result.message)
+        raise ApiError(result.reason, result.message)
 
 
 async def bind_card(request: web.Request) -> web.Response:
-    require_staff(request)
     body = await read_body(request, BindCardRequest)
     await _require_wallet(request, body.member_no)
     change = await _change(request, BindCard(idm=body.idm, member_no=body.member_no))
@@ -150,21 +145,18 @@ async def bind_card(request: web.Request) -> web.Response:
 
 
 async def get_card(request: web.Request) -> web.Response:
-    require_staff(request)
     card = request.app[till_hub_key].cards.get(_idm_of(request))
     if card is None:
-        raise ApiError(404, Reason.UNKNOWN_CARD, "no such card")
+        raise ApiError(Reason.UNKNOWN_CARD, "no such card")
     return _json(card)
 
 
 async def report_lost(request: web.Request) -> web.Response:
-    require_staff(request)
     change = await _change(request, ReportLost(idm=_idm_of(request)))
     return _json(change.cards[-1])
 
 
 async def reissue_card(request: web.Request) -> web.Response:
-    require_staff(request)
     body = await read_body(request, ReissueRequest)
     member_no = member_no_of(request)
     await _require_wallet(request, member_no)
@@ -173,7 +165,6 @@ async def reissue_card(request: web.Request) -> web.Response:
 
 
 async def add_till(request: web.Request) -> web.Response:
-    require_staff(request)
     body = await read_body(request, AddTillRequest)
     op = AddTill(store=body.store, kind=body.kind, public_key=bytes.fromhex(body.public_key_hex))
     change = await _change(request, op)
@@ -181,29 +172,25 @@ async def add_till(request: web.Request) -> web.Response:
 
 
 async def list_tills(request: web.Request) -> web.Response:
-    require_staff(request)
     tills = sorted(request.app[till_hub_key].tills.values(), key=lambda till: till.till_id)
     return _json(TillList(tills=[_till_view(till) for till in tills]))
 
 
 async def retire_till(request: web.Request) -> web.Response:
-    require_staff(request)
     try:
         till_id = str(msgspec.convert(request.match_info["till_id"], TillId))
     except msgspec.ValidationError:
-        raise ApiError(400, Reason.INVALID_INPUT, "a till id looks like till-0001") from None
+        raise ApiError(Reason.INVALID_INPUT, "a till id looks like till-0001") from None
     change = await _change(request, RetireTill(till_id=till_id))
     return _json(_till_view(change.tills[-1]))
 
 
 async def deny_list(request: web.Request) -> web.Response:
-    require_staff(request)
     hub = request.app[till_hub_key]
     return _json(DenyListView(version=hub.version, idms=sorted(hub.deny)))
 
 
 async def overdrafts(request: web.Request) -> web.Response:
-    require_staff(request)
     records = await request.app[wallet_client_key].overdrafts(OVERDRAFTS_PER_SHARD_MAX)
     records.sort(key=lambda record: (record.member_no, record.tapped_at_ms))
     total = sum(record.overdraft_yen for record in records)
@@ -211,16 +198,15 @@ async def overdrafts(request: web.Request) -> web.Response:
 
 
 async def offline_refusals(request: web.Request) -> web.Response:
-    require_staff(request)
     try:
         query = msgspec.convert(dict(request.query), OfflineRefusalsQuery)
     except msgspec.ValidationError as error:
-        raise ApiError(400, Reason.INVALID_INPUT, f"invalid query: {error}") from None
+        raise ApiError(Reason.INVALID_INPUT, f"invalid query: {error}") from None
     limit = OFFLINE_REFUSALS_LISTED_MAX
     try:
         found = await request.app[till_hub_key].refused_taps(query.till_id or "", limit + 1)
     except RegistryUnavailable as error:
-        raise ApiError(503, Reason.UNAVAILABLE, str(error)) from None
+        raise ApiError(Reason.UNAVAILABLE, str(error)) from None
     listed = found[:limit]
     total = sum(refused.amount_yen for refused in listed)
     return _json(OfflineRefusalList(refusals=listed, total_yen=total, more=len(found) > limit))
@@ -231,6 +217,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/cards",
         summary="Bind a FeliCa card (IDm) to a member who has no active card",
+        access=STAFF_TOKEN,
         handler=bind_card,
         request=BindCardRequest,
         response=CardRecord,
@@ -240,6 +227,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/cards/{idm}",
         summary="A card: its member and status",
+        access=STAFF_TOKEN,
         handler=get_card,
         response=CardRecord,
     ),
@@ -247,6 +235,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/cards/{idm}/lost",
         summary="Report a card lost: it is refused at every till at once",
+        access=STAFF_TOKEN,
         handler=report_lost,
         response=CardRecord,
     ),
@@ -254,6 +243,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/wallets/{member_no}/card",
         summary="Reissue: bind a new card to the member; the old one stays blocked",
+        access=STAFF_TOKEN,
         handler=reissue_card,
         request=ReissueRequest,
         response=CardRecord,
@@ -263,6 +253,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/tills",
         summary="Register a till with its Ed25519 public key",
+        access=STAFF_TOKEN,
         handler=add_till,
         request=AddTillRequest,
         response=TillView,
@@ -272,6 +263,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/tills",
         summary="Every till, retired ones included",
+        access=STAFF_TOKEN,
         handler=list_tills,
         response=TillList,
     ),
@@ -279,6 +271,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/tills/{till_id}/retire",
         summary="Retire a till: it is disconnected and can no longer connect",
+        access=STAFF_TOKEN,
         handler=retire_till,
         response=TillView,
     ),
@@ -286,6 +279,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/deny-list",
         summary="The deny list pushed to tills: blocked cards and suspended members' cards",
+        access=STAFF_TOKEN,
         handler=deny_list,
         response=DenyListView,
     ),
@@ -293,6 +287,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/overdrafts",
         summary="Offline taps the balance did not cover: what members owe, to recover",
+        access=STAFF_TOKEN,
         handler=overdrafts,
         response=OverdraftList,
     ),
@@ -303,6 +298,7 @@ TILL_ROUTES: tuple[Route, ...] = (
             "Sales tills approved offline that the node refused when they were forwarded "
             "(nothing was booked): for staff to settle by hand"
         ),
+        access=STAFF_TOKEN,
         handler=offline_refusals,
         response=OfflineRefusalList,
         query=(("till_id", "string"),),

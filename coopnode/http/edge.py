@@ -1,0 +1,274 @@
+"""The API's edge: a route, who may call it, and how its input is read.
+
+Every operation of the JSON API is one `Route` in a table beside its handlers. The same
+table registers the handlers (`Route.serve`) and writes the OpenAPI document
+(`openapi.py`), operations and `security` alike, so the two cannot drift apart.
+
+Who may call a route is written once, in its `access`: the credentials that admit a
+caller, any one of them.
+
+    PUBLIC               anybody; nothing is checked (sign-in steps, OAuth's token
+                         endpoint, the store network's signed webhook)
+    STAFF_TOKEN          the node's staff token: `Authorization: Bearer <token>`
+    STAFF_SESSION        a staff session (the `cn_staff` cookie)
+    sessions(*kinds)     a member session of one of these kinds (`cn_portal`, `cn_mypage`,
+                         `cn_wallet`, `cn_guardian`), tried in this order
+    OAuthScope           an OAuth bearer token granted this scope (`wallet:read`, …)
+
+A session admits a change (any method but GET, HEAD and OPTIONS) only with its CSRF
+token in `X-CSRF-Token`. When a route admits more than one credential, the first the
+request carries (an `Authorization` header, a session cookie) is the one checked; a
+request that carries none is refused as the last one refuses. `Route.serve` checks all
+this before the handler runs and hands the handler who is calling in `request[CALLER]`
+(`staff_actor` and `calling_member` read it); a caller it does not admit is refused with
+401 `unauthorized`, or with the identity actor's answer (401 `session_expired`, 403
+`csrf`, 401 `invalid_token`, 403 `insufficient_scope`, …), and the handler never runs.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from coopnode.actors.identity.messages import CheckSession, OAuthIntrospect, Principal, TokenInfo
+from coopnode.domain.errors import InvariantViolation
+from coopnode.domain.identity import SessionKind
+from coopnode.domain.messages import MemberNo
+from coopnode.domain.money import Reason
+from coopnode.http.errors import SAFE_METHODS, AccessRefused, ApiError
+from coopnode.http.identity_front import CSRF_HEADER, ask, session_id_of
+
+staff_token_key = web.AppKey("staff_token", str)
+# The audit log's actor for whatever the staff token does.
+TOKEN_ACTOR = "admin-token"  # noqa: S105  # A name in the audit log, not the token.
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# Access: the credentials a route admits ----------------------------------------------------
+
+
+class StaffToken(msgspec.Struct, frozen=True, tag="staff_token"):
+    """The node's staff token, for POS systems, scripts and the co-op's back office."""
+
+
+class SessionCookie(msgspec.Struct, frozen=True, tag="session"):
+    """A session of this kind, opened by a sign-in (`cn_<kind>` cookie)."""
+
+    kind: SessionKind
+
+
+class OAuthScope(msgspec.Struct, frozen=True, tag="oauth"):
+    """An OAuth access token (RFC 6750 bearer) granted `name`."""
+
+    name: str
+    # What the scope lets an app do, for the OpenAPI document.
+    description: str
+
+
+Credential = StaffToken | SessionCookie | OAuthScope
+Access = tuple[Credential, ...]
+
+PUBLIC: Access = ()
+STAFF_TOKEN: Access = (StaffToken(),)
+STAFF_SESSION: Access = (SessionCookie(SessionKind.STAFF),)
+
+
+def sessions(*kinds: SessionKind) -> Access:
+    """A session of any of `kinds`; the first whose cookie the request carries is checked."""
+    return tuple(SessionCookie(kind) for kind in kinds)
+
+
+# Callers: who `Route.serve` admitted ---------------------------------------------------------
+
+
+class Anybody(msgspec.Struct, frozen=True, tag="anybody"):
+    """A public route's caller: nothing was checked."""
+
+
+class TokenHolder(msgspec.Struct, frozen=True, tag="staff_token"):
+    """Whoever holds the staff token."""
+
+
+class SignedIn(msgspec.Struct, frozen=True, tag="session", kw_only=True):
+    """A live session's holder: a member number, or a staff id for a staff session."""
+
+    kind: SessionKind
+    subject: str
+
+
+class BearerMember(msgspec.Struct, frozen=True, tag="bearer", kw_only=True):
+    """The member an app calls for with an access token granted `scope`."""
+
+    member_no: str
+    scope: str
+    grant_id: str
+    client_id: str
+
+
+Caller = Anybody | TokenHolder | SignedIn | BearerMember
+CALLER: web.RequestKey[Caller] = web.RequestKey("caller")
+
+
+def staff_actor(request: web.Request) -> str:
+    """The audit log's name for the staff caller: the token, or `staff:<staff id>`."""
+    match request[CALLER]:
+        case TokenHolder():
+            return TOKEN_ACTOR
+        case SignedIn(kind=SessionKind.STAFF, subject=staff_id):
+            return f"staff:{staff_id}"
+        case other:
+            raise InvariantViolation(f"a staff handler was called by {other!r}")
+
+
+def calling_member(request: web.Request) -> str:
+    """The member number of the member session or the access token that called."""
+    match request[CALLER]:
+        case BearerMember(member_no=member_no):
+            return member_no
+        case SignedIn(kind=kind, subject=member_no) if kind is not SessionKind.STAFF:
+            return member_no
+        case other:
+            raise InvariantViolation(f"a member's handler was called by {other!r}")
+
+
+def _carries(request: web.Request, credential: Credential) -> bool:
+    match credential:
+        case SessionCookie(kind=kind):
+            return bool(session_id_of(request, kind))
+        case StaffToken() | OAuthScope():
+            return "Authorization" in request.headers
+
+
+def _staff_token(request: web.Request) -> TokenHolder:
+    expected = request.app[staff_token_key]
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise AccessRefused("unauthorized", "a valid staff token is required")
+    return TokenHolder()
+
+
+async def _session(request: web.Request, kind: SessionKind, *, changes: bool) -> SignedIn:
+    session_id = session_id_of(request, kind)
+    if not session_id:
+        raise AccessRefused("unauthorized", "sign in first")
+    csrf = request.headers.get(CSRF_HEADER, "") if changes else None
+    check = CheckSession(kinds=(kind,), session_id=session_id, csrf_token=csrf)
+    reply = await ask(request, check)
+    if not isinstance(reply, Principal):
+        raise TypeError("the session check answered with something else")
+    return SignedIn(kind=reply.kind, subject=reply.subject)
+
+
+async def _bearer(request: web.Request, scope: str) -> BearerMember:
+    authorization = request.headers.get("Authorization", "")
+    reply = await ask(request, OAuthIntrospect(authorization=authorization, scope=scope))
+    if not isinstance(reply, TokenInfo):
+        raise TypeError("token introspection answered with something else")
+    return BearerMember(
+        member_no=reply.member_no,
+        scope=reply.scope,
+        grant_id=reply.grant_id,
+        client_id=reply.client_id,
+    )
+
+
+async def admit(request: web.Request, access: Access, *, changes: bool) -> Caller:
+    """Who is calling, if `access` admits them; otherwise an `ApiError` (see the module)."""
+    if not access:
+        return Anybody()
+    credential = next((each for each in access if _carries(request, each)), access[-1])
+    match credential:
+        case StaffToken():
+            return _staff_token(request)
+        case SessionCookie(kind=kind):
+            return await _session(request, kind, changes=changes)
+        case OAuthScope(name=scope):
+            return await _bearer(request, scope)
+
+
+# Routes ----------------------------------------------------------------------------------------
+
+
+class Route(msgspec.Struct, frozen=True, kw_only=True):
+    method: str
+    path: str
+    summary: str
+    handler: Handler
+    # Who may call it: checked before `handler` runs, and the document's `security`.
+    access: Access
+    request: Any = None
+    response: Any = None
+    status: int = 200
+    # The query parameters: text ones by name and kind, or a Struct whose fields (and
+    # their bounds) are the parameters, as `read_query` decodes them.
+    query: tuple[tuple[str, str], ...] = ()
+    query_type: Any = None
+    # A body sent as an HTML form (application/x-www-form-urlencoded), as a Struct of its
+    # fields, instead of JSON (`request`).
+    form: Any = None
+    # The shape of this route's refusals when it is not the API's own `ErrorBody` (OAuth's
+    # RFC 6749 §5.2 errors; the store network's answers).
+    error: Any = None
+    # What a success answers: JSON of `response` unless this says otherwise.
+    content_type: str = "application/json"
+
+    @property
+    def changes(self) -> bool:
+        """Whether the route may change something: a session then needs its CSRF token."""
+        return self.method not in SAFE_METHODS
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        """The handler the app registers: access first, then the route's own handler."""
+        request[CALLER] = await admit(request, self.access, changes=self.changes)
+        return await self.handler(request)
+
+
+# Input ------------------------------------------------------------------------------------------
+
+BodyT = TypeVar("BodyT")
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+async def read_body(request: web.Request, body_type: type[BodyT]) -> BodyT:
+    """Decode a JSON body into its type; a clear 400 names the field that is wrong."""
+    decoder = _decoders.get(body_type)
+    if decoder is None:
+        decoder = _decoders[body_type] = msgspec.json.Decoder(body_type)
+    raw = await request.read()
+    try:
+        body: BodyT = decoder.decode(raw)
+    except msgspec.ValidationError as error:
+        raise ApiError(Reason.INVALID_INPUT, f"invalid request: {error}") from None
+    except msgspec.DecodeError as error:
+        raise ApiError(Reason.INVALID_INPUT, f"the body is not valid JSON: {error}") from None
+    return body
+
+
+def read_query(request: web.Request, query_type: type[BodyT]) -> BodyT:
+    """Decode the query string into its type (bounds and all); a clear 400 names the field."""
+    return operation(dict(request.query), query_type, strict=False)
+
+
+OpT = TypeVar("OpT")
+
+
+def operation(fields: dict[str, Any], op_type: type[OpT], *, strict: bool = True) -> OpT:
+    """Build an operation from path, query and body fields; a clear 400 names the bad one."""
+    try:
+        return msgspec.convert(fields, op_type, strict=strict)
+    except msgspec.ValidationError as error:
+        raise ApiError(Reason.INVALID_INPUT, f"invalid request: {error}") from None
+
+
+def member_no_of(request: web.Request) -> str:
+    """The `{member_no}` of the path: twelve digits, or a 400."""
+    member_no = request.match_info["member_no"]
+    try:
+        return str(msgspec.convert(member_no, MemberNo))
+    except msgspec.ValidationError:
+        raise ApiError(Reason.INVALID_INPUT, "a member number is 12 digits") from None
