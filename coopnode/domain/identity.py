@@ -212,6 +212,23 @@ def admit_send(
     return SendWindow(sent_at_s=(*recent, now_s)[-sends_max:]), 0
 
 
+# OAuth scopes ---------------------------------------------------------------------------
+
+
+class WalletScope(StrEnum):
+    """What a my-page token may do with the member's e-money (FLOWS §5)."""
+
+    READ = "wallet:read"  # The balances and the history.
+    PAY = "wallet:pay"  # Move money between purses, and suspend the account.
+
+
+# What the consent screen says of each scope, in the co-op's Japanese and in English.
+WALLET_SCOPE_TEXTS: dict[WalletScope, str] = {
+    WalletScope.READ: "電子マネーの残高と利用履歴を見る (read the balance and the history)",
+    WalletScope.PAY: "電子マネーで支払う (pay with the e-money)",
+}
+
+
 # Sessions -------------------------------------------------------------------------------
 
 

@@ -28,7 +28,8 @@ from coopnode.actors.identity.messages import (
     TokenInfo,
 )
 from coopnode.actors.notify.actor import LocalOutbox
-from coopnode.actors.notify.mailer import Notification, Outbox
+from coopnode.actors.notify.messages import Notification
+from coopnode.actors.notify.outbox import Outbox
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.identity import SessionKind
 from coopnode.http.app import api_routes_key, make_app, openapi_key

@@ -52,16 +52,18 @@ from coopnode.actors.identity.messages import (
     TokenInfo,
 )
 from coopnode.actors.identity.store import IdentityStore, Tx
-from coopnode.domain.identity import OAuthCodeRecord, OAuthTokenRecord, digest
+from coopnode.domain.identity import (
+    WALLET_SCOPE_TEXTS,
+    OAuthCodeRecord,
+    OAuthTokenRecord,
+    digest,
+)
 from coopnode.settings import IdentitySettings, OAuthClientSettings
 
 # authlib logs token dicts at debug level; no level of the node may let them through.
 logging.getLogger("authlib").setLevel(logging.WARNING)
 
-SCOPES: dict[str, str] = {
-    "wallet:read": "電子マネーの残高と利用履歴を見る (read the balance and the history)",
-    "wallet:pay": "電子マネーで支払う (pay with the e-money)",
-}
+SCOPES: dict[str, str] = {scope.value: text for scope, text in WALLET_SCOPE_TEXTS.items()}
 # 256 bits; the token is a bearer credential.
 _TOKEN_BYTES = 32
 _CODE_BYTES = 32

@@ -31,7 +31,7 @@ from coopnode.actors.identity.messages import (
     OAuthRevoke,
     OAuthToken,
 )
-from coopnode.domain.identity import SessionKind
+from coopnode.domain.identity import SessionKind, WalletScope
 from coopnode.domain.messages import (
     Booked,
     GetHistory,
@@ -63,9 +63,9 @@ from coopnode.http.errors import ApiError, retry_after
 from coopnode.http.forms import read_urlencoded
 from coopnode.http.identity_front import ask, json_response
 
-SCOPE_READ = OAuthScope(name="wallet:read", description="read the balances and the history")
+SCOPE_READ = OAuthScope(name=WalletScope.READ, description="read the balances and the history")
 SCOPE_PAY = OAuthScope(
-    name="wallet:pay",
+    name=WalletScope.PAY,
     description="move money between purses, and suspend the account (アカウント停止)",
 )
 # The consent screen and the member's decision: a wallet session, and its CSRF token.

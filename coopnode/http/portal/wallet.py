@@ -48,7 +48,7 @@ from coopnode.actors.identity.messages import (
 )
 from coopnode.domain.bounds import Cursor, parse_int
 from coopnode.domain.errors import InvalidInput
-from coopnode.domain.identity import FlowKind, SessionKind
+from coopnode.domain.identity import FlowKind, SessionKind, WalletScope
 from coopnode.domain.messages import (
     AmountYen,
     Booked,
@@ -90,8 +90,8 @@ from coopnode.http.portal.flows import try_ask
 from coopnode.http.portal.i18n import error_key
 from coopnode.settings import Settings
 
-SCOPE_READ = "wallet:read"
-SCOPE_PAY = "wallet:pay"
+SCOPE_READ = WalletScope.READ.value
+SCOPE_PAY = WalletScope.PAY.value
 CLIENT_ID = "mypage"
 TOKEN_COOKIE = "cn_wallet_token"  # noqa: S105  # The cookie's name.
 OAUTH_COOKIE = "cn_oauth"
