@@ -12,7 +12,8 @@ caller, any one of them.
     STAFF_TOKEN          the node's staff token: `Authorization: Bearer <token>`
     STAFF_SESSION        a staff session (the `cn_staff` cookie)
     sessions(*kinds)     a member session of one of these kinds (`cn_portal`, `cn_mypage`,
-                         `cn_wallet`, `cn_guardian`), tried in this order
+                         `cn_wallet`, `cn_guardian`); of several cookies, the first
+                         in this order is the one checked
     OAuthScope           an OAuth bearer token granted this scope (`wallet:read`, …)
 
 A session admits a change (any method but GET, HEAD and OPTIONS) only with its CSRF
