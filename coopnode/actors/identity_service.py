@@ -575,13 +575,18 @@ class IdentityService(IdentityFlows):
                         400, ErrorCode.PHONE_MISMATCH, "this is not the phone number registered"
                     )
                 )
+        # The code page says where the code went, masked as the sign-in step showed it.
+        shown = (
+            {"masked_mail": mask_mail(destination)}
+            if channel == "mail"
+            else {"masked_phone": mask_phone(destination)}
+        )
         double = self.clock() - flow.last_sent_at_s < self.bounds.double_submit_window_s
         if double and flow.state is FlowState.CODE_SENT and flow.channel == channel:
             # The send button pressed twice: one code is on its way.
+            resend_after_s = self.resend_after_s(tx, flow.passcode_key)
             return answer(
-                self.flow_answer(
-                    step.flow_id, flow, resend_after_s=self.resend_after_s(tx, flow.passcode_key)
-                )
+                self.flow_answer(step.flow_id, flow, resend_after_s=resend_after_s, **shown)
             )
         issued = self.issue_code(tx, flow.passcode_key, self._purpose(flow.kind), destination)
         if issued.reason is not PasscodeReason.OK:
@@ -603,7 +608,7 @@ class IdentityService(IdentityFlows):
             last_sent_at_s=self.clock(),
         )
         reply = self.flow_answer(
-            step.flow_id, flow, resend_after_s=self.policy.passcode_resend_cooldown_s
+            step.flow_id, flow, resend_after_s=self.policy.passcode_resend_cooldown_s, **shown
         )
         message = self._second_factor_message(channel, destination, issued.code, flow.kind)
         return answer(reply, [message])
