@@ -235,6 +235,9 @@ def test_csrf_before_sign_in_and_the_language_switch(
         other("生年月日を正しく入力してください。", "Enter a valid birth date.")
     )
     shot(page, "13-language-switch-error")
+    # 中止する, on any step, ends the change and says so.
+    page.click("#cancel-flow")
+    expect(page.locator("#change-cancelled")).to_be_visible()
     page.goto(f"/portal?lang={lang}")
     expect(page.locator("#lang-switch")).to_have_text(said("English", "日本語"))
 
