@@ -49,10 +49,10 @@ def sender_domain(mail_from: str) -> str:
     """The domain of the node's sender address ("大学生協 <noreply@univ.coop>" → "univ.coop"),
     or "" when it is a reserved example domain."""
     address = mail_from.rsplit("<", 1)[-1].rstrip(">").strip()
-    domain = address.rpartition("@")[2].lower()
-    labels = domain.split(".")
+    _, at, domain = address.rpartition("@")
+    labels = domain.lower().split(".")
     reserved = labels[-1] in _RESERVED_DOMAINS or labels[-2:-1] == ["example"]
-    return "" if not domain or reserved else domain
+    return "" if not at or not domain or reserved else domain.lower()
 
 
 async def _root(request: web.Request) -> web.Response:

@@ -187,7 +187,10 @@ async def page_not_found(
         if request.path.startswith(_MACHINE_PREFIXES):
             raise
         key = "error.page_not_found" if error.status == 404 else "error.open_directly"
-        return error_page(request, text(request, key), error.status)
+        answer = error_page(request, text(request, key), error.status)
+        if isinstance(error, web.HTTPMethodNotAllowed):
+            answer.headers["Allow"] = ", ".join(sorted(error.allowed_methods))
+        return answer
 
 
 def refusal_text(request: web.Request, refused: Refused) -> str:

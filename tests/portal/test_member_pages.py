@@ -256,7 +256,7 @@ def test_unknown_pages_answer_in_the_members_language(
     expect(page.locator("#error-home")).to_have_attribute("href", "/portal")
     shot(page, "28-not-found")
     opened = page.goto("/portal/mail-change/search")
-    assert opened is not None and opened.status == 405
+    assert opened is not None and opened.status == 405 and opened.headers["allow"] == "POST"
     expect(page.locator("#page-error")).to_contain_text(said("直接開く", "opened directly"))
     api = page.request.get(f"{node.url}/api/v1/no-such-thing")
     assert api.status == 404 and api.json()["reason"] == "not_found"
