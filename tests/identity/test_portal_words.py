@@ -9,6 +9,7 @@ the same pages at a phone's size.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,21 @@ def test_the_catalogue_speaks_as_a_co_op() -> None:
         for word in _NOT_SHOWN:
             assert word not in japanese and word not in english, (key, word)
         assert "wallet" not in english.lower() or key.startswith("error."), key
+
+
+TEMPLATES = Path(__file__).parents[2] / "coopnode" / "http" / "templates"
+
+
+def test_every_page_with_a_required_mark_explains_it() -> None:
+    """A page that marks a field ※ (required) says what ※ means."""
+    for template in sorted(TEMPLATES.glob("*.html")):
+        if template.name == "macros.html":
+            continue
+        source = template.read_text(encoding="utf-8")
+        fields = re.findall(r"\{\{ field\((.*?)\) \}\}", source)
+        marked = "mark()" in source or any("required=False" not in call for call in fields)
+        if marked:
+            assert "required_note()" in source or "common.required" in source, template.name
 
 
 @pytest.mark.parametrize(
