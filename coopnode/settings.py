@@ -509,6 +509,26 @@ class DocumentOffer(_Section, frozen=True):
     coops: Annotated[list[str], msgspec.Meta(max_length=100)] = []
 
 
+class StoreName(_Section, frozen=True):
+    """The name members read for a store (a till's `store` label): the portal's purchase
+    and money histories show this, never the label. A store not listed reads as "a co-op
+    store"."""
+
+    store: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    name_ja: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    name_en: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+def _default_stores() -> list[StoreName]:
+    """The demo co-op's stores, as its tills and the documentation name them."""
+    return [
+        StoreName(store="demo-cafeteria", name_ja="中央食堂", name_en="Central Cafeteria"),
+        StoreName(store="cafe-main", name_ja="中央食堂", name_en="Central Cafeteria"),
+        StoreName(store="shop-main", name_ja="生協ショップ", name_en="Co-op Shop"),
+        StoreName(store="shop-bookcorner", name_ja="ブックセンター", name_en="Book Center"),
+    ]
+
+
 def _default_documents() -> list[DocumentOffer]:
     return [
         DocumentOffer(
@@ -585,6 +605,10 @@ class PortalSettings(_Section, frozen=True):
     document_requests_per_day_max: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
     documents: Annotated[list[DocumentOffer], msgspec.Meta(max_length=100)] = msgspec.field(
         default_factory=_default_documents
+    )
+    # The names of the stores that the histories show (a handful per co-op).
+    stores: Annotated[list[StoreName], msgspec.Meta(max_length=500)] = msgspec.field(
+        default_factory=_default_stores
     )
     # The most seats one event may have; and how many of the newest events (of every
     # co-op) the event page reads to list the member's co-op's open ones.

@@ -226,8 +226,12 @@ def _announce(settings: Settings, runner: web.AppRunner, https: bool) -> str:
     """Write the URL the node listens on, for tools and tests started with port 0."""
     host, port = runner.addresses[0][:2]
     url = f"{'https' if https else 'http'}://{host}:{port}"
+    # Written beside and renamed into place: a tool polling for the file never reads it
+    # half-written (empty), which it would take for a node without a URL.
     path = settings.data_path / "node.url"
-    path.write_text(url + "\n", encoding="ascii")
+    partial = path.with_name("node.url.partial")
+    partial.write_text(url + "\n", encoding="ascii")
+    partial.replace(path)
     return url
 
 

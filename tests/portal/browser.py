@@ -1,8 +1,9 @@
 """Helpers for driving the portal in Debian's Chromium with Playwright.
 
 Playwright cannot download its own browser here, so the suite launches the system's
-`/usr/bin/chromium` (the Makefile installs it). One browser serves the whole suite; each
-test opens its own context (cookies), sized like a phone.
+`/usr/bin/chromium` (the Makefile installs it). One browser serves each test module; each
+test opens its own context (cookies), sized like a phone and set to the walk's language,
+whose pages are all checked as `phone_checks` says.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, ViewportSize
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
 from tests.identity.nodeclient import Member, remember
 from tests.nodeproc import REPO, NodeProcess
+from tests.portal.phone_checks import watch_context
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -30,8 +32,9 @@ CHROMIUM_ARGS = [
 ]
 PHONE: ViewportSize = {"width": 390, "height": 844}
 # Patience for a page, an element or a mail to appear: a bound on waiting, never a
-# latency asserted. A sign-in hashes a password and crosses two actors; under two
-# workers of stress-ng and three test suites on two cores, one took more than 15 s.
+# latency asserted. A sign-in hashes a password and crosses two actors, and a page's
+# checks (axe above all) run inside the action that first meets it; under two workers
+# of stress-ng and three test suites on two cores, one took more than 15 s.
 PATIENCE_MS = 90_000
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 PASSWORD = "Sakura-Kaede-2026!"
@@ -39,10 +42,36 @@ _CODE = re.compile(r"(?:パスコード|確認コード|認証コード)[：:]\s
 _SPOKEN = re.compile(r"お知らせします。([0-9、]+)。")
 
 
+def phone_context(browser: Browser, node: NodeProcess, lang: str, test: str) -> BrowserContext:
+    """A browser context (cookies) sized like a phone, in `lang` as if the member had
+    pressed the language link; its pages are checked (`phone_checks`)."""
+    context = browser.new_context(viewport=PHONE, base_url=node.url, locale="ja-JP")
+    context.set_default_timeout(PATIENCE_MS)
+    context.add_cookies([{"name": "cn_lang", "value": lang, "url": node.url}])
+    return watch_context(context, test)
+
+
+class Words:
+    """What a page says in the walk's language: `said("正しくありません", "not correct")`."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def __call__(self, ja: str, en: str) -> str:
+        return ja if self.lang == "ja" else en
+
+
+def menu(page: Page, item: str) -> None:
+    """Open the signed-in menu (a <details> at the top right) and follow one of its links."""
+    page.click("#menu-button")
+    page.click(item)
+
+
 def shot(page: Page, name: str) -> Path:
-    """Save a full-page screenshot of a main screen as a test artifact."""
+    """Save a full-page screenshot of a main screen as a test artifact, per language."""
+    lang = page.evaluate("() => document.documentElement.lang")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    path = SCREENSHOTS / f"{name}-{lang}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
 

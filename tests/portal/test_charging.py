@@ -1,6 +1,7 @@
-"""Charging (FLOWS §6) clicked through in Chromium: by card through the embedded test
-acquirer, and at a convenience store paid through the simulated store network; then a
-search of the node's files for the card numbers and security codes typed.
+"""Charging (FLOWS §6) clicked through in Chromium, in Japanese and in English: by card
+through the embedded test acquirer, and at a convenience store paid through the simulated
+store network; then a search of the node's files for the card numbers and security codes
+typed. Every page reached is checked at a phone's size (tests/portal/phone_checks.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from playwright.sync_api import Page, expect
 
 from tests.identity.nodeclient import Member
 from tests.nodeproc import REPO, TEST_CONFIG, NodeProcess
-from tests.portal.browser import balance, enrol, last_sequence, shot, wait_message
+from tests.portal.browser import Words, balance, enrol, last_sequence, shot, wait_message
+from tests.portal.phone_checks import open_page, visit
 from tests.portal.test_member_pages import mypage_login, register_wallet, set_password
 
 pytestmark = pytest.mark.slow
@@ -41,7 +43,9 @@ def to_emoney_home(page: Page, node: NodeProcess, tag: str) -> Member:
 
 
 def build_amount(page: Page, steps: list[int], purse: str = "base") -> None:
+    """The charge page opens at 5,000 yen; from 0 (リセット), the buttons add `steps`."""
     page.click("#menu-charge")
+    page.click("#reset")
     for step in steps:
         page.click(f"#add-{step}")
     page.check(f"#purse-{purse}")
@@ -55,21 +59,34 @@ def fill_card(page: Page, number: str) -> None:
     page.fill("#f-birthday", "0517")
 
 
-def test_card_charges(page: Page, node: NodeProcess) -> None:
+def test_card_charges(page: Page, node: NodeProcess, lang: str) -> None:
+    said = Words(lang)
     to_emoney_home(page, node, "card")
     assert balance(page, "base") == 40_000
-    build_amount(page, [10_000, 10_000, 3_000])
-    expect(page.locator("#amount")).to_have_text("23,000円")
+    # The amount starts at a value, as the manual's page does, and grows by the buttons.
+    page.click("#menu-charge")
+    amount = page.locator("#amount")
+    expect(amount).to_have_text(said("5,000円", "¥5,000"))
+    for step in (10_000, 10_000, 3_000):
+        page.click(f"#add-{step}")
+    expect(amount).to_have_text(said("28,000円", "¥28,000"))
     page.click("#reset")
-    expect(page.locator("#amount")).to_have_text("0円")
+    expect(amount).to_have_text(said("0円", "¥0"))
     page.click("#add-20000")
     page.check("#purse-base")
+    page.click("#pay-card")
+    # The expiry starts unset (never at a date already past); 戻る keeps the amount.
+    expect(page.locator("#f-exp_month")).to_have_value("")
+    expect(page.locator("#f-exp_year")).to_have_value("")
+    page.click("#card-back")
+    expect(amount).to_have_text(said("20,000円", "¥20,000"))
+    expect(page.locator("#purse-base")).to_be_checked()
     page.click("#pay-card")
     shot(page, "14-charge-card")
     # A number that fails the Luhn check is refused by the node, next to the field.
     fill_card(page, APPROVED[:-1] + "1")
     page.click("#buy")
-    expect(page.locator("#e-card_number")).to_contain_text("カード番号")
+    expect(page.locator("#e-card_number")).to_contain_text(said("カード番号", "card number"))
     expect(page.locator("#f-card_number")).to_have_value("")
     fill_card(page, APPROVED)
     page.click("#buy")
@@ -86,7 +103,11 @@ def test_card_charges(page: Page, node: NodeProcess) -> None:
     expect(page.locator("#charge-done")).to_be_visible()
     page.click("#to-home")
     assert balance(page, "base") == 61_000
-    for number, words in ((DECLINED, "ご利用いただけません"), (INSUFFICIENT, "不足")):
+    refusals = (
+        (DECLINED, said("ご利用いただけません", "declined")),
+        (INSUFFICIENT, said("不足", "not enough")),
+    )
+    for number, words in refusals:
         build_amount(page, [1_000])
         page.click("#pay-card")
         fill_card(page, number)
@@ -99,11 +120,14 @@ def test_card_charges(page: Page, node: NodeProcess) -> None:
     expect(page.locator("#f-card_number")).to_have_count(0)
     page.click("#menu-home")
     assert balance(page, "base") == 61_000
-    # The charge page in English, its bounds and errors included.
-    page.goto("/mypage/emoney/charge?lang=en")
-    expect(page.locator("#pay-card")).to_have_text("Credit card")
+    # An amount under the co-op's minimum is refused next to the amount.
+    page.click("#menu-charge")
+    page.click("#reset")
+    expect(page.locator("#pay-card")).to_have_text(said("クレジットカード", "Credit card"))
     page.click("#pay-card")
-    expect(page.locator("#e-amount_yen")).to_have_text("Set the amount.")
+    expect(page.locator("#e-amount_yen")).to_have_text(
+        said("チャージ金額を設定してください。", "Set the amount.")
+    )
 
 
 def pay_at_store(node: NodeProcess, number: str) -> subprocess.CompletedProcess[str]:
@@ -114,7 +138,10 @@ def pay_at_store(node: NodeProcess, number: str) -> subprocess.CompletedProcess[
     )
 
 
-def issue_konbini(page: Page, node: NodeProcess, member: Member, amount: int) -> str:
+def issue_konbini(
+    page: Page, node: NodeProcess, member: Member, amount: int, lang: str = "ja"
+) -> str:
+    said = Words(lang)
     build_amount(page, [amount], purse="cafeteria")
     page.click("#pay-konbini")
     page.fill("#f-kana_family", "yamada")
@@ -124,7 +151,7 @@ def issue_konbini(page: Page, node: NodeProcess, member: Member, amount: int) ->
     page.fill("#f-phone2", "1234")
     page.fill("#f-phone3", "5678")
     page.click("#konbini-confirm")
-    expect(page.locator("#e-kana_family")).to_contain_text("全角カタカナ")
+    expect(page.locator("#e-kana_family")).to_contain_text(said("全角カタカナ", "katakana"))
     page.fill("#f-kana_family", "ヤマダ")
     page.click("#konbini-confirm")
     # The store chain is chosen after 確定する; 戻る keeps what was typed.
@@ -164,18 +191,19 @@ def forged_notice(node: NodeProcess, number: str) -> int:
         return int(error.code)
 
 
-def test_konbini_charge_paid_forged_and_expired(page: Page, node: NodeProcess) -> None:
+def test_konbini_charge_paid_forged_and_expired(page: Page, node: NodeProcess, lang: str) -> None:
+    said = Words(lang)
     member = to_emoney_home(page, node, "konbini")
-    number = issue_konbini(page, node, member, 3_000)
+    number = issue_konbini(page, node, member, 3_000, lang)
     shot(page, "16-konbini-numbers")
     page.click("#to-home")
-    expect(page.locator("#pending")).to_contain_text("ローソン")
+    expect(page.locator("#pending")).to_contain_text(said("ローソン", "Lawson"))
     expect(page.locator("#pending .pay-by")).to_be_visible()
     shot(page, "17-home-pending-konbini")
     assert balance(page, "cafeteria") == 0
     # A notification with a wrong signature changes nothing.
     assert forged_notice(node, number) == 401
-    page.reload()
+    visit(page)
     assert balance(page, "cafeteria") == 0
     paid = pay_at_store(node, number)
     assert paid.returncode == 0, paid.stdout + paid.stderr
@@ -185,12 +213,11 @@ def test_konbini_charge_paid_forged_and_expired(page: Page, node: NodeProcess) -
     page.fill("#f-payment_number", number)
     page.click("#sim-pay")
     expect(page.locator("#sim-result")).to_contain_text("already_credited")
-    page.goto("/mypage/emoney")
-    page.reload()
+    visit(page, "/mypage/emoney")
     assert balance(page, "cafeteria") == 3_000
     expect(page.locator("#pending")).to_have_count(0)
     # A charge not paid by its deadline is cancelled by the sweep; paying late is refused.
-    late = issue_konbini(page, node, member, 1_000)
+    late = issue_konbini(page, node, member, 1_000, lang)
     eight_days_ms = int((time.time() + 8 * 86_400) * 1000)
     status, swept = node.request("POST", "/api/v1/staff/konbini/sweep", {"at_ms": eight_days_ms})
     assert status == 200 and swept["expired"], swept
@@ -218,17 +245,18 @@ def test_no_card_number_or_cvc_on_disk(node: NodeProcess) -> None:
     assert not found, found
 
 
-def test_a_suspended_account_starts_no_charge(page: Page, node: NodeProcess) -> None:
+def test_a_suspended_account_starts_no_charge(page: Page, node: NodeProcess, lang: str) -> None:
     """Forms opened before the suspension are refused after it, before any payment starts
     (no authorization, no payment number); numbers issued before it are still credited."""
+    said = Words(lang)
     member = to_emoney_home(page, node, "suspended")
-    number = issue_konbini(page, node, member, 3_000)
-    card_form = page.context.new_page()
+    number = issue_konbini(page, node, member, 3_000, lang)
+    card_form = open_page(page.context)
     card_form.goto("/mypage/emoney")
     build_amount(card_form, [1_000])
     card_form.click("#pay-card")
     fill_card(card_form, APPROVED)
-    konbini_form = page.context.new_page()
+    konbini_form = open_page(page.context)
     konbini_form.goto("/mypage/emoney")
     build_amount(konbini_form, [1_000])
     konbini_form.click("#pay-konbini")
@@ -243,7 +271,7 @@ def test_a_suspended_account_starts_no_charge(page: Page, node: NodeProcess) -> 
     # The suspension asks first; 'cancel' suspends nothing.
     page.goto("/mypage/emoney/suspend")
     page.click("#suspend")
-    expect(page.locator("#suspend-confirmation")).to_contain_text("停止しますか")
+    expect(page.locator("#suspend-confirmation")).to_contain_text(said("停止しますか", "Suspend"))
     shot(page, "26-suspend-confirm")
     page.click("#suspend-cancel")
     expect(page.locator("#balances")).to_be_visible()
@@ -256,32 +284,32 @@ def test_a_suspended_account_starts_no_charge(page: Page, node: NodeProcess) -> 
     # The forms opened before are refused, with the reason.
     card_form.click("#buy")
     expect(card_form.locator("#charge-suspended")).to_contain_text(
-        "停止中のため、チャージできません"
+        said("停止中のため、チャージできません", "suspended, so it cannot be charged")
     )
     after = last_sequence(node)
     konbini_form.click("#konbini-issue")
     expect(konbini_form.locator("#charge-suspended")).to_be_visible()
     expect(konbini_form.locator("#konbini-issued")).to_have_count(0)
-    # The charge page says so and offers no way to pay, in either language.
+    # The charge page says so and offers no way to pay.
     page.goto("/mypage/emoney/charge")
     expect(page.locator("#charge-suspended")).to_be_visible()
     expect(page.locator("#pay-card")).to_have_count(0)
     shot(page, "27-charge-suspended")
-    page.goto("/mypage/emoney/charge?lang=en")
-    expect(page.locator("#charge-suspended")).to_contain_text("suspended, so it cannot be charged")
-    page.goto("/mypage/emoney?lang=ja")
+    visit(page, "/mypage/emoney")
     assert balance(page, "base") == 40_000
     # Only the charge issued before the suspension awaits payment, and HOME says that it
     # will still be credited.
     expect(page.locator("#pending .pending-charge")).to_have_count(1)
-    expect(page.locator("#konbini-suspended")).to_contain_text("停止中もチャージされ")
+    expect(page.locator("#konbini-suspended")).to_contain_text(
+        said("停止中もチャージされ", "still credited")
+    )
     status, outbox = node.request("GET", f"/dev/outbox.json?to={member.mail}&after={after}")
     assert status == 200 and outbox["messages"] == [], outbox
 
     # Paid at the store after the suspension, it is credited to the frozen purse.
     paid = pay_at_store(node, number)
     assert paid.returncode == 0 and '"credited"' in paid.stdout, paid.stdout + paid.stderr
-    page.reload()
+    visit(page)
     assert balance(page, "cafeteria") == 3_000
     expect(page.locator("#suspended")).to_be_visible()
     expect(page.locator("#pending")).to_have_count(0)

@@ -1,7 +1,8 @@
 """A convenience-store charge the store network reports paid but the wallet will not credit
 (the purse reached its cap meanwhile) is refunded by staff, over HTTP on a real node and
 with `coopnode admin konbini refund`: idempotent, audited, shown to the member on HOME;
-and the store network's API is in the OpenAPI document.
+and the store network's API is in the OpenAPI document. The member's pages in Japanese
+and in English, each checked at a phone's size (tests/portal/phone_checks.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.nodeproc import REPO, TEST_CONFIG, NodeProcess
-from tests.portal.browser import balance, shot
+from tests.portal.browser import Words, balance, shot
+from tests.portal.phone_checks import visit
 from tests.portal.test_charging import issue_konbini, pay_at_store, to_emoney_home
 
 pytestmark = pytest.mark.slow
@@ -31,7 +33,7 @@ def refund_command(node: NodeProcess, *arguments: str) -> subprocess.CompletedPr
 
 
 def newest_charge_id(page: Page) -> str:
-    page.goto("/mypage/emoney")
+    visit(page, "/mypage/emoney")
     href = page.locator("#pending a").first.get_attribute("href")
     assert href is not None
     return href.rsplit("/", 1)[-1]
@@ -41,9 +43,11 @@ def refund_path(charge_id: str) -> str:
     return f"/api/v1/staff/konbini/charges/{charge_id}/refund"
 
 
-def test_paid_but_not_credited_is_refunded(page: Page, node: NodeProcess) -> None:
+def test_paid_but_not_credited_is_refunded(page: Page, node: NodeProcess, lang: str) -> None:
+    said = Words(lang)
+    paid_status = said("反映をお待ち", "being credited")
     member = to_emoney_home(page, node, "refund")
-    number = issue_konbini(page, node, member, 20_000)
+    number = issue_konbini(page, node, member, 20_000, lang)
     charge_id = newest_charge_id(page)
     # Meanwhile the counter fills the cafeteria purse to 90,000 of its 100,000 yen cap.
     counter = {"key": f"counter-{charge_id}", "purse": "cafeteria", "amount_yen": 90_000}
@@ -55,7 +59,7 @@ def test_paid_but_not_credited_is_refunded(page: Page, node: NodeProcess) -> Non
     paid = pay_at_store(node, number)
     assert paid.returncode != 0 and "not_credited" in paid.stdout, paid.stdout
     page.goto("/mypage/emoney")
-    expect(page.locator(f"#charge-{charge_id} .charge-status")).to_contain_text("反映をお待ち")
+    expect(page.locator(f"#charge-{charge_id} .charge-status")).to_contain_text(paid_status)
     assert balance(page, "cafeteria") == 90_000
 
     # Bad requests change nothing: no token, an unknown charge, a malformed body.
@@ -67,8 +71,8 @@ def test_paid_but_not_credited_is_refunded(page: Page, node: NodeProcess) -> Non
     assert (status, body["reason"]) == (400, "invalid_input")
     status, body = node.request("POST", refund_path(charge_id), {"amount": 1})
     assert status == 400
-    page.reload()
-    expect(page.locator(f"#charge-{charge_id} .charge-status")).to_contain_text("反映をお待ち")
+    visit(page)
+    expect(page.locator(f"#charge-{charge_id} .charge-status")).to_contain_text(paid_status)
 
     # The refund, then the same refund again over HTTP and from the command line.
     status, body = node.request("POST", refund_path(charge_id), {"note": "purse cap reached"})
@@ -89,26 +93,34 @@ def test_paid_but_not_credited_is_refunded(page: Page, node: NodeProcess) -> Non
     assert bad.returncode == 2 and "24 hexadecimal" in bad.stderr
     status, audit = node.request("GET", "/api/v1/staff/audit?limit=100")
     assert status == 200, audit
-    refunds = [entry for entry in audit["entries"] if entry["action"] == "konbini.refund"]
-    assert [entry["target"] for entry in refunds] == [charge_id]
+    # This member's charges only: the walk runs once per language on the same node.
+    refunds = [
+        entry
+        for entry in audit["entries"]
+        if entry["action"] == "konbini.refund" and entry["target"] == charge_id
+    ]
+    assert len(refunds) == 1
     assert "20000 yen" in refunds[0]["detail"] and "purse cap reached" in refunds[0]["detail"]
 
     # The member sees it refunded on HOME; the store network repeating itself credits nothing.
-    page.reload()
-    expect(page.locator(f"#charge-{charge_id} .charge-status")).to_contain_text("返金済み")
+    visit(page)
+    expect(page.locator(f"#charge-{charge_id} .charge-status")).to_contain_text(
+        said("返金済み", "Refunded")
+    )
     shot(page, "25-home-konbini-refunded")
     repeated = pay_at_store(node, number)
     assert repeated.returncode == 0 and "refunded" in repeated.stdout, repeated.stdout
-    page.reload()
+    visit(page)
     assert balance(page, "cafeteria") == 90_000
 
     # A charge still awaiting payment is not refundable (nor is anything else credited).
-    issue_konbini(page, node, member, 1_000)
+    issue_konbini(page, node, member, 1_000, lang)
     pending_id = newest_charge_id(page)
     status, body = node.request("POST", refund_path(pending_id), {})
     assert (status, body["reason"]) == (409, "not_refundable")
     status, audit = node.request("GET", "/api/v1/staff/audit?limit=100")
-    assert len([e for e in audit["entries"] if e["action"] == "konbini.refund"]) == 1
+    targets = [e["target"] for e in audit["entries"] if e["action"] == "konbini.refund"]
+    assert targets.count(charge_id) == 1 and pending_id not in targets
 
 
 def test_konbini_endpoints_in_openapi(node: NodeProcess) -> None:

@@ -238,11 +238,19 @@ class SignInFlows:
         if isinstance(chosen, Refused):
             return answer(chosen)
         channel, destination = chosen
+        # The code page says where the code went, masked as the sign-in step showed it.
+        shown = (
+            {"masked_mail": mask_mail(destination)}
+            if channel == "mail"
+            else {"masked_phone": mask_phone(destination)}
+        )
         double = context.clock() - flow.last_sent_at_s < context.bounds.double_submit_window_s
         if double and flow.state is FlowState.CODE_SENT and flow.channel == channel:
             # The send button pressed twice: one code is on its way.
             resend_after_s = flows.resend_after_s(tx, flow.passcode_key)
-            return answer(flows.flow_answer(step.flow_id, flow, resend_after_s=resend_after_s))
+            return answer(
+                flows.flow_answer(step.flow_id, flow, resend_after_s=resend_after_s, **shown)
+            )
         purpose = _SECOND_FACTOR_PURPOSE[flow.kind]
         issued = flows.issue_code(tx, flow.passcode_key, purpose, destination)
         if issued.reason is not PasscodeReason.OK:
@@ -264,7 +272,7 @@ class SignInFlows:
             last_sent_at_s=context.clock(),
         )
         reply = flows.flow_answer(
-            step.flow_id, flow, resend_after_s=context.policy.passcode_resend_cooldown_s
+            step.flow_id, flow, resend_after_s=context.policy.passcode_resend_cooldown_s, **shown
         )
         message = self._second_factor_message(channel, destination, issued.code, flow.kind)
         return answer(reply, [message])

@@ -49,6 +49,9 @@ from coopnode.payments.konbini import STORES
 log = get_logger(__name__)
 
 STEPS_YEN = (1_000, 3_000, 5_000, 10_000, 20_000, 30_000, 50_000, 100_000)
+# The amount the charge page opens with, as the manual's page does (5,000 円), kept within
+# the co-op's minimum and maximum; リセット goes to 0 for a smaller amount.
+CHARGE_START_YEN = 5_000
 _STEP_OF = {str(step): step for step in STEPS_YEN}  # A button's value, as posted.
 # The running total never grows past this, whatever is clicked: the wallet's own bound
 # on one operation.
@@ -144,10 +147,16 @@ async def _charge_page(
     return emoney_render(request, "emoney_charge.html", access, "charge", context, status=status)
 
 
+def start_amount(rules: CoopRules) -> int:
+    return min(max(CHARGE_START_YEN, rules.charge_min_yen), rules.charge_max_yen)
+
+
 @page
 async def charge_form(request: web.Request) -> web.Response:
     access = await wallet_member(request, SCOPE_PAY)
-    return await _charge_page(request, access, 0, Purse.BASE.value, {})
+    view = await wallet_view(request, access.member_no)
+    start = start_amount(coop_rules_of(request, view.coop))
+    return await _charge_page(request, access, start, Purse.BASE.value, {})
 
 
 @page

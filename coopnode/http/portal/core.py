@@ -104,6 +104,7 @@ def render(
         here = request.path_qs if request.method == "GET" else "/portal"
     values = {
         "t": functools.partial(message, lang),
+        "store_name": functools.partial(store_name, request),
         "lang": lang.value,
         "other_lang": "en" if lang is Lang.JA else "ja",
         "here": here,
@@ -120,6 +121,67 @@ def render(
     if request.query.get("lang") in (Lang.JA.value, Lang.EN.value):
         set_cookie(request, response, LANG_COOKIE, request.query["lang"])
     return response
+
+
+def store_name(request: web.Request, store: str) -> str:
+    """A store as members know it (its name in the portal settings), never its id."""
+    lang = lang_of(request)
+    for known in request.app[portal_settings_key].stores:
+        if known.store == store:
+            return known.name_ja if lang is Lang.JA else known.name_en
+    return message(lang, "store.unknown")
+
+
+def home_of(request: web.Request) -> tuple[str, str]:
+    """Where an error page leads back to, and the words of that link: the page the visitor
+    came through (a guardian to the guardian's page, not the member portal)."""
+    path = request.path
+    if path.startswith(("/mypage", "/wallet")):
+        return "/mypage", "common.go_mypage"
+    guardian = bool(session_id_of(request, SessionKind.GUARDIAN))
+    member = bool(session_id_of(request, SessionKind.PORTAL))
+    if path.startswith("/portal/guardian") or (guardian and not member):
+        home = "/portal/guardian/home" if guardian else "/portal/guardian"
+        return home, "common.go_guardian"
+    return ("/portal/home" if member else "/portal"), "common.go_home"
+
+
+def error_page(request: web.Request, text_of_error: str, status: int) -> web.Response:
+    home, home_key = home_of(request)
+    context = {"message": text_of_error, "home": home, "home_key": home_key}
+    # The language link shows the same page again; after a form, the way back.
+    here = request.path_qs if request.method == "GET" else home
+    return render(request, "error.html", context, status=status, here=here)
+
+
+# Paths that answer machines (JSON, the till channel, metrics): their errors stay JSON.
+_MACHINE_PREFIXES = (
+    "/api/",
+    "/oauth/",
+    "/webhooks/",
+    "/till/",
+    "/healthz",
+    "/metrics",
+    "/dev/outbox",
+)
+
+
+@web.middleware
+async def page_not_found(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """An address that is no page (404), or a form's address opened directly (405), answers
+    a page in the member's language with the way back; the API's paths keep their JSON."""
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as error:
+        if request.path.startswith(_MACHINE_PREFIXES):
+            raise
+        key = "error.page_not_found" if error.status == 404 else "error.open_directly"
+        answer = error_page(request, text(request, key), error.status)
+        if isinstance(error, web.HTTPMethodNotAllowed):
+            answer.headers["Allow"] = ", ".join(sorted(error.allowed_methods))
+        return answer
 
 
 def refusal_text(request: web.Request, refused: Refused) -> str:
@@ -140,22 +202,11 @@ def page(handler: PageHandler) -> PageHandler:
         except IdentityRefused as refusal:
             if refusal.status == 401:
                 raise web.HTTPSeeOther(sign_in_path(request)) from None
-            return render(
-                request,
-                "error.html",
-                {"message": refusal_text(request, refusal.refused)},
-                status=refusal.status,
-            )
+            return error_page(request, refusal_text(request, refusal.refused), refusal.status)
         except PageError as error:
-            return render(
-                request,
-                "error.html",
-                {"message": text(request, error.key, **error.values)},
-                status=error.status,
-            )
+            return error_page(request, text(request, error.key, **error.values), error.status)
         except InvalidInput:
-            message = text(request, "error.invalid_input")
-            return render(request, "error.html", {"message": message}, status=400)
+            return error_page(request, text(request, "error.invalid_input"), 400)
 
     return wrapped
 

@@ -36,6 +36,8 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "nav.home": ("ホーム", "Home"),
     "nav.sign_in": ("サインイン", "Sign in"),
     "nav.sign_out": ("サインアウト", "Sign out"),
+    "nav.menu": ("メニュー", "Menu"),
+    "nav.inquiry": ("お問合せ", "Contact us"),
     "common.cancel_flow": ("中止する", "Cancel"),
     "common.back": ("戻る", "Back"),
     "common.continue": ("続行", "Continue"),
@@ -50,6 +52,9 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "common.store": ("店舗", "Store"),
     "common.none": ("なし", "None"),
     "common.go_home": ("ホームへ戻る", "Back to home"),
+    "common.go_mypage": ("マイページへ戻る", "Back to My Page"),
+    "common.go_guardian": ("ファミリー閲覧へ戻る", "Back to the family view"),
+    "store.unknown": ("生協店舗", "Co-op store"),
     "common.js_note": (
         "ボタンは一度だけ押してください。",
         "Press each button once; a second press is ignored.",
@@ -156,6 +161,14 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "error.mail": ("メールアドレスを正しく入力してください。", "Enter a valid mail address."),
     "error.code": ("6桁の数字を入力してください。", "Enter the 6 digits."),
     "error.not_found": ("見つかりません。", "Not found."),
+    "error.page_not_found": (
+        "お探しのページは見つかりませんでした。アドレスをご確認ください。",
+        "The page you are looking for was not found. Please check the address.",
+    ),
+    "error.open_directly": (
+        "このページは直接開くことはできません。お手数ですが、はじめから操作してください。",
+        "This page cannot be opened directly. Please start again from the beginning.",
+    ),
     "error.family_self": (
         "ご自身のアカウントを保護者として登録することはできません。",
         "You cannot name yourself as guardian.",
@@ -260,8 +273,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "パスワードを設定しました。サインインできます。",
         "Your password is set. You can sign in now.",
     ),
+    "guide.sign_in_portal": ("マイポータルにサインインする", "Sign in to My Portal"),
+    "guide.log_in_mypage": ("組合員マイページにログインする", "Log in to the Member My Page"),
     "guide.links": ("各サービス", "Services"),
-    "password.title": ("ユーザーの詳細", "User details"),
+    "password.title": ("パスワードの設定", "Setting your password"),
     "password.send_code": ("確認コードを送信", "Send verification code"),
     "password.code_sent": (
         "受信トレイに確認コードが送信されました。以下の入力ボックスにコードをコピーしてください。",
@@ -288,6 +303,8 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "mail_change.step4": ("メールアドレス変更", "New address"),
     "mail_change.step5": ("パスコード確認", "Passcode"),
     "mail_change.step6": ("登録完了", "Done"),
+    "mail_change.step_of": ("ステップ {step}/{steps}：", "Step {step} of {steps}: "),
+    "mail_change.progress": ("手続きの進み具合", "Progress of the change"),
     "mail_change.intro": (
         "このページでは、大学生協組合員管理システムにご登録いただいているメールアドレスの変更を"
         "受け付けています。",
@@ -343,10 +360,16 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "mail_change.send_passcode": ("パスコードを送信する", "Send the passcode"),
     "mail_change.not_arriving": (
-        "パスコードが届かない場合には@coop.exampleドメインからの受信拒否が設定されていないかを"
+        "パスコードが届かない場合には@{domain}ドメインからの受信拒否が設定されていないかを"
         "確認の上、あらためて操作を行ってください。",
-        "If the passcode does not arrive, check that mail from the co-op's domain is not "
-        "blocked, then try again.",
+        "If the passcode does not arrive, check that mail from @{domain} is not blocked, "
+        "then try again.",
+    ),
+    "mail_change.not_arriving_any": (
+        "パスコードが届かない場合には、迷惑メールフォルダーと、大学生協からのメールの受信拒否が"
+        "設定されていないかを確認の上、あらためて操作を行ってください。",
+        "If the passcode does not arrive, check your spam folder and that mail from the "
+        "co-op is not blocked, then try again.",
     ),
     "mail_change.sent": (
         "メールアドレスにパスコードを送信しました。パスコードが届かない場合は生協店舗に"
@@ -433,6 +456,14 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "If you chose a call, follow the message of the call.",
     ),
     "portal.code": ("確認コード", "Code"),
+    "portal.code_sent_sms": (
+        "{phone} にSMSで確認コードを送信しました。",
+        "A code was sent by SMS to {phone}.",
+    ),
+    "portal.code_sent_voice": (
+        "{phone} にお電話しています。音声でお伝えするコードを入力してください。",
+        "We are calling {phone}: enter the code the call reads out.",
+    ),
     "portal.verify": ("コードの確認", "Verify code"),
     "portal.new_code": ("新しいコードの送信", "Send a new code"),
     "portal.home_title": ("ホーム", "Home"),
@@ -454,9 +485,16 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "Cafeteria this month: {count} visits, {total}",
     ),
     "portal.ic_card": ("学生証ICカード登録", "Student ID IC card"),
+    "portal.ic_card_online": (
+        "学生証ICカードは、このサイトから組合員証として登録できます（お一人様1枚）。",
+        "You can register your student ID IC card here as your member card (one card).",
+    ),
+    "portal.ic_card_register": ("学生証ICカードを登録する", "Register my student ID card"),
     "portal.ic_card_counter": (
-        "学生証ICカードの登録・紛失時の停止は、生協店舗の窓口で承ります。",
-        "IC cards are registered, and blocked when lost, at the co-op counter.",
+        "カードの再発行（変更）は生協店舗の窓口で承ります。紛失したときは、電子マネーの"
+        "「アカウント停止」ですぐにお支払いを止められます。",
+        "To replace the card (reissue), please come to the co-op counter. If you lose it, "
+        "stop payments at once with “Suspend account” on the e-money pages.",
     ),
     # Family (§3, §7) ----------------------------------------------------------------------
     "family.lead": (
@@ -490,6 +528,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "family.apply": ("申請する", "Apply"),
     "family.granted": ("閲覧を許可している保護者", "Guardians who can see your history"),
     "family.revoke": ("取り消す", "Revoke"),
+    "family.revoke_for": ("{mail} の許可を取り消す", "Revoke access for {mail}"),
     "family.done": ("保護者の方に閲覧を許可しました。", "The guardian can now see your history."),
     "family.revoked": ("閲覧の許可を取り消しました。", "The access was revoked."),
     "family.members": ("ファミリー（閲覧できる組合員）", "Family members you can see"),
@@ -515,6 +554,8 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "Confirmation is needed. Press the send button.",
     ),
     "mypage.send_code": ("確認コードを送信", "Send verification code"),
+    "mypage.confirm_title": ("ログインの確認", "Confirm your login"),
+    "mypage.code_to": ("確認コードの送信先", "Where the code goes"),
     "mypage.code_sent": (
         "確認コードが受信トレイに送信されました。次の入力ボックスにコピーしてください。",
         "A verification code was sent to your inbox. Copy it into the box below.",
@@ -531,11 +572,14 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "mypage.open_wallet": ("電子マネーHOMEへ", "Open e-money HOME"),
     # Wallet login and consent (§5) -----------------------------------------------------------
+    "wallet.login_title": ("大学生協電子マネーにログイン", "Log in to Co-op E-money"),
     "wallet.login_lead": (
-        "KRM大学生協は大学生協電子マネーを使って作られています。携帯電話番号またはメールアドレスを"
+        "大学生協電子マネーにログイン、または新規登録します。携帯電話番号またはメールアドレスを"
         "入力してください。",
-        "The co-op's e-money wallet. Enter your mobile number or mail address.",
+        "Log in to the co-op's e-money, or sign up. Enter your mobile number or mail address.",
     ),
+    "wallet.code_title": ("確認コードの入力", "Enter the code"),
+    "wallet.consent_title": ("アクセスの許可", "Allow access"),
     "wallet.identifier": ("携帯電話番号またはメールアドレス", "Mobile number or mail address"),
     "wallet.login_button": ("ログイン・新規登録", "Log in / Sign up"),
     "wallet.recommend": (
@@ -556,10 +600,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "Access was not allowed. E-money needs the account registration.",
     ),
     "wallet.scope.wallet:read": (
-        "大学生協ウォレットの残高・取引履歴の取得",
-        "Read the wallet's balance and history",
+        "大学生協電子マネーの残高・取引履歴の取得",
+        "Read your e-money balances and history",
     ),
-    "wallet.scope.wallet:pay": ("大学生協ウォレットでの支払い", "Pay with the wallet"),
+    "wallet.scope.wallet:pay": ("大学生協電子マネーでの支払い", "Pay with your e-money"),
     "wallet.registered": (
         "電子マネーのアカウント登録が完了しました。",
         "Your e-money account is registered.",
@@ -605,9 +649,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "kind.charge": ("チャージ", "Charge"),
     "kind.move": ("マネー移動", "Move"),
     "move.lead": (
-        "ベースマネーから学食マネー・教科書教材マネーへ残高を移動します。",
+        "ベースマネーから学食マネー・教科書マネーへ残高を移動します。",
         "Move money from base money to cafeteria or textbook money.",
     ),
+    "move.from": ("移動元（{purse}）", "From {purse}"),
     "move.to": ("移動先", "Move to"),
     "move.amount": ("移動する金額（円）", "Amount (yen)"),
     "move.submit": ("移動する", "Move"),
@@ -645,7 +690,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     # Charging (§6) ----------------------------------------------------------------------
     "charge.title": ("自分チャージ", "Charge for myself"),
     "charge.amount": ("チャージ金額", "Amount"),
-    "charge.reset": ("リセット", "Reset"),
+    "charge.reset": ("リセット（0円にする）", "Reset (to ¥0)"),
+    "charge.balance_now": ("残高 {amount}", "Balance {amount}"),
+    "charge.purse": ("チャージするマネー", "Purse to charge"),
+    "charge.store": ("お支払い先", "Where you pay"),
     "charge.limits": (
         "1回のチャージは{minimum}〜{maximum}です。",
         "One charge is between {minimum} and {maximum}.",
@@ -702,6 +750,9 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "Full-width katakana (e.g. ヤマダ タロウ)",
     ),
     "charge.phone": ("電話番号", "Phone number"),
+    "charge.phone_part1": ("電話番号（最初の部分）", "Phone number, first part"),
+    "charge.phone_part2": ("電話番号（真ん中の部分）", "Phone number, middle part"),
+    "charge.phone_part3": ("電話番号（最後の部分）", "Phone number, last part"),
     "charge.confirm": ("確定する", "Confirm"),
     "charge.choose_store": ("コンビニでのお支払い", "Where you will pay"),
     "charge.issued": (
@@ -848,6 +899,8 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "desk.provided_by": ("提供方法", "Provided by"),
     "desk.provided_by.post": ("郵送", "Post"),
     "desk.provided_by.download": ("ダウンロード", "Download"),
+    "desk.url": ("URL", "URL"),
+    "desk.not_yet": ("未発送", "Not yet"),
     "desk.document_done": ("資料請求を受け付けました。", "Your request was received."),
     "desk.events": ("イベント申込", "Event applications"),
     "desk.event_new": ("イベント参加申込の新規登録", "Apply to an event"),
@@ -858,6 +911,8 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "desk.event_date": ("開催日", "Date"),
     "desk.place": ("会場", "Place"),
     "desk.seats": ("残り{left}席（定員{capacity}）", "{left} of {capacity} seats left"),
+    "desk.seats_title": ("空き状況", "Seats"),
+    "desk.apply_to": ("{title}に申し込む", "Apply to {title}"),
     "desk.apply_until": ("申込締切", "Apply by"),
     "desk.applied_date": ("イベント申込日", "Applied"),
     "desk.application_status": ("イベント申込状態", "Status"),
