@@ -109,6 +109,14 @@ async def _serve(
     way through the start, or in one part's stop, still stops every part started before
     it (the stack goes on with the others and raises the first error at the end).
     """
+    # Ctrl-C or SIGTERM are the node's from the first moment: one that comes while the
+    # parts start lets the start finish and then stops everything cleanly. Installed
+    # only once the readers had started, a Ctrl-C sent as soon as node.url appeared (the
+    # kiosks start after it) left a test's node running until the test gave up.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     async with contextlib.AsyncExitStack() as parts:
         metrics = Metrics()
         wallet = WalletClient(shards, settings.wallet, metrics, link_token=link_token)
@@ -162,10 +170,6 @@ async def _serve(
         gc.freeze()
         url = _announce(settings, runner, tls is not None)
         await _start_readers(parts, _kiosk_settings(settings, tls), url, tills, demo_coop)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         log.info(
             "node ready",
             url=url,
