@@ -7,7 +7,6 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +122,8 @@ async def _serve(
         parts.push_async_callback(wallet.close)
         await wallet.wait_ready(SHARDS_READY_TIMEOUT_S)
         tills = TillHub(create_registry(settings), settings.till, metrics)
-        stop_tills = _once(tills.stop)
         await tills.start(SHARDS_READY_TIMEOUT_S)
-        parts.push_async_callback(stop_tills)
+        parts.push_async_callback(tills.stop)
         demo_coop = await seed_demo(wallet, settings) if demo else None
         if demo_coop is not None:
             await bind_demo_cards(tills, demo_coop)
@@ -155,7 +153,7 @@ async def _serve(
         parts.push_async_callback(runner.cleanup)
         # The tills' connections close before the runner waits for its handlers, which
         # would otherwise wait out the grace for every till's open WebSocket.
-        parts.push_async_callback(stop_tills)
+        parts.push_async_callback(tills.stop)
         site = web.TCPSite(
             runner,
             settings.node.host,
@@ -178,19 +176,6 @@ async def _serve(
         )
         await stop.wait()
         log.info("stopping: no new requests; finishing those in flight")
-
-
-def _once(stop: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-    """`stop`, done the first time it is awaited and a no-op after."""
-    done = False
-
-    async def stop_once() -> None:
-        nonlocal done
-        if not done:
-            done = True
-            await stop()
-
-    return stop_once
 
 
 async def _start_readers(

@@ -102,6 +102,7 @@ class TillHub:
         self.registry = registry
         self.settings = settings
         self.metrics = metrics
+        self._stopped = False
         self._decision_counters: dict[tuple[str, bool, Reason | None], Any] = {}
         self.version = 0
         self.cards: dict[str, CardRecord] = {}
@@ -153,6 +154,12 @@ class TillHub:
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
 
     async def stop(self) -> None:
+        """Close every till's connection and save the sequence numbers; a second call
+        does nothing (the node calls it before its runner waits for handlers, and again
+        when a start fails half way)."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._refresher is not None:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
