@@ -53,13 +53,15 @@ def test_the_catalogue_speaks_as_a_co_op() -> None:
         assert "wallet" not in english.lower() or key.startswith("error."), key
 
 
-TEMPLATES = Path(__file__).parents[2] / "coopnode" / "http" / "templates"
+TEMPLATES = Path(__file__).parents[2] / "coopnode" / "http" / "portal" / "templates"
 
 
 def test_every_page_with_a_required_mark_explains_it() -> None:
     """A page that marks a field ※ (required) says what ※ means."""
-    for template in sorted(TEMPLATES.glob("*.html")):
-        if template.name == "macros.html":
+    pages = sorted(TEMPLATES.rglob("*.html"))
+    assert len(pages) > 60, "the templates are not where the test looks"
+    for template in pages:
+        if template.name == "frame/macros.html":
             continue
         source = template.read_text(encoding="utf-8")
         fields = re.findall(r"\{\{ field\((.*?)\) \}\}", source)

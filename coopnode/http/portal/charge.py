@@ -144,7 +144,7 @@ async def _charge_page(
     }
     # A suspended account is shown why it cannot be charged, and refused (403) any step.
     status = (403 if SUSPENDED_FIELD in errors else 400) if errors else 200
-    return emoney_render(request, "emoney_charge.html", access, "charge", context, status=status)
+    return emoney_render(request, "emoney/charge.html", access, "charge", context, status=status)
 
 
 def start_amount(rules: CoopRules) -> int:
@@ -205,10 +205,10 @@ def _method_page(
     if method == "card":
         this_year = datetime.datetime.now(ZoneInfo("Asia/Tokyo")).year
         context["years"] = list(range(this_year, this_year + 11))
-        template = "emoney_charge_card.html"
+        template = "emoney/charge_card.html"
     else:
         context["stores"] = STORES
-        template = "emoney_charge_konbini.html"
+        template = "emoney/charge_konbini.html"
     status = 400 if errors or failure else 200
     return emoney_render(request, template, access, "charge", context, status=status)
 
@@ -266,7 +266,7 @@ async def charge_card(request: web.Request) -> web.Response:
         raise PageError(503, "error.unavailable") from None
     if record.status is ChargeStatus.CREDITED:
         return emoney_render(
-            request, "emoney_charge_done.html", access, "charge", {"record": record}
+            request, "emoney/charge_done.html", access, "charge", {"record": record}
         )
     failure = text(request, _failure_key(record.reason))
     if record.reason in _WALLET_REASONS:
@@ -383,7 +383,7 @@ def _issued_page(
         "pay_by": local_deadline(record.pay_by_ms),
         "suspended": suspended,
     }
-    return emoney_render(request, "emoney_charge_issued.html", access, "charge", context)
+    return emoney_render(request, "emoney/charge_issued.html", access, "charge", context)
 
 
 @page

@@ -55,7 +55,7 @@ PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def setup_templates(app: web.Application) -> None:
     environment = aiohttp_jinja2.setup(
         app,
-        loader=jinja2.PackageLoader("coopnode.http", "templates"),
+        loader=jinja2.PackageLoader("coopnode.http.portal", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -151,7 +151,7 @@ def error_page(request: web.Request, text_of_error: str, status: int) -> web.Res
     context = {"message": text_of_error, "home": home, "home_key": home_key}
     # The language link shows the same page again; after a form, the way back.
     here = request.path_qs if request.method == "GET" else home
-    return render(request, "error.html", context, status=status, here=here)
+    return render(request, "frame/error.html", context, status=status, here=here)
 
 
 # Paths that answer machines (JSON, the till channel, metrics): their errors stay JSON.

@@ -127,7 +127,7 @@ def _idem(form: dict[str, str]) -> str:
 @page
 async def inquiry_form(request: web.Request) -> web.Response:
     await signed_in(request, (SessionKind.PORTAL,))
-    return _render(request, "portal_inquiry_new.html", {"categories": list(InquiryCategory)})
+    return _render(request, "desk/inquiry_new.html", {"categories": list(InquiryCategory)})
 
 
 def _inquiry_errors(request: web.Request, form: dict[str, str]) -> dict[str, str]:
@@ -154,7 +154,7 @@ async def inquiry_send(request: web.Request) -> web.Response:
     errors = _inquiry_errors(request, form)
     context: dict[str, Any] = {"categories": list(InquiryCategory), "form": form}
     if errors:
-        return _render(request, "portal_inquiry_new.html", {**context, "errors": errors}, 400)
+        return _render(request, "desk/inquiry_new.html", {**context, "errors": errors}, 400)
     message = InquiryNew(
         member_no=who.subject,
         category=InquiryCategory(form["category"]),
@@ -167,7 +167,7 @@ async def inquiry_send(request: web.Request) -> web.Response:
     if isinstance(reply, Refused):
         errors = {"body": refusal_text(request, reply)}
         return _render(
-            request, "portal_inquiry_new.html", {**context, "errors": errors}, reply.status
+            request, "desk/inquiry_new.html", {**context, "errors": errors}, reply.status
         )
     return see_other("/portal/home?done=inquiry#inquiries")
 
@@ -187,7 +187,7 @@ def _offers(request: web.Request, coop: str) -> list[Any]:
 async def document_form(request: web.Request) -> web.Response:
     who = await signed_in(request, (SessionKind.PORTAL,))
     desk = await desk_of(request, who.subject)
-    return _render(request, "portal_document_new.html", {"offers": _offers(request, desk.coop)})
+    return _render(request, "desk/document_new.html", {"offers": _offers(request, desk.coop)})
 
 
 @page
@@ -199,13 +199,13 @@ async def document_send(request: web.Request) -> web.Response:
     context: dict[str, Any] = {"offers": _offers(request, desk.coop), "form": form}
     if not document_id:
         errors = {"document_id": text(request, "error.desk_choice")}
-        return _render(request, "portal_document_new.html", {**context, "errors": errors}, 400)
+        return _render(request, "desk/document_new.html", {**context, "errors": errors}, 400)
     message = DocumentNew(member_no=who.subject, document_id=document_id[:40], idem=_idem(form))
     reply = await try_ask(request, message)
     if isinstance(reply, Refused):
         errors = {"document_id": refusal_text(request, reply)}
         return _render(
-            request, "portal_document_new.html", {**context, "errors": errors}, reply.status
+            request, "desk/document_new.html", {**context, "errors": errors}, reply.status
         )
     return see_other("/portal/home?done=document#documents")
 
@@ -218,7 +218,7 @@ async def _events_page(
 ) -> web.Response:
     desk = await desk_of(request, member_no)
     context = {"desk": desk, "error": error, "done": done}
-    return _render(request, "portal_events.html", context, status)
+    return _render(request, "desk/events.html", context, status)
 
 
 @page
@@ -272,7 +272,7 @@ def _card_page(
         "errors": {"idm": error} if error else {},
         "form": {},
     }
-    return _render(request, "portal_ic_card.html", context, status)
+    return _render(request, "desk/ic_card.html", context, status)
 
 
 @page

@@ -59,7 +59,7 @@ async def _family_page(
     context = {"family": family, "done": done, "errors": errors or {}, "form": form or {}}
     return render(
         request,
-        "portal_family.html",
+        "guardian/family.html",
         context,
         status=status,
         session=SessionKind.PORTAL,
@@ -114,15 +114,15 @@ async def family_view(request: web.Request) -> web.Response:
     member_no = request.match_info["member_no"]
     if who.kind is SessionKind.GUARDIAN:
         family = await guardian_family(request, who.subject)
-        frame = {"base": "guardian_signed.html", "back": "/portal/guardian/home"}
+        frame = {"base": "guardian/signed.html", "back": "/portal/guardian/home"}
     else:
         family = await _family(request, who.subject)
-        frame = {"base": "portal_signed.html", "back": "/portal/family"}
+        frame = {"base": "member/portal_signed.html", "back": "/portal/family"}
     ward = next((person for person in family.wards if person.member_no == member_no), None)
     if ward is None:
         raise PageError(403, "error.family_forbidden")
     context = {"ward": ward, **frame, **await member_history(request, ward.member_no)}
-    return render(request, "portal_family_view.html", context, session=who.kind)
+    return render(request, "guardian/family_view.html", context, session=who.kind)
 
 
 def family_routes() -> list[web.RouteDef]:

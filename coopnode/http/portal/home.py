@@ -120,7 +120,7 @@ async def portal_home(request: web.Request) -> web.Response:
         **desk_context(request, await desk_of(request, who.subject)),
         **await member_history(request, who.subject),
     }
-    return render(request, "portal_home.html", context, session=SessionKind.PORTAL)
+    return render(request, "member/portal_home.html", context, session=SessionKind.PORTAL)
 
 
 def home_routes() -> list[web.RouteDef]:

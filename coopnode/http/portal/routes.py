@@ -37,7 +37,7 @@ from coopnode.http.portal.signin import sign_in_routes
 from coopnode.http.portal.wallet import settings_key, wallet_routes
 from coopnode.settings import Settings
 
-_STATIC = Path(__file__).parent.parent / "static"
+_STATIC = Path(__file__).parent / "static"
 
 
 # Domains that cannot receive mail (RFC 2606, RFC 6761): a development sender on one of

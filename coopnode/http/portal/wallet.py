@@ -158,7 +158,7 @@ async def mypage_home(request: web.Request) -> web.Response:
     if await _token_valid(request, who.subject):
         raise web.HTTPSeeOther("/mypage/emoney")
     profile = await ask(request, GetProfile(member_no=who.subject))
-    return render(request, "mypage_home.html", {"profile": profile}, session=SessionKind.MYPAGE)
+    return render(request, "emoney/mypage_home.html", {"profile": profile}, session=SessionKind.MYPAGE)
 
 
 @page
@@ -196,7 +196,7 @@ async def wallet_authorize(request: web.Request) -> web.Response:
     if not isinstance(consent, ConsentInfo):
         raise TypeError("the consent screen answered with something else")
     context = {"consent": consent, "action": request.path_qs}
-    return render(request, "wallet_consent.html", context, session=SessionKind.WALLET)
+    return render(request, "emoney/wallet_consent.html", context, session=SessionKind.WALLET)
 
 
 @page
@@ -223,7 +223,7 @@ async def wallet_callback(request: web.Request) -> web.Response:
     saved = request.cookies.get(OAUTH_COOKIE, "")
     state, _, verifier = saved.partition(".")
     if request.query.get("error") or not state or request.query.get("state") != state:
-        response = render(request, "mypage_denied.html", session=SessionKind.MYPAGE)
+        response = render(request, "emoney/mypage_denied.html", session=SessionKind.MYPAGE)
         response.del_cookie(OAUTH_COOKIE, path="/mypage/wallet")
         return response
     form = [
@@ -251,7 +251,7 @@ async def wallet_callback(request: web.Request) -> web.Response:
 @page
 async def wallet_login_form(request: web.Request) -> web.Response:
     context = {"form": {"next": request.query.get("next", "")}}
-    return render(request, "wallet_login.html", context)
+    return render(request, "emoney/wallet_login.html", context)
 
 
 @page
@@ -268,7 +268,7 @@ async def wallet_login(request: web.Request) -> web.Response:
         )
         return render(
             request,
-            "wallet_login.html",
+            "emoney/wallet_login.html",
             {"form": form, "errors": {"identifier": message}},
             status=400,
         )
@@ -276,7 +276,7 @@ async def wallet_login(request: web.Request) -> web.Response:
         raise TypeError("the wallet sign-in answered with something else")
     shown = reply.masked_mail or reply.masked_phone or identifier
     context = {"form": {"next": form.get("next", "")}, "to": shown}
-    response = render(request, "wallet_code.html", context, here="/wallet/login")
+    response = render(request, "emoney/wallet_code.html", context, here="/wallet/login")
     keep_flow(request, response, WALLET, reply.flow_id)
     return response
 
@@ -300,7 +300,7 @@ async def wallet_verify(request: web.Request) -> web.Response:
             "to": "",
             "errors": {"code": refusal_text(request, reply)},
         }
-        return render(request, "wallet_code.html", context, status=400, here="/wallet/login")
+        return render(request, "emoney/wallet_code.html", context, status=400, here="/wallet/login")
     if not isinstance(reply, SessionIssued):
         raise TypeError("the wallet code answered with something else")
     response = see_other(safe_next(form.get("next", ""), "/mypage/home"))
@@ -379,7 +379,7 @@ async def emoney_home(request: web.Request) -> web.Response:
         "charged": request.query.get("charged") == "1",
         "pending": await pending_konbini(request, access.member_no),
     }
-    return emoney_render(request, "emoney_home.html", access, "home", context)
+    return emoney_render(request, "emoney/home.html", access, "home", context)
 
 
 def _months(now_s: float, count: int = 12) -> list[str]:
@@ -418,7 +418,7 @@ async def emoney_history(request: web.Request) -> web.Response:
         "next_before": result.next_before_seq,
         "before": before,
     }
-    return emoney_render(request, "emoney_history.html", access, "history", context)
+    return emoney_render(request, "emoney/history.html", access, "history", context)
 
 
 @page
@@ -426,7 +426,7 @@ async def emoney_move_form(request: web.Request) -> web.Response:
     access = await wallet_member(request, SCOPE_PAY)
     view = await wallet_view(request, access.member_no)
     return emoney_render(
-        request, "emoney_move.html", access, "move", {"view": view, "targets": _targets()}
+        request, "emoney/move.html", access, "move", {"view": view, "targets": _targets()}
     )
 
 
@@ -477,7 +477,7 @@ async def emoney_move(request: web.Request) -> web.Response:
         "done": done,
     }
     return emoney_render(
-        request, "emoney_move.html", access, "move", context, status=400 if errors else 200
+        request, "emoney/move.html", access, "move", context, status=400 if errors else 200
     )
 
 
@@ -493,7 +493,7 @@ async def emoney_notices(request: web.Request) -> web.Response:
         )
         for notice in request.app[portal_settings_key].notices
     ]
-    return emoney_render(request, "emoney_notices.html", access, "notices", {"notices": notices})
+    return emoney_render(request, "emoney/notices.html", access, "notices", {"notices": notices})
 
 
 @page
@@ -501,7 +501,7 @@ async def emoney_suspend_form(request: web.Request) -> web.Response:
     access = await wallet_member(request, SCOPE_PAY)
     view = await wallet_view(request, access.member_no)
     context = {"view": view, "done": False, "confirm": False}
-    return emoney_render(request, "emoney_suspend.html", access, "suspend", context)
+    return emoney_render(request, "emoney/suspend.html", access, "suspend", context)
 
 
 @page
@@ -513,7 +513,7 @@ async def emoney_suspend(request: web.Request) -> web.Response:
     if form.get("confirm", "") != "yes":
         view = await wallet_view(request, access.member_no)
         context = {"view": view, "done": False, "confirm": True}
-        return emoney_render(request, "emoney_suspend.html", access, "suspend", context)
+        return emoney_render(request, "emoney/suspend.html", access, "suspend", context)
     try:
         result = await set_member_status(request.app, Suspend(member_no=access.member_no))
     except ApiError:
@@ -522,7 +522,7 @@ async def emoney_suspend(request: web.Request) -> web.Response:
         raise PageError(503, "error.unavailable")
     view = await wallet_view(request, access.member_no)
     context = {"view": view, "done": True, "confirm": False}
-    return emoney_render(request, "emoney_suspend.html", access, "suspend", context)
+    return emoney_render(request, "emoney/suspend.html", access, "suspend", context)
 
 
 def wallet_routes() -> list[web.RouteDef]:
