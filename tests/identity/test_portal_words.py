@@ -18,8 +18,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from coopnode.actors.identity.messages import FlowAnswer, FlowStep, SignIn
+from coopnode.catalogues import ENGLISH, JAPANESE, catalogue
 from coopnode.domain.identity import FlowKind, SessionKind, mask_phone
-from coopnode.http.portal import i18n as portal_i18n
 from coopnode.http.portal.routes import sender_domain
 from tests.identity.harness import Harness
 from tests.identity.portal_app import portal_client
@@ -47,7 +47,8 @@ _NOT_SHOWN = ("coop.example", "KRM", "ユーザーの詳細", "教科書教材",
 
 
 def test_the_catalogue_speaks_as_a_co_op() -> None:
-    for key, (japanese, english) in portal_i18n._MESSAGES.items():
+    for key in catalogue(JAPANESE).message_ids:
+        japanese, english = catalogue(JAPANESE).raw(key), catalogue(ENGLISH).raw(key)
         for word in _NOT_SHOWN:
             assert word not in japanese and word not in english, (key, word)
         assert "wallet" not in english.lower() or key.startswith("error."), key
@@ -93,7 +94,7 @@ async def test_an_address_that_is_no_page_answers_a_page(
     page = await answer.text()
     assert answer.status == 404 and answer.content_type == "text/html"
     assert f'<html lang="{lang}">' in page
-    expected = portal_i18n.message(portal_i18n.Lang(lang), "error.page_not_found")
+    expected = catalogue(lang).gettext("error.page_not_found")
     assert expected in page and 'href="/portal" id="error-home"' in page
     directly = await client.get("/portal/mail-change/search", cookies={"cn_lang": lang})
     assert directly.status == 405 and directly.headers["Allow"] == "POST"

@@ -2,7 +2,7 @@
 
     routes      the page routes and the static files, in one table
     core        rendering, the member's language, the page error, forms and CSRF
-    i18n        the texts of the pages
+    labels      the maps from a status, a kind or a reason to its message id
     signin      sign-in to the portal and to the my-page, with the second factor
     flows       password setting and mail change (FLOWS §1–§2)
     home        the portal home (FLOWS §3)

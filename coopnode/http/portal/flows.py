@@ -22,6 +22,7 @@ from coopnode.actors.identity.messages import (
     PasswordStart,
     Refused,
 )
+from coopnode.catalogues import N_
 from coopnode.domain.identity import FlowKind
 from coopnode.http.errors import IdentityRefused
 from coopnode.http.identity_front import ask
@@ -85,7 +86,7 @@ async def verify_mailed_code(
         return render(request, template, context, here=here), context
     code = form.get("code", "")
     if not _CODE.match(code):
-        context["errors"] = {"code": text(request, "error.code")}
+        context["errors"] = {"code": text(request, N_("error.code"))}
         return render(request, template, context, status=400, here=here), context
     reply = await try_ask(request, FlowStep(kind=kind, step="verify", flow_id=flow_id, code=code))
     if isinstance(reply, Refused):
@@ -140,15 +141,21 @@ async def password_send(request: web.Request) -> web.Response:
     check_form_csrf(request, form)
     mail = form.get("mail", "")
     if "@" not in mail:
-        errors = {"mail": text(request, "error.mail")}
-        return render(request, "member/password_mail.html", {"form": form, "errors": errors}, status=400)
+        errors = {"mail": text(request, N_("error.mail"))}
+        return render(
+            request, "member/password_mail.html", {"form": form, "errors": errors}, status=400
+        )
     reply = await try_ask(request, PasswordStart(mail=mail))
     if isinstance(reply, Refused):
         errors = {"mail": refusal_text(request, reply)}
-        return render(request, "member/password_mail.html", {"form": form, "errors": errors}, status=400)
+        return render(
+            request, "member/password_mail.html", {"form": form, "errors": errors}, status=400
+        )
     if not isinstance(reply, FlowAnswer):
         raise TypeError("password start answered with something else")
-    response = render(request, "member/password_code.html", {"form": {"mail": mail}}, here=_PASSWORD_HOME)
+    response = render(
+        request, "member/password_code.html", {"form": {"mail": mail}}, here=_PASSWORD_HOME
+    )
     keep_flow(request, response, PASSWORD, reply.flow_id)
     return response
 
@@ -206,9 +213,9 @@ def _birth_date(form: dict[str, str]) -> str | None:
 def _details_errors(request: web.Request, form: dict[str, str]) -> dict[str, str]:
     errors = {}
     if not _MEMBER_NO.match(form.get("member_no", "")):
-        errors["member_no"] = text(request, "error.member_no")
+        errors["member_no"] = text(request, N_("error.member_no"))
     if _birth_date(form) is None:
-        errors["birth_date"] = text(request, "error.birth_date")
+        errors["birth_date"] = text(request, N_("error.birth_date"))
     return errors
 
 
@@ -222,7 +229,11 @@ async def mail_change_check(request: web.Request) -> web.Response:
     if errors or form.get("action") == "correct":
         status = 400 if errors else 200
         return render(
-            request, "member/mail_change_details.html", context, status=status, here=_MAIL_CHANGE_HOME
+            request,
+            "member/mail_change_details.html",
+            context,
+            status=status,
+            here=_MAIL_CHANGE_HOME,
         )
     context["birth_date"] = _birth_date(form)
     return render(request, "member/mail_change_check.html", context, here=_MAIL_CHANGE_HOME)
@@ -241,13 +252,17 @@ async def mail_change_search(request: web.Request) -> web.Response:
         )
         if isinstance(reply, FlowAnswer):
             context = {"form": form, "step": 2, "masked_mail": reply.masked_mail}
-            response = render(request, "member/mail_change_found.html", context, here=_MAIL_CHANGE_HOME)
+            response = render(
+                request, "member/mail_change_found.html", context, here=_MAIL_CHANGE_HOME
+            )
             keep_flow(request, response, MAIL_CHANGE, reply.flow_id)
             return response
         if isinstance(reply, Refused):
             errors["member_no"] = refusal_text(request, reply)
     context = {"form": form, "step": 1, "errors": errors}
-    return render(request, "member/mail_change_details.html", context, status=400, here=_MAIL_CHANGE_HOME)
+    return render(
+        request, "member/mail_change_details.html", context, status=400, here=_MAIL_CHANGE_HOME
+    )
 
 
 def _passcode_page(
@@ -300,7 +315,7 @@ async def mail_change_passcode(request: web.Request) -> web.Response:
     stage = "new" if request.cookies.get(flow_cookie(MAIL_STAGE)) == "new" else "current"
     code = form.get("code", "")
     if not _CODE.match(code):
-        return _passcode_page(request, stage, error=text(request, "error.code"), status=400)
+        return _passcode_page(request, stage, error=text(request, N_("error.code")), status=400)
     step = "verify_new" if stage == "new" else "verify_current"
     reply = await try_ask(
         request, FlowStep(kind=FlowKind.MAIL_CHANGE, step=step, flow_id=flow_id, code=code)
@@ -308,7 +323,9 @@ async def mail_change_passcode(request: web.Request) -> web.Response:
     if isinstance(reply, Refused):
         return _passcode_page(request, stage, error=refusal_text(request, reply), status=400)
     if stage == "current":
-        return render(request, "member/mail_change_new.html", {"step": 4}, here=f"{_MAIL_CHANGE_HOME}/new")
+        return render(
+            request, "member/mail_change_new.html", {"step": 4}, here=f"{_MAIL_CHANGE_HOME}/new"
+        )
     response = render(request, "member/mail_change_done.html", {"step": 6}, here=_MAIL_CHANGE_HOME)
     end_flow(response, MAIL_CHANGE)
     end_flow(response, MAIL_STAGE)
@@ -331,7 +348,7 @@ async def mail_change_new(request: web.Request) -> web.Response:
     context = {"form": form, "step": 4}
     here = f"{_MAIL_CHANGE_HOME}/new"
     if "@" not in mail or len(mail) > 254:
-        context["errors"] = {"mail": text(request, "error.mail")}
+        context["errors"] = {"mail": text(request, N_("error.mail"))}
         return render(request, "member/mail_change_new.html", context, status=400, here=here)
     if form.get("action") != "send":
         return render(request, "member/mail_change_new_check.html", context, here=here)

@@ -35,6 +35,7 @@ from coopnode.actors.identity.messages import (
     SessionIssued,
     SignIn,
 )
+from coopnode.catalogues import N_
 from coopnode.domain.identity import FlowKind, SessionKind
 from coopnode.http.identity_front import ask, session_id_of
 from coopnode.http.portal.core import (
@@ -81,7 +82,7 @@ async def guardian_start(request: web.Request) -> web.Response:
     check_form_csrf(request, form)
     mail = form.get("mail", "")
     if "@" not in mail:
-        errors = {"mail": text(request, "error.mail")}
+        errors = {"mail": text(request, N_("error.mail"))}
         context = {"form": form, "errors": errors, "done": False}
         return render(request, "guardian/top.html", context, status=400, here=HOME)
     reply = await try_ask(request, GuardianStart(mail=mail))
@@ -163,7 +164,7 @@ async def guardian_sign_in_verify(request: web.Request) -> web.Response:
     flow_id = require_flow(request, SIGN_IN)
     code = form.get("code", "")
     if not _CODE.match(code):
-        errors = {"code": text(request, "error.code")}
+        errors = {"code": text(request, N_("error.code"))}
         return render(
             request, "guardian/sign_in_code.html", {"errors": errors}, status=400, here=SIGN_IN_PAGE
         )

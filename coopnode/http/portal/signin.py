@@ -21,6 +21,7 @@ from coopnode.actors.identity.messages import (
     SignIn,
     SignOut,
 )
+from coopnode.catalogues import N_
 from coopnode.domain.identity import FlowKind, SessionKind
 from coopnode.http.identity_front import COOKIE_NAMES, session_id_of, set_cookie
 from coopnode.http.portal.core import (
@@ -125,7 +126,9 @@ async def portal_send_code(request: web.Request) -> web.Response:
             "form": form,
             "errors": {"phone": refusal_text(request, reply)},
         }
-        return render(request, "member/portal_mfa.html", context, status=400, here="/portal/sign-in")
+        return render(
+            request, "member/portal_mfa.html", context, status=400, here="/portal/sign-in"
+        )
     masked = reply.masked_phone if isinstance(reply, FlowAnswer) else ""
     context = {"masked_phone": masked, "method": method}
     return render(request, "member/portal_code.html", context, here="/portal/sign-in")
@@ -143,7 +146,7 @@ async def portal_verify(request: web.Request) -> web.Response:
     methods = request.cookies.get("cn_mfa_methods", "sms,voice").split(",")
     context: dict[str, object] = {"methods": methods, "masked_phone": "", "method": "sms"}
     if not _CODE.match(code):
-        context["errors"] = {field: text(request, "error.code")}
+        context["errors"] = {field: text(request, N_("error.code"))}
         return render(request, template, context, status=400, here="/portal/sign-in")
     step = FlowStep(
         kind=FlowKind.PORTAL_SIGN_IN,
@@ -233,7 +236,9 @@ async def mypage_send_code(request: web.Request) -> web.Response:
     )
     if isinstance(reply, Refused):
         context["errors"] = {"mail": refusal_text(request, reply)}
-        return render(request, "emoney/mypage_confirm.html", context, status=400, here="/mypage/login")
+        return render(
+            request, "emoney/mypage_confirm.html", context, status=400, here="/mypage/login"
+        )
     return render(request, "emoney/mypage_code.html", context, here="/mypage/login")
 
 
@@ -245,7 +250,7 @@ async def mypage_verify(request: web.Request) -> web.Response:
     code = form.get("code", "")
     context: dict[str, object] = {"form": {"mail": form.get("mail", "")}}
     if not _CODE.match(code):
-        context["errors"] = {"code": text(request, "error.code")}
+        context["errors"] = {"code": text(request, N_("error.code"))}
         return render(request, "emoney/mypage_code.html", context, status=400, here="/mypage/login")
     step = FlowStep(
         kind=FlowKind.MYPAGE_LOGIN,

@@ -46,6 +46,7 @@ from coopnode.actors.identity.messages import (
     TokenInfo,
     WalletLoginStart,
 )
+from coopnode.catalogues import N_
 from coopnode.domain.bounds import Cursor, parse_int
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import FlowKind, SessionKind, WalletScope
@@ -87,7 +88,7 @@ from coopnode.http.portal.core import (
     text,
 )
 from coopnode.http.portal.flows import try_ask
-from coopnode.http.portal.i18n import error_key
+from coopnode.http.portal.labels import refusal_text_id
 from coopnode.settings import Settings
 
 SCOPE_READ = WalletScope.READ.value
@@ -132,7 +133,7 @@ async def wallet_member(
         info = await ask(request, OAuthIntrospect(authorization=f"Bearer {token}", scope=scope))
     except IdentityRefused as refusal:
         if refusal.status == 403:
-            raise PageError(403, "error.wallet_not_connected") from None
+            raise PageError(403, N_("error.wallet_not_connected")) from None
         raise web.HTTPSeeOther("/mypage/home") from None
     if not isinstance(info, TokenInfo) or info.member_no != who.subject:
         raise web.HTTPSeeOther("/mypage/home")
@@ -158,7 +159,9 @@ async def mypage_home(request: web.Request) -> web.Response:
     if await _token_valid(request, who.subject):
         raise web.HTTPSeeOther("/mypage/emoney")
     profile = await ask(request, GetProfile(member_no=who.subject))
-    return render(request, "emoney/mypage_home.html", {"profile": profile}, session=SessionKind.MYPAGE)
+    return render(
+        request, "emoney/mypage_home.html", {"profile": profile}, session=SessionKind.MYPAGE
+    )
 
 
 @page
@@ -211,7 +214,7 @@ async def wallet_decide(request: web.Request) -> web.Response:
     location = dict((name.lower(), value) for name, value in reply.headers).get("location", "")
     parts = urlsplit(location)
     if reply.status != 302 or not parts.path:
-        raise PageError(400, "error.invalid_input")
+        raise PageError(400, N_("error.invalid_input"))
     # The registered redirect URI is this node's own callback (see the module's docstring).
     return see_other(f"{parts.path}?{parts.query}")
 
@@ -237,7 +240,7 @@ async def wallet_callback(request: web.Request) -> web.Response:
         request, OAuthToken(http=_oauth_http(request, "POST", "/oauth/token", form=form))
     )
     if not isinstance(reply, OAuthAnswer) or reply.status != 200:
-        raise PageError(400, "error.wallet_not_connected")
+        raise PageError(400, N_("error.wallet_not_connected"))
     token = msgspec.json.decode(reply.body)["access_token"]
     response = see_other("/mypage/emoney?registered=1")
     set_cookie(request, response, TOKEN_COOKIE, token)
@@ -264,7 +267,7 @@ async def wallet_login(request: web.Request) -> web.Response:
         message = (
             refusal_text(request, reply)
             if isinstance(reply, Refused)
-            else text(request, "error.required")
+            else text(request, N_("error.required"))
         )
         return render(
             request,
@@ -314,10 +317,10 @@ async def wallet_verify(request: web.Request) -> web.Response:
 
 def declined_text(request: web.Request, declined: Declined, rules: CoopRules, purse: Purse) -> str:
     """A wallet's refusal in the member's words, with the co-op's bounds filled in."""
-    yen = functools.partial(text, request, "common.yen")
+    yen = functools.partial(text, request, N_("common.yen"))
     return text(
         request,
-        error_key(declined.reason.value),
+        refusal_text_id(declined.reason.value),
         limit=yen(amount=f"{rules.purse_balance_max_yen[purse]:,}"),
         minimum=yen(amount=f"{rules.charge_min_yen:,}"),
         maximum=yen(amount=f"{rules.charge_max_yen:,}"),
@@ -328,7 +331,7 @@ def coop_rules_of(request: web.Request, coop: str) -> CoopRules:
     coops = request.app[settings_key].coops
     rules = coops.get(coop)
     if rules is None:
-        raise PageError(500, "error.unavailable")
+        raise PageError(500, N_("error.unavailable"))
     return rules
 
 
@@ -406,10 +409,10 @@ async def emoney_history(request: web.Request) -> web.Response:
         )
         op = msgspec.convert(msgspec.to_builtins(op), GetHistory)
     except msgspec.ValidationError:
-        raise PageError(400, "error.invalid_input") from None
+        raise PageError(400, N_("error.invalid_input")) from None
     result = await request.app[wallet_client_key].submit(op)
     if not isinstance(result, HistoryPage):
-        raise PageError(503, "error.unavailable")
+        raise PageError(503, N_("error.unavailable"))
     lines = [(line, local_time(request, line.at_ms / 1000)) for line in result.lines]
     context = {
         "lines": lines,
@@ -441,12 +444,12 @@ async def emoney_move(request: web.Request) -> web.Response:
     errors: dict[str, str] = {}
     target = form.get("to_purse", "")
     if target not in [purse.value for purse in _targets()]:
-        errors["to_purse"] = text(request, "error.purse_not_allowed")
+        errors["to_purse"] = text(request, N_("error.purse_not_allowed"))
     try:
         amount = parse_int(form.get("amount_yen", ""), AmountYen, "amount_yen")
     except InvalidInput:
         amount = 0
-        errors["amount_yen"] = text(request, "error.invalid_input")
+        errors["amount_yen"] = text(request, N_("error.invalid_input"))
     done = ""
     if not errors:
         key = f"move:{form.get(IDEMPOTENCY_FIELD, '')[:60]}"
@@ -464,8 +467,8 @@ async def emoney_move(request: web.Request) -> web.Response:
         elif isinstance(result, Booked):
             done = text(
                 request,
-                "move.done",
-                amount=text(request, "common.yen", amount=f"{amount:,}"),
+                N_("move.done"),
+                amount=text(request, N_("common.yen"), amount=f"{amount:,}"),
                 purse=text(request, f"purse.{target}"),
             )
     view = await wallet_view(request, access.member_no)
@@ -484,7 +487,7 @@ async def emoney_move(request: web.Request) -> web.Response:
 @page
 async def emoney_notices(request: web.Request) -> web.Response:
     access = await wallet_member(request, SCOPE_READ)
-    lang = lang_of(request).value
+    lang = lang_of(request)
     notices = [
         (
             notice.date,
@@ -517,9 +520,9 @@ async def emoney_suspend(request: web.Request) -> web.Response:
     try:
         result = await set_member_status(request.app, Suspend(member_no=access.member_no))
     except ApiError:
-        raise PageError(503, "error.unavailable") from None
+        raise PageError(503, N_("error.unavailable")) from None
     if not isinstance(result, StatusChanged):
-        raise PageError(503, "error.unavailable")
+        raise PageError(503, N_("error.unavailable"))
     view = await wallet_view(request, access.member_no)
     context = {"view": view, "done": True, "confirm": False}
     return emoney_render(request, "emoney/suspend.html", access, "suspend", context)
