@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import io
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from importlib import resources
 
@@ -42,6 +43,9 @@ ENGLISH = "en"
 
 # A language's file name: an ISO 639 code, with a region when one is needed (pt_BR).
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
+# A message id's line, and the header that names the file's language.
+_MESSAGE_ID = re.compile(r'^msgid "(.+)"$', re.MULTILINE)
+_LANGUAGE_HEADER = re.compile(r'^"Language: ([^\\"]*)\\n"$', re.MULTILINE)
 # A placeholder in a text: `%(amount)s`, `%(month)02d`; `%%` is a literal percent sign.
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdif]|%%")
 # Texts are placed in pages as markup (Jinja2's newstyle gettext marks them safe), so a
@@ -106,12 +110,21 @@ def placeholders(text: str) -> list[str]:
 
 
 def _read(language: str, source: str) -> Catalog:
+    """A `.po` file's catalog; one that does not parse, names an id twice (Babel would keep
+    one quietly) or whose header names another language is refused."""
     try:
         catalog = read_po(io.StringIO(source), locale=language, abort_invalid=True)
     except Exception as error:
         raise CatalogueError(f"{language}.po cannot be read: {error}") from None
     if len(catalog) > CATALOGUE_IDS_MAX:
         raise CatalogueError(f"{language}.po holds more than {CATALOGUE_IDS_MAX} messages")
+    named = Counter(_MESSAGE_ID.findall(source))
+    twice = sorted(message_id for message_id, count in named.items() if count > 1)
+    if twice:
+        raise CatalogueError(f"{language}.po names {', '.join(twice)} more than once")
+    header = _LANGUAGE_HEADER.search(source)
+    if header is None or header.group(1) != language:
+        raise CatalogueError(f'{language}.po needs the header "Language: {language}\\n"')
     return catalog
 
 

@@ -20,6 +20,7 @@ from coopnode.catalogues import (
     ENGLISH,
     JAPANESE,
     N_,
+    CatalogueError,
     catalogue,
     catalogues,
     languages,
@@ -120,6 +121,15 @@ def test_the_check_finds_a_missing_id_an_extra_one_and_a_changed_placeholder() -
         assert any(expected in problem for problem in found), (expected, found)
 
 
+def test_a_file_naming_an_id_twice_or_another_language_is_refused() -> None:
+    english = dict(shipped_files())[ENGLISH]
+    twice = english + '\nmsgid "nav.home"\nmsgstr "Home again"\n'
+    with pytest.raises(CatalogueError, match=r"names nav\.home more than once"):
+        read_files([(ENGLISH, twice)])
+    with pytest.raises(CatalogueError, match='needs the header "Language: vi'):
+        read_files([("vi", english)])
+
+
 def test_a_third_language_is_one_more_file() -> None:
     """A copy of the English file under another code is a complete language (the README's
     recipe), listed after Japanese; a copy missing one text is refused."""
@@ -131,7 +141,8 @@ def test_a_third_language_is_one_more_file() -> None:
     short = vietnamese.replace('msgid "nav.home"\nmsgstr "Home"\n', "")
     found = problems(read_files([*files.items(), ("vi", short)]))
     assert found == ["vi.po: 'nav.home' is missing"]
-    bad_name = problems(read_files([*files.items(), ("vietnamese", vietnamese)]))
+    renamed = vietnamese.replace("Language: vi", "Language: vietnamese")
+    bad_name = problems(read_files([*files.items(), ("vietnamese", renamed)]))
     assert any("not a language code" in problem for problem in bad_name)
 
 
