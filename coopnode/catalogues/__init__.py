@@ -13,15 +13,17 @@ domain's enums, and nothing else of the node.
 
 Message ids are names (`error.csrf`, `mail.verification.body`), never built by joining
 strings: every id is written out where it is used, inside `_(…)` or `gettext(…)` in a
-template and inside `N_(…)` (or a catalogue's `text`) in Python, so that Babel's
-extractors find them all; `tests/test_catalogues.py` (in `make test`) fails on an id that
-a language lacks, one that nothing uses, one used but in no catalogue, and a placeholder
+template and inside `N_(…)` in Python, so that Babel's extractors find them all;
+`tests/catalogues/test_catalogues.py` (in `make test`) fails on an id that a language
+lacks, one that nothing uses, one used but in no catalogue, and a placeholder
 (`%(amount)s`) that differs between languages.
 
-The `.po` files are read and compiled in memory on first use (no build step), and checked
-then: a catalogue that lacks an id of the Japanese one, has one more, leaves a text empty
-or names other placeholders stops the node at start with a sentence naming the file and
-the ids (`CatalogueError`).
+The `.po` files are read and compiled in memory on first use (no build step; the portal
+and the identity actor's OAuth texts use them as they start), and checked then: a file
+that does not parse, names an id twice or another language in its header, lacks an id of
+the Japanese one or has one more, leaves a text empty, holds markup or names other
+placeholders stops the node at start with a sentence naming the file and the ids
+(`CatalogueError`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The labels the pages and the mails share: each a map from what the domain names to the
 message id of its label, written out so that extraction sees every id (never a key built
-by joining strings). `tests/test_catalogues.py` checks that each map covers its enum."""
+by joining strings). `tests/catalogues/test_catalogues.py` checks that each map covers
+its enum."""
 
 from __future__ import annotations
 

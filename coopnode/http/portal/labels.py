@@ -1,8 +1,8 @@
 """The pages' labels: maps from what a record names (a status, a kind, a store, a reason)
 to the message id of its label, each id written out so that extraction sees it; a page
 never builds an id by joining strings. The templates reach them as globals of the same
-names (`setup_templates`), and `tests/test_catalogues.py` checks that each map covers
-the enum or the list it labels.
+names (`setup_templates`), and `tests/catalogues/test_catalogues.py` checks that each map
+covers the enum or the list it labels.
 """
 
 from __future__ import annotations
