@@ -23,11 +23,11 @@ from typing import Any, Protocol
 
 import msgspec
 
+from coopnode.actors.identity.answers import answer, refused
 from coopnode.actors.identity.messages import (
     Answer,
-    ErrorCode,
+    IdentityReason,
     IdentityRequest,
-    Refused,
     answer_decoder,
     request_decoder,
     request_encoder,
@@ -132,14 +132,8 @@ def create_identity_actor(settings: Settings) -> Any:
 
 
 def _unavailable() -> Answer:
-    return Answer(
-        reply=Refused(
-            status=503,
-            reason=ErrorCode.BUSY,
-            message="the identity service is unavailable; try again shortly",
-            retry_after_s=1,
-        )
-    )
+    message = "the identity service is unavailable; try again shortly"
+    return answer(refused(IdentityReason.BUSY, message, retry_after_s=1))
 
 
 class IdentityPort(Protocol):
