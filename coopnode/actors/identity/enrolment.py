@@ -39,8 +39,7 @@ def _conflict(tx: Tx, member_no: str, mail: str, phone: str, fingerprint: bytes)
         ("mail_index", mail, IdentityReason.MAIL_IN_USE),
         ("phone_index", phone, IdentityReason.PHONE_IN_USE),
     ):
-        owner = tx.index_owner(db, value)
-        if owner is not None and owner != member_no:
+        if tx.held_by_another(db, value, member_no) is not None:
             return refused(reason, f"this {db.split('_')[0]} belongs to another member")
     return None
 

@@ -204,10 +204,9 @@ class MailChange:
 
     def _change_mail(self, tx: Tx, flow_id: str, flow: FlowRecord) -> Answer:
         account = tx.account(flow.subject)
-        owner = tx.index_owner("mail_index", flow.new_mail)
         if account is None:
             return _gone()
-        if owner is not None and owner != account.member_no:
+        if tx.held_by_another("mail_index", flow.new_mail, account.member_no) is not None:
             self.flows.save_flow(tx, flow_id, flow, state=FlowState.CANCELLED)
             return answer(refused(IdentityReason.MAIL_IN_USE, "this address is already registered"))
         tx.put_account(msgspec.structs.replace(account, mail=flow.new_mail))

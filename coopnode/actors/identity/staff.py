@@ -118,8 +118,7 @@ class Staff:
             account = tx.account(request.member_no)
             if account is None:
                 return answer(refused(IdentityReason.NOT_FOUND, "no such member"))
-            owner = tx.index_owner("mail_index", mail)
-            if owner is not None and owner != account.member_no:
+            if tx.held_by_another("mail_index", mail, account.member_no) is not None:
                 return answer(
                     refused(IdentityReason.MAIL_IN_USE, "this address belongs to another member")
                 )
