@@ -3,7 +3,8 @@
 A refusal names a reason and a sentence, never an HTTP status: the edge gives each reason
 its status from one table (`coopnode.http.errors.REASON_STATUS`). Every refusal of the
 room is built here, by `refused`, which takes only an `IdentityReason` or a wallet
-`Reason`, so a reason the table has no row for cannot be written.
+`Reason`: the two enumerations the table has a row for, every member of each
+(`tests/http/test_errors.py`).
 """
 
 from __future__ import annotations
