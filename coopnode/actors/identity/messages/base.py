@@ -7,8 +7,8 @@ from typing import Annotated
 
 import msgspec
 
-# Free text a request carries (an identifier, an address): a kilobyte is far more than
-# any real one, and keeps a hostile request from making the actor read megabytes.
+# Free text a request carries (an identifier, an address): 1,024 characters is far more
+# than any real one, and keeps a hostile request from making the actor read megabytes.
 Text = Annotated[str, msgspec.Meta(max_length=1024)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 BirthDate = Annotated[
