@@ -17,6 +17,7 @@ benchmarks on one machine, and the README shows the same commands for real hosts
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -106,10 +107,8 @@ def processes_mentioning(text: str) -> set[int]:
 
 def kill_all(pids: set[int]) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + KILL_WAIT_S
     while any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in pids):
         if time.monotonic() > deadline:
@@ -269,6 +268,11 @@ class RayHost:
 
     def start(self) -> Self:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
+        if self.head and not self.processes():
+            # A head that lost power left the address of its GCS behind; `ray start`
+            # would take it for a head still running, because on this one machine the
+            # other hosts' raylets name that address on their command lines.
+            (self.temp_dir / "ray_current_cluster").unlink(missing_ok=True)
         with self.log_path.open("ab") as log:
             result = subprocess.run(
                 self.command(),
