@@ -15,6 +15,7 @@ import pytest
 from babel.messages.extract import DEFAULT_KEYWORDS, extract
 from jinja2.ext import babel_extract
 
+from coopnode.actors.identity.messages import IdentityReason
 from coopnode.actors.payments.messages import ChargeStatus
 from coopnode.catalogues import (
     ENGLISH,
@@ -184,11 +185,17 @@ def test_a_label_map_covers_what_it_labels(labelled: dict[object, str], every: s
         assert message_id in catalogue(JAPANESE).message_ids
 
 
+def test_every_refusal_of_the_identity_actor_has_its_sentence_or_reads_generic() -> None:
+    reasons = {reason.value for reason in IdentityReason}
+    with_text = reasons & set(labels.REFUSAL_TEXTS)
+    assert reasons - with_text == labels.GENERIC_REFUSALS
+    assert labels.refusal_text_id("a_reason_nobody_gave") == "error.generic"
+
+
 def test_every_refusal_of_a_passcode_or_a_password_has_its_sentence() -> None:
     reasons = {f"passcode_{reason.value}" for reason in PasscodeReason if reason.value != "ok"}
     reasons |= {f"password_{problem.value}" for problem in PasswordProblem}
     assert reasons <= set(labels.REFUSAL_TEXTS)
-    assert labels.refusal_text_id("a_reason_nobody_gave") == "error.generic"
 
 
 def test_every_charge_status_a_page_shows_has_a_label() -> None:
