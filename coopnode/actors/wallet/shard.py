@@ -243,6 +243,14 @@ class WalletShard:
         )
         return msgspec.msgpack.encode(records)
 
+    async def backup_to(self, backup_dir: str, data_dir: str) -> bytes:
+        """Copy this shard's files into `<backup_dir>/wallet/shard-NNN/` on this host while
+        batches go on committing: the copy reads one snapshot on the long-reads thread."""
+        copy = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, self._store.backup_to, Path(backup_dir), Path(data_dir)
+        )
+        return msgspec.msgpack.encode(copy)
+
     async def audit(self) -> bytes:
         report: AuditReport = await asyncio.get_running_loop().run_in_executor(
             self._long_reads, self._store.audit
