@@ -1,6 +1,6 @@
 """`coopnode admin backup` and `coopnode admin restore`.
 
-    coopnode admin backup DIR [--node URL] [--token-file FILE]
+    coopnode admin backup DIR [--node URL] [--token-file FILE] [--data-dir DIR]
         a backup of every store while the node serves, into DIR under `backup.dir` (a
         name there, or an absolute path inside it; new or empty). The command asks the
         node (`POST /api/v1/admin/backups` with the staff token), which has the stores'
@@ -32,7 +32,6 @@ import msgspec
 from coopnode.actors.backup.manifest import BackupDamaged
 from coopnode.actors.backup.messages import BackupManifest, BackupState, BackupStatus
 from coopnode.node.member_cli import REQUEST_TIMEOUT_S, RowError, staff_target
-from coopnode.node.restore import NOT_IN_BACKUPS, RestoreRefused, restore
 from coopnode.settings import Settings
 
 # How often the command asks after a running backup.
@@ -45,6 +44,7 @@ def add_backup_commands(admin: Any) -> None:
     backup.add_argument("dir", help="a name under backup.dir, or an absolute path inside it")
     backup.add_argument("--node", help="the node's URL (default: <data_dir>/node.url)")
     backup.add_argument("--token-file", help="the staff token file")
+    backup.add_argument("--data-dir", help="the node's data directory (its node.url and token)")
     backup.set_defaults(run=_backup)
     restore_command = admin.add_parser("restore", help="build a new data directory from a backup")
     restore_command.add_argument("backup", type=Path, help="the backup's directory")
@@ -135,6 +135,10 @@ def describe(manifest: BackupManifest) -> list[str]:
 
 
 def _restore(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported only here: the stores' modules import Ray, which `coopnode serve` must
+    # import only after keeping the local Ray on loopback (`cli.main`).
+    from coopnode.node.restore import NOT_IN_BACKUPS, RestoreRefused, restore
+
     try:
         manifest = restore(args.backup, args.target, settings)
     except (BackupDamaged, RestoreRefused) as error:
