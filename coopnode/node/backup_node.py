@@ -25,7 +25,10 @@ def backup_plan(settings: Settings) -> BackupPlan:
 
 
 async def start_backups(settings: Settings, ready_timeout_s: float) -> BackupClient:
-    """The backup actor (and with it the schedule, when the settings set one)."""
+    """The backup actor (and with it the schedule, when the settings set one); none when
+    backups are off."""
+    if not settings.backup.dir:
+        return BackupClient(None)
     client = BackupClient(create_backup_actor(settings, backup_plan(settings)))
     await client.wait_ready(ready_timeout_s)
     return client

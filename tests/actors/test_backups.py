@@ -334,3 +334,12 @@ def test_a_failed_scheduled_backup_removes_nothing(node: Node, tmp_path: Path) -
     assert [path.name for path in complete_backups(root)] == [Path(first.dir).name]
     # The next attempt is an interval after the failed one, not at once.
     assert next_due_ms(root, 60, clock.now_ms) == clock.now_ms + 60_000
+
+
+async def test_a_node_without_backups_has_no_backup_actor_and_says_they_are_off() -> None:
+    from coopnode.actors.backup.client import BackupClient
+
+    off = BackupClient(None)
+    await off.wait_ready(1.0)
+    assert refusal(await off.start(StartBackup(dir="x"))) is RefusalReason.BACKUPS_OFF
+    assert refusal(await off.status("20261207T000000000Z-abcdef")) is RefusalReason.BACKUPS_OFF

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from coopnode.actors.backup.client import BackupClient
 from coopnode.actors.identity.messages import (
     Answer,
     CheckSession,
@@ -193,6 +194,7 @@ def whole_app() -> web.Application:
         identity=front,
         charging=cast(Charging, object()),
         konbini_webhook_key="k" * 32,
+        backups=BackupClient(None),
     )
 
 

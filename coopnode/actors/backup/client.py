@@ -1,4 +1,8 @@
-"""The front's side of the backup actor: start a staff backup, ask after one."""
+"""The front's side of the backup actor: start a staff backup, ask after one.
+
+With backups off (no `backup.dir`) there is no backup actor at all, which spares every
+node without backups a Ray worker process; the client then answers `backups_off`
+itself."""
 
 from __future__ import annotations
 
@@ -6,7 +10,12 @@ from typing import Any
 
 import msgspec
 
-from coopnode.actors.backup.messages import BackupAnswer, StartBackup
+from coopnode.actors.backup.messages import (
+    BackupAnswer,
+    BackupRefused,
+    RefusalReason,
+    StartBackup,
+)
 from coopnode.actors.kernel.ray_calls import ActorCallFailed, answer_of
 
 # Both calls answer at once (the copies run on the actor's own thread); a busy actor
@@ -14,6 +23,12 @@ from coopnode.actors.kernel.ray_calls import ActorCallFailed, answer_of
 CALL_TIMEOUT_S = 5.0
 _answer_decoder = msgspec.msgpack.Decoder(BackupAnswer)
 _encoder = msgspec.msgpack.Encoder()
+_OFF = BackupAnswer(
+    refused=BackupRefused(
+        reason=RefusalReason.BACKUPS_OFF,
+        message="backups are off: backup.dir in the settings names where they go",
+    )
+)
 
 
 class BackupUnavailable(Exception):
@@ -21,17 +36,24 @@ class BackupUnavailable(Exception):
 
 
 class BackupClient:
-    def __init__(self, actor: Any, call_timeout_s: float = CALL_TIMEOUT_S) -> None:
+    """Calls the backup actor; `actor` None means backups are off."""
+
+    def __init__(self, actor: Any | None, call_timeout_s: float = CALL_TIMEOUT_S) -> None:
         self._actor = actor
         self._timeout_s = call_timeout_s
 
     async def wait_ready(self, timeout_s: float) -> None:
-        await answer_of(self._actor.ping.remote(), timeout_s)
+        if self._actor is not None:
+            await answer_of(self._actor.ping.remote(), timeout_s)
 
     async def start(self, request: StartBackup) -> BackupAnswer:
+        if self._actor is None:
+            return _OFF
         return await self._call(self._actor.start.remote(_encoder.encode(request)))
 
     async def status(self, backup_id: str) -> BackupAnswer:
+        if self._actor is None:
+            return _OFF
         return await self._call(self._actor.status.remote(backup_id))
 
     async def _call(self, ref: Any) -> BackupAnswer:

@@ -93,7 +93,14 @@ def store_target(backup_dir: Path, store: str, data_dir: Path) -> Path:
     target = resolved / safe_relative(store)
     if target.exists():
         raise CopyRefused(f"{target} exists already; a backup never writes over anything")
-    target.mkdir(mode=DIRECTORY_MODE, parents=True)
+    # Each directory made here is the owner's alone (`mkdir(parents=True)` would give
+    # the ones between the umask's mode).
+    resolved.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    made = resolved
+    for part in safe_relative(store).parts[:-1]:
+        made = made / part
+        made.mkdir(mode=DIRECTORY_MODE, exist_ok=True)
+    target.mkdir(mode=DIRECTORY_MODE)
     return target
 
 
