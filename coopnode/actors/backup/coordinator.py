@@ -80,16 +80,13 @@ def rfc3339(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
-def ray_copier(data_dir: Path) -> Copier:
-    """Ask each named store actor, on its own host, to copy its files; all at once."""
-
-    def copy(names: Sequence[str], target: Path, timeout_s: float) -> list[StoreCopy]:
-        actors = [ray.get_actor(name, namespace=RAY_NAMESPACE) for name in names]
-        refs = [actor.backup_to.remote(str(target), str(data_dir)) for actor in actors]
-        answers: list[bytes] = ray.get(refs, timeout=timeout_s)
-        return [_copy_decoder.decode(raw) for raw in answers]
-
-    return copy
+def ray_copier(names: Sequence[str], target: Path, timeout_s: float) -> list[StoreCopy]:
+    """Ask each named store actor, on its own host, to copy its files; all at once. Each
+    copies from the data directory it was given, its host's."""
+    actors = [ray.get_actor(name, namespace=RAY_NAMESPACE) for name in names]
+    refs = [actor.backup_to.remote(str(target)) for actor in actors]
+    answers: list[bytes] = ray.get(refs, timeout=timeout_s)
+    return [_copy_decoder.decode(raw) for raw in answers]
 
 
 def _why(error: BaseException) -> str:
@@ -276,8 +273,7 @@ class BackupActor:
     def __init__(self, settings_json: bytes, plan: bytes) -> None:
         settings = msgspec.json.decode(settings_json, type=Settings)
         configure_logging(settings.log)
-        copier = ray_copier(settings.data_path.resolve())
-        self._backups = Backups(settings, _plan_decoder.decode(plan), copier)
+        self._backups = Backups(settings, _plan_decoder.decode(plan), ray_copier)
         self._schedule: threading.Thread | None = None
         if settings.backup.dir and settings.backup.interval_s:
             # The actor's own thread: it lives as long as the actor's process, and a

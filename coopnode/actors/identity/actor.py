@@ -127,11 +127,12 @@ class IdentityActor:
     async def health(self) -> int:
         return os.getpid()
 
-    async def backup_to(self, backup_dir: str, data_dir: str) -> bytes:
+    async def backup_to(self, backup_dir: str) -> bytes:
         """Copy the identity store into `<backup_dir>/identity/` on this host while steps
         go on (the copy reads one snapshot on a worker thread), with the keys that open
         its sealed records."""
-        copy = await asyncio.to_thread(self._backup, Path(backup_dir), Path(data_dir))
+        data_dir = self._settings.data_path.resolve()  # The data directory it was given.
+        copy = await asyncio.to_thread(self._backup, Path(backup_dir), data_dir)
         return _answer_encoder.encode(copy)
 
     def _backup(self, backup_dir: Path, data_dir: Path) -> StoreCopy:

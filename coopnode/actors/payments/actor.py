@@ -43,6 +43,8 @@ class PaymentsActor:
     def __init__(self, settings_json: bytes) -> None:
         settings = msgspec.json.decode(settings_json, type=Settings)
         configure_logging(settings.log)
+        # The data directory this actor was given (its host's): its files are in it.
+        self._data_dir = settings.data_path.resolve()
         self._store = PaymentsStore(
             payments_path(settings),
             map_size_bytes=settings.payments.lmdb_map_size_mib * 1024 * 1024,
@@ -57,9 +59,9 @@ class PaymentsActor:
     def ping(self) -> bool:
         return True
 
-    async def backup_to(self, backup_dir: str, data_dir: str) -> bytes:
+    async def backup_to(self, backup_dir: str) -> bytes:
         """Copy the charges' files into `<backup_dir>/payments/` on this host."""
-        copy = await asyncio.to_thread(self._store.backup_to, Path(backup_dir), Path(data_dir))
+        copy = await asyncio.to_thread(self._store.backup_to, Path(backup_dir), self._data_dir)
         return msgspec.msgpack.encode(copy)
 
 

@@ -51,6 +51,8 @@ class RegistryActor:
     def __init__(self, settings_json: bytes) -> None:
         settings = msgspec.json.decode(settings_json, type=Settings)
         configure_logging(settings.log)
+        # The data directory this actor was given (its host's): its files are in it.
+        self._data_dir = settings.data_path.resolve()
         self._store = RegistryStore(
             registry_path(settings),
             map_size_bytes=settings.till.registry_lmdb_map_size_mib * 1024 * 1024,
@@ -62,9 +64,9 @@ class RegistryActor:
     def apply(self, op: bytes) -> bytes:
         return msgspec.msgpack.encode(self._store.apply(op_decoder.decode(op)))
 
-    async def backup_to(self, backup_dir: str, data_dir: str) -> bytes:
+    async def backup_to(self, backup_dir: str) -> bytes:
         """Copy the registry's files into `<backup_dir>/registry/` on this host."""
-        copy = await asyncio.to_thread(self._store.backup_to, Path(backup_dir), Path(data_dir))
+        copy = await asyncio.to_thread(self._store.backup_to, Path(backup_dir), self._data_dir)
         return msgspec.msgpack.encode(copy)
 
     def snapshot(self) -> bytes:

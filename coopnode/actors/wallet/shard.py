@@ -243,11 +243,14 @@ class WalletShard:
         )
         return msgspec.msgpack.encode(records)
 
-    async def backup_to(self, backup_dir: str, data_dir: str) -> bytes:
+    async def backup_to(self, backup_dir: str) -> bytes:
         """Copy this shard's files into `<backup_dir>/wallet/shard-NNN/` on this host while
         batches go on committing: the copy reads one snapshot on the long-reads thread."""
+        # The shard's files are `<data_dir>/wallet/shard-NNN` (`shard_path`), in the data
+        # directory this shard was given, which is its host's.
+        data_dir = self._store.path.parents[1]
         copy = await asyncio.get_running_loop().run_in_executor(
-            self._long_reads, self._store.backup_to, Path(backup_dir), Path(data_dir)
+            self._long_reads, self._store.backup_to, Path(backup_dir), data_dir
         )
         return msgspec.msgpack.encode(copy)
 

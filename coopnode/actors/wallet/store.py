@@ -247,6 +247,11 @@ class WalletStore:
     def close(self) -> None:
         self._files.close()
 
+    @property
+    def path(self) -> Path:
+        """The shard's directory."""
+        return self._files.path
+
     def backup_to(self, backup_dir: Path, data_dir: Path) -> StoreCopy:
         """Copy the shard into its directory under `backup_dir` (as under the live
         `data_dir`) while batches commit, and say where its books stand in the copy: the
