@@ -45,6 +45,7 @@ PATIENCE_S = 120.0
 class Sent:
     member_no: str
     body: dict[str, Any]
+    sent_at: float = 0.0
     answered_at: float = 0.0
     status: int | None = None
     answer: Any = None
@@ -57,8 +58,10 @@ class BackedUp:
     backup: Path
     sent: list[Sent]
     # When `coopnode admin backup` was run: answers that came before it are acknowledged
-    # before the backup began.
+    # before the backup began; and when it had finished: payments sent after it cannot be
+    # in the backup.
     begun_at: float
+    finished_at: float
     output: str
 
 
@@ -89,7 +92,7 @@ async def pay_forever(node: NodeProcess, seed: int, stop: asyncio.Event, sent: l
                 "store": "shop-1",
             }
             index += 1
-            record = Sent(rng.choice(MEMBERS), body)
+            record = Sent(rng.choice(MEMBERS), body, sent_at=time.monotonic())
             sent.append(record)
             url = f"{node.url}/api/v1/wallets/{record.member_no}/payments"
             async with session.post(url, json=body) as response:
@@ -98,7 +101,9 @@ async def pay_forever(node: NodeProcess, seed: int, stop: asyncio.Event, sent: l
                 record.answered_at = time.monotonic()
 
 
-async def backup_under_load(node: NodeProcess, backup_name: str) -> tuple[list[Sent], float, str]:
+async def backup_under_load(
+    node: NodeProcess, backup_name: str
+) -> tuple[list[Sent], float, float, str]:
     stop = asyncio.Event()
     sent: list[Sent] = []
     clients = [asyncio.create_task(pay_forever(node, seed, stop, sent)) for seed in range(CLIENTS)]
@@ -111,13 +116,14 @@ async def backup_under_load(node: NodeProcess, backup_name: str) -> tuple[list[S
         coopnode, "admin", "backup", backup_name, "--data-dir", str(node.data_dir)
     )
     # The payments went on while the backup was taken, and go on after it.
+    finished_at = time.monotonic()
     answered_during = sum(record.answered_at > begun_at for record in sent)
     await asyncio.sleep(0.3)
     stop.set()
     await asyncio.wait_for(asyncio.gather(*clients), PATIENCE_S)
     assert result.returncode == 0, result.stdout + result.stderr
     assert answered_during > 0, "no payment was answered while the backup ran"
-    return sent, begun_at, result.stdout
+    return sent, begun_at, finished_at, result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +141,9 @@ def backed_up() -> Iterator[BackedUp]:
             }
             status, answer = node.request("POST", "/api/v1/wallets", body)
             assert status == 201, answer
-        sent, begun_at, output = asyncio.run(backup_under_load(node, "under-load"))
-        yield BackedUp(node, backup_root, backup_root / "under-load", sent, begun_at, output)
+        sent, begun, finished, output = asyncio.run(backup_under_load(node, "under-load"))
+        backup = backup_root / "under-load"
+        yield BackedUp(node, backup_root, backup, sent, begun, finished, output)
     finally:
         node.stop()
         remove_tree(data_dir)
@@ -173,6 +180,11 @@ def test_a_backup_under_load_restores_every_payment_acknowledged_before_it_exact
     assert "wallet/shard-000" in result.stdout and "staff-token" in result.stdout
     before = [r for r in backed_up.sent if r.status == 200 and r.answered_at < backed_up.begun_at]
     assert len(before) >= 100
+    after = [r for r in backed_up.sent if r.sent_at > backed_up.finished_at]
+    assert after, "no payment was sent after the backup"
+    during = [r for r in backed_up.sent if backed_up.begun_at <= r.answered_at]
+    print(f"payments: {len(before)} acknowledged before the backup, {len(during)} answered ")
+    print(f"while it ran or after, {len(after)} sent after it finished")
     sent_keys = {(r.member_no, r.body["key"]) for r in backed_up.sent}
     node = NodeProcess(restored_dir).start()
     try:
@@ -194,6 +206,8 @@ def test_a_backup_under_load_restores_every_payment_acknowledged_before_it_exact
             assert view["balances"]["base"] == OPENING_BASE_YEN - paid
         for record in before:
             assert record.body["key"] in booked[record.member_no], "an acknowledged payment is lost"
+        for record in after:
+            assert record.body["key"] not in booked[record.member_no], "a copy is not one moment"
         # The same request again answers the very booking the first node answered.
         for record in before[:50]:
             path = f"/api/v1/wallets/{record.member_no}/payments"
