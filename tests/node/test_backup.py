@@ -15,6 +15,7 @@ import asyncio
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -294,6 +295,36 @@ def test_the_route_reports_a_backup_until_it_is_complete(backed_up: BackedUp) ->
     assert (backed_up.backup_root / "by-route" / MANIFEST_FILE).exists()
 
 
+def actor_pids(node: NodeProcess, actor_class: str) -> list[int]:
+    """The pids of the node's actor processes of `actor_class` (Ray titles them
+    `ray::<class>`), in the node's session: not another node's on the same machine."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            session = os.getsid(int(entry))
+        except OSError:
+            continue
+        if cmdline.startswith(f"ray::{actor_class}".encode()) and session == os.getsid(node.pid):
+            found.append(int(entry))
+    return found
+
+
+def wait_for_backups(backup_root: Path, keep: int, seen: list[str], count: int) -> None:
+    """Look at the backups until `count` complete ones have been seen, checking as it goes
+    that a new one is complete before an old one goes: never fewer than `keep`."""
+    deadline = time.monotonic() + PATIENCE_S
+    while len(seen) < count:
+        assert time.monotonic() < deadline, f"the schedule made only {seen}"
+        complete = [path.name for path in complete_backups(backup_root)]
+        seen += [name for name in complete if name not in seen]
+        if len(seen) >= keep:
+            assert keep <= len(complete) <= keep + 1, complete
+        time.sleep(0.05)
+
+
 def test_scheduled_backups_keep_exactly_the_newest_complete_ones() -> None:
     data_dir = short_tmpdir("cnsched")
     backup_root = short_tmpdir("cnschedb")
@@ -306,16 +337,14 @@ def test_scheduled_backups_keep_exactly_the_newest_complete_ones() -> None:
     node = NodeProcess(data_dir, env=env).start()
     seen: list[str] = []
     try:
-        deadline = time.monotonic() + PATIENCE_S
-        # Until the schedule has made two more than it keeps, looking as it goes.
-        while len(seen) < keep + 2:
-            assert time.monotonic() < deadline, f"the schedule made only {seen}"
-            complete = [path.name for path in complete_backups(backup_root)]
-            seen += [name for name in complete if name not in seen]
-            if len(seen) >= keep:
-                # A new one is complete before an old one goes: never fewer than keep.
-                assert keep <= len(complete) <= keep + 1, complete
-            time.sleep(0.05)
+        # Until the schedule has made two more than it keeps.
+        wait_for_backups(backup_root, keep, seen, keep + 2)
+        # The one backup actor dies (perhaps half way through a backup): Ray restarts it,
+        # and with it the schedule, which goes on from the newest manifest.
+        [victim] = actor_pids(node, "BackupActor")
+        os.kill(victim, signal.SIGKILL)
+        wait_for_backups(backup_root, keep, seen, keep + 4)
+        assert victim not in actor_pids(node, "BackupActor")
     finally:
         node.stop()
     complete = [path.name for path in complete_backups(backup_root)]
