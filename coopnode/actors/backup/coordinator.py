@@ -51,6 +51,7 @@ from coopnode.actors.backup.schedule import (
 )
 from coopnode.actors.kernel.clock import ClockMs, system_ms
 from coopnode.actors.kernel.copies import DIRECTORY_MODE, CopyRefused, StoreCopy
+from coopnode.actors.kernel.placement import stores_home
 from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE, named_actor, settings_json
 from coopnode.logs import configure_logging, get_logger
 from coopnode.settings import Settings
@@ -296,6 +297,15 @@ class BackupActor:
 
 def create_backup_actor(settings: Settings, plan: BackupPlan) -> Any:
     """Create (or find, when joining a running cluster) the one backup actor; it waits on
-    the stores' copies, not on the CPU, and holds no CPU slot."""
-    encoded = _encoder.encode(plan)
-    return named_actor(BackupActor, BACKUP_ACTOR_NAME, settings, settings_json(settings), encoded)
+    the stores' copies, not on the CPU, and holds no CPU slot. On a cluster it runs on the
+    host of the registry, identity and payments stores (`cluster.stores_disk`), so that
+    the manifest is written beside their copies."""
+    home = stores_home(settings)
+    return named_actor(
+        BackupActor,
+        BACKUP_ACTOR_NAME,
+        settings,
+        settings_json(home.settings),
+        _encoder.encode(plan),
+        resources=home.resources,
+    )
