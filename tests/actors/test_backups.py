@@ -249,6 +249,7 @@ def test_staff_backups_refuse_what_they_must_and_run_one_at_a_time(
     assert refusal(backups.start(StartBackup(dir="full"))) is RefusalReason.TARGET_REFUSED
     assert refusal(backups.start(StartBackup(dir=str(tmp_path)))) is RefusalReason.TARGET_REFUSED
     assert refusal(backups.start(StartBackup(dir="../elsewhere"))) is RefusalReason.TARGET_REFUSED
+    assert refusal(backups.start(StartBackup(dir="nul\x00"))) is RefusalReason.TARGET_REFUSED
     scheduled_name = StartBackup(dir="scheduled-mine")
     assert refusal(backups.start(scheduled_name)) is RefusalReason.TARGET_REFUSED
     # A second backup while one runs: the first copy is held until the second is refused.

@@ -133,7 +133,7 @@ class Backups:
             target = self._staff_target(request.dir)
             now_ms = self._clock()
             status = self._begin(BackupKind.STAFF, new_backup_id(now_ms), now_ms, target)
-        except (CopyRefused, OSError) as error:
+        except (CopyRefused, OSError, ValueError) as error:  # ValueError: a NUL in the path.
             self._one_at_a_time.release()
             return _refused(RefusalReason.TARGET_REFUSED, str(error))
         threading.Thread(
@@ -254,7 +254,11 @@ class Backups:
         """Take a scheduled backup whenever one is due, until `stop`."""
         root = Path(self._settings.dir)
         while True:
-            due_ms = next_due_ms(root, self._settings.interval_s, self._last_attempt_ms)
+            try:
+                due_ms = next_due_ms(root, self._settings.interval_s, self._last_attempt_ms)
+            except OSError:  # The directory cannot be read now: look again an interval on.
+                log.exception("scheduled backups: backup.dir cannot be read")
+                due_ms = self._clock() + round(self._settings.interval_s * 1000)
             if self._stopping.wait(max(0.0, (due_ms - self._clock()) / 1000)):
                 return
             try:
