@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from coopnode.settings import SettingsError, load_settings
+from coopnode.settings import Settings, SettingsError, load_settings
 
 NOWHERE = Path("/nonexistent/node.toml")
 
@@ -57,3 +58,23 @@ def test_a_schedule_with_its_directory_loads() -> None:
         base_file=NOWHERE,
     )
     assert settings.backup.keep == 7
+
+
+def test_backups_stay_apart_from_every_cluster_disk() -> None:
+    cluster = {
+        "node": {"data_dir": "/srv/front", "staff_token_file": "/etc/c/staff"},
+        "wallet": {"shard_count": 1},
+        "cluster": {
+            "disks": [{"name": "a", "data_dir": "/srv/disk-a"}],
+            "wallet_shard_disks": ["a"],
+            "stores_disk": "a",
+            "link_token_file": "/etc/c/link",
+        },
+        "payments": {"konbini_webhook_key_file": "/etc/c/konbini"},
+        "verification": {"passcode_key_file": "/etc/c/passcode"},
+        "identity": {"identity_key_file": "/etc/c/identity"},
+    }
+    apart = msgspec.convert({**cluster, "backup": {"dir": "/srv/backups"}}, Settings)
+    assert apart.backup.dir == "/srv/backups"
+    with pytest.raises(msgspec.ValidationError, match=r"cluster\.disks a"):
+        msgspec.convert({**cluster, "backup": {"dir": "/srv/disk-a/backups"}}, Settings)
