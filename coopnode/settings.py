@@ -711,6 +711,39 @@ class ClusterSettings(_Section, frozen=True):
         raise KeyError(name)
 
 
+class BackupSettings(_Section, frozen=True):
+    """Backups of every store while the node serves (`coopnode admin backup`) and their
+    schedule. Off by default: with no `dir`, the node takes no backup at all."""
+
+    # The directory backups are written under, on every host that holds a store (a
+    # shared mount on a cluster, or each host's own disk): `coopnode admin backup NAME`
+    # writes `<dir>/NAME`, the schedule `<dir>/scheduled-<UTC time>`. Staff name a
+    # backup, never a place: the staff token cannot make the node write anywhere else.
+    # Absolute, since the stores' actors run in other working directories; never inside
+    # the data directory. Empty: no backups.
+    dir: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    # Seconds from the end of one scheduled backup to the start of the next, so two never
+    # overlap whatever the interval; 0: no schedule. At most a week: a co-op that backs
+    # up less often than that would lose a week of members' payments to one bad disk.
+    interval_s: Annotated[float, msgspec.Meta(ge=0, le=604_800)] = 0.0
+    # Complete scheduled backups kept; older ones are removed only once a newer one is
+    # complete. At least one, so that the schedule never removes its only backup; at
+    # most 1,000, since each is a full copy of every store.
+    keep: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 7
+    # How long one store's copy may take before the backup is given up as failed. LMDB
+    # copies at the disk's speed: an hour is tens of GiB on a slow disk, and a copy that
+    # takes longer is stuck, not slow.
+    copy_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.dir and not Path(self.dir).is_absolute():
+            raise ValueError(f"backup.dir must be an absolute path, not {self.dir!r}")
+        if self.interval_s and not self.dir:
+            raise ValueError("backup.interval_s schedules backups: name backup.dir as well")
+        if 0 < self.interval_s < 1:
+            raise ValueError("backup.interval_s is at least 1 second (0: no schedule)")
+
+
 def _default_coops() -> dict[str, CoopRules]:
     return {"demo": CoopRules(name="デモ大学生活協同組合")}
 
@@ -728,6 +761,7 @@ class Settings(_Section, frozen=True):
     portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
     payments: PaymentsSettings = msgspec.field(default_factory=PaymentsSettings)
     cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
+    backup: BackupSettings = msgspec.field(default_factory=BackupSettings)
     # The co-ops this node serves, by id.
     coops: dict[str, CoopRules] = msgspec.field(default_factory=_default_coops)
 
@@ -749,6 +783,25 @@ class Settings(_Section, frozen=True):
                 "wallet.call_timeout_s × (call_retry_max + 1) and the backoff)"
             )
         self._check_placement()
+        self._check_backup_dir()
+
+    def _check_backup_dir(self) -> None:
+        """Backups and live files stay apart: a backup inside a data directory (the
+        front's, or a cluster disk's) would be lost with it, and a data directory inside
+        the backups could be pruned."""
+        if not self.backup.dir:
+            return
+        backups = Path(self.backup.dir).resolve()
+        for key, data_dir in [
+            ("node.data_dir", self.node.data_dir),
+            *((f"cluster.disks {disk.name}", disk.data_dir) for disk in self.cluster.disks),
+        ]:
+            live = Path(data_dir).resolve()
+            if backups == live or backups.is_relative_to(live) or live.is_relative_to(backups):
+                raise ValueError(
+                    f"backup.dir ({backups}) and {key} ({live}) must be apart: "
+                    "neither may hold the other"
+                )
 
     def _check_placement(self) -> None:
         """Every store of a cluster has a disk, and every disk named is declared."""

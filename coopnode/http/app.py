@@ -9,7 +9,9 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from coopnode.actors.backup.client import BackupClient
 from coopnode.actors.wallet.client import WalletClient
+from coopnode.http.api.backups import BACKUP_ROUTES, backup_client_key
 from coopnode.http.api.desk import DESK_ROUTES
 from coopnode.http.api.dev_outbox import DEV_ROUTES, outbox_key
 from coopnode.http.api.identity import IDENTITY_ROUTES
@@ -95,6 +97,7 @@ def make_app(
     identity: IdentityFront | None = None,
     charging: Charging | None = None,
     konbini_webhook_key: str = "",
+    backups: BackupClient | None = None,
 ) -> web.Application:
     middlewares = [error_middleware, timeout_middleware(settings.http.request_timeout_s)]
     if settings.node.trusted_proxies:
@@ -123,6 +126,9 @@ def make_app(
             app[payments_settings_key] = settings
             routes += KONBINI_ROUTES
             app.router.add_routes(konbini_routes(settings))
+    if backups is not None:
+        app[backup_client_key] = backups
+        routes += BACKUP_ROUTES
     app[api_routes_key] = routes
     app[openapi_key] = msgspec.json.encode(openapi_document(routes))
     app.router.add_get("/healthz", healthz)

@@ -94,6 +94,12 @@ _FRONT_STATUS: dict[str, int] = {
     "not_refundable": 409,
     "already_credited": 409,
     "refused": 409,
+    # Backups (`api/backups.py`): no backup.dir, one already running, a directory that
+    # is not under backup.dir, not empty or inside the live data, an id not known.
+    "backups_off": 409,
+    "backup_running": 409,
+    "backup_target_refused": 409,
+    "unknown_backup": 404,
 }
 # The identity actor's reasons: every `IdentityReason`.
 _IDENTITY_STATUS: dict[IdentityReason, int] = {

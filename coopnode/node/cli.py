@@ -10,6 +10,7 @@ import msgspec
 
 from coopnode.loadtest.command import add_loadtest_command
 from coopnode.logs import configure_logging, get_logger
+from coopnode.node.backup_cli import add_backup_commands
 from coopnode.node.konbini_cli import add_konbini_admin_command, add_konbini_command
 from coopnode.node.local_ray import keep_local_ray_on_loopback
 from coopnode.node.member_cli import add_member_commands
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     add_konbini_command(commands)
     add_konbini_admin_command(admin)
     add_move_shard_command(admin)
+    add_backup_commands(admin)
     add_loadtest_command(commands)
     return parser
 

@@ -21,12 +21,14 @@ from coopnode.http.app import make_app
 from coopnode.http.tills.hub import TillHub
 from coopnode.logs import get_logger
 from coopnode.metrics import Metrics
+from coopnode.node.backup_node import start_backups
 from coopnode.node.cluster import create_registry, create_shards, start_ray
 from coopnode.node.demo import DemoCoop, seed_demo
 from coopnode.node.demo_till import DEMO_READER, DemoTill, bind_demo_cards
 from coopnode.node.identity_node import IdentityNode, prepare_identity_secrets
 from coopnode.node.kiosks import Kiosks, kiosk_resources
 from coopnode.node.payments_node import PaymentsNode
+from coopnode.node.restore import refuse_unfinished_restore
 from coopnode.node.secrets_files import read_or_create_internal_secret, read_or_create_secret
 from coopnode.node.tls import ServerTls, server_tls
 from coopnode.settings import Settings, SettingsError
@@ -49,6 +51,7 @@ def check_layout(settings: Settings) -> None:
 
     Files written in an older record layout are refused here, before Ray starts, with what
     to do about them."""
+    refuse_unfinished_restore(settings.data_path)
     path = settings.data_path / "wallet" / "layout.json"
     wanted = Layout(shard_count=settings.wallet.shard_count, wallet_layout=LAYOUT_VERSION)
     if path.exists():
@@ -143,6 +146,7 @@ async def _serve(
             await identity.enrol_demo(demo_coop)
         payments = await PaymentsNode.start(settings, wallet, SHARDS_READY_TIMEOUT_S)
         parts.push_async_callback(payments.stop)
+        backups = await start_backups(settings, SHARDS_READY_TIMEOUT_S)
         app = make_app(
             settings,
             wallet,
@@ -152,6 +156,7 @@ async def _serve(
             identity.front,
             payments.charging,
             payments.webhook_key,
+            backups,
         )
         runner = web.AppRunner(
             app,

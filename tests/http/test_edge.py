@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from coopnode.actors.backup.client import BackupClient
 from coopnode.actors.identity.answers import refused
 from coopnode.actors.identity.messages import (
     Answer,
@@ -195,6 +196,7 @@ def whole_app() -> web.Application:
         identity=front,
         charging=cast(Charging, object()),
         konbini_webhook_key="k" * 32,
+        backups=BackupClient(None),
     )
 
 

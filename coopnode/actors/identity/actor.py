@@ -15,6 +15,7 @@ restarts it and the new process reopens the store.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
@@ -35,6 +36,7 @@ from coopnode.actors.identity.messages import (
 from coopnode.actors.identity.passwords import PasswordHasher
 from coopnode.actors.identity.service import IdentityService
 from coopnode.actors.identity.store import IdentityStore
+from coopnode.actors.kernel.copies import StoreCopy, copy_file
 from coopnode.actors.kernel.placement import stores_home
 from coopnode.actors.kernel.ray_calls import ActorCallFailed, answer_of, named_actor, settings_json
 from coopnode.actors.wallet.client import WalletClient
@@ -109,6 +111,7 @@ class IdentityActor:
         settings = msgspec.json.decode(settings_json, type=Settings)
         configure_logging(settings.log)
         wallet = WalletClient.connect(settings.wallet, Metrics())
+        self._settings = settings
         self._service, self._store, self._hasher = build_service(settings, wallet)
         log.info("identity actor ready", pid=os.getpid())
 
@@ -124,6 +127,33 @@ class IdentityActor:
 
     async def health(self) -> int:
         return os.getpid()
+
+    async def backup_to(self, backup_dir: str) -> bytes:
+        """Copy the identity store into `<backup_dir>/identity/` on this host while steps
+        go on (the copy reads one snapshot on a worker thread), with the keys that open
+        its sealed records."""
+        data_dir = self._settings.data_path.resolve()  # The data directory it was given.
+        copy = await asyncio.to_thread(self._backup, Path(backup_dir), data_dir)
+        return _answer_encoder.encode(copy)
+
+    def _backup(self, backup_dir: Path, data_dir: Path) -> StoreCopy:
+        """The store's copy, and its two keys when they live in the data directory: TOTP
+        secrets do not open without the identity key, nor codes in flight check without
+        the passcode key, so a restore without them would lose what they guard. A key
+        the settings keep elsewhere is the operator's, kept with the settings, and the
+        copy names it for whoever restores."""
+        copy = self._store.backup_to(backup_dir, data_dir)
+        files, outside = list(copy.files), []
+        live = data_dir.resolve()
+        for key in (identity_key_path(self._settings), passcode_key_path(self._settings)):
+            resolved = key.resolve()
+            if resolved.is_relative_to(live):
+                in_backup = f"{copy.store}/keys/{resolved.name}"
+                place = resolved.relative_to(live).as_posix()
+                files.append(copy_file(resolved, backup_dir, in_backup, place))
+            else:
+                outside.append(f"{resolved}: a key the settings name outside the data directory")
+        return msgspec.structs.replace(copy, files=files, outside=outside)
 
 
 def create_identity_actor(settings: Settings) -> Any:

@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from coopnode.actors.kernel.copies import StoreCopy, copy_store
 from coopnode.actors.kernel.files import Layout, open_lmdb
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.identity import (
@@ -494,3 +495,9 @@ class IdentityStore:
 
     def close(self) -> None:
         self._files.close()
+
+    def backup_to(self, backup_dir: Path, data_dir: Path) -> StoreCopy:
+        """Copy the identity store into its directory under `backup_dir` (as under the live
+        `data_dir`) from one read transaction, while it serves; runs on any thread."""
+        layout = Layout(store="identity", version=LAYOUT_VERSION)
+        return copy_store(self._files, layout, backup_dir, data_dir)

@@ -3,6 +3,9 @@
     files       an LMDB environment owned by one process: its exclusive lock (held even
                 across a kill -9 of a predecessor), its named databases, and the layout
                 version of its records, checked before anything is read
+    copies      a store's files copied by their owner while it serves (LMDB's own
+                copy from one read transaction), and what a copy tells the backup's
+                manifest: each file's place, size and SHA-256
     ray_calls   a named Ray actor created (or found, on a running cluster) with the
                 node's options, and a call to one bounded by a deadline, whose failures
                 become one error of the node's own

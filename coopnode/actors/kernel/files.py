@@ -98,9 +98,10 @@ def lock_exclusive(path: Path, wait_s: float) -> IO[bytes]:
 
 
 class LmdbFiles:
-    """An open environment: `env`, its databases by name in `dbs`, and the lock."""
+    """An open environment at `path`: `env`, its databases by name in `dbs`, and the lock."""
 
-    def __init__(self, env: Any, dbs: dict[str, Any], lock_file: IO[bytes]) -> None:
+    def __init__(self, path: Path, env: Any, dbs: dict[str, Any], lock_file: IO[bytes]) -> None:
+        self.path = path
         self.env = env
         self.dbs = dbs
         self._lock_file = lock_file
@@ -145,7 +146,7 @@ def open_lmdb(
         env.close()
         lock_file.close()
         raise
-    return LmdbFiles(env, dbs, lock_file)
+    return LmdbFiles(path, env, dbs, lock_file)
 
 
 def _check_layout(env: Any, layout_db: Any, expected: Layout, path: Path) -> None:

@@ -9,6 +9,7 @@ by reference to this module.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,18 @@ def payments_path(settings: Settings) -> Path:
 
 
 class PaymentsActor:
-    """Applies payment operations one at a time (a synchronous Ray actor)."""
+    """Applies payment operations one at a time.
+
+    `backup_to` is a coroutine, which makes this an async Ray actor; `apply` stays a
+    plain function, which Ray runs on the actor's event loop one at a time, as before,
+    while a backup's copy runs on a worker thread.
+    """
 
     def __init__(self, settings_json: bytes) -> None:
         settings = msgspec.json.decode(settings_json, type=Settings)
         configure_logging(settings.log)
+        # The data directory this actor was given (its host's): its files are in it.
+        self._data_dir = settings.data_path.resolve()
         self._store = PaymentsStore(
             payments_path(settings),
             map_size_bytes=settings.payments.lmdb_map_size_mib * 1024 * 1024,
@@ -51,6 +59,11 @@ class PaymentsActor:
 
     def ping(self) -> bool:
         return True
+
+    async def backup_to(self, backup_dir: str) -> bytes:
+        """Copy the charges' files into `<backup_dir>/payments/` on this host."""
+        copy = await asyncio.to_thread(self._store.backup_to, Path(backup_dir), self._data_dir)
+        return msgspec.msgpack.encode(copy)
 
 
 def create_payments_actor(settings: Settings) -> Any:

@@ -37,6 +37,7 @@ from typing import Any
 
 import msgspec
 
+from coopnode.actors.kernel.copies import StoreCopy, copy_store
 from coopnode.actors.kernel.files import Layout, open_lmdb
 from coopnode.actors.payments.messages import (
     CREDITABLE,
@@ -110,6 +111,12 @@ class PaymentsStore:
 
     def close(self) -> None:
         self._files.close()
+
+    def backup_to(self, backup_dir: Path, data_dir: Path) -> StoreCopy:
+        """Copy the payments store into its directory under `backup_dir` (as under the live
+        `data_dir`) from one read transaction, while it serves; runs on any thread."""
+        layout = Layout(store="payments", version=LAYOUT_VERSION)
+        return copy_store(self._files, layout, backup_dir, data_dir)
 
     def apply(self, op: PaymentsOp) -> PaymentsReply:
         """Apply one operation in one durable transaction."""

@@ -13,6 +13,7 @@ module; `kernel.ray_calls.named_actor` makes the Ray actor of it.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import msgspec
@@ -39,11 +40,19 @@ _refused_decoder = msgspec.msgpack.Decoder(RefusedOfflineTap)
 
 
 class RegistryActor:
-    """Applies registry operations one at a time (a synchronous Ray actor)."""
+    """Applies registry operations one at a time.
+
+    `backup_to` is a coroutine, which makes this an async Ray actor; its other methods
+    stay plain functions, which Ray runs on the actor's event loop one at a time, as
+    before. The copy runs on a worker thread meanwhile (LMDB's copy reads a snapshot and
+    lets go of the GIL), so staff changes are not held up by a backup.
+    """
 
     def __init__(self, settings_json: bytes) -> None:
         settings = msgspec.json.decode(settings_json, type=Settings)
         configure_logging(settings.log)
+        # The data directory this actor was given (its host's): its files are in it.
+        self._data_dir = settings.data_path.resolve()
         self._store = RegistryStore(
             registry_path(settings),
             map_size_bytes=settings.till.registry_lmdb_map_size_mib * 1024 * 1024,
@@ -54,6 +63,11 @@ class RegistryActor:
 
     def apply(self, op: bytes) -> bytes:
         return msgspec.msgpack.encode(self._store.apply(op_decoder.decode(op)))
+
+    async def backup_to(self, backup_dir: str) -> bytes:
+        """Copy the registry's files into `<backup_dir>/registry/` on this host."""
+        copy = await asyncio.to_thread(self._store.backup_to, Path(backup_dir), self._data_dir)
+        return msgspec.msgpack.encode(copy)
 
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(self._store.snapshot())

@@ -38,6 +38,7 @@ from typing import Any
 import msgspec
 
 from coopnode.actors.kernel.clock import ClockMs, system_ms
+from coopnode.actors.kernel.copies import StoreCopy, copy_store
 from coopnode.actors.kernel.files import Layout, open_lmdb
 from coopnode.actors.registry.messages import (
     AddTill,
@@ -140,6 +141,12 @@ class RegistryStore:
 
     def close(self) -> None:
         self._files.close()
+
+    def backup_to(self, backup_dir: Path, data_dir: Path) -> StoreCopy:
+        """Copy the registry store into its directory under `backup_dir` (as under the live
+        `data_dir`) from one read transaction, while it serves; runs on any thread."""
+        layout = Layout(store="registry", version=LAYOUT_VERSION)
+        return copy_store(self._files, layout, backup_dir, data_dir)
 
     # Reading ---------------------------------------------------------------------------
 

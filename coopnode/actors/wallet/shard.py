@@ -259,6 +259,16 @@ class WalletShard:
         )
         return msgspec.msgpack.encode(records)
 
+    async def backup_to(self, backup_dir: str) -> bytes:
+        """Copy this shard's files into `<backup_dir>/wallet/shard-NNN/` on this host while
+        batches go on committing: the copy reads one snapshot on a thread of its own (not
+        the long-reads thread, so that an audit does not wait for a long copy)."""
+        # The shard's files are `<data_dir>/wallet/shard-NNN` (`shard_path`), in the data
+        # directory this shard was given, which is its host's.
+        data_dir = self._store.path.parents[1]
+        copy = await asyncio.to_thread(self._store.backup_to, Path(backup_dir), data_dir)
+        return msgspec.msgpack.encode(copy)
+
     async def audit(self) -> bytes:
         report: AuditReport = await asyncio.get_running_loop().run_in_executor(
             self._long_reads, self._store.audit

@@ -61,6 +61,7 @@ import lmdb
 import msgspec
 
 from coopnode.actors.kernel.clock import ClockMs, system_ms
+from coopnode.actors.kernel.copies import JournalPosition, StoreCopy, copy_environment, host_name
 from coopnode.actors.kernel.files import Layout, open_lmdb
 from coopnode.actors.wallet.messages import AuditReport
 from coopnode.domain import ledger
@@ -245,6 +246,27 @@ class WalletStore:
 
     def close(self) -> None:
         self._files.close()
+
+    @property
+    def path(self) -> Path:
+        """The shard's directory."""
+        return self._files.path
+
+    def backup_to(self, backup_dir: Path, data_dir: Path) -> StoreCopy:
+        """Copy the shard into its directory under `backup_dir` (as under the live
+        `data_dir`) while batches commit, and say where its books stand in the copy: the
+        meta record is read in the read transaction the copy is made from, so the
+        position is the copy's own. Runs on any thread."""
+        with self.env.begin() as txn:
+            meta = _stored(_meta_decoder, txn.get(_META_KEY, db=self._meta), "the meta record")
+            store, files = copy_environment(self._files, backup_dir, data_dir, txn=txn)
+        return StoreCopy(
+            store=store,
+            layout=Layout(store="wallet", version=LAYOUT_VERSION),
+            host=host_name(),
+            files=files,
+            journal=JournalPosition(last_seq=meta.next_seq - 1, last_op=meta.next_op - 1),
+        )
 
     # Opening ---------------------------------------------------------------------------
 

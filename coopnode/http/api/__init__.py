@@ -8,6 +8,7 @@ document.
     konbini     the store network's webhook, the expiry sweep, staff refunds
     oauth       OAuth 2.0 (code with PKCE, revocation) and the member's bearer wallet
     dev_outbox  the development outbox (development only)
+    backups     staff backups of every store: begin one, ask after it
 
 It imports the domain, the actors' messages and clients, and the edge; never a store or
 node.
