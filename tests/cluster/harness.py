@@ -24,6 +24,7 @@ from pathlib import Path
 
 from coopnode.loadtest.ray_hosts import (
     LOOPBACK,
+    RAY_CLUSTER_SWITCH,
     RayHost,
     RedisServer,
     ray_auth_environment,
@@ -103,6 +104,7 @@ class Cluster:
         return {
             **{f"COOPNODE_{key}": _toml(value) for key, value in settings.items()},
             **ray_auth_environment(self.ray_token),
+            **RAY_CLUSTER_SWITCH,
         }
 
     def start(self) -> Cluster:
