@@ -30,6 +30,9 @@ Databases in the environment:
     desk            the portal home's desk (`identity_desk`): inquiries, document requests,
                     events, event applications, their number counters, daily counts and
                     double-submit keys, under one-letter prefixes listed there
+
+Long by a few lines, and kept whole: each database's records are checked on the way in
+and out here, and one write transaction of a flow touches several of them.
 """
 
 from __future__ import annotations
