@@ -18,6 +18,7 @@ refused) is answered `operation_failed` at once, with an alert, and never joins 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections import deque
 from typing import Any
@@ -95,15 +96,19 @@ class ShardBatcher:
         metrics: Metrics,
         link_token: str | None = None,
         endpoint: EndpointLookup | None = None,
+        link_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.index = index
         self.actor = actor
         self._settings = settings
         self._metrics = metrics
         # With a token and the "link" transport, batches go over the shard's socket, at
-        # the address the actor gives (or `endpoint`, a shard served without Ray).
+        # the address the actor gives (or `endpoint`, a shard served without Ray), with
+        # mutual TLS when `link_tls` is given (cluster TLS).
         self._link = (
-            ShardLink(endpoint or self._endpoint, link_token, settings.link_frame_max_bytes)
+            ShardLink(
+                endpoint or self._endpoint, link_token, settings.link_frame_max_bytes, link_tls
+            )
             if link_token is not None and settings.transport == "link"
             else None
         )
@@ -232,12 +237,13 @@ class WalletClient:
         settings: WalletSettings,
         metrics: Metrics,
         link_token: str | None = None,
+        link_tls: ssl.SSLContext | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._counters: dict[tuple[str, bool], Any] = {}
         self.batchers = [
-            ShardBatcher(index, actor, settings, metrics, link_token)
+            ShardBatcher(index, actor, settings, metrics, link_token, link_tls=link_tls)
             for index, actor in enumerate(actors)
         ]
 
