@@ -183,6 +183,13 @@ class WalletShard:
                     raise
             bind, _ = _link_addresses(self._wallet.link_host)
             self._link_server = await asyncio.start_server(self._serve_link, bind, 0)
+            port = self._link_server.sockets[0].getsockname()[1]
+            log.info(
+                "wallet link listening",
+                shard=self._index,
+                address=f"{bind}:{port}",
+                tls=self._link_tls is not None,
+            )
         _, advertised = _link_addresses(self._wallet.link_host)
         port = self._link_server.sockets[0].getsockname()[1]
         return f"{advertised}:{port}"
