@@ -3,6 +3,8 @@
     files       an LMDB environment owned by one process: its exclusive lock (held even
                 across a kill -9 of a predecessor), its named databases, and the layout
                 version of its records, checked before anything is read
+    link_tls    the SSL contexts of mutual TLS between hosts (wallet links), and where an
+                actor finds its host's files (Ray's TLS variables)
     ray_calls   a named Ray actor created (or found, on a running cluster) with the
                 node's options, and a call to one bounded by a deadline, whose failures
                 become one error of the node's own
