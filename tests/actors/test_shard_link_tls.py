@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from coopnode.actors.kernel.link_tls import (
     ClusterTlsFiles,
@@ -45,8 +46,9 @@ def cluster(tmp_path: Path) -> dict[str, ClusterTlsFiles]:
 
 @asynccontextmanager
 async def tls_shard(
-    shard: Shard, files: ClusterTlsFiles, bind: str = "127.0.0.1"
+    shard: TlsShard, files: ClusterTlsFiles, bind: str = "127.0.0.1"
 ) -> AsyncIterator[str]:
+    """A stand-in shard serving mutual TLS; `shard.links_ended` is set when a link ends."""
     context = link_server_context(files)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -59,6 +61,7 @@ async def tls_shard(
             tls=context,
             handshake_timeout_s=PATIENCE_S,
         )
+        shard.links_ended.set()
 
     server = await asyncio.start_server(handle, bind, 0)
     host, port = server.sockets[0].getsockname()[:2]
@@ -66,6 +69,12 @@ async def tls_shard(
         yield f"{host}:{port}"
     finally:
         server.close()
+
+
+class TlsShard(Shard):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links_ended = asyncio.Event()
 
 
 def _link(endpoint: str, tls: ssl.SSLContext | None) -> ShardLink:
@@ -78,7 +87,7 @@ def _link(endpoint: str, tls: ssl.SSLContext | None) -> ShardLink:
 async def test_a_mutual_tls_link_carries_pipelined_batches(
     cluster: dict[str, ClusterTlsFiles],
 ) -> None:
-    shard = Shard()
+    shard = TlsShard()
     async with tls_shard(shard, cluster["shard-host"]) as endpoint:
         link = _link(endpoint, link_client_context(cluster["front-host"]))
         first, second = await asyncio.wait_for(
@@ -97,11 +106,18 @@ def _trusting_only(files: ClusterTlsFiles) -> ssl.SSLContext:
     return context
 
 
-@pytest.mark.parametrize("client", ["no certificate", "another CA's certificate", "plain"])
+@pytest.mark.parametrize(
+    ("client", "reason"),
+    [
+        ("no certificate", "PEER_DID_NOT_RETURN_A_CERTIFICATE"),
+        ("another CA's certificate", "CERTIFICATE_VERIFY_FAILED"),
+        ("plain", "WRONG_VERSION_NUMBER"),  # The hello, where a TLS handshake should be.
+    ],
+)
 async def test_a_front_without_a_valid_certificate_is_refused_and_changes_nothing(
-    cluster: dict[str, ClusterTlsFiles], client: str
+    cluster: dict[str, ClusterTlsFiles], client: str, reason: str
 ) -> None:
-    shard = Shard()
+    shard = TlsShard()
     contexts: dict[str, ssl.SSLContext | None] = {
         "no certificate": _trusting_only(cluster["shard-host"]),
         # The intruder trusts the cluster's CA (public), but its own was signed elsewhere.
@@ -110,10 +126,18 @@ async def test_a_front_without_a_valid_certificate_is_refused_and_changes_nothin
     }
     async with tls_shard(shard, cluster["shard-host"]) as endpoint:
         link = _link(endpoint, contexts[client])
-        with pytest.raises(ConnectionError):
-            await asyncio.wait_for(link.call([op(2)]), PATIENCE_S)
+        with capture_logs() as logs:
+            with pytest.raises(ConnectionError):
+                await asyncio.wait_for(link.call([op(2)]), PATIENCE_S)
+            # The front may hear the refusal before the shard has logged it: wait for
+            # the shard's side of the link to end.
+            await asyncio.wait_for(shard.links_ended.wait(), PATIENCE_S)
         assert shard.seen == []
         await link.close()
+    refusals = [entry for entry in logs if entry["event"].startswith("wallet link refused")]
+    assert [(entry["event"], entry["error"]) for entry in refusals] == [
+        ("wallet link refused: TLS handshake failed", reason)
+    ]
 
 
 def _intruder(cluster: dict[str, ClusterTlsFiles]) -> ssl.SSLContext:
@@ -129,7 +153,7 @@ def _intruder(cluster: dict[str, ClusterTlsFiles]) -> ssl.SSLContext:
 async def test_a_front_refuses_a_shard_whose_certificate_another_ca_signed(
     cluster: dict[str, ClusterTlsFiles],
 ) -> None:
-    shard = Shard()
+    shard = TlsShard()
     impostor = cluster["intruder"]
     # The impostor would accept the front (it trusts the cluster's CA), but serves its own.
     serving = ClusterTlsFiles(
@@ -150,7 +174,7 @@ async def test_a_front_refuses_a_shard_at_an_address_its_certificate_does_not_na
 ) -> None:
     """The dev CA's certificates name 127.0.0.1 and localhost; 127.0.0.2 is the loopback
     interface too, but not a name the shard's certificate holds."""
-    shard = Shard()
+    shard = TlsShard()
     async with tls_shard(shard, cluster["shard-host"], bind="127.0.0.2") as endpoint:
         link = _link(endpoint, link_client_context(cluster["front-host"]))
         with pytest.raises(ConnectionError, match=r"TLS with the wallet shard at .* failed"):

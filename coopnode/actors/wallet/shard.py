@@ -121,6 +121,7 @@ class WalletShard:
         settings = msgspec.json.decode(settings_json, type=Settings)
         self._link_token = link_token
         self._link_server: asyncio.Server | None = None
+        self._link_endpoint: str | None = None
         configure_logging(settings.log)
         self._index = shard_index
         self._wallet = settings.wallet
@@ -172,7 +173,7 @@ class WalletShard:
         """The `host:port` of this shard's data plane, opened on first request: on
         `wallet.link_host`, with mutual TLS under this host's cluster certificate when
         `cluster.tls` is on (a host whose Ray runs without TLS refuses, saying so)."""
-        if self._link_server is None:
+        if self._link_endpoint is None:
             if self._cluster_tls:
                 try:
                     self._link_tls = link_server_context(files_from_ray_environment())
@@ -181,18 +182,17 @@ class WalletShard:
                         "wallet link cannot serve TLS", shard=self._index, error=str(error)
                     )
                     raise
-            bind, _ = _link_addresses(self._wallet.link_host)
+            bind, advertised = _link_addresses(self._wallet.link_host)
             self._link_server = await asyncio.start_server(self._serve_link, bind, 0)
             port = self._link_server.sockets[0].getsockname()[1]
+            self._link_endpoint = f"{advertised}:{port}"
             log.info(
                 "wallet link listening",
                 shard=self._index,
                 address=f"{bind}:{port}",
                 tls=self._link_tls is not None,
             )
-        _, advertised = _link_addresses(self._wallet.link_host)
-        port = self._link_server.sockets[0].getsockname()[1]
-        return f"{advertised}:{port}"
+        return self._link_endpoint
 
     async def _serve_link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await serve_link(
