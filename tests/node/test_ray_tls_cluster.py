@@ -227,7 +227,7 @@ def _alive_nodes(address: str, env: dict[str, str]) -> int:
 
 @pytest.fixture
 def root() -> Iterator[Path]:
-    path = short_tmpdir("cntls")  # Ray's sockets live under it: a short path.
+    path = short_tmpdir("cnraytls")  # Ray's sockets live under it: a short path.
     try:
         yield path
     finally:
