@@ -252,7 +252,7 @@ def test_a_cluster_with_ray_tls_serves_payments_and_refuses_hosts_without_a_vali
         stack.callback(head.stop)
         host_a = RayNode("a", root, a_env, head=head.address).start()
         stack.callback(host_a.stop)
-        _front_pays(root, head.address, ray_auth)
+        _front_pays(root, head.address, ray_auth, address)
         assert _gcs_refusals(head) == 0  # The cluster's own hosts and front pass.
         # A host whose certificate another CA signed, and a host with no TLS at all.
         intruders = {"x": {**_intruder_env(root), **ray_auth}, "plain": ray_auth}
@@ -278,13 +278,16 @@ def _intruder_env(root: Path) -> dict[str, str]:
     }
 
 
-def _front_pays(root: Path, ray_address: str, ray_auth: dict[str, str]) -> None:
-    """A front on host `a` (its files in `[cluster.tls]`) takes a payment."""
+def _front_pays(root: Path, ray_address: str, ray_auth: dict[str, str], node: str) -> None:
+    """A front on host `a` (its files in `[cluster.tls]`) takes a payment; the shards'
+    links listen on their host's Ray address (`node`), as between hosts, and the front
+    checks that the shard's certificate names it."""
     host_files = {"CA_FILE": "ca.pem", "CERT_FILE": "cert.pem", "KEY_FILE": "key.pem"}
     settings = {
         f"COOPNODE_CLUSTER__TLS__{name}": json.dumps(str(root / "ca" / "a" / file))
         for name, file in host_files.items()
     }
+    settings["COOPNODE_WALLET__LINK_HOST"] = '"node"'
     front = Front(root / "a-data", ray_address, demo=True, env={**settings, **ray_auth})
     try:
         front.start()
@@ -301,7 +304,9 @@ def _front_pays(root: Path, ray_address: str, ray_auth: dict[str, str]) -> None:
             for line in log.splitlines()
             if "wallet link listening" in line
         ]
-        assert listening and all(entry["tls"] is True for entry in listening), listening
+        assert len(listening) == 2, listening  # config/test.toml: two shards.
+        for entry in listening:
+            assert entry["tls"] is True and entry["address"].startswith(f"{node}:"), entry
     finally:
         assert front.stop() == 0, front.log_tail()
 
