@@ -29,11 +29,12 @@ from coopnode.actors.identity.messages import (
     GuardianStart,
     Refused,
 )
-from coopnode.actors.notify.mails import FAMILY_INVITATION_SUBJECT
 from coopnode.actors.notify.messages import MailMessage
+from coopnode.catalogues import catalogue
 from coopnode.domain.identity import SessionKind
 from coopnode.domain.messages import Pay
 from coopnode.domain.money import TillKind
+from coopnode.http.errors import status_of
 from coopnode.http.identity_front import (
     COOKIE_NAMES,
 )
@@ -186,7 +187,7 @@ async def test_guardian_without_account_accepts_the_invitation(
     )
     assert granted.status == 303
     (invitation,) = _mails_to(harness, PARENT_MAIL)
-    assert invitation.subject == FAMILY_INVITATION_SUBJECT
+    assert invitation.subject == catalogue("ja").text("mail.family.subject")
     assert "/portal/guardian" in invitation.body and "確認コード" in invitation.body
 
     # An address nobody invited gets the same page, and no mail.
@@ -324,7 +325,7 @@ async def test_family_invitations_are_bounded_per_member_and_per_address(
         harness.clock.advance(60)
     refused = await grant(GUARDIAN_MAIL)
     assert isinstance(refused, Refused), refused
-    assert (refused.status, refused.reason) == (429, "family_invitations_exhausted")
+    assert (status_of(refused.reason), refused.reason) == (429, "family_invitations_exhausted")
     assert 0 < refused.retry_after_s <= 86_400 - 3 * 60 + 60
     assert invitations(GUARDIAN_MAIL) == 3
     listed = await harness.call(FamilyList(member_no=MEMBER))

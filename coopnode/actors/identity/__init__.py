@@ -11,11 +11,14 @@ holds; no part inherits from another.
 The shell and what the parts share
     actor           the Ray actor, the front's client to it, and `build_service`
     service         `IdentityService`: the one face, and the table of handlers
-    messages        the requests and replies that cross to the front
+    messages/       the requests and replies that cross to the front, a module per part
+                    behind one face; `Refused` carries an `IdentityReason`, never an
+                    HTTP status (the edge's one table gives it)
     store           the LMDB environment every part reads and writes
     context         `IdentityContext`, what every part holds
     keys            sealing and keyed digests with the node's identity key
-    answers         `answer`, `refused` and the refusals the parts share
+    answers         `answer`, `refused` (the one way a part says no) and the refusals
+                    the parts share
     flows           flow records and their one-time codes, for the parts that run flows
     passwords       argon2id hashing in a bounded pool of threads
 
@@ -37,7 +40,8 @@ The parts, and the requests each answers
 
 What the room may import
     `coopnode.domain` (the rules), its own modules, the notify room's mail texts and
-    notification shapes (`coopnode.actors.notify.mails` and `.mailer`) and
+    notification shapes (`coopnode.actors.notify.mails` and `.mailer`), the message
+    catalogues (`coopnode.catalogues`: the OAuth scope texts) and
     `coopnode.settings`; never `coopnode.http` or `coopnode.node`: the front calls in, and
     nothing here calls out to it. Two shells reach further, for their own jobs only:
     `actor` uses Ray, the wallet's client, logging and metrics (and, lazily, the node's
