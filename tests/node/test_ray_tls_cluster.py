@@ -172,17 +172,17 @@ class RayNode:
         return self.log_path.read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
-        """SIGKILL `ray start` and every process of this node, each by its id."""
-        pids = _processes_of(f"{self.temp_dir}{os.sep}")
+        """SIGKILL `ray start` and every process of this node, each by its id, until none
+        is left: a raylet may start a worker between one look and the kill."""
         if self.process is not None and self.process.poll() is None:
-            pids.add(self.process.pid)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            self.process.kill()
         if self.process is not None:
             self.process.wait(timeout=RAY_START_S)
         deadline = time.monotonic() + RAY_START_S
-        while _alive(pids):
+        while pids := _alive(_processes_of(f"{self.temp_dir}{os.sep}")):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             if time.monotonic() > deadline:
                 raise AssertionError(f"processes of {self.name} outlived SIGKILL: {pids}")
             time.sleep(0.1)
@@ -297,18 +297,28 @@ def _front_pays(root: Path, ray_address: str, ray_auth: dict[str, str], node: st
         assert status == 200, paid
         status, again = front.request("POST", f"/api/v1/wallets/{member}/payments", payment)
         assert (status, again) == (200, paid)  # Answered from the wallet's records.
+        listening = _links_listening(front, shards=2)  # config/test.toml: two shards.
+        for entry in listening:
+            assert entry["tls"] is True and entry["address"].startswith(f"{node}:"), entry
+    finally:
+        assert front.stop() == 0, front.log_tail()
+
+
+def _links_listening(front: Front, shards: int) -> list[dict[str, Any]]:
+    """The shards' "wallet link listening" lines, which Ray forwards to the front's output
+    (behind a prefix) when its log monitor next looks: waited for, with patience."""
+    deadline = time.monotonic() + RAY_START_S
+    while True:
         log = front.log_path.read_text(errors="replace")
-        # Ray forwards the shards' lines to the front's output behind a prefix.
         listening = [
             json.loads(line[line.index("{") :])
             for line in log.splitlines()
             if "wallet link listening" in line
         ]
-        assert len(listening) == 2, listening  # config/test.toml: two shards.
-        for entry in listening:
-            assert entry["tls"] is True and entry["address"].startswith(f"{node}:"), entry
-    finally:
-        assert front.stop() == 0, front.log_tail()
+        if len(listening) >= shards or time.monotonic() > deadline:
+            assert len(listening) == shards, listening
+            return listening
+        time.sleep(0.2)
 
 
 def _gcs_refusals(head: RayNode) -> int:
