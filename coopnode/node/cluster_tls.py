@@ -23,6 +23,7 @@ allowed to serve and to connect (extended key usage without serverAuth or client
 from __future__ import annotations
 
 import datetime
+import itertools
 import os
 import shlex
 from collections.abc import MutableMapping
@@ -85,14 +86,18 @@ def _check_key(certificate: x509.Certificate, cert_path: Path, key_path: Path) -
 
 
 def _check_certificate(
-    certificate: x509.Certificate, path: Path, cas: list[x509.Certificate]
+    chain: list[x509.Certificate], path: Path, cas: list[x509.Certificate]
 ) -> None:
+    """The host's certificate (the chain's first) is in time, chains to the CA through the
+    intermediates after it, and may serve and connect."""
+    certificate = chain[0]
     expiry = certificate.not_valid_after_utc
     if expiry <= datetime.datetime.now(datetime.UTC):
         raise SettingsError(
             f"cluster.tls.cert_file: the certificate in {path} expired on {expiry:%Y-%m-%d}"
         )
-    if not any(_issued_by(certificate, ca) for ca in cas):
+    links = all(_issued_by(below, above) for below, above in itertools.pairwise(chain))
+    if not links or not any(_issued_by(chain[-1], ca) for ca in cas):
         raise SettingsError(
             f"cluster.tls.cert_file: the certificate in {path} is not signed by the CA of "
             "cluster.tls.ca_file: the other hosts would refuse it"
@@ -134,9 +139,9 @@ def cluster_tls_files(settings: Settings) -> ClusterTlsFiles | None:
         _absolute(tls.key_file),
     )
     cas = _certificates("ca_file", ca_path)
-    certificate = _certificates("cert_file", cert_path)[0]
-    _check_key(certificate, cert_path, key_path)
-    _check_certificate(certificate, cert_path, cas)
+    chain = _certificates("cert_file", cert_path)
+    _check_key(chain[0], cert_path, key_path)
+    _check_certificate(chain, cert_path, cas)
     files = ClusterTlsFiles(ca_file=str(ca_path), cert_file=str(cert_path), key_file=str(key_path))
     try:  # What OpenSSL says of them, as both ends of a link will use them.
         link_server_context(files)

@@ -3,13 +3,16 @@ naming the setting and the file), Ray's variables, and `coopnode cluster env`.""
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from coopnode.node.cli import main
 from coopnode.node.cluster_tls import cluster_tls_files, set_ray_tls_environment
@@ -187,3 +190,42 @@ def test_serve_stops_before_ray_on_a_bad_cluster_file(
     assert main(["--config", str(config), "serve", "--data-dir", str(data_dir)]) == 2
     assert "cluster.tls.cert_file: cannot read" in capsys.readouterr().err
     assert not (data_dir / "ray").exists()
+
+
+def _signed(
+    subject: str, issuer: x509.Certificate | None, issuer_key: Any, key: Any, *, ca: bool
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name if issuer is None else issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=1 if ca else None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def test_a_host_certificate_signed_by_an_intermediate_chains_to_the_ca(tmp_path: Path) -> None:
+    """The certificate file holds the host's certificate, then the intermediate."""
+    root_key, middle_key, host_key = new_key(), new_key(), new_key()
+    root = _signed("cluster root", None, root_key, root_key, ca=True)
+    middle = _signed("cluster intermediate", root, root_key, middle_key, ca=True)
+    host = _signed("host a", middle, middle_key, host_key, ca=False)
+    ca_file = write_certificate(tmp_path / "root.pem", root)
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (host, middle)))
+    key_file = write_key(tmp_path / "host-key.pem", host_key)
+    assert cluster_tls_files(_settings(ca_file, chain, key_file)) is not None
+    alone = write_certificate(tmp_path / "alone.pem", host)  # Without its intermediate.
+    with pytest.raises(SettingsError, match=r"not signed by the CA"):
+        cluster_tls_files(_settings(ca_file, alone, key_file))
