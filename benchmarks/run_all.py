@@ -15,6 +15,8 @@ BENCHMARKS = (
     "benchmarks.disk_flush",
     "benchmarks.store_commits",
     "benchmarks.wallet_ray",
+    # The same with and without cluster TLS (Ray's gRPC and the links), alternated.
+    "benchmarks.link_tls",
     "benchmarks.http_payments",
     "benchmarks.tills",
     # The node's taps beside the PostgreSQL peer's, interleaved in one run.

@@ -8,12 +8,18 @@ Two figures:
   futures, metrics included).
 
 Run: .venv/bin/python -m benchmarks.wallet_ray [--seconds 10] [--shards 2]
+
+With `--cluster-tls DIR` (a `coopnode cluster dev-ca DIR --hosts bench`), the local Ray
+speaks TLS and the links are mutual TLS, as between the hosts of a cluster; Ray reads its
+variables when it is imported, so run it with the environment `coopnode cluster env`
+prints (`python -m benchmarks.link_tls` does both, and the plain runs beside them).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import secrets
 import shutil
@@ -25,6 +31,7 @@ from typing import Any
 import msgspec
 import ray
 
+from coopnode.actors.kernel.link_tls import link_client_context
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.actors.wallet.shard import batch_encoder, reply_decoder
 from coopnode.domain.messages import Booked, OpenWallet, Operation, Pay
@@ -32,7 +39,14 @@ from coopnode.domain.money import Purse, TillKind
 from coopnode.domain.sharding import shard_of
 from coopnode.metrics import Metrics
 from coopnode.node.cluster import create_shards, start_ray
-from coopnode.settings import NodeSettings, Settings, WalletSettings
+from coopnode.node.cluster_tls import cluster_tls_files
+from coopnode.settings import (
+    ClusterSettings,
+    ClusterTlsSettings,
+    NodeSettings,
+    Settings,
+    WalletSettings,
+)
 
 MEMBERS = 10_000
 RAW_BATCH_OPS = 512
@@ -127,7 +141,11 @@ async def client_run(client: WalletClient, numbers: list[str], seconds: float) -
 async def run(settings: Settings, seconds: float) -> dict[str, Any]:
     link_token = secrets.token_urlsafe(32)
     actors = create_shards(settings, link_token)
-    client = WalletClient(actors, settings.wallet, Metrics(), link_token=link_token)
+    files = cluster_tls_files(settings)
+    link_tls = None if files is None else link_client_context(files)
+    client = WalletClient(
+        actors, settings.wallet, Metrics(), link_token=link_token, link_tls=link_tls
+    )
     await client.wait_ready(120)
     numbers = members()
     await open_wallets(client, numbers)
@@ -138,6 +156,7 @@ async def run(settings: Settings, seconds: float) -> dict[str, Any]:
     return {
         "shards": settings.wallet.shard_count,
         "fsync": settings.wallet.fsync,
+        "cluster_tls": link_tls is not None,
         "raw": raw,
         "client": via_client,
         "books_balanced": all(report.balanced for report in reports),
@@ -149,11 +168,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--cluster-tls", type=Path, help="a dev CA directory with host 'bench'")
     args = parser.parse_args(argv)
+    cluster = ClusterSettings()
+    if args.cluster_tls is not None:
+        if os.environ.get("RAY_USE_TLS") != "1":
+            parser.error("--cluster-tls: run with the environment `coopnode cluster env` prints")
+        host = args.cluster_tls / "bench"
+        tls = ClusterTlsSettings(
+            ca_file=str(host / "ca.pem"),
+            cert_file=str(host / "cert.pem"),
+            key_file=str(host / "key.pem"),
+        )
+        cluster = ClusterSettings(tls=tls)
     data_dir = Path(tempfile.mkdtemp(prefix="cnbench", dir="/tmp"))
     settings = Settings(
         node=NodeSettings(data_dir=str(data_dir)),
         wallet=WalletSettings(shard_count=args.shards, lmdb_map_size_mib=2048),
+        cluster=cluster,
     )
     start_ray(settings)
     try:
@@ -163,7 +195,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         shutil.rmtree(data_dir, ignore_errors=True)
     raw, client = figures["raw"], figures["client"]
     print(
-        f"wallet shards via Ray (fsync on, {figures['shards']} shards): "
+        f"wallet shards via Ray (fsync on, {figures['shards']} shards, "
+        f"cluster TLS {'on' if figures['cluster_tls'] else 'off'}): "
         f"raw batches of {raw['batch_ops']}: {raw['payments_per_s']:,.0f} payments/s "
         f"(batch p50 {raw['batch_p50_ms']:.1f} ms, p99 {raw['batch_p99_ms']:.1f} ms); "
         f"through WalletClient.submit: {client['payments_per_s']:,.0f} payments/s; "

@@ -143,7 +143,14 @@ class WalletSettings(_Section, frozen=True):
     # shard actor (the fast path), or "ray", one Ray actor call per batch.
     transport: Annotated[str, msgspec.Meta(pattern="^(link|ray)$")] = "link"
     # The address a shard's link listens on: loopback unless the shards run on other hosts.
-    link_host: str = "127.0.0.1"
+    # "node" listens on the address Ray gives the shard's host (`ray start
+    # --node-ip-address`), where fronts on other hosts reach it; a wildcard ("0.0.0.0")
+    # listens on every address and tells fronts the host's Ray address. Anything but
+    # loopback needs `cluster.tls`: a link between hosts is never plain.
+    link_host: Annotated[str, msgspec.Meta(max_length=255)] = "127.0.0.1"
+    # How long a new link has for its TLS handshake and its hello before the shard hangs
+    # up: a peer that connects and says nothing must not hold a socket and a task forever.
+    link_handshake_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
     # The largest frame on a link, either way; a full batch of payments is ~100 KiB.
     link_frame_max_bytes: Annotated[int, msgspec.Meta(ge=65_536, le=268_435_456)] = 16_777_216
     # A shard waits this long for the previous owner of its files to let go (kill -9).
@@ -668,6 +675,38 @@ class PaymentsSettings(_Section, frozen=True):
     call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
 
 
+class ClusterTlsSettings(_Section, frozen=True):
+    """Mutual TLS between the hosts of a cluster: the shards' data links and Ray's own.
+
+    Each host holds its certificate and key and the cluster's CA, at these paths on that
+    host (`coopnode cluster dev-ca` makes a development set). The node checks them at
+    start, gives them to Ray (RAY_USE_TLS and its RAY_TLS_* variables, which `coopnode
+    cluster env` prints for `ray start`), and serves and checks the shards' links with
+    them. A host's certificate is both a server's and a client's (both ends of a link
+    present one) and names the host's address. Empty: no cluster TLS, and every link
+    stays on loopback (one host, as `make run`).
+    """
+
+    # PEM: the cluster's CA, the only one whose certificates a link accepts. Give the
+    # cluster a CA of its own: every certificate it signed may join Ray and the links.
+    ca_file: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    # PEM: this host's certificate (then any intermediates) and its key, unencrypted,
+    # mode 0600.
+    cert_file: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    key_file: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+
+    def __post_init__(self) -> None:
+        named = [bool(self.ca_file), bool(self.cert_file), bool(self.key_file)]
+        if any(named) and not all(named):
+            raise ValueError(
+                "cluster.tls.ca_file, cert_file and key_file go together: name all three"
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.ca_file)
+
+
 DiskName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 
 
@@ -698,6 +737,8 @@ class ClusterSettings(_Section, frozen=True):
     # The file of the secret that fronts and shards share on the wallet's data links; on a
     # cluster every host is given the same file (its own data directories differ).
     link_token_file: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    # Mutual TLS between the hosts (the wallet links and Ray's own): see ClusterTlsSettings.
+    tls: ClusterTlsSettings = msgspec.field(default_factory=ClusterTlsSettings)
 
     @property
     def placed(self) -> bool:
@@ -783,6 +824,12 @@ class Settings(_Section, frozen=True):
                 "wallet.call_timeout_s × (call_retry_max + 1) and the backoff)"
             )
         self._check_placement()
+        if not self.cluster.tls.enabled and not _is_loopback(wallet.link_host):
+            # Batches carry card holders' balances and the link token: never in clear.
+            raise ValueError(
+                f"wallet.link_host is {wallet.link_host!r}, not loopback: a wallet link "
+                "between hosts needs cluster.tls (ca_file, cert_file, key_file)"
+            )
         self._check_backup_dir()
 
     def _check_backup_dir(self) -> None:
@@ -860,6 +907,15 @@ class Settings(_Section, frozen=True):
         if self.node.staff_token_file:
             return Path(self.node.staff_token_file)
         return self.data_path / "staff-token"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "node", a host name: another host may reach it.
 
 
 class SettingsError(Exception):

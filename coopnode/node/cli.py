@@ -11,6 +11,8 @@ import msgspec
 from coopnode.loadtest.command import add_loadtest_command
 from coopnode.logs import configure_logging, get_logger
 from coopnode.node.backup_cli import add_backup_commands
+from coopnode.node.cluster_commands import add_cluster_commands
+from coopnode.node.cluster_tls import set_ray_tls_environment
 from coopnode.node.konbini_cli import add_konbini_admin_command, add_konbini_command
 from coopnode.node.local_ray import keep_local_ray_on_loopback
 from coopnode.node.member_cli import add_member_commands
@@ -40,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     add_move_shard_command(admin)
     add_backup_commands(admin)
     add_loadtest_command(commands)
+    add_cluster_commands(commands)
     return parser
 
 
@@ -80,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         return code
     # Before Ray is imported, which happens only here, when it is needed.
     keep_local_ray_on_loopback(settings)
+    try:
+        set_ray_tls_environment(settings)
+    except SettingsError as error:
+        print(f"coopnode: {error}", file=sys.stderr)
+        return 2
     from coopnode.node.service import serve
 
     try:

@@ -12,7 +12,9 @@ it has its settings, before it imports the node. `start_ray` checks afterwards t
 local Ray took loopback, and refuses to go on if not.
 
 A real cluster is joined with `--ray-address` (`node.ray_address`), and then nothing is
-changed: the cluster's own hosts and their addresses are the operator's to choose.
+changed: the cluster's own hosts and their addresses are the operator's to choose. Ray's
+TLS between those hosts is set the same way, before the import, from `[cluster.tls]`
+(`coopnode.node.cluster_tls.set_ray_tls_environment`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import ray
 import uvloop
 from aiohttp import web
 
+from coopnode.actors.kernel.link_tls import link_client_context
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.actors.wallet.store import LAYOUT_VERSION
 from coopnode.http.app import make_app
@@ -23,6 +25,7 @@ from coopnode.logs import get_logger
 from coopnode.metrics import Metrics
 from coopnode.node.backup_node import start_backups
 from coopnode.node.cluster import create_registry, create_shards, start_ray
+from coopnode.node.cluster_tls import cluster_tls_files
 from coopnode.node.demo import DemoCoop, seed_demo
 from coopnode.node.demo_till import DEMO_READER, DemoTill, bind_demo_cards
 from coopnode.node.identity_node import IdentityNode, prepare_identity_secrets
@@ -88,6 +91,10 @@ def serve(settings: Settings, *, demo: bool) -> None:
         check_layout(settings)
     # Checked before Ray starts, so that a bad certificate or key stops the node at once.
     tls = server_tls(settings.node)
+    # The cluster's files were checked and given to Ray by the CLI; the front's end of the
+    # wallet links presents this host's certificate and checks the shards'.
+    cluster_files = cluster_tls_files(settings)
+    link_tls = None if cluster_files is None else link_client_context(cluster_files)
     staff_token = read_or_create_secret(settings.staff_token_path, settings)
     prepare_identity_secrets(settings)
     log.info("starting ray", address=settings.node.ray_address or "local")
@@ -100,7 +107,9 @@ def serve(settings: Settings, *, demo: bool) -> None:
         shards = create_shards(settings, link_token)
         # uvloop: the front's CPU per till tap fell by about a tenth (benchmarks/tills.py).
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_serve(settings, shards, staff_token, link_token, tls, demo=demo))
+            runner.run(
+                _serve(settings, shards, staff_token, link_token, tls, link_tls=link_tls, demo=demo)
+            )
     finally:
         ray.shutdown()
         log.info("node stopped")
@@ -113,6 +122,7 @@ async def _serve(
     link_token: str,
     tls: ServerTls | None,
     *,
+    link_tls: ssl.SSLContext | None,
     demo: bool,
 ) -> None:
     """Start every part, serve until a signal, and stop them in the reverse order.
@@ -131,7 +141,9 @@ async def _serve(
         loop.add_signal_handler(signum, stop.set)
     async with contextlib.AsyncExitStack() as parts:
         metrics = Metrics()
-        wallet = WalletClient(shards, settings.wallet, metrics, link_token=link_token)
+        wallet = WalletClient(
+            shards, settings.wallet, metrics, link_token=link_token, link_tls=link_tls
+        )
         parts.push_async_callback(wallet.close)
         await wallet.wait_ready(SHARDS_READY_TIMEOUT_S)
         tills = TillHub(create_registry(settings), settings.till, metrics)

@@ -21,7 +21,8 @@ from typing import Any
 
 import msgspec
 
-from coopnode.settings import Settings
+from coopnode.node.cluster_tls import set_ray_tls_environment
+from coopnode.settings import Settings, SettingsError
 
 # The first copy and the switch move the whole file through Ray in chunks; an hour is a
 # broken move, not a large shard (a gigabyte takes well under a minute on a LAN).
@@ -74,6 +75,10 @@ def _check(settings: Settings, index: int, disk: str) -> None:
 def move_shard(settings: Settings, index: int, disk: str, say: Any) -> list[str]:
     """Move shard `index` to `disk`; returns every shard's disk afterwards."""
     _check(settings, index, disk)
+    try:  # Ray's TLS between hosts, set before Ray is imported, as `serve` does.
+        set_ray_tls_environment(settings)
+    except SettingsError as error:
+        raise MoveError(str(error)) from None
     # Ray is imported only here: the command's other checks run without it.
     import ray
 

@@ -6,6 +6,8 @@
     copies      a store's files copied by their owner while it serves (LMDB's own
                 copy from one read transaction), and what a copy tells the backup's
                 manifest: each file's place, size and SHA-256
+    link_tls    the SSL contexts of mutual TLS between hosts (wallet links), and where an
+                actor finds its host's files (Ray's TLS variables)
     ray_calls   a named Ray actor created (or found, on a running cluster) with the
                 node's options, and a call to one bounded by a deadline, whose failures
                 become one error of the node's own

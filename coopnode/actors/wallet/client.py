@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections import deque
 from typing import Any
@@ -96,15 +97,19 @@ class ShardBatcher:
         metrics: Metrics,
         link_token: str | None = None,
         endpoint: EndpointLookup | None = None,
+        link_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.index = index
         self.actor = actor
         self._settings = settings
         self._metrics = metrics
         # With a token and the "link" transport, batches go over the shard's socket, at
-        # the address the actor gives (or `endpoint`, a shard served without Ray).
+        # the address the actor gives (or `endpoint`, a shard served without Ray), with
+        # mutual TLS when `link_tls` is given (cluster TLS).
         self._link = (
-            ShardLink(endpoint or self._endpoint, link_token, settings.link_frame_max_bytes)
+            ShardLink(
+                endpoint or self._endpoint, link_token, settings.link_frame_max_bytes, link_tls
+            )
             if link_token is not None and settings.transport == "link"
             else None
         )
@@ -244,12 +249,13 @@ class WalletClient:
         settings: WalletSettings,
         metrics: Metrics,
         link_token: str | None = None,
+        link_tls: ssl.SSLContext | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._counters: dict[tuple[str, bool], Any] = {}
         self.batchers = [
-            ShardBatcher(index, actor, settings, metrics, link_token)
+            ShardBatcher(index, actor, settings, metrics, link_token, link_tls=link_tls)
             for index, actor in enumerate(actors)
         ]
 

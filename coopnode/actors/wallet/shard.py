@@ -16,15 +16,23 @@ serves anything.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import shutil
+import ssl
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
+import ray
 
+from coopnode.actors.kernel.link_tls import (
+    LinkTlsError,
+    files_from_ray_environment,
+    link_server_context,
+)
 from coopnode.actors.wallet.link import BatchReply, serve_link
 from coopnode.actors.wallet.messages import AuditReport
 from coopnode.actors.wallet.move import DATA_FILE, copy_environment, mark_moved, read_chunk
@@ -61,6 +69,26 @@ def shard_path(settings: Settings, index: int) -> Path:
     return settings.data_path.resolve() / "wallet" / f"shard-{index:03d}"
 
 
+def _link_addresses(link_host: str) -> tuple[str, str]:
+    """Where the link listens, and the address fronts are told to dial.
+
+    "node" is the address Ray knows this host by (`ray start --node-ip-address`), which
+    other hosts reach and the host's certificate names; a wildcard listens everywhere
+    and gives fronts that same address, since a wildcard cannot be dialled.
+    """
+    if link_host == "node" or _is_wildcard(link_host):
+        node_ip: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+        return (node_ip if link_host == "node" else link_host), node_ip
+    return link_host, link_host
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 class _Waiting:
     """A batch in the mailbox: the operations to commit, and the batch's answers so far
     (None where an operation's answer comes from the commit)."""
@@ -95,9 +123,12 @@ class WalletShard:
         settings = msgspec.json.decode(settings_json, type=Settings)
         self._link_token = link_token
         self._link_server: asyncio.Server | None = None
+        self._link_endpoint: str | None = None
         configure_logging(settings.log)
         self._index = shard_index
         self._wallet = settings.wallet
+        self._cluster_tls = settings.cluster.tls.enabled
+        self._link_tls: ssl.SSLContext | None = None
         self._path = shard_path(settings, shard_index)
         # The disk this shard's files are on (a cluster's), which a move changes.
         disks = settings.cluster.wallet_shard_disks
@@ -148,13 +179,29 @@ class WalletShard:
         return ops, answers
 
     async def data_endpoint(self) -> str:
-        """The `host:port` of this shard's data plane, opened on first request."""
-        if self._link_server is None:
-            self._link_server = await asyncio.start_server(
-                self._serve_link, self._wallet.link_host, 0
+        """The `host:port` of this shard's data plane, opened on first request: on
+        `wallet.link_host`, with mutual TLS under this host's cluster certificate when
+        `cluster.tls` is on (a host whose Ray runs without TLS refuses, saying so)."""
+        if self._link_endpoint is None:
+            if self._cluster_tls:
+                try:
+                    self._link_tls = link_server_context(files_from_ray_environment())
+                except LinkTlsError as error:
+                    log.critical(
+                        "wallet link cannot serve TLS", shard=self._index, error=str(error)
+                    )
+                    raise
+            bind, advertised = _link_addresses(self._wallet.link_host)
+            self._link_server = await asyncio.start_server(self._serve_link, bind, 0)
+            port = self._link_server.sockets[0].getsockname()[1]
+            self._link_endpoint = f"{advertised}:{port}"
+            log.info(
+                "wallet link listening",
+                shard=self._index,
+                address=f"{bind}:{port}",
+                tls=self._link_tls is not None,
             )
-        host, port = self._link_server.sockets[0].getsockname()[:2]
-        return f"{host}:{port}"
+        return self._link_endpoint
 
     async def _serve_link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._link_writers.add(writer)
@@ -165,6 +212,8 @@ class WalletShard:
                 token=self._link_token,
                 submit=self._submit,
                 frame_max_bytes=self._wallet.link_frame_max_bytes,
+                tls=self._link_tls,
+                handshake_timeout_s=self._wallet.link_handshake_timeout_s,
             )
         finally:
             self._link_writers.discard(writer)
