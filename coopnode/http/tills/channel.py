@@ -220,7 +220,7 @@ class TillConnection:
                 session_key_box=seal_session_key(self.till.public_key, self._session_key),
                 deny_version=self.hub.version,
                 deny_idms=sorted(self.hub.deny),
-                seq_seen=self.hub.seq_seen(self.till_id),
+                seq_seen=await self.hub.welcome_seq(self.till_id),
             )
         )
 
