@@ -23,7 +23,7 @@ class Cluster:
 
 def start_cluster() -> Iterator[Cluster]:
     """A Ray head and two fronts on it; everything stopped and removed afterwards."""
-    root = short_tmpdir("cnf")
+    root = short_tmpdir("cnfronts")
     head = RayHead(root / "ray")
     fronts: list[Front] = []
     try:
