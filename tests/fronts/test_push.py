@@ -151,3 +151,35 @@ async def _welcome_seq_until(front: Front, till_id: str, key: SigningKey, wanted
         if till.welcome.seq_seen >= wanted or time.monotonic() > deadline:
             return till.welcome.seq_seen
         await asyncio.sleep(0.2)
+
+
+async def test_a_sale_booked_at_one_front_and_sent_again_after_the_card_was_lost_stands(
+    cluster: Cluster,
+) -> None:
+    """The till never heard front A's answer, and the card was reported lost before it
+    sent the frame again to front B: B answers from the wallet's records, not with the
+    card's block (which the till would sell again as a new offline sale: a second charge)."""
+    front_a, front_b = cluster.front_a, cluster.front_b
+    member, card = "202615000053", "1500000000000053"
+    enrol_with_card(front_a, member, card, base=5_000)
+    till_id, key = add_till(front_a, "shop-15")
+    until(lambda: knows_till(front_b, till_id) and knows_card(front_b, card), "B's copy")
+    till_a = await RawTill(front_a.url, till_id, key).open()
+    till_b = await RawTill(front_b.url, till_id, key).open()
+    try:
+        body = till_a.tap(card, 800)
+        first = await till_a.decide(body)
+        assert first.approved
+        status, lost = front_a.request("POST", f"/api/v1/cards/{card}/lost", {})
+        assert status == 200, lost
+        await asyncio.wait_for(till_b.deny_changed.wait(), PATIENCE_S)
+        again = await till_b.decide(body, till_b.sealed(body))
+        assert again == first
+        refused = await till_b.decide(till_b.tap(card, 800, seq=body.seq + 1))
+        assert not refused.approved and refused.reason is Reason.CARD_BLOCKED
+    finally:
+        await till_a.close()
+        await till_b.close()
+    status, wallet = front_b.request("GET", f"/api/v1/wallets/{member}")
+    assert status == 200 and wallet["balances"]["base"] == 4_200, wallet
+    assert balanced(front_b)
