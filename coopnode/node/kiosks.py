@@ -50,14 +50,14 @@ class Kiosks:
         self._settings = with_absolute_paths(settings)
         # This front first, then the cluster's other fronts, without repeating this one.
         others = [url for url in settings.till.agent_node_urls if url.rstrip("/") != node_url]
-        self._node_urls = [node_url, *others]
+        self.node_urls = [node_url, *others]
         self._kiosks = kiosks
         self._actors: list[Any] = []
 
     async def start(self) -> None:
         """Start every kiosk's actor at once, then wait for each to sell or fail."""
         self._actors = [
-            start_reader_actor(self._settings, kiosk, self._node_urls) for kiosk in self._kiosks
+            start_reader_actor(self._settings, kiosk, self.node_urls) for kiosk in self._kiosks
         ]
         await asyncio.gather(
             *(

@@ -13,7 +13,8 @@ voids sale 12, `refund 12 100` refunds 100 yen of it) and from POS software on l
     POST /sale    {"amount_yen": 480}              → the outcome, once a card is tapped
     POST /void    {"tap_seq": 12}
     POST /refund  {"tap_seq": 12, "amount_yen": 100}
-    GET  /status          → online, the amount awaiting a card, queued offline taps, deny list
+    GET  /status          → online and to which node, the amount awaiting a card, queued
+                            offline taps, deny list
 
 `--node` may be given several times, once for each front of a cluster, first to last:
 the till connects to the first that takes it and moves to the next when its front is
@@ -114,6 +115,8 @@ async def pos_status(request: web.Request) -> web.Response:
     status = {
         "till_id": agent.till_id,
         "online": agent.link.online,
+        # The node (front) the till is connected to; "" while offline.
+        "node": agent.link.node_url,
         # A sale waiting for its card: the amount (0 when no sale waits).
         "awaiting_card_yen": agent.awaiting_card_yen,
         "queued_offline": agent.state.queued_count(),

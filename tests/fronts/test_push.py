@@ -85,6 +85,7 @@ async def test_a_card_lost_through_one_front_is_refused_at_the_other_within_a_se
         assert update.blocked == [card]
         # From before front A was asked until front B's till had it: the whole way.
         assert arrived_s - reported_s < PUSH_BOUND_S, arrived_s - reported_s
+        print(f"lost at front A, at front B's till {arrived_s - reported_s:.3f} s later")
 
         refused = await till.decide(till.tap(card, 100))
         assert not refused.approved and refused.reason is Reason.CARD_BLOCKED
