@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -166,3 +167,32 @@ async def test_a_till_moving_between_fronts_is_told_what_the_other_saw(
     assert await front_b.welcome_seq("till-0042") == 0
     await front_a.note_sequences()
     assert await front_b.welcome_seq("till-0042") == 17
+
+
+class FailingWatch(InProcessRegistry):
+    """A registry actor whose first waiting calls fail, as while Ray restarts it."""
+
+    def __init__(self, store: RegistryStore, failures: int) -> None:
+        super().__init__(store)
+        self.failures = failures
+
+    def __getattr__(self, method: str) -> Any:
+        if method == "changes_since" and self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("the registry actor is restarting")
+        return super().__getattr__(method)
+
+
+async def test_the_watch_outlives_failed_calls_and_pushes_what_came_after(
+    store: RegistryStore,
+) -> None:
+    registry = FailingWatch(store, failures=3)
+    front = TillHub(registry, SETTINGS, Metrics())
+    await front.start(ready_timeout_s=30.0)
+    try:
+        await _until(lambda: registry.failures == 0, "the failed calls")
+        await registry.apply.remote(msgspec.msgpack.encode(ReportLost(idm=CARD))).future()
+        await _until(lambda: CARD in front.deny, "the push after the failures")
+    finally:
+        await front.stop()
+        store.close()
