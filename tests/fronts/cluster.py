@@ -109,18 +109,23 @@ def free_port_range(length: int) -> int:
     raise RuntimeError("no free range of ports for Ray's workers")
 
 
-def _processes_under(temp_dir: Path) -> list[int]:
-    """Every process whose command line names `temp_dir` (Ray's servers and workers)."""
-    marker = str(temp_dir).encode()
+def _processes_of(temp_dir: Path, token_path: Path) -> list[int]:
+    """Every process of one cluster: its command line names the cluster's temporary
+    directory (Ray's servers and workers), or its environment the cluster's token file
+    (inherited by all of them from `ray start`, also by those that retitle themselves
+    `ray::…`, whose command line then names nothing)."""
+    in_command = str(temp_dir).encode()
+    in_environment = f"RAY_AUTH_TOKEN_PATH={token_path}\0".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             command = (entry / "cmdline").read_bytes()
+            environment = (entry / "environ").read_bytes() + b"\0"
         except OSError:
             continue
-        if marker in command:
+        if in_command in command or in_environment in environment:
             found.append(int(entry.name))
     return found
 
@@ -182,7 +187,7 @@ class RayHead:
 
     def pids(self) -> list[int]:
         """The cluster's processes still running."""
-        return _processes_under(self.temp_dir)
+        return _processes_of(self.temp_dir, self.token_path)
 
     def stop(self) -> None:
         """Stop `ray start` and everything it started; kill what is left, by its id."""

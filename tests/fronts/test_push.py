@@ -10,8 +10,11 @@ within the test arrived by push.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey
@@ -184,3 +187,42 @@ async def test_a_sale_booked_at_one_front_and_sent_again_after_the_card_was_lost
     status, wallet = front_b.request("GET", f"/api/v1/wallets/{member}")
     assert status == 200 and wallet["balances"]["base"] == 4_200, wallet
     assert balanced(front_b)
+
+
+def actor_pids(cluster: Cluster, class_name: str) -> list[int]:
+    """The cluster's processes that run an actor of `class_name` (Ray titles them so)."""
+    title = f"ray::{class_name}".encode()
+    pids = []
+    for pid in cluster.head.pids():
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if command.startswith(title):
+            pids.append(pid)
+    return pids
+
+
+async def test_changes_are_pushed_again_once_the_registry_actor_restarted(
+    cluster: Cluster,
+) -> None:
+    """Ray restarts a registry actor that was killed; each front's waiting call failed
+    with it, and is made again to the new actor, whose log is empty."""
+    front_a, front_b = cluster.front_a, cluster.front_b
+    member, card = "202615000061", "1500000000000061"
+    enrol_with_card(front_a, member, card, base=5_000)
+    till_id, key = add_till(front_a, "shop-15")
+    until(lambda: knows_till(front_b, till_id) and knows_card(front_b, card), "B's copy")
+    [registry_pid] = actor_pids(cluster, "RegistryActor")
+    os.kill(registry_pid, signal.SIGKILL)
+    until(lambda: actor_pids(cluster, "RegistryActor") not in ([], [registry_pid]), "restart")
+    till = await RawTill(front_b.url, till_id, key).open()
+    try:
+        status, lost = await asyncio.to_thread(
+            front_a.request, "POST", f"/api/v1/cards/{card}/lost", {}
+        )
+        assert status == 200, lost
+        await asyncio.wait_for(till.deny_changed.wait(), PATIENCE_S)
+        assert till.deny_updates[0][1].blocked == [card]
+    finally:
+        await till.close()
