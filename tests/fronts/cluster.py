@@ -21,6 +21,7 @@ front's directory before a second starts, as an operator puts them on every host
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -133,9 +134,13 @@ def _processes_of(temp_dir: Path, token_path: Path) -> list[int]:
 class RayHead:
     """`ray start --head` on loopback with its own temporary directory and ports."""
 
-    def __init__(self, temp_dir: Path, num_cpus: int = 1) -> None:
+    def __init__(
+        self, temp_dir: Path, num_cpus: int = 1, resources: dict[str, float] | None = None
+    ) -> None:
         self.temp_dir = temp_dir
         self.num_cpus = num_cpus
+        # What the head declares it holds besides CPUs (a kiosk's reader: `reader:<name>`).
+        self.resources = resources or {}
         self.address = ""
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = temp_dir.parent / f"{temp_dir.name}-ray-start.log"
@@ -157,6 +162,7 @@ class RayHead:
             "--object-store-memory=100000000",
             "--include-dashboard=false",
             "--disable-usage-stats",
+            f"--resources={json.dumps(self.resources)}",
             f"--min-worker-port={worker_low}",
             f"--max-worker-port={worker_low + _WORKER_PORTS - 1}",
             *(f"{flag}={port}" for flag, port in zip(_HEAD_PORT_FLAGS, ports, strict=True)),
