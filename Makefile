@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck pytest browser bench clean
+.PHONY: run test lint typecheck pytest browser redis bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 	@test -d /usr/share/fonts/opentype/noto || (apt-get update && apt-get install -y --no-install-recommends fonts-noto-cjk)
 
-pytest: $(STAMP) browser
+## The cluster tests run a Ray head that keeps its state in Debian's Redis (GCS fault
+## tolerance), as a co-op's cluster would.
+redis:
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y --no-install-recommends redis-server)
+
+pytest: $(STAMP) browser redis
 	$(BIN)/pytest
 
 ## Run every benchmark and print its figures, the node's taps beside the PostgreSQL peer's

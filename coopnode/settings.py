@@ -63,7 +63,12 @@ class NodeSettings(_Section, frozen=True):
     # CPUs a local Ray may use; the machine this was built on has two.
     ray_num_cpus: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
     # Ray's session files; empty means `<data_dir>/ray`. Ray's sockets need a short path.
+    # Joining a cluster, the temp dir this host's Ray node was started with (`ray start
+    # --temp-dir`), which picks that node where one machine runs several; empty: any.
     ray_tmp_dir: str = ""
+    # Joining a cluster: the address this host's Ray node was started with
+    # (`ray start --node-ip-address`); empty lets Ray find the host's address.
+    ray_node_ip_address: Annotated[str, msgspec.Meta(max_length=64)] = ""
     # The staff token is read from this file; empty means `<data_dir>/staff-token`,
     # created with a random token at first start in development.
     staff_token_file: str = ""
@@ -693,6 +698,49 @@ class PaymentsSettings(_Section, frozen=True):
     call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
 
 
+DiskName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+
+
+class DiskSettings(_Section, frozen=True):
+    """A disk of a cluster host: the host declares the Ray resource `disk:<name>` to
+    `ray start` and keeps the stores placed on the disk under `data_dir` (an absolute path
+    on that host)."""
+
+    name: DiskName
+    data_dir: Annotated[str, msgspec.Meta(pattern="^/", max_length=4096)]
+
+
+class ClusterSettings(_Section, frozen=True):
+    """Where the stores live when the node runs on several hosts (one host: leave empty).
+
+    A store is always placed on the host that holds its files: each wallet shard on the
+    disk `wallet_shard_disks[index]` names, the registry, identity, payments and notifier
+    together on `stores_disk`. Ray places each owning actor by the disk's resource, so
+    when Ray restarts one it comes back on its host and finds its files there.
+    """
+
+    # The hosts' disks (a co-op federation runs a handful of hosts).
+    disks: Annotated[list[DiskSettings], msgspec.Meta(max_length=64)] = []
+    # The disk of each wallet shard, by shard index: as many as `wallet.shard_count`.
+    wallet_shard_disks: Annotated[list[DiskName], msgspec.Meta(max_length=64)] = []
+    # The disk of the registry, identity, payments and notifier stores.
+    stores_disk: Annotated[str, msgspec.Meta(pattern=r"^([a-z0-9][a-z0-9-]{0,39})?$")] = ""
+    # The file of the secret that fronts and shards share on the wallet's data links; on a
+    # cluster every host is given the same file (its own data directories differ).
+    link_token_file: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+
+    @property
+    def placed(self) -> bool:
+        """Whether the stores are placed on named disks (a cluster), not the front's host."""
+        return bool(self.disks)
+
+    def disk(self, name: str) -> DiskSettings:
+        for disk in self.disks:
+            if disk.name == name:
+                return disk
+        raise KeyError(name)
+
+
 def _default_coops() -> dict[str, CoopRules]:
     return {"demo": CoopRules(name="デモ大学生活協同組合")}
 
@@ -709,6 +757,7 @@ class Settings(_Section, frozen=True):
     identity: IdentitySettings = msgspec.field(default_factory=IdentitySettings)
     portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
     payments: PaymentsSettings = msgspec.field(default_factory=PaymentsSettings)
+    cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
     # The co-ops this node serves, by id.
     coops: dict[str, CoopRules] = msgspec.field(default_factory=_default_coops)
 
@@ -729,6 +778,45 @@ class Settings(_Section, frozen=True):
                 f"a wallet call with every retry ({wallet.call_with_retries_s:.1f} s: "
                 "wallet.call_timeout_s × (call_retry_max + 1) and the backoff)"
             )
+        self._check_placement()
+
+    def _check_placement(self) -> None:
+        """Every store of a cluster has a disk, and every disk named is declared."""
+        cluster = self.cluster
+        if not cluster.placed:
+            if cluster.wallet_shard_disks or cluster.stores_disk:
+                raise ValueError(
+                    "cluster.wallet_shard_disks and cluster.stores_disk name disks, but "
+                    "cluster.disks declares none"
+                )
+            return
+        names = [disk.name for disk in cluster.disks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"cluster.disks: a disk is declared twice ({names})")
+        if len(cluster.wallet_shard_disks) != self.wallet.shard_count:
+            raise ValueError(
+                f"cluster.wallet_shard_disks names {len(cluster.wallet_shard_disks)} disks "
+                f"for wallet.shard_count = {self.wallet.shard_count} shards: one per shard"
+            )
+        for name in [*cluster.wallet_shard_disks, cluster.stores_disk]:
+            if name not in names:
+                raise ValueError(
+                    f"cluster: the disk {name!r} is not declared in cluster.disks ({names})"
+                )
+        for setting, value in (
+            ("cluster.link_token_file", cluster.link_token_file),
+            ("node.staff_token_file", self.node.staff_token_file),
+            ("payments.konbini_webhook_key_file", self.payments.konbini_webhook_key_file),
+            ("verification.passcode_key_file", self.verification.passcode_key_file),
+            ("identity.identity_key_file", self.identity.identity_key_file),
+        ):
+            if not value:
+                # Each front has its own data directory: a secret made there would differ
+                # from the one the other fronts made.
+                raise ValueError(
+                    f"{setting} must name a file on a cluster: every front and host is "
+                    "given the same secret"
+                )
 
     @property
     def data_path(self) -> Path:

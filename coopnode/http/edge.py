@@ -231,6 +231,12 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
 
 # Input ------------------------------------------------------------------------------------------
 
+
+class Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The base of the API's JSON bodies and answers: a field the API does not know is
+    refused, not ignored, so a misspelt field is a 400 and never a silent default."""
+
+
 BodyT = TypeVar("BodyT")
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 

@@ -15,43 +15,43 @@ the domain's (`coopnode.domain.errors`):
         │                        token, no session); raised before the handler runs
         ├── FormRefused          a posted form that is not read: too large, not UTF-8,
         │                        not urlencoded, or sent from another site (`forms.py`)
-        ├── IdentityRefused      the identity actor's `Refused` reply, with the status the
-        │                        actor chose (see below)
+        ├── IdentityRefused      the identity actor's `Refused` reply: a reason code (an
+        │                        `IdentityReason`, or a wallet `Reason` at enrolment)
         └── PageError            a portal page's refusal: a catalogue key and the status
                                  of that page; answered as the error page in the member's
                                  language, never as JSON
 
 The status of an `ApiError` is looked up in `REASON_STATUS` and nowhere else: a raise
 names a reason, never a number, and a reason missing from the table is a programmer
-error (`InvariantViolation`). Two kinds keep the status they arrive with, and each is
-made in one place: `IdentityRefused.__init__` reads the status of the identity actor's
-reply (its codes include authlib's, and one code can mean 400 at one step and 409 at
-another: `passcode_used`), and a `PageError` states its page's status. aiohttp's own
-refusals (no such route, a method the route does not take) keep theirs too. The store
-network's webhook is outside the tree: it answers the network's own protocol
-(`WebhookAnswer`, in `api/konbini.py`), not the API's refusals.
+error (`InvariantViolation`). The identity actor names reasons only (`IdentityReason`,
+authlib's OAuth codes among them), and the table has a row for each; a reason has one
+status wherever it is raised, which the table's building checks. One kind keeps the
+status it arrives with, made in one place: a `PageError` states its page's status.
+aiohttp's own refusals (no such route, a method the route does not take) keep theirs
+too. The store network's webhook is outside the tree: it answers the network's own
+protocol (`WebhookAnswer`, in `api/konbini.py`), not the API's refusals.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
 
 import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from coopnode.actors.identity.messages import Refused
+from coopnode.actors.identity.messages import IdentityReason, Refused
 from coopnode.domain.errors import InvalidInput, InvariantViolation, OperatingError
 from coopnode.domain.money import Reason
 from coopnode.logs import get_logger
 
 log = get_logger(__name__)
 
-# Every reason code the front answers with, and its status. The wallet's reasons first
-# (every `Reason`, which `Declined` results and the registry carry), then the front's own.
-REASON_STATUS: dict[str, int] = {
+# The wallet's reasons: every `Reason`, which `Declined` results and the registry carry
+# (and the identity actor passes on when a wallet cannot be opened at enrolment).
+_WALLET_STATUS: dict[Reason, int] = {
     Reason.INSUFFICIENT_FUNDS: 402,
     Reason.SUSPENDED: 403,
     Reason.CARD_BLOCKED: 403,
@@ -76,6 +76,9 @@ REASON_STATUS: dict[str, int] = {
     Reason.OUTCOME_UNKNOWN: 503,
     Reason.STORAGE_FULL: 507,
     Reason.OPERATION_FAILED: 500,
+}
+# The front's own reasons.
+_FRONT_STATUS: dict[str, int] = {
     # A form that is not one of this node's pages' (`forms.py`).
     "invalid_request": 400,
     "foreign_origin": 403,
@@ -92,6 +95,96 @@ REASON_STATUS: dict[str, int] = {
     "already_credited": 409,
     "refused": 409,
 }
+# The identity actor's reasons: every `IdentityReason`.
+_IDENTITY_STATUS: dict[IdentityReason, int] = {
+    # Sessions and sign-in.
+    IdentityReason.UNAUTHORIZED: 401,
+    IdentityReason.SESSION_EXPIRED: 401,
+    IdentityReason.CSRF: 403,
+    IdentityReason.INVALID_CREDENTIALS: 401,
+    IdentityReason.LOCKED: 429,
+    # Flows and the records they touch.
+    IdentityReason.NOT_FOUND: 404,
+    IdentityReason.FLOW_EXPIRED: 410,
+    IdentityReason.OUT_OF_ORDER: 409,
+    IdentityReason.NO_MATCH: 404,
+    IdentityReason.PHONE_MISMATCH: 400,
+    IdentityReason.EMONEY_IN_USE: 409,
+    IdentityReason.MAIL_IN_USE: 409,
+    IdentityReason.PHONE_IN_USE: 409,
+    IdentityReason.CONFLICT: 409,
+    # Values out of bounds.
+    IdentityReason.INVALID_INPUT: 400,
+    IdentityReason.INVALID_MAIL: 400,
+    IdentityReason.INVALID_PHONE: 400,
+    IdentityReason.INVALID_STAFF_ID: 400,
+    # Codes that were sent: wrong (400), gone (410), spent (409), or not now (429).
+    IdentityReason.PASSCODE_WRONG: 400,
+    IdentityReason.PASSCODE_EXPIRED: 410,
+    IdentityReason.PASSCODE_USED: 409,
+    IdentityReason.PASSCODE_LOCKED: 429,
+    IdentityReason.PASSCODE_COOLDOWN: 429,
+    IdentityReason.PASSCODE_RATE_LIMITED: 429,
+    # An authenticator app's code used before: like a wrong one, the app shows the next.
+    IdentityReason.TOTP_USED: 400,
+    # A new password the rules refuse, whichever rule.
+    **{reason: 400 for reason in IdentityReason if reason.startswith("password_")},
+    # Not now.
+    IdentityReason.BUSY: 503,
+    IdentityReason.WALLET: 503,
+    # Family access and the member desk.
+    IdentityReason.FAMILY_SELF: 409,
+    IdentityReason.FAMILY_TOO_MANY: 409,
+    IdentityReason.FAMILY_INVITATIONS_EXHAUSTED: 429,
+    IdentityReason.DESK_DAILY_LIMIT: 429,
+    IdentityReason.DOCUMENT_UNKNOWN: 404,
+    IdentityReason.EVENT_UNKNOWN: 404,
+    IdentityReason.EVENT_CLOSED: 409,
+    IdentityReason.EVENT_FULL: 409,
+    # OAuth, with the statuses authlib gives its errors (RFC 6749 §4.1.2.1, RFC 6750 §3.1).
+    IdentityReason.INVALID_REQUEST: 400,
+    IdentityReason.INVALID_CLIENT: 400,
+    IdentityReason.INVALID_GRANT: 400,
+    IdentityReason.UNAUTHORIZED_CLIENT: 400,
+    IdentityReason.UNSUPPORTED_RESPONSE_TYPE: 400,
+    IdentityReason.UNSUPPORTED_GRANT_TYPE: 400,
+    IdentityReason.INVALID_SCOPE: 400,
+    IdentityReason.ACCESS_DENIED: 400,
+    IdentityReason.INSECURE_TRANSPORT: 400,
+    IdentityReason.MISSING_AUTHORIZATION: 401,
+    IdentityReason.UNSUPPORTED_TOKEN_TYPE: 401,
+    IdentityReason.INVALID_TOKEN: 401,
+    IdentityReason.INSUFFICIENT_SCOPE: 403,
+}
+
+
+def one_status_each(*groups: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """The groups' rows as one table. A reason may stand in two groups (`unauthorized` is
+    the edge's and the identity actor's) with one status; with two, it is a defect."""
+    table: dict[str, int] = {}
+    for group in groups:
+        for reason, status in group:
+            code = str(reason)
+            if table.setdefault(code, status) != status:
+                raise InvariantViolation(
+                    f"the reason {code!r} has two statuses: {table[code]} and {status}"
+                )
+    return table
+
+
+# Every reason code the front answers with, and its status.
+REASON_STATUS: dict[str, int] = one_status_each(
+    _WALLET_STATUS.items(), _FRONT_STATUS.items(), _IDENTITY_STATUS.items()
+)
+
+
+def status_of(reason: str) -> int:
+    """The HTTP status of a reason code; a code without one is a programmer error."""
+    status = REASON_STATUS.get(reason)
+    if status is None:
+        raise InvariantViolation(f"the reason {reason!r} has no status in REASON_STATUS")
+    return status
+
 
 # Methods that change nothing: a read that timed out is simply "try again", and a
 # session reads without its CSRF token.
@@ -129,10 +222,7 @@ class ApiError(OperatingError):
         self.attempts_left = attempts_left
 
     def _status_of(self, reason: str) -> int:
-        status = REASON_STATUS.get(reason)
-        if status is None:
-            raise InvariantViolation(f"the reason {reason!r} has no status in REASON_STATUS")
-        return status
+        return status_of(reason)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.status}, {self.reason!r}, {self.message!r})"
@@ -147,7 +237,7 @@ class FormRefused(ApiError):
 
 
 class IdentityRefused(ApiError):
-    """The identity actor refused: its reply, with the status the actor chose."""
+    """The identity actor refused: its reply, answered with its reason's status."""
 
     def __init__(self, refused: Refused) -> None:
         self.refused = refused
@@ -157,9 +247,6 @@ class IdentityRefused(ApiError):
             retry_after_s=refused.retry_after_s,
             attempts_left=refused.attempts_left,
         )
-
-    def _status_of(self, reason: str) -> int:
-        return self.refused.status
 
 
 class PageError(ApiError):

@@ -81,6 +81,7 @@ class NodeProcess:
         cwd: Path | None = None,
         port: int = 0,
         niceness: int = 0,
+        staff_token_file: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         # Above 0 the node's process tree runs at a lower CPU priority (`lower_priority`).
@@ -95,6 +96,9 @@ class NodeProcess:
         self.url = ""
         self.token = ""
         self.log_path = data_dir / "node.log"
+        # Where the node keeps the staff token (`node.staff_token_file`; a cluster's fronts
+        # share one): by default in the data directory.
+        self.staff_token_file = staff_token_file or data_dir / "staff-token"
         # How `request` verifies a node that serves HTTPS (`node.tls_cert_file`).
         self.ssl_context: ssl.SSLContext | None = None
 
@@ -153,7 +157,7 @@ class NodeProcess:
                 raise TimeoutError(f"node did not start:\n{self.log_tail()}")
             time.sleep(0.1)
         self.url = url_file.read_text().strip()
-        self.token = (self.data_dir / "staff-token").read_text().strip()
+        self.token = self.staff_token_file.read_text().strip()
         return self
 
     def log_tail(self, lines: int = 40) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import ray
 
+from coopnode.actors.kernel.placement import shard_home, stores_home
 from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE, named_actor, settings_json
 from coopnode.actors.registry.actor import REGISTRY_NAME, RegistryActor
 from coopnode.actors.wallet.shard import WalletShard, shard_name
@@ -25,10 +26,14 @@ def start_ray(settings: Settings, resources: dict[str, float] | None = None) -> 
     # Ray would otherwise try to report usage over the network, which this node must not.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if settings.node.ray_address:
+        # On a host that runs several Ray nodes (a test cluster on one machine), the
+        # front attaches to its own host's node: the one started with this temp dir.
         ray.init(
             address=settings.node.ray_address,
             namespace=RAY_NAMESPACE,
             logging_level=logging.WARNING,
+            _temp_dir=settings.node.ray_tmp_dir or None,
+            _node_ip_address=settings.node.ray_node_ip_address or None,
         )
         return
     temp_dir = settings.ray_tmp_path.resolve()
@@ -60,14 +65,32 @@ def create_shards(settings: Settings, link_token: str) -> list[Any]:
     `link_token` authenticates the front on each shard's data plane; it comes from a
     secret file in the data directory so that a joining front and restarted shards agree.
     """
-    encoded = settings_json(settings)
-    return [
-        named_actor(WalletShard, shard_name(index), settings, index, encoded, link_token)
-        for index in range(settings.wallet.shard_count)
-    ]
+    shards = []
+    for index in range(settings.wallet.shard_count):
+        home = shard_home(settings, index)
+        encoded = settings_json(home.settings)
+        shards.append(
+            named_actor(
+                WalletShard,
+                shard_name(index),
+                settings,
+                index,
+                encoded,
+                link_token,
+                resources=home.resources,
+            )
+        )
+    return shards
 
 
 def create_registry(settings: Settings) -> Any:
     """Create (or find, when joining a running cluster) the card and till registry actor;
     staff changes are rare and small, and it holds no CPU slot."""
-    return named_actor(RegistryActor, REGISTRY_NAME, settings, settings_json(settings))
+    home = stores_home(settings)
+    return named_actor(
+        RegistryActor,
+        REGISTRY_NAME,
+        settings,
+        settings_json(home.settings),
+        resources=home.resources,
+    )

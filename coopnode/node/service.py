@@ -70,9 +70,19 @@ def check_layout(settings: Settings) -> None:
     path.write_bytes(msgspec.json.encode(wanted))
 
 
+def link_token_path(settings: Settings) -> Path:
+    """The secret of the wallet's data links: a cluster's is given to every host."""
+    if settings.cluster.link_token_file:
+        return Path(settings.cluster.link_token_file)
+    return settings.data_path / "wallet" / "link-token"
+
+
 def serve(settings: Settings, *, demo: bool) -> None:
     """Run the node until SIGINT or SIGTERM."""
-    check_layout(settings)
+    if not settings.cluster.placed:
+        # On a cluster the shards' files are on their hosts, and each shard checks its own
+        # (shard index, count and layout) when it opens them.
+        check_layout(settings)
     # Checked before Ray starts, so that a bad certificate or key stops the node at once.
     tls = server_tls(settings.node)
     staff_token = read_or_create_secret(settings.staff_token_path, settings)
@@ -82,7 +92,7 @@ def serve(settings: Settings, *, demo: bool) -> None:
     if demo and settings.till.demo_till:
         readers.append(DEMO_READER)
     start_ray(settings, kiosk_resources(readers))
-    link_token = read_or_create_internal_secret(settings.data_path / "wallet" / "link-token")
+    link_token = read_or_create_internal_secret(link_token_path(settings))
     try:
         shards = create_shards(settings, link_token)
         # uvloop: the front's CPU per till tap fell by about a tenth (benchmarks/tills.py).

@@ -18,9 +18,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from coopnode.actors.identity.answers import refused
 from coopnode.actors.identity.messages import (
     Answer,
     CheckSession,
+    IdentityReason,
     IdentityRequest,
     OAuthIntrospect,
     Principal,
@@ -147,20 +149,20 @@ class FakeIdentity:
     def _session(self, check: CheckSession) -> Principal | Refused:
         principal = self.sessions.get(check.session_id)
         if principal is None or principal.kind not in check.kinds:
-            return Refused(status=401, reason="unauthorized", message="sign in first")
+            return refused(IdentityReason.UNAUTHORIZED, "sign in first")
         if check.csrf_token is not None and check.csrf_token != csrf_of(check.session_id):
-            return Refused(status=403, reason="csrf", message="the CSRF token is missing or wrong")
+            return refused(IdentityReason.CSRF, "the CSRF token is missing or wrong")
         return principal
 
     def _token(self, introspect: OAuthIntrospect) -> TokenInfo | Refused:
         if not introspect.authorization:
-            return Refused(status=401, reason="missing_authorization", message="no token")
+            return refused(IdentityReason.MISSING_AUTHORIZATION, "no token")
         scheme, _, token = introspect.authorization.partition(" ")
         scope = self.tokens.get(token) if scheme == "Bearer" else None
         if scope is None:
-            return Refused(status=401, reason="invalid_token", message="the token is not known")
+            return refused(IdentityReason.INVALID_TOKEN, "the token is not known")
         if introspect.scope not in scope.split():
-            return Refused(status=403, reason="insufficient_scope", message="not this scope")
+            return refused(IdentityReason.INSUFFICIENT_SCOPE, "not this scope")
         return TokenInfo(member_no=MEMBER_NO, scope=scope, grant_id="grant-1", client_id="app")
 
 

@@ -163,12 +163,13 @@ async def test_portal_sign_in_with_sms_voice_and_totp(node: NodeProcess) -> None
             {"mail": member.mail, "password": PASSWORD},
         )
         assert status == 200 and "totp" in flow["methods"]
-        # The code just used is refused (no replay); the next step's code is accepted.
+        # The code just used is refused (no replay: `totp_used`, 400, where a mailed code
+        # used twice is `passcode_used`, 409); the next step's code is accepted.
         totp_step = {"flow_id": flow["flow_id"], "code": code}
         status, replay = await call(
             client, node, "POST", "/api/v1/portal/sign-in/verify-totp", totp_step
         )
-        assert status == 400 and replay["reason"] == "passcode_used", replay
+        assert status == 400 and replay["reason"] == "totp_used", replay
         totp_step["code"] = passcodes.totp_code(secret, time.time() + 30)
         status, signed_in = await call(
             client, node, "POST", "/api/v1/portal/sign-in/verify-totp", totp_step

@@ -40,6 +40,7 @@ from coopnode.domain import passcodes
 from coopnode.domain.identity import FlowKind, SessionKind
 from coopnode.domain.messages import Pay
 from coopnode.domain.money import TillKind
+from coopnode.http.errors import status_of
 from tests.identity.harness import Harness
 
 MEMBER = "202612345678"
@@ -140,7 +141,7 @@ async def test_enrolment_opens_the_wallet_and_mails_every_item(harness: Harness)
     again = await enrol(harness)
     assert not again.created and len(harness.sent) == sent
     other = await harness.call(Enrol(actor="test", enrolment=enrolment(mail="x@demo-u.ac.jp")))
-    assert isinstance(other, Refused) and other.status == 409
+    assert isinstance(other, Refused) and status_of(other.reason) == 409
 
 
 async def test_password_rule_blocklist_and_maximum(harness: Harness) -> None:
@@ -241,7 +242,7 @@ async def test_unknown_and_known_addresses_answer_alike(harness: Harness) -> Non
     absent = await harness.call(
         SignIn(kind=SessionKind.PORTAL, identifier="nobody@demo-u.ac.jp", password=bad)
     )
-    assert wrong == absent and isinstance(wrong, Refused) and wrong.status == 401
+    assert wrong == absent and isinstance(wrong, Refused) and status_of(wrong.reason) == 401
     lookups = [
         await harness.call(MailChangeStart(member_no=member_no, birth_date="2000-01-01"))
         for member_no in (MEMBER, "209999999999")
@@ -401,7 +402,7 @@ async def test_a_login_storm_queues_in_the_bounded_pool(tmp_path: Path) -> None:
         login = SignIn(kind=SessionKind.MYPAGE, identifier=MAIL, password=PASSWORD)
         answers = await asyncio.gather(*(harness.call(login) for _ in range(300)))
         busy = [a for a in answers if isinstance(a, Refused)]
-        assert all(a.status == 503 and a.reason == "busy" for a in busy)
+        assert all(status_of(a.reason) == 503 and a.reason == "busy" for a in busy)
         assert len(answers) - len(busy) == 9  # One hashing, eight queued.
         assert harness.hasher.waiting == 0
     finally:

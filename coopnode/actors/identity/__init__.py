@@ -11,11 +11,14 @@ holds; no part inherits from another.
 The shell and what the parts share
     actor           the Ray actor, the front's client to it, and `build_service`
     service         `IdentityService`: the one face, and the table of handlers
-    messages        the requests and replies that cross to the front
+    messages/       the requests and replies that cross to the front, a module per part
+                    behind one face; `Refused` carries an `IdentityReason`, never an
+                    HTTP status (the edge's one table gives it)
     store           the LMDB environment every part reads and writes
     context         `IdentityContext`, what every part holds
     keys            sealing and keyed digests with the node's identity key
-    answers         `answer`, `refused` and the refusals the parts share
+    answers         `answer`, `refused` (the one way a part says no) and the refusals
+                    the parts share
     flows           flow records and their one-time codes, for the parts that run flows
     passwords       argon2id hashing in a bounded pool of threads
 

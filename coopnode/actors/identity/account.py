@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import msgspec
 
-from coopnode.actors.identity.answers import refused
+from coopnode.actors.identity.answers import refused, totp_refusal
 from coopnode.actors.identity.context import IdentityContext
 from coopnode.actors.identity.messages import (
     Done,
-    ErrorCode,
     GetProfile,
+    IdentityReason,
     Profile,
     Refused,
     TotpBegin,
@@ -34,7 +34,7 @@ class MemberAccount:
         with self.context.store.read() as tx:
             account = tx.account(request.member_no)
         if account is None:
-            return refused(404, ErrorCode.NOT_FOUND, "no such member")
+            return refused(IdentityReason.NOT_FOUND, "no such member")
         return Profile(
             member_no=account.member_no,
             coop=account.coop,
@@ -53,7 +53,7 @@ class MemberAccount:
         with context.store.write() as tx:
             account = tx.account(request.member_no)
             if account is None:
-                return refused(404, ErrorCode.NOT_FOUND, "no such member")
+                return refused(IdentityReason.NOT_FOUND, "no such member")
             tx.put_account(
                 msgspec.structs.replace(
                     account, totp_pending_sealed=context.keys.seal(secret.encode())
@@ -68,7 +68,7 @@ class MemberAccount:
             account = tx.account(request.member_no)
             if account is None or not account.totp_pending_sealed:
                 return refused(
-                    409, ErrorCode.OUT_OF_ORDER, "start the authenticator enrolment first"
+                    IdentityReason.OUT_OF_ORDER, "start the authenticator enrolment first"
                 )
             secret = context.keys.unseal(account.totp_pending_sealed).decode()
             state, result = passcodes.totp_verify(
@@ -78,9 +78,7 @@ class MemberAccount:
                 policy=context.policy,
             )
             if result.reason is not PasscodeReason.OK:
-                return refused(
-                    400, "passcode_wrong", "the code from the authenticator app is not correct"
-                )
+                return totp_refusal(PasscodeReason.WRONG)
             tx.put_account(
                 msgspec.structs.replace(
                     account,

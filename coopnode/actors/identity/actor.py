@@ -23,11 +23,11 @@ from typing import Any, Protocol
 
 import msgspec
 
+from coopnode.actors.identity.answers import answer, refused
 from coopnode.actors.identity.messages import (
     Answer,
-    ErrorCode,
+    IdentityReason,
     IdentityRequest,
-    Refused,
     answer_decoder,
     request_decoder,
     request_encoder,
@@ -35,6 +35,7 @@ from coopnode.actors.identity.messages import (
 from coopnode.actors.identity.passwords import PasswordHasher
 from coopnode.actors.identity.service import IdentityService
 from coopnode.actors.identity.store import IdentityStore
+from coopnode.actors.kernel.placement import stores_home
 from coopnode.actors.kernel.ray_calls import ActorCallFailed, answer_of, named_actor, settings_json
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.errors import InvariantViolation
@@ -128,18 +129,19 @@ class IdentityActor:
 def create_identity_actor(settings: Settings) -> Any:
     """Create (or find, when joining a running cluster) the identity actor; it waits on
     argon2id threads and fsync, and holds no CPU slot."""
-    return named_actor(IdentityActor, IDENTITY_ACTOR_NAME, settings, settings_json(settings))
+    home = stores_home(settings)
+    return named_actor(
+        IdentityActor,
+        IDENTITY_ACTOR_NAME,
+        settings,
+        settings_json(home.settings),
+        resources=home.resources,
+    )
 
 
 def _unavailable() -> Answer:
-    return Answer(
-        reply=Refused(
-            status=503,
-            reason=ErrorCode.BUSY,
-            message="the identity service is unavailable; try again shortly",
-            retry_after_s=1,
-        )
-    )
+    message = "the identity service is unavailable; try again shortly"
+    return answer(refused(IdentityReason.BUSY, message, retry_after_s=1))
 
 
 class IdentityPort(Protocol):

@@ -41,7 +41,6 @@ from coopnode.actors.identity.messages import (
     DocumentMarkSent,
     DocumentNew,
     Done,
-    ErrorCode,
     EventApply,
     EventAttendanceSet,
     EventCancel,
@@ -49,6 +48,7 @@ from coopnode.actors.identity.messages import (
     EventRoster,
     EventRosterGet,
     EventSeat,
+    IdentityReason,
     InquiryAnswerNew,
     InquiryList,
     InquiryNew,
@@ -103,7 +103,7 @@ def _numbered_key(tx: Tx, index: bytes, number: int) -> bytes | None:
 
 
 def _bad(message: str) -> Refused:
-    return refused(400, ErrorCode.INVALID_INPUT, message)
+    return refused(IdentityReason.INVALID_INPUT, message)
 
 
 class MemberDesk:
@@ -214,7 +214,7 @@ class MemberDesk:
             if not self._count_today(
                 tx, request.member_no, "inquiry", bounds.inquiries_per_day_max
             ):
-                return refused(429, "desk_daily_limit", "too many inquiries today")
+                return refused(IdentityReason.DESK_DAILY_LIMIT, "too many inquiries today")
             number = self._next(tx, b"inquiry")
             inquiry = Inquiry(
                 inquiry_no=number,
@@ -248,10 +248,10 @@ class MemberDesk:
                 None,
             )
             if offer is None:
-                return refused(404, "document_unknown", "the co-op offers no such document")
+                return refused(IdentityReason.DOCUMENT_UNKNOWN, "the co-op offers no such document")
             limit = self.bounds.document_requests_per_day_max
             if not self._count_today(tx, request.member_no, "document", limit):
-                return refused(429, "desk_daily_limit", "too many document requests today")
+                return refused(IdentityReason.DESK_DAILY_LIMIT, "too many document requests today")
             number = self._next(tx, b"document")
             download = offer.provided_by == "download"
             record = DocumentRequest(
@@ -278,14 +278,14 @@ class MemberDesk:
             account = self._account(tx, request.member_no)
             event = self._event(tx, request.event_id)
             if event is None or event.coop != account.coop:
-                return refused(404, "event_unknown", "no such event")
+                return refused(IdentityReason.EVENT_UNKNOWN, "no such event")
             current = tx.desk_get(key, EventApplication)
             if current is not None and current.status is ApplicationStatus.APPLIED:
                 return DeskNumber(number=current.application_no)
             if not event_open(event, self.clock()):
-                return refused(409, "event_closed", "the application period is over")
+                return refused(IdentityReason.EVENT_CLOSED, "the application period is over")
             if event.applied >= event.capacity:
-                return refused(409, "event_full", "the event is full")
+                return refused(IdentityReason.EVENT_FULL, "the event is full")
             number = current.application_no if current else self._next(tx, b"application")
             application = EventApplication(
                 application_no=number,
@@ -309,11 +309,11 @@ class MemberDesk:
             application = tx.desk_get(key, EventApplication)
             event = self._event(tx, request.event_id)
             if application is None or event is None:
-                return refused(404, "event_unknown", "no such application")
+                return refused(IdentityReason.EVENT_UNKNOWN, "no such application")
             if application.status is ApplicationStatus.CANCELLED:
                 return Done(message="the application was cancelled")
             if not event_open(event, self.clock()):
-                return refused(409, "event_closed", "the application period is over")
+                return refused(IdentityReason.EVENT_CLOSED, "the application period is over")
             cancelled = msgspec.structs.replace(
                 application, status=ApplicationStatus.CANCELLED, cancelled_at_s=self.clock()
             )
@@ -328,7 +328,7 @@ class MemberDesk:
         with self.store.write() as tx:
             limit = self.bounds.card_attempts_per_day_max
             if not self._count_today(tx, request.member_no, "card", limit):
-                return refused(429, "desk_daily_limit", "too many card registrations today")
+                return refused(IdentityReason.DESK_DAILY_LIMIT, "too many card registrations today")
         return Done(message="counted")
 
     # Staff -------------------------------------------------------------------------------
@@ -372,9 +372,9 @@ class MemberDesk:
         with self.store.write() as tx:
             key = _numbered_key(tx, b"I", request.inquiry_no)
             if key is None or (inquiry := tx.desk_get(key, Inquiry)) is None:
-                return answer(refused(404, ErrorCode.NOT_FOUND, "no such inquiry"))
+                return answer(refused(IdentityReason.NOT_FOUND, "no such inquiry"))
             if inquiry.status is InquiryStatus.ANSWERED:
-                return answer(refused(409, ErrorCode.CONFLICT, "the inquiry is answered already"))
+                return answer(refused(IdentityReason.CONFLICT, "the inquiry is answered already"))
             answered = msgspec.structs.replace(
                 inquiry,
                 status=InquiryStatus.ANSWERED,
@@ -416,9 +416,9 @@ class MemberDesk:
         with self.store.write() as tx:
             key = _numbered_key(tx, b"D", request.request_no)
             if key is None or (record := tx.desk_get(key, DocumentRequest)) is None:
-                return refused(404, ErrorCode.NOT_FOUND, "no such document request")
+                return refused(IdentityReason.NOT_FOUND, "no such document request")
             if record.status is not DocumentStatus.REQUESTED:
-                return refused(409, ErrorCode.CONFLICT, "the request is not waiting to be posted")
+                return refused(IdentityReason.CONFLICT, "the request is not waiting to be posted")
             sent = msgspec.structs.replace(
                 record, status=DocumentStatus.SENT, sent_at_s=self.clock()
             )
@@ -471,7 +471,7 @@ class MemberDesk:
         with self.store.read() as tx:
             event = self._event(tx, request.event_id)
             if event is None:
-                return refused(404, ErrorCode.NOT_FOUND, "no such event")
+                return refused(IdentityReason.NOT_FOUND, "no such event")
             prefix = b"r" + _no(event.event_id)
             applications = []
             for key, _ in tx.desk_scan_raw(prefix, self.bounds.event_capacity_max * 2):
@@ -490,9 +490,9 @@ class MemberDesk:
             event = self._event(tx, request.event_id)
             application = tx.desk_get(key, EventApplication)
             if event is None or application is None:
-                return refused(404, ErrorCode.NOT_FOUND, "no such application")
+                return refused(IdentityReason.NOT_FOUND, "no such application")
             if application.status is not ApplicationStatus.APPLIED:
-                return refused(409, ErrorCode.CONFLICT, "the application was cancelled")
+                return refused(IdentityReason.CONFLICT, "the application was cancelled")
             if request.attendance is Attendance.UNKNOWN:
                 return _bad("attendance is attended or absent")
             marked = msgspec.structs.replace(application, attendance=request.attendance)

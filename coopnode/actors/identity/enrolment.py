@@ -19,7 +19,7 @@ from coopnode.actors.identity.messages import (
     Enrol,
     Enrolled,
     Enrolment,
-    ErrorCode,
+    IdentityReason,
     Refused,
 )
 from coopnode.actors.identity.store import Tx
@@ -34,14 +34,13 @@ def _conflict(tx: Tx, member_no: str, mail: str, phone: str, fingerprint: bytes)
     existing = tx.account(member_no)
     if existing is not None and existing.enrolment_fingerprint != fingerprint:
         message = f"member {member_no} is enrolled with other details"
-        return refused(409, ErrorCode.CONFLICT, message)
+        return refused(IdentityReason.CONFLICT, message)
     for db, value, reason in (
-        ("mail_index", mail, "mail_in_use"),
-        ("phone_index", phone, "phone_in_use"),
+        ("mail_index", mail, IdentityReason.MAIL_IN_USE),
+        ("phone_index", phone, IdentityReason.PHONE_IN_USE),
     ):
-        owner = tx.index_owner(db, value)
-        if owner is not None and owner != member_no:
-            return refused(409, reason, f"this {db.split('_')[0]} belongs to another member")
+        if tx.held_by_another(db, value, member_no) is not None:
+            return refused(reason, f"this {db.split('_')[0]} belongs to another member")
     return None
 
 
@@ -80,7 +79,7 @@ class Enrolments:
         mail, phone = normalise_mail(enrolment.mail), normalise_phone(enrolment.phone)
         coop = context.settings.coops.get(enrolment.coop)
         if coop is None:
-            return answer(refused(422, Reason.UNKNOWN_COOP, f"unknown co-op {enrolment.coop!r}"))
+            return answer(refused(Reason.UNKNOWN_COOP, f"unknown co-op {enrolment.coop!r}"))
         fingerprint = hashlib.sha256(msgspec.msgpack.encode(enrolment)).digest()[:16]
         with context.store.read() as tx:
             conflict = _conflict(tx, enrolment.member_no, mail, phone, fingerprint)
@@ -90,9 +89,10 @@ class Enrolments:
         total_yen = mails.enrolment_total_yen(items)
         opened = await self._open_wallet(enrolment)
         # A wallet opened before (the demo's, or one opened through the wallet API) is kept.
+        # Any other decline is passed on with the wallet's reason, and the edge answers it
+        # as the wallet's routes do.
         if isinstance(opened, Declined) and opened.reason is not Reason.DUPLICATE:
-            status = 503 if opened.reason in (Reason.OVERLOADED, Reason.UNAVAILABLE) else 422
-            return answer(refused(status, opened.reason.value, opened.message))
+            return answer(refused(opened.reason, opened.message))
         with context.store.write() as tx:
             conflict = _conflict(tx, enrolment.member_no, mail, phone, fingerprint)
             if conflict is not None:

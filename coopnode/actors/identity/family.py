@@ -14,12 +14,12 @@ from coopnode.actors.identity.context import IdentityContext
 from coopnode.actors.identity.messages import (
     Answer,
     Done,
-    ErrorCode,
     Family,
     FamilyGrant,
     FamilyList,
     FamilyPerson,
     FamilyRevoke,
+    IdentityReason,
     Refused,
 )
 from coopnode.actors.identity.store import Tx
@@ -51,20 +51,21 @@ class FamilyAccess:
         with context.store.write() as tx:
             member = tx.account(request.member_no)
             if member is None:
-                return answer(refused(404, ErrorCode.NOT_FOUND, "no such member"))
+                return answer(refused(IdentityReason.NOT_FOUND, "no such member"))
             if member.mail == mail:
-                return answer(refused(409, "family_self", "a member is not their own guardian"))
+                return answer(
+                    refused(IdentityReason.FAMILY_SELF, "a member is not their own guardian")
+                )
             guardians = tx.guardians_of(request.member_no)
             if mail in guardians:
                 return answer(Done(message="family access granted"))
             if len(guardians) >= FAMILY_GUARDIANS_MAX:
-                return answer(refused(409, "family_too_many", "too many guardians"))
+                return answer(refused(IdentityReason.FAMILY_TOO_MANY, "too many guardians"))
             wait_s = self._admit_invitation(tx, request.member_no, mail)
             if wait_s:
                 return answer(
                     refused(
-                        429,
-                        "family_invitations_exhausted",
+                        IdentityReason.FAMILY_INVITATIONS_EXHAUSTED,
                         "too many family invitations today; try again later",
                         retry_after_s=wait_s,
                     )
@@ -114,7 +115,7 @@ class FamilyAccess:
         mail = normalise_mail(request.guardian_mail)
         with self.context.store.write() as tx:
             if not tx.delete_family(request.member_no, mail):
-                return refused(404, ErrorCode.NOT_FOUND, "no such family access")
+                return refused(IdentityReason.NOT_FOUND, "no such family access")
             tx.append_audit(
                 at_s=self.context.clock(),
                 actor=request.member_no,

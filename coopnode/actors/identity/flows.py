@@ -20,7 +20,7 @@ import msgspec
 
 from coopnode.actors.identity.answers import answer, passcode_refusal, refused
 from coopnode.actors.identity.context import IdentityContext
-from coopnode.actors.identity.messages import Answer, ErrorCode, FlowAnswer, FlowStep, Refused
+from coopnode.actors.identity.messages import Answer, FlowAnswer, FlowStep, IdentityReason, Refused
 from coopnode.actors.identity.store import Tx
 from coopnode.actors.notify import mails
 from coopnode.actors.notify.messages import MailMessage
@@ -73,13 +73,12 @@ class Flows:
         """The flow a step belongs to, if it is live and the step comes in order."""
         flow = tx.flow(digest(step.flow_id))
         if flow is None or flow.kind is not step.kind:
-            return refused(404, ErrorCode.NOT_FOUND, "this flow does not exist; start again")
+            return refused(IdentityReason.NOT_FOUND, "this flow does not exist; start again")
         if flow_expired(flow, self.context.clock()):
-            return refused(410, ErrorCode.FLOW_EXPIRED, "this flow has expired; start again")
+            return refused(IdentityReason.FLOW_EXPIRED, "this flow has expired; start again")
         if not step_allowed(flow.kind, step.step, flow.state):
             return refused(
-                409,
-                ErrorCode.OUT_OF_ORDER,
+                IdentityReason.OUT_OF_ORDER,
                 f"step {step.step!r} cannot be taken now (the flow is at {flow.state.value!r})",
             )
         return flow

@@ -16,9 +16,9 @@ from coopnode.actors.identity.context import IdentityContext
 from coopnode.actors.identity.messages import (
     ConsentInfo,
     Done,
-    ErrorCode,
     Grants,
     GrantView,
+    IdentityReason,
     ListGrants,
     OAuthAnswer,
     OAuthConsent,
@@ -84,4 +84,4 @@ class OAuthGrants:
                 if secrets.compare_digest(token.grant_id, request.grant_id):
                     tx.put_oauth_token(key, msgspec.structs.replace(token, revoked=True))
                     return Done(message="access revoked")
-        return refused(404, ErrorCode.NOT_FOUND, "no such grant")
+        return refused(IdentityReason.NOT_FOUND, "no such grant")

@@ -20,8 +20,8 @@ from coopnode.actors.identity.context import IdentityContext
 from coopnode.actors.identity.flows import Flows
 from coopnode.actors.identity.messages import (
     Answer,
-    ErrorCode,
     FlowStep,
+    IdentityReason,
     MailChangeStart,
     Refused,
 )
@@ -45,14 +45,13 @@ from coopnode.domain.passcodes import PasscodePurpose
 
 def _emoney_refusal() -> Refused:
     return refused(
-        409,
-        ErrorCode.EMONEY_IN_USE,
+        IdentityReason.EMONEY_IN_USE,
         "e-money has been used, so the address can only be changed at the co-op counter",
     )
 
 
 def _gone() -> Answer:
-    return answer(refused(404, ErrorCode.NOT_FOUND, "the member no longer exists"))
+    return answer(refused(IdentityReason.NOT_FOUND, "the member no longer exists"))
 
 
 class MailChange:
@@ -86,7 +85,7 @@ class MailChange:
         if wait_s:
             return answer(
                 refused(
-                    429, ErrorCode.LOCKED, "too many tries; try again later", retry_after_s=wait_s
+                    IdentityReason.LOCKED, "too many tries; try again later", retry_after_s=wait_s
                 )
             )
         matches = account is not None and hmac.compare_digest(
@@ -97,7 +96,7 @@ class MailChange:
                 tx.put_throttle(throttle_key, context.failed(tx.throttle(throttle_key)))
             return answer(
                 refused(
-                    404, ErrorCode.NO_MATCH, "no member matches this member number and birth date"
+                    IdentityReason.NO_MATCH, "no member matches this member number and birth date"
                 )
             )
         used = await self._emoney_used(account.member_no)
@@ -153,7 +152,7 @@ class MailChange:
         except InvalidInput as error:
             return invalid(error)
         if new_mail == account.mail:
-            return answer(refused(400, ErrorCode.INVALID_INPUT, "this is the current address"))
+            return answer(refused(IdentityReason.INVALID_INPUT, "this is the current address"))
         # The new address has a cool-down and an hourly cap of its own: its code follows the
         # first one by seconds, as FLOWS §1 has it.
         flow = msgspec.structs.replace(
@@ -205,12 +204,11 @@ class MailChange:
 
     def _change_mail(self, tx: Tx, flow_id: str, flow: FlowRecord) -> Answer:
         account = tx.account(flow.subject)
-        owner = tx.index_owner("mail_index", flow.new_mail)
         if account is None:
             return _gone()
-        if owner is not None and owner != account.member_no:
+        if tx.held_by_another("mail_index", flow.new_mail, account.member_no) is not None:
             self.flows.save_flow(tx, flow_id, flow, state=FlowState.CANCELLED)
-            return answer(refused(409, ErrorCode.MAIL_IN_USE, "this address is already registered"))
+            return answer(refused(IdentityReason.MAIL_IN_USE, "this address is already registered"))
         tx.put_account(msgspec.structs.replace(account, mail=flow.new_mail))
         # Sessions opened with the old address end with it.
         tx.delete_sessions_of(account.member_no)

@@ -43,8 +43,10 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 
+from coopnode.actors.identity.answers import known_reason, refused
 from coopnode.actors.identity.messages import (
     ConsentInfo,
+    IdentityReason,
     OAuthAnswer,
     OAuthHttp,
     Refused,
@@ -292,11 +294,16 @@ class _Validator(BearerTokenValidator):  # type: ignore[misc]
 
 
 def _refused(error: OAuth2Error) -> Refused:
-    return Refused(
-        status=int(error.status_code or 400),
-        reason=str(error.error),
-        message=str(error.description or error.error),
-    )
+    """authlib's refusal as the room's: its code is an `IdentityReason` (every code of
+    RFC 6749 and RFC 6750 that authlib raises is, and its status at the edge is authlib's:
+    `tests/http/test_errors.py`); a code authlib might add later is `invalid_request`,
+    named in the sentence."""
+    code = str(error.error)
+    description = str(error.description or code)
+    reason = known_reason(code)
+    if reason is None:
+        return refused(IdentityReason.INVALID_REQUEST, f"{code}: {description}")
+    return refused(reason, description)
 
 
 class OAuthServer:

@@ -13,14 +13,21 @@ import hmac
 
 import msgspec
 
-from coopnode.actors.identity.answers import answer, busy, invalid, refused, unknown_step
+from coopnode.actors.identity.answers import (
+    answer,
+    busy,
+    invalid,
+    password_refusal,
+    refused,
+    unknown_step,
+)
 from coopnode.actors.identity.context import IdentityContext
 from coopnode.actors.identity.flows import Flows
 from coopnode.actors.identity.guardian import invited
 from coopnode.actors.identity.messages import (
     Answer,
-    ErrorCode,
     FlowStep,
+    IdentityReason,
     PasswordStart,
     Refused,
 )
@@ -29,7 +36,6 @@ from coopnode.actors.identity.store import Tx
 from coopnode.actors.notify.messages import Notification
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import (
-    PASSWORD_MESSAGES,
     FlowKind,
     FlowRecord,
     FlowState,
@@ -123,11 +129,11 @@ class PasswordSetting:
         """What a new password must not contain; a refusal when the flow leads nowhere."""
         if flow.kind is FlowKind.GUARDIAN_SETUP:
             if not flow.subject or not invited(tx, flow.subject):
-                return refused(404, ErrorCode.NOT_FOUND, "this address has no family access")
+                return refused(IdentityReason.NOT_FOUND, "this address has no family access")
             return (flow.subject.partition("@")[0],)
         account = tx.account(flow.subject)
         if account is None:
-            return refused(404, ErrorCode.NOT_FOUND, "the member no longer exists")
+            return refused(IdentityReason.NOT_FOUND, "the member no longer exists")
         return account.mail.partition("@")[0], account.member_no
 
     def _store(self, tx: Tx, flow: FlowRecord, hashed: bytes) -> None:
@@ -173,7 +179,7 @@ class PasswordSetting:
             return answer(holder)
         problem = self._problem(step, holder)
         if problem is not None:
-            return answer(refused(400, f"password_{problem.value}", PASSWORD_MESSAGES[problem]))
+            return password_refusal(problem)
         try:
             hashed = await self.context.hasher.hash(password_bytes(step.password))
         except HasherBusy:
@@ -184,7 +190,7 @@ class PasswordSetting:
             flow = flows.load_flow(tx, step)
             if not isinstance(flow, FlowRecord) or isinstance(self._holder(tx, flow), Refused):
                 return answer(
-                    refused(409, ErrorCode.OUT_OF_ORDER, "this flow was finished meanwhile")
+                    refused(IdentityReason.OUT_OF_ORDER, "this flow was finished meanwhile")
                 )
             self._store(tx, flow, hashed)
             flow = flows.save_flow(tx, step.flow_id, flow, state=FlowState.DONE)

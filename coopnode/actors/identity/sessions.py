@@ -20,7 +20,7 @@ from coopnode.actors.identity.context import IdentityContext
 from coopnode.actors.identity.messages import (
     CheckSession,
     Done,
-    ErrorCode,
+    IdentityReason,
     Principal,
     Refused,
     SessionIssued,
@@ -95,17 +95,19 @@ class Sessions:
         with self.context.store.write() as tx:
             session = tx.session(key)
             if session is None or session.kind not in request.kinds:
-                return refused(401, ErrorCode.UNAUTHORIZED, "sign in first")
+                return refused(IdentityReason.UNAUTHORIZED, "sign in first")
             idle_s, absolute_s = self.timeouts(session.kind)
             if not session_alive(
                 session, now_s, idle_timeout_s=idle_s, absolute_timeout_s=absolute_s
             ):
                 tx.delete_session(key)
-                return refused(401, "session_expired", "the session has ended; sign in again")
+                return refused(
+                    IdentityReason.SESSION_EXPIRED, "the session has ended; sign in again"
+                )
             if request.csrf_token is not None and not hmac.compare_digest(
                 request.csrf_token.encode(), self.csrf_token(request.session_id).encode()
             ):
-                return refused(403, ErrorCode.CSRF, "the CSRF token is missing or wrong")
+                return refused(IdentityReason.CSRF, "the CSRF token is missing or wrong")
             if now_s - session.last_seen_s >= SESSION_TOUCH_INTERVAL_S:
                 tx.put_session(key, msgspec.structs.replace(session, last_seen_s=now_s))
         return Principal(kind=session.kind, subject=session.subject)

@@ -23,14 +23,21 @@ import hmac
 
 import msgspec
 
-from coopnode.actors.identity.answers import answer, busy, refused, unknown_step
+from coopnode.actors.identity.answers import (
+    answer,
+    busy,
+    passcode_refusal,
+    refused,
+    totp_refusal,
+    unknown_step,
+)
 from coopnode.actors.identity.context import IdentityContext
 from coopnode.actors.identity.flows import Flows
 from coopnode.actors.identity.messages import (
     Answer,
-    ErrorCode,
     FlowAnswer,
     FlowStep,
+    IdentityReason,
     Refused,
     SessionIssued,
     SignIn,
@@ -80,7 +87,7 @@ _SECOND_FACTOR_PURPOSE: dict[FlowKind, PasscodePurpose] = {
 
 
 def _bad_credentials() -> Refused:
-    return refused(401, ErrorCode.INVALID_CREDENTIALS, "the sign-in id or the password is wrong")
+    return refused(IdentityReason.INVALID_CREDENTIALS, "the sign-in id or the password is wrong")
 
 
 class SignInFlows:
@@ -93,7 +100,7 @@ class SignInFlows:
 
     async def sign_in(self, request: SignIn) -> Answer:
         if request.kind is SessionKind.WALLET:
-            return answer(refused(400, ErrorCode.INVALID_INPUT, "the wallet signs in with a code"))
+            return answer(refused(IdentityReason.INVALID_INPUT, "the wallet signs in with a code"))
         try:
             if request.kind is SessionKind.STAFF:
                 identifier = check_staff_id(request.identifier.strip())
@@ -109,8 +116,7 @@ class SignInFlows:
         if wait_s:
             return answer(
                 refused(
-                    429,
-                    ErrorCode.LOCKED,
+                    IdentityReason.LOCKED,
                     "too many wrong passwords; try again later",
                     retry_after_s=wait_s,
                 )
@@ -220,16 +226,16 @@ class SignInFlows:
         if flow.kind in (FlowKind.MYPAGE_LOGIN, FlowKind.GUARDIAN_SIGN_IN):
             destination = self._mail_destination(tx, flow)
             if not destination:
-                return refused(404, ErrorCode.NOT_FOUND, "the account no longer exists")
+                return refused(IdentityReason.NOT_FOUND, "the account no longer exists")
             return "mail", destination
         account = tx.account(flow.subject)
         if account is None:
-            return refused(404, ErrorCode.NOT_FOUND, "the member no longer exists")
+            return refused(IdentityReason.NOT_FOUND, "the member no longer exists")
         if step.method not in ("sms", "voice"):
-            return refused(400, ErrorCode.INVALID_INPUT, "method must be sms or voice")
+            return refused(IdentityReason.INVALID_INPUT, "method must be sms or voice")
         destination = normalise_phone(step.phone, step.country_code)
         if not hmac.compare_digest(destination.encode(), account.phone.encode()):
-            return refused(400, ErrorCode.PHONE_MISMATCH, "this is not the phone number registered")
+            return refused(IdentityReason.PHONE_MISMATCH, "this is not the phone number registered")
         return step.method, destination
 
     def _send_second_factor(self, tx: Tx, step: FlowStep, flow: FlowRecord) -> Answer:
@@ -254,14 +260,7 @@ class SignInFlows:
         purpose = _SECOND_FACTOR_PURPOSE[flow.kind]
         issued = flows.issue_code(tx, flow.passcode_key, purpose, destination)
         if issued.reason is not PasscodeReason.OK:
-            return answer(
-                refused(
-                    429,
-                    f"passcode_{issued.reason.value}",
-                    "wait before asking for another code",
-                    retry_after_s=issued.retry_after_s,
-                )
-            )
+            return answer(passcode_refusal(issued.reason, retry_after_s=issued.retry_after_s))
         flow = flows.save_flow(
             tx,
             step.flow_id,
@@ -300,7 +299,7 @@ class SignInFlows:
             account = tx.account(flow.subject)
             sealed = account.totp_sealed if account is not None else b""
         if not sealed:
-            return refused(409, ErrorCode.OUT_OF_ORDER, "no authenticator app is enrolled")
+            return refused(IdentityReason.OUT_OF_ORDER, "no authenticator app is enrolled")
         state = _totp_decoder.decode(keys.unseal(sealed))
         state, result = passcodes.totp_verify(
             state, code=code, now_s=self.context.clock(), policy=self.context.policy
@@ -312,12 +311,7 @@ class SignInFlows:
             tx.put_account(msgspec.structs.replace(account, totp_sealed=resealed))
         if result.reason is PasscodeReason.OK:
             return None
-        return refused(
-            429 if result.reason is PasscodeReason.LOCKED else 400,
-            f"passcode_{result.reason.value}",
-            "the code from the authenticator app is not correct",
-            retry_after_s=result.retry_after_s,
-        )
+        return totp_refusal(result.reason, retry_after_s=result.retry_after_s)
 
     def _finish(self, tx: Tx, step: FlowStep, flow: FlowRecord) -> SessionIssued:
         keys = self.context.keys

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from coopnode.actors.identity.answers import answer, busy, refused
+from coopnode.actors.identity.answers import answer, busy, password_refusal, refused
 from coopnode.actors.identity.context import IdentityContext
 from coopnode.actors.identity.messages import (
     Answer,
@@ -19,7 +19,7 @@ from coopnode.actors.identity.messages import (
     AuditRecord,
     CreateStaff,
     Done,
-    ErrorCode,
+    IdentityReason,
     StaffChangeMail,
     StaffCreated,
     StaffResume,
@@ -27,7 +27,6 @@ from coopnode.actors.identity.messages import (
 from coopnode.actors.identity.passwords import HasherBusy
 from coopnode.domain import passcodes
 from coopnode.domain.identity import (
-    PASSWORD_MESSAGES,
     StaffAccount,
     check_password,
     check_staff_id,
@@ -57,10 +56,10 @@ class Staff:
             context=(staff_id,),
         )
         if problem is not None:
-            return answer(refused(400, f"password_{problem.value}", PASSWORD_MESSAGES[problem]))
+            return password_refusal(problem)
         with context.store.read() as tx:
             if tx.staff(staff_id) is not None:
-                return answer(refused(409, ErrorCode.CONFLICT, f"staff {staff_id} exists already"))
+                return answer(refused(IdentityReason.CONFLICT, f"staff {staff_id} exists already"))
         try:
             hashed = await context.hasher.hash(password_bytes(request.password))
         except HasherBusy:
@@ -68,7 +67,7 @@ class Staff:
         secret = passcodes.totp_secret_new()
         with context.store.write() as tx:
             if tx.staff(staff_id) is not None:
-                return answer(refused(409, ErrorCode.CONFLICT, f"staff {staff_id} exists already"))
+                return answer(refused(IdentityReason.CONFLICT, f"staff {staff_id} exists already"))
             tx.put_staff(
                 StaffAccount(
                     staff_id=staff_id,
@@ -92,13 +91,13 @@ class Staff:
         with context.store.read() as tx:
             account = tx.account(request.member_no)
         if account is None:
-            return answer(refused(404, ErrorCode.NOT_FOUND, "no such member"))
+            return answer(refused(IdentityReason.NOT_FOUND, "no such member"))
         result = await context.wallet.submit(Resume(member_no=request.member_no))
         if not isinstance(result, StatusChanged):
             message = (
                 result.message if isinstance(result, Declined) else "the wallet did not answer"
             )
-            return answer(refused(503, ErrorCode.WALLET, message))
+            return answer(refused(IdentityReason.WALLET, message))
         with context.store.write() as tx:
             lifted = tx.clear_throttles(f":{account.mail}") + tx.clear_throttles(
                 f":{account.member_no}"
@@ -118,11 +117,10 @@ class Staff:
         with self.context.store.write() as tx:
             account = tx.account(request.member_no)
             if account is None:
-                return answer(refused(404, ErrorCode.NOT_FOUND, "no such member"))
-            owner = tx.index_owner("mail_index", mail)
-            if owner is not None and owner != account.member_no:
+                return answer(refused(IdentityReason.NOT_FOUND, "no such member"))
+            if tx.held_by_another("mail_index", mail, account.member_no) is not None:
                 return answer(
-                    refused(409, ErrorCode.MAIL_IN_USE, "this address belongs to another member")
+                    refused(IdentityReason.MAIL_IN_USE, "this address belongs to another member")
                 )
             tx.put_account(msgspec.structs.replace(account, mail=mail))
             tx.delete_sessions_of(account.member_no)

@@ -154,6 +154,12 @@ class Tx:
         owner = self._txn.get(key.encode(), db=self._db[db])
         return None if owner is None else str(owner.decode())
 
+    def held_by_another(self, db: str, key: str, member_no: str) -> str | None:
+        """The member, other than `member_no`, whose account holds `key` (an address in
+        `mail_index`, a phone number in `phone_index`): one address, one member."""
+        owner = self.index_owner(db, key)
+        return owner if owner is not None and owner != member_no else None
+
     def put_account(self, account: Account) -> None:
         """Write an account and keep its address and phone indexes in step with it."""
         _check_account(account)
@@ -162,8 +168,8 @@ class Tx:
             ("mail_index", previous.mail if previous else "", account.mail),
             ("phone_index", previous.phone if previous else "", account.phone),
         ):
-            owner = self.index_owner(db, new)
-            if owner is not None and owner != account.member_no:
+            owner = self.held_by_another(db, new, account.member_no)
+            if owner is not None:
                 raise InvariantViolation(f"{db}: {new!r} already belongs to member {owner}")
             if old and old != new:
                 self._delete(db, old.encode())

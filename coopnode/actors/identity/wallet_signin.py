@@ -13,7 +13,7 @@ import msgspec
 from coopnode.actors.identity.answers import answer, invalid, refused, unknown_step
 from coopnode.actors.identity.context import IdentityContext
 from coopnode.actors.identity.flows import Flows
-from coopnode.actors.identity.messages import Answer, ErrorCode, FlowStep, WalletLoginStart
+from coopnode.actors.identity.messages import Answer, FlowStep, IdentityReason, WalletLoginStart
 from coopnode.actors.identity.sessions import Sessions
 from coopnode.actors.identity.store import Tx
 from coopnode.actors.notify import mails
@@ -96,7 +96,7 @@ class WalletSignIn:
             return answer(problem)
         account = tx.account(flow.subject) if flow.subject else None
         if account is None:
-            return answer(refused(404, ErrorCode.NOT_FOUND, "the member no longer exists"))
+            return answer(refused(IdentityReason.NOT_FOUND, "the member no longer exists"))
         first = not account.wallet_registered_at_s
         if first:
             tx.put_account(

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from coopnode.actors.kernel.placement import stores_home
 from coopnode.actors.kernel.ray_calls import answer_of, named_actor, settings_json
 from coopnode.actors.notify.dev_smtp import DevMailServer
 from coopnode.actors.notify.messages import Channel, Notification
@@ -128,7 +129,14 @@ class NotifierActor:
 def create_notifier_actor(settings: Settings) -> Any:
     """Create (or find, when joining a running cluster) the notifier actor; it waits on
     SMTP and HTTP, and holds no CPU slot."""
-    return named_actor(NotifierActor, NOTIFIER_ACTOR_NAME, settings, settings_json(settings))
+    home = stores_home(settings)
+    return named_actor(
+        NotifierActor,
+        NOTIFIER_ACTOR_NAME,
+        settings,
+        settings_json(home.settings),
+        resources=home.resources,
+    )
 
 
 class NotifierClient:

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from coopnode.actors.kernel.placement import stores_home
 from coopnode.actors.kernel.ray_calls import ActorCallFailed, answer_of, named_actor, settings_json
 from coopnode.actors.payments.messages import PaymentsOp, PaymentsReply
 from coopnode.actors.payments.store import PaymentsStore
@@ -55,7 +56,14 @@ class PaymentsActor:
 def create_payments_actor(settings: Settings) -> Any:
     """Create (or find, when joining a running cluster) the payments actor; it waits on
     fsync, not on the CPU, and holds no CPU slot."""
-    return named_actor(PaymentsActor, PAYMENTS_ACTOR_NAME, settings, settings_json(settings))
+    home = stores_home(settings)
+    return named_actor(
+        PaymentsActor,
+        PAYMENTS_ACTOR_NAME,
+        settings,
+        settings_json(home.settings),
+        resources=home.resources,
+    )
 
 
 class PaymentsUnavailable(Exception):

@@ -36,25 +36,21 @@ from coopnode.domain.bounds import EventSeats, RecordNo, parse_int
 from coopnode.domain.member_desk import Attendance, DocumentStatus, InquiryStatus
 from coopnode.domain.messages import Label, MemberNo
 from coopnode.domain.money import Reason
-from coopnode.http.edge import STAFF_TOKEN, Route, read_body, staff_actor
+from coopnode.http.edge import STAFF_TOKEN, Body, Route, read_body, staff_actor
 from coopnode.http.errors import ApiError
 from coopnode.http.identity_front import ask, json_response
 from coopnode.http.portal.wallet import settings_key
 
 
-class _Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class AnswerBody(_Body, frozen=True):
+class AnswerBody(Body, frozen=True):
     answer: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
 
 
-class SentBody(_Body, frozen=True):
+class SentBody(Body, frozen=True):
     pass
 
 
-class EventBody(_Body, frozen=True):
+class EventBody(Body, frozen=True):
     coop: Label
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     date: datetime.date
@@ -64,7 +60,7 @@ class EventBody(_Body, frozen=True):
     apply_until: datetime.datetime
 
 
-class AttendanceBody(_Body, frozen=True):
+class AttendanceBody(Body, frozen=True):
     member_no: MemberNo
     attendance: Attendance
 

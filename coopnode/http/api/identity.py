@@ -51,6 +51,7 @@ from coopnode.http.edge import (
     PUBLIC,
     STAFF_SESSION,
     STAFF_TOKEN,
+    Body,
     Route,
     calling_member,
     member_no_of,
@@ -73,82 +74,78 @@ Password = Annotated[str, msgspec.Meta(max_length=1024)]
 Short = Annotated[str, msgspec.Meta(max_length=254)]
 
 
-class _Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class FlowIdBody(_Body, frozen=True):
+class FlowIdBody(Body, frozen=True):
     flow_id: FlowId
 
 
-class CodeBody(_Body, frozen=True):
+class CodeBody(Body, frozen=True):
     flow_id: FlowId
     code: Code
 
 
-class NewAddressBody(_Body, frozen=True):
+class NewAddressBody(Body, frozen=True):
     flow_id: FlowId
     mail: Short
 
 
-class PasswordSetBody(_Body, frozen=True):
+class PasswordSetBody(Body, frozen=True):
     flow_id: FlowId
     password: Password
     password_confirm: Password
 
 
-class SendCodeBody(_Body, frozen=True):
+class SendCodeBody(Body, frozen=True):
     flow_id: FlowId
     method: Literal["sms", "voice"]
     phone: Annotated[str, msgspec.Meta(max_length=32)]
     country_code: Annotated[str, msgspec.Meta(max_length=8)] = "+81"
 
 
-class MailChangeStartBody(_Body, frozen=True):
+class MailChangeStartBody(Body, frozen=True):
     member_no: Annotated[str, msgspec.Meta(max_length=32)]
     birth_date: Annotated[str, msgspec.Meta(max_length=32, description="YYYY-MM-DD")]
 
 
-class MailBody(_Body, frozen=True):
+class MailBody(Body, frozen=True):
     mail: Short
 
 
-class SignInBody(_Body, frozen=True):
+class SignInBody(Body, frozen=True):
     mail: Short
     password: Password
 
 
-class StaffSignInBody(_Body, frozen=True):
+class StaffSignInBody(Body, frozen=True):
     staff_id: Short
     password: Password
 
 
-class WalletStartBody(_Body, frozen=True):
+class WalletStartBody(Body, frozen=True):
     identifier: Annotated[str, msgspec.Meta(max_length=254, description="mail or mobile number")]
 
 
-class TotpCodeBody(_Body, frozen=True):
+class TotpCodeBody(Body, frozen=True):
     code: Code
 
 
-class GrantBody(_Body, frozen=True):
+class GrantBody(Body, frozen=True):
     grant_id: Annotated[str, msgspec.Meta(max_length=64)]
 
 
-class StaffCreateBody(_Body, frozen=True):
+class StaffCreateBody(Body, frozen=True):
     staff_id: Short
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     password: Password
 
 
-class TotpAnswer(_Body, frozen=True):
+class TotpAnswer(Body, frozen=True):
     otpauth_uri: str
     secret: str
     # The same URI as a QR code for the authenticator app to scan.
     qr_svg: str
 
 
-class StaffCreatedAnswer(_Body, frozen=True):
+class StaffCreatedAnswer(Body, frozen=True):
     staff_id: str
     otpauth_uri: str
     secret: str

@@ -38,7 +38,7 @@ from coopnode.actors.identity.messages import AuditRecord
 from coopnode.actors.payments.messages import REFUND_NOTE_MAX_CHARS, ChargeRecord, ChargeStatus
 from coopnode.domain.bounds import EpochMs
 from coopnode.domain.money import Reason
-from coopnode.http.edge import PUBLIC, STAFF_TOKEN, Route, read_body, staff_actor
+from coopnode.http.edge import PUBLIC, STAFF_TOKEN, Body, Route, read_body, staff_actor
 from coopnode.http.errors import ApiError
 from coopnode.http.identity_front import ask
 from coopnode.http.portal.core import check_form_csrf, page, read_form, render
@@ -98,7 +98,7 @@ class WebhookAnswer(msgspec.Struct, frozen=True, kw_only=True):
     charge_id: str = ""
 
 
-class KonbiniRefundRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class KonbiniRefundRequest(Body, frozen=True):
     # Why the money went back (for the audit log), e.g. "purse cap reached; cash at counter".
     note: Annotated[str, msgspec.Meta(max_length=REFUND_NOTE_MAX_CHARS)] = ""
 

@@ -43,7 +43,15 @@ from coopnode.domain.messages import (
     WalletView,
 )
 from coopnode.domain.money import Purse, Reason, TillKind
-from coopnode.http.edge import STAFF_TOKEN, Route, member_no_of, operation, read_body, read_query
+from coopnode.http.edge import (
+    STAFF_TOKEN,
+    Body,
+    Route,
+    member_no_of,
+    operation,
+    read_body,
+    read_query,
+)
 from coopnode.http.errors import ApiError, error_response
 from coopnode.http.tills.hub import DenyListNotUpdated
 
@@ -56,19 +64,15 @@ MemberStatusHook = Callable[[str], Awaitable[None]]
 member_status_hook_key: web.AppKey[MemberStatusHook] = web.AppKey("member_status_hook")
 
 
-class _Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class OpenWalletRequest(_Body, frozen=True):
+class OpenWalletRequest(Body, frozen=True):
     key: IdempotencyKey
     member_no: MemberNo
     coop: Label
     meal_plan: Label = "none"
-    deposits: dict[Purse, DepositYen] = {}
+    deposits: dict[Purse, DepositYen] = msgspec.field(default_factory=dict)
 
 
-class PayRequest(_Body, frozen=True):
+class PayRequest(Body, frozen=True):
     key: IdempotencyKey
     amount_yen: AmountYen
     till_kind: TillKind
@@ -76,16 +80,16 @@ class PayRequest(_Body, frozen=True):
     till_id: OptionalLabel = ""
 
 
-class VoidRequest(_Body, frozen=True):
+class VoidRequest(Body, frozen=True):
     key: IdempotencyKey
 
 
-class RefundRequest(_Body, frozen=True):
+class RefundRequest(Body, frozen=True):
     key: IdempotencyKey
     amount_yen: AmountYen
 
 
-class ChargeRequest(_Body, frozen=True):
+class ChargeRequest(Body, frozen=True):
     key: IdempotencyKey
     purse: Purse
     amount_yen: AmountYen
@@ -93,14 +97,14 @@ class ChargeRequest(_Body, frozen=True):
     reference: OptionalLabel = ""
 
 
-class MoveRequest(_Body, frozen=True):
+class MoveRequest(Body, frozen=True):
     key: IdempotencyKey
     from_purse: Purse
     to_purse: Purse
     amount_yen: AmountYen
 
 
-class AuditAnswer(_Body, frozen=True):
+class AuditAnswer(Body, frozen=True):
     balanced: bool
     shards: list[AuditReport]
 

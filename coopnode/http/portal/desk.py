@@ -40,6 +40,7 @@ from coopnode.domain.identity import SessionKind
 from coopnode.domain.member_desk import AnswerBy, InquiryCategory, text_length_ok
 from coopnode.domain.messages import Declined, GetWallet
 from coopnode.http.api.wallet import wallet_client_key
+from coopnode.http.errors import status_of
 from coopnode.http.identity_front import ask
 from coopnode.http.portal.core import (
     IDEMPOTENCY_FIELD,
@@ -167,7 +168,10 @@ async def inquiry_send(request: web.Request) -> web.Response:
     if isinstance(reply, Refused):
         errors = {"body": refusal_text(request, reply)}
         return _render(
-            request, "portal_inquiry_new.html", {**context, "errors": errors}, reply.status
+            request,
+            "portal_inquiry_new.html",
+            {**context, "errors": errors},
+            status_of(reply.reason),
         )
     return see_other("/portal/home?done=inquiry#inquiries")
 
@@ -205,7 +209,10 @@ async def document_send(request: web.Request) -> web.Response:
     if isinstance(reply, Refused):
         errors = {"document_id": refusal_text(request, reply)}
         return _render(
-            request, "portal_document_new.html", {**context, "errors": errors}, reply.status
+            request,
+            "portal_document_new.html",
+            {**context, "errors": errors},
+            status_of(reply.reason),
         )
     return see_other("/portal/home?done=document#documents")
 
@@ -244,7 +251,9 @@ async def event_apply(request: web.Request) -> web.Response:
     reply = await try_ask(request, EventApply(member_no=who.subject, event_id=_event_id(request)))
     if isinstance(reply, Refused):
         message = refusal_text(request, reply)
-        return await _events_page(request, who.subject, status=reply.status, error=message)
+        return await _events_page(
+            request, who.subject, status=status_of(reply.reason), error=message
+        )
     return see_other("/portal/events?done=applied")
 
 
@@ -255,7 +264,9 @@ async def event_cancel(request: web.Request) -> web.Response:
     reply = await try_ask(request, EventCancel(member_no=who.subject, event_id=_event_id(request)))
     if isinstance(reply, Refused):
         message = refusal_text(request, reply)
-        return await _events_page(request, who.subject, status=reply.status, error=message)
+        return await _events_page(
+            request, who.subject, status=status_of(reply.reason), error=message
+        )
     return see_other("/portal/events?done=cancelled")
 
 

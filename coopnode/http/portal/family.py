@@ -23,6 +23,7 @@ from coopnode.actors.identity.messages import (
     Refused,
 )
 from coopnode.domain.identity import SessionKind
+from coopnode.http.errors import status_of
 from coopnode.http.identity_front import ask
 from coopnode.http.portal.core import (
     PageError,
@@ -89,7 +90,7 @@ async def family_grant(request: web.Request) -> web.Response:
         errors = {"guardian_mail": refusal_text(request, reply)}
         shown = {"guardian_mail": mail}
         return await _family_page(
-            request, who.subject, status=reply.status, errors=errors, form=shown
+            request, who.subject, status=status_of(reply.reason), errors=errors, form=shown
         )
     return see_other("/portal/family?done=granted")
 

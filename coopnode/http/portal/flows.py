@@ -23,7 +23,7 @@ from coopnode.actors.identity.messages import (
     Refused,
 )
 from coopnode.domain.identity import FlowKind
-from coopnode.http.errors import IdentityRefused
+from coopnode.http.errors import IdentityRefused, status_of
 from coopnode.http.identity_front import ask
 from coopnode.http.portal.core import (
     check_form_csrf,
@@ -90,7 +90,9 @@ async def verify_mailed_code(
     reply = await try_ask(request, FlowStep(kind=kind, step="verify", flow_id=flow_id, code=code))
     if isinstance(reply, Refused):
         context["errors"] = {"code": refusal_text(request, reply)}
-        return render(request, template, context, status=reply.status, here=here), context
+        return render(
+            request, template, context, status=status_of(reply.reason), here=here
+        ), context
     return None, context
 
 
@@ -111,7 +113,9 @@ async def set_new_password(
     reply = await try_ask(request, step)
     if isinstance(reply, Refused):
         errors = {_field_for(reply, "password"): refusal_text(request, reply)}
-        return render(request, template, {"errors": errors}, status=reply.status, here=here)
+        return render(
+            request, template, {"errors": errors}, status=status_of(reply.reason), here=here
+        )
     response = see_other(done)
     end_flow(response, cookie)
     return response

@@ -36,6 +36,7 @@ from coopnode.actors.identity.messages import (
     SignIn,
 )
 from coopnode.domain.identity import FlowKind, SessionKind
+from coopnode.http.errors import status_of
 from coopnode.http.identity_front import ask, session_id_of
 from coopnode.http.portal.core import (
     check_form_csrf,
@@ -87,7 +88,9 @@ async def guardian_start(request: web.Request) -> web.Response:
     reply = await try_ask(request, GuardianStart(mail=mail))
     if isinstance(reply, Refused):
         context = {"form": form, "errors": {"mail": refusal_text(request, reply)}, "done": False}
-        return render(request, "guardian_top.html", context, status=reply.status, here=HOME)
+        return render(
+            request, "guardian_top.html", context, status=status_of(reply.reason), here=HOME
+        )
     if not isinstance(reply, FlowAnswer):
         raise TypeError("the guardian's start answered with something else")
     response = render(request, "guardian_code.html", {"form": {"mail": mail}}, here=HOME)
@@ -181,7 +184,7 @@ async def guardian_sign_in_verify(request: web.Request) -> web.Response:
             request,
             "guardian_sign_in_code.html",
             {"errors": errors},
-            status=reply.status,
+            status=status_of(reply.reason),
             here=SIGN_IN_PAGE,
         )
     if not isinstance(reply, SessionIssued):

@@ -1,0 +1,224 @@
+"""The node on a real three-host Ray cluster (on this machine), under load and faults.
+
+One cluster serves the module (starting one takes about a minute here); each test leaves
+it whole again. Payments go to both fronts; a client whose front is gone sends the same
+request (the same idempotency key) to the other front, as a till moves. After each fault:
+every acknowledged payment is in the books exactly once, and every shard's books balance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.cluster.harness import Cluster, running_cluster, wait_healthy
+from tests.node.test_faults import history_keys
+from tests.nodeproc import NodeProcess
+
+pytestmark = pytest.mark.slow
+
+MEMBERS = [f"2026230{index:05d}" for index in range(24)]
+OPENING_BASE_YEN = 100_000
+CLIENTS_PER_FRONT = 4
+# Answers a payment may get while hosts come and go: booked, refused for funds, or "try
+# again" (its shard is down or restarting).
+ANSWERS = (200, 402, 503)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with running_cluster() as running:
+        front = running.fronts["a"]
+        for member_no in MEMBERS:
+            body = {
+                "key": "enrol",
+                "member_no": member_no,
+                "coop": "demo",
+                "deposits": {"base": OPENING_BASE_YEN},
+            }
+            status, answer = front.request("POST", "/api/v1/wallets", body)
+            assert status == 201, answer
+        yield running
+
+
+class Sent:
+    """One payment, the front that answered it, and what it answered."""
+
+    def __init__(self, member_no: str, body: dict[str, Any]) -> None:
+        self.member_no = member_no
+        self.body = body
+        self.status: int | None = None
+        self.answer: dict[str, Any] | None = None
+        self.answered_at = 0.0
+
+
+class Load:
+    """Clients paying through both fronts until stopped; each keeps its requests."""
+
+    def __init__(self, cluster: Cluster, seed: int) -> None:
+        self.cluster = cluster
+        # Keys are the test's own: the cluster (and its books) serve the whole module.
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.sent: list[Sent] = []
+        self.stopping = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        for home in ("a", "b"):
+            other = "b" if home == "a" else "a"
+            for number in range(CLIENTS_PER_FRONT):
+                rng = random.Random(self.rng.random())
+                name = f"{home}{number}"
+                self.tasks.append(asyncio.create_task(self._client(name, [home, other], rng)))
+
+    async def stop(self) -> list[Sent]:
+        self.stopping.set()
+        await asyncio.wait_for(asyncio.gather(*self.tasks), timeout=120)
+        return self.sent
+
+    async def _client(self, name: str, fronts: list[str], rng: random.Random) -> None:
+        headers = {"Authorization": f"Bearer {self.cluster.fronts['a'].token}"}
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
+            index = 0
+            while not self.stopping.is_set():
+                record = Sent(
+                    rng.choice(MEMBERS),
+                    {
+                        "key": f"{self.seed}-{name}-{index}",
+                        "amount_yen": rng.randint(1, 300),
+                        "till_kind": "shop",
+                        "store": "shop-1",
+                    },
+                )
+                index += 1
+                self.sent.append(record)
+                await self._send(session, fronts, record)
+
+    async def _send(self, session: aiohttp.ClientSession, fronts: list[str], record: Sent) -> None:
+        """Send to the first front that answers; a front gone moves the client on."""
+        for _ in range(2):
+            url = self.cluster.fronts[fronts[0]].url
+            try:
+                path = f"{url}/api/v1/wallets/{record.member_no}/payments"
+                async with session.post(path, json=record.body) as response:
+                    record.status = response.status
+                    record.answer = await response.json()
+                    record.answered_at = time.monotonic()
+                    return
+            except (TimeoutError, aiohttp.ClientError):
+                fronts.reverse()  # This front is lost: the same request to the other.
+        await asyncio.sleep(0.2)
+
+
+def settle(front: NodeProcess, sent: list[Sent]) -> None:
+    """Every request answered "try again" (or not at all) is sent again under its key, as
+    its till would, so that each ends booked or refused."""
+    for record in sent:
+        if record.status not in (200, 402):
+            path = f"/api/v1/wallets/{record.member_no}/payments"
+            status, answer = front.request("POST", path, record.body)
+            assert status in (200, 402), (status, answer)
+            record.status, record.answer = status, answer
+
+
+def check_exactly_once(front: NodeProcess, sent: list[Sent]) -> None:
+    for record in sent:
+        assert record.status in ANSWERS, (record.status, record.answer)
+    booked = [record for record in sent if record.status == 200]
+    assert len(booked) > 50, "the load did not get going"
+    # A payment sent again answers with the very same booking, from the wallet's records.
+    for record in rng_sample(booked, 200):
+        path = f"/api/v1/wallets/{record.member_no}/payments"
+        assert front.request("POST", path, record.body) == (200, record.answer)
+    by_member: dict[str, set[str]] = {}
+    for record in booked:
+        by_member.setdefault(record.member_no, set()).add(record.body["key"])
+    for member_no in MEMBERS:
+        keys, lines = history_keys(front, member_no)
+        counts = Counter(keys)
+        assert all(count == 1 for count in counts.values()), "a payment was booked twice"
+        assert by_member.get(member_no, set()) <= set(counts), "a booked payment is lost"
+        status, view = front.request("GET", f"/api/v1/wallets/{member_no}")
+        assert status == 200
+        spent = sum(-line["changes"]["base"] for line in lines if line["kind"] == "pay")
+        assert view["balances"]["base"] == OPENING_BASE_YEN - spent
+    status, audit = front.request("GET", "/api/v1/audit")
+    assert status == 200 and audit["balanced"] is True, audit
+
+
+def rng_sample(records: list[Sent], count: int) -> list[Sent]:
+    return random.Random(len(records)).sample(records, min(count, len(records)))
+
+
+def shard_pid(front: NodeProcess, index: int) -> int:
+    health = wait_healthy(front)
+    shards = health["shards"]
+    assert isinstance(shards, list)
+    pid: int = shards[index]["pid"]
+    return pid
+
+
+async def test_a_host_killed_under_load_loses_nothing_and_its_shard_comes_back_there(
+    cluster: Cluster,
+) -> None:
+    """Host b (front B and wallet shard 1) loses power under load: B's clients move to A,
+    shard 1's members are answered "try again" until b is back, and then shard 1 runs on
+    b again from its own files."""
+    front_a = cluster.fronts["a"]
+    before = shard_pid(front_a, 1)
+    assert before in cluster.hosts["b"].processes()
+    load = Load(cluster, seed=20261207)
+    load.start()
+    await asyncio.sleep(2.0)
+    killed_at = time.monotonic()
+    await asyncio.to_thread(cluster.kill_host, "b")
+    await asyncio.sleep(3.0)
+    await asyncio.to_thread(cluster.hosts["b"].start)
+    await asyncio.to_thread(wait_healthy, front_a)
+    await asyncio.sleep(2.0)
+    sent = await load.stop()
+    # B's clients were served by A after the kill.
+    of_b = [r for r in sent if r.body["key"].startswith(f"{load.seed}-b")]
+    moved = [record for record in of_b if record.answered_at > killed_at]
+    assert any(record.status == 200 for record in moved), "B's clients found no front"
+    after = shard_pid(front_a, 1)
+    assert after != before and after in cluster.hosts["b"].processes()
+    settle(front_a, sent)
+    check_exactly_once(front_a, sent)
+    await asyncio.to_thread(cluster.fronts["b"].start)
+    wait_healthy(cluster.fronts["b"])
+
+
+async def test_the_head_killed_under_load_stops_no_payment(cluster: Cluster) -> None:
+    """Every process of the head (Ray's GCS) dies under load: the fronts and shards keep
+    booking payments while it is away, and a head started again takes the cluster's state
+    back from Redis."""
+    load = Load(cluster, seed=7)
+    load.start()
+    await asyncio.sleep(2.0)
+    await asyncio.to_thread(cluster.head.kill)
+    killed_at = time.monotonic()
+    await asyncio.sleep(5.0)
+    restarted_at = time.monotonic()
+    await asyncio.to_thread(cluster.head.start)
+    await asyncio.sleep(2.0)
+    sent = await load.stop()
+    during = [r for r in sent if r.status == 200 and killed_at < r.answered_at < restarted_at]
+    assert len(during) > 20, "payments stopped while the head was away"
+    for front in cluster.fronts.values():
+        wait_healthy(front)
+    settle(cluster.fronts["a"], sent)
+    # A front started after the head came back finds every actor by name: the head took
+    # the cluster's state back from Redis.
+    await asyncio.to_thread(cluster.fronts["b"].stop)
+    await asyncio.to_thread(cluster.fronts["b"].start)
+    check_exactly_once(cluster.fronts["b"], sent)
