@@ -148,14 +148,20 @@ class TillLink:
         ssl: ssl_module.SSLContext | aiohttp.Fingerprint | bool,
     ) -> None:
         timeout_s = self._settings.auth_timeout_s
-        async with session.ws_connect(
-            url + "/till/ws",
-            heartbeat=self._settings.heartbeat_s,
-            max_msg_size=NODE_FRAME_MAX_BYTES,
-            compress=0,
-            ssl=ssl,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=timeout_s),
-        ) as ws:
+        # The connection and the WebSocket upgrade are bounded too: a front that accepts
+        # the connection and never answers must not keep the till from the next one.
+        opened = await asyncio.wait_for(
+            session.ws_connect(
+                url + "/till/ws",
+                heartbeat=self._settings.heartbeat_s,
+                max_msg_size=NODE_FRAME_MAX_BYTES,
+                compress=0,
+                ssl=ssl,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=timeout_s),
+            ),
+            self._settings.agent_connect_timeout_s + timeout_s,
+        )
+        async with opened as ws:
             challenge = await self._receive(ws, timeout_s)
             if not isinstance(challenge, Challenge):
                 raise LinkRefused("the node did not send a challenge")

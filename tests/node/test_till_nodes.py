@@ -6,6 +6,7 @@ with SIGKILL, and the till moving to another front of a cluster: tests/fronts.)"
 from __future__ import annotations
 
 import argparse
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -140,3 +141,32 @@ async def test_a_till_stays_on_a_working_link_and_goes_back_first_at_its_next_re
         sale = await agent.charge(card, 200)
         assert sale.approved and not sale.offline, sale
     assert sorted(tap_keys(node, member)) == [f"tap:{till.till_id}:{seq}" for seq in (1, 2)]
+
+
+@pytest.mark.slow
+async def test_a_node_that_takes_the_connection_and_never_answers_is_passed_over(
+    node: NodeProcess, till: Till
+) -> None:
+    """A front whose host hangs: the TCP connection opens, the WebSocket upgrade is never
+    answered. The till gives up on it after its connect and auth bounds, by construction
+    (nothing ever answers), and sells through the next node."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # Read nothing, answer nothing.
+
+    silent = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    bounded = msgspec.structs.replace(SETTINGS, agent_connect_timeout_s=1.0, auth_timeout_s=1.0)
+    urls = [f"http://127.0.0.1:{port}", node.url]
+    till.agent = TillAgent(till.key_file, urls, bounded, till.state, NoReader(), print)
+    try:
+        await till.agent.start()
+        agent = till.agent
+        await wait_for(lambda: agent.link.node_url == node.url, PATIENCE_S)
+        assert held, "the silent node was never tried"
+    finally:
+        for writer in held:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
