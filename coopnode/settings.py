@@ -281,8 +281,9 @@ class TillSettings(_Section, frozen=True):
     # so it goes back to its first front at its next reconnection. Kiosks sell to their
     # own front first, then to these.
     agent_node_urls: Annotated[list[NodeUrl], msgspec.Meta(max_length=16)] = []
-    # Opening a TCP (and TLS) connection to one node waits this long before the till tries
-    # the next node: a front whose host is gone answers nothing, not even a refusal.
+    # Opening a TCP (and TLS) connection to one node waits this long, and its WebSocket
+    # upgrade `auth_timeout_s` more, before the till tries the next node: a front whose
+    # host is gone answers nothing, not even a refusal, and a hung one accepts and stalls.
     agent_connect_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
     # A sale waits this long for a card before it is abandoned.
     agent_tap_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
