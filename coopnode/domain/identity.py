@@ -222,11 +222,7 @@ class WalletScope(StrEnum):
     PAY = "wallet:pay"  # Move money between purses, and suspend the account.
 
 
-# What the consent screen says of each scope, in the co-op's Japanese and in English.
-WALLET_SCOPE_TEXTS: dict[WalletScope, str] = {
-    WalletScope.READ: "電子マネーの残高と利用履歴を見る (read the balance and the history)",
-    WalletScope.PAY: "電子マネーで支払う (pay with the e-money)",
-}
+# What each scope lets an app do, in words, is the catalogues' (`coopnode.catalogues.labels`).
 
 
 # Sessions -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from coopnode.logs import configure_logging, get_logger
 from coopnode.node.konbini_cli import add_konbini_admin_command, add_konbini_command
 from coopnode.node.local_ray import keep_local_ray_on_loopback
 from coopnode.node.member_cli import add_member_commands
+from coopnode.node.shard_move import add_move_shard_command
 from coopnode.reader.till_cli import add_till_commands
 from coopnode.settings import Settings, SettingsError, load_settings
 
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     add_member_commands(admin)
     add_konbini_command(commands)
     add_konbini_admin_command(admin)
+    add_move_shard_command(admin)
     add_loadtest_command(commands)
     return parser
 

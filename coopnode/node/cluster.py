@@ -65,22 +65,23 @@ def create_shards(settings: Settings, link_token: str) -> list[Any]:
     `link_token` authenticates the front on each shard's data plane; it comes from a
     secret file in the data directory so that a joining front and restarted shards agree.
     """
-    shards = []
-    for index in range(settings.wallet.shard_count):
-        home = shard_home(settings, index)
-        encoded = settings_json(home.settings)
-        shards.append(
-            named_actor(
-                WalletShard,
-                shard_name(index),
-                settings,
-                index,
-                encoded,
-                link_token,
-                resources=home.resources,
-            )
-        )
-    return shards
+    return [
+        create_shard(settings, index, link_token) for index in range(settings.wallet.shard_count)
+    ]
+
+
+def create_shard(settings: Settings, index: int, link_token: str) -> Any:
+    """Create (or find) wallet shard `index`, on its disk's host."""
+    home = shard_home(settings, index)
+    return named_actor(
+        WalletShard,
+        shard_name(index),
+        settings,
+        index,
+        settings_json(home.settings),
+        link_token,
+        resources=home.resources,
+    )
 
 
 def create_registry(settings: Settings) -> Any:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from coopnode.actors.kernel.files import Layout, LockTimeout, open_lmdb
+from coopnode.actors.kernel.files import Layout, LockTimeout, StoreMoved, open_lmdb
+from coopnode.actors.wallet.move import mark_moved
 from coopnode.domain.errors import InvariantViolation
 
 MAP_BYTES = 16 * 1024 * 1024
@@ -56,3 +57,13 @@ def test_a_second_owner_waits_then_gives_up(tmp_path: Path) -> None:
 def test_the_kernel_keeps_its_own_database_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="layout"):
         open_lmdb(tmp_path, layout=REGISTRY_V1, databases=("layout",), map_size_bytes=MAP_BYTES)
+
+
+def test_files_a_move_left_behind_are_never_opened_again(tmp_path: Path) -> None:
+    files = open_lmdb(tmp_path, layout=REGISTRY_V1, databases=("things",), map_size_bytes=MAP_BYTES)
+    with files.env.begin(write=True) as txn:
+        txn.put(b"k", b"v", db=files.dbs["things"])
+    files.close()
+    mark_moved(tmp_path, "disk-b")
+    with pytest.raises(StoreMoved, match="moved to the disk 'disk-b'"):
+        open_lmdb(tmp_path, layout=REGISTRY_V1, databases=("things",), map_size_bytes=MAP_BYTES)

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +29,13 @@ from coopnode.loadtest.ray_hosts import (
     ray_auth_environment,
     write_ray_auth_token,
 )
-from tests.nodeproc import NodeProcess, remove_tree, short_tmpdir
+from tests.nodeproc import REPO, TEST_CONFIG, NodeProcess, remove_tree, short_tmpdir
 
 HOSTS = ("a", "b")
 # Ray restarts an actor whose host came back within seconds; a minute is a failure.
 PATIENCE_S = 120.0
+# An admin command joins the cluster and may copy a shard: minutes mean a failure.
+ADMIN_TIMEOUT_S = 600.0
 
 
 def _toml(value: object) -> str:
@@ -109,6 +114,21 @@ class Cluster:
         for front in self.fronts.values():
             front.start()
         return self
+
+    def admin(self, *args: str, host: str = "a") -> str:
+        """`coopnode admin ARGS` on `host`, as an operator runs it there; its output."""
+        command = [sys.executable, "-m", "coopnode.node.cli", "--config", str(TEST_CONFIG)]
+        result = subprocess.run(
+            [*command, "admin", *args],
+            cwd=REPO,
+            env={**os.environ, **self.front_env(host)},
+            capture_output=True,
+            timeout=ADMIN_TIMEOUT_S,
+            check=False,
+        )
+        output = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+        assert result.returncode == 0, output
+        return output
 
     def kill_host(self, name: str) -> None:
         """Every process of host `name` with SIGKILL: its front and its Ray node."""

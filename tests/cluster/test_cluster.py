@@ -222,3 +222,32 @@ async def test_the_head_killed_under_load_stops_no_payment(cluster: Cluster) -> 
     await asyncio.to_thread(cluster.fronts["b"].stop)
     await asyncio.to_thread(cluster.fronts["b"].start)
     check_exactly_once(cluster.fronts["b"], sent)
+
+
+async def test_a_shard_moved_to_another_host_under_load_loses_nothing(cluster: Cluster) -> None:
+    """`coopnode admin move-shard 1 --to a` while payments flow: shard 1 then runs on
+    host a from the copied files, its old files on b are marked moved, nothing acknowledged
+    is lost or doubled; and moved back to b (over the files it left there), the same."""
+    front_a = cluster.fronts["a"]
+    before = shard_pid(front_a, 1)
+    assert before in cluster.hosts["b"].processes()
+    load = Load(cluster, seed=11)
+    load.start()
+    await asyncio.sleep(2.0)
+    output = await asyncio.to_thread(cluster.admin, "move-shard", "1", "--to", "a")
+    await asyncio.sleep(2.0)
+    sent = await load.stop()
+    assert "wallet_shard_disks = ['a', 'a']" in output, output
+    moved = shard_pid(front_a, 1)
+    assert moved in cluster.hosts["a"].processes()
+    old_home = cluster.data_dir("b") / "wallet" / "shard-001"
+    assert (old_home / "moved.json").exists()
+    settle(front_a, sent)
+    check_exactly_once(front_a, sent)
+    # And back to b, where the files it left are put aside for the copy.
+    output = await asyncio.to_thread(cluster.admin, "move-shard", "1", "--to", "b")
+    assert "wallet_shard_disks = ['a', 'b']" in output, output
+    assert shard_pid(front_a, 1) in cluster.hosts["b"].processes()
+    assert not (old_home / "moved.json").exists()
+    assert list(old_home.parent.glob("shard-001.moved-*"))
+    check_exactly_once(cluster.fronts["b"], sent)

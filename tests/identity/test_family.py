@@ -29,8 +29,8 @@ from coopnode.actors.identity.messages import (
     GuardianStart,
     Refused,
 )
-from coopnode.actors.notify.mails import FAMILY_INVITATION_SUBJECT
 from coopnode.actors.notify.messages import MailMessage
+from coopnode.catalogues import catalogue
 from coopnode.domain.identity import SessionKind
 from coopnode.domain.messages import Pay
 from coopnode.domain.money import TillKind
@@ -187,7 +187,7 @@ async def test_guardian_without_account_accepts_the_invitation(
     )
     assert granted.status == 303
     (invitation,) = _mails_to(harness, PARENT_MAIL)
-    assert invitation.subject == FAMILY_INVITATION_SUBJECT
+    assert invitation.subject == catalogue("ja").text("mail.family.subject")
     assert "/portal/guardian" in invitation.body and "確認コード" in invitation.body
 
     # An address nobody invited gets the same page, and no mail.

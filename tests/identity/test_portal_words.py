@@ -18,8 +18,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from coopnode.actors.identity.messages import FlowAnswer, FlowStep, SignIn
+from coopnode.catalogues import ENGLISH, JAPANESE, catalogue
 from coopnode.domain.identity import FlowKind, SessionKind, mask_phone
-from coopnode.http.portal import i18n as portal_i18n
 from coopnode.http.portal.routes import sender_domain
 from tests.identity.harness import Harness
 from tests.identity.portal_app import portal_client
@@ -47,19 +47,22 @@ _NOT_SHOWN = ("coop.example", "KRM", "ユーザーの詳細", "教科書教材",
 
 
 def test_the_catalogue_speaks_as_a_co_op() -> None:
-    for key, (japanese, english) in portal_i18n._MESSAGES.items():
+    for key in catalogue(JAPANESE).message_ids:
+        japanese, english = catalogue(JAPANESE).raw(key), catalogue(ENGLISH).raw(key)
         for word in _NOT_SHOWN:
             assert word not in japanese and word not in english, (key, word)
         assert "wallet" not in english.lower() or key.startswith("error."), key
 
 
-TEMPLATES = Path(__file__).parents[2] / "coopnode" / "http" / "templates"
+TEMPLATES = Path(__file__).parents[2] / "coopnode" / "http" / "portal" / "templates"
 
 
 def test_every_page_with_a_required_mark_explains_it() -> None:
     """A page that marks a field ※ (required) says what ※ means."""
-    for template in sorted(TEMPLATES.glob("*.html")):
-        if template.name == "macros.html":
+    pages = sorted(TEMPLATES.rglob("*.html"))
+    assert len(pages) > 60, "the templates are not where the test looks"
+    for template in pages:
+        if template.name == "frame/macros.html":
             continue
         source = template.read_text(encoding="utf-8")
         fields = re.findall(r"\{\{ field\((.*?)\) \}\}", source)
@@ -91,7 +94,7 @@ async def test_an_address_that_is_no_page_answers_a_page(
     page = await answer.text()
     assert answer.status == 404 and answer.content_type == "text/html"
     assert f'<html lang="{lang}">' in page
-    expected = portal_i18n.message(portal_i18n.Lang(lang), "error.page_not_found")
+    expected = catalogue(lang).gettext("error.page_not_found")
     assert expected in page and 'href="/portal" id="error-home"' in page
     directly = await client.get("/portal/mail-change/search", cookies={"cn_lang": lang})
     assert directly.status == 405 and directly.headers["Allow"] == "POST"

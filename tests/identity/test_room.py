@@ -14,6 +14,7 @@ ALLOWED = (
     "coopnode.actors.identity",
     "coopnode.actors.notify.mails",
     "coopnode.actors.notify.messages",
+    "coopnode.catalogues",
     "coopnode.actors.kernel",
     "coopnode.settings",
 )

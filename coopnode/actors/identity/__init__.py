@@ -40,7 +40,8 @@ The parts, and the requests each answers
 
 What the room may import
     `coopnode.domain` (the rules), its own modules, the notify room's mail texts and
-    notification shapes (`coopnode.actors.notify.mails` and `.mailer`) and
+    notification shapes (`coopnode.actors.notify.mails` and `.mailer`), the message
+    catalogues (`coopnode.catalogues`: the OAuth scope texts) and
     `coopnode.settings`; never `coopnode.http` or `coopnode.node`: the front calls in, and
     nothing here calls out to it. Two shells reach further, for their own jobs only:
     `actor` uses Ray, the wallet's client, logging and metrics (and, lazily, the node's

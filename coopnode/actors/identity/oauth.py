@@ -54,8 +54,8 @@ from coopnode.actors.identity.messages import (
     TokenInfo,
 )
 from coopnode.actors.identity.store import IdentityStore, Tx
+from coopnode.catalogues.labels import WALLET_SCOPE_TEXTS
 from coopnode.domain.identity import (
-    WALLET_SCOPE_TEXTS,
     OAuthCodeRecord,
     OAuthTokenRecord,
     digest,

@@ -1,7 +1,7 @@
 """An LMDB environment owned by one process, with its layout version checked on open.
 
 Every store of the node (wallet shards, registry, identity, payments) opens its files
-here, so that three rules hold for all of them in one place:
+here, so that four rules hold for all of them in one place:
 
 - One owner. An exclusive `fcntl` lock on `owner.lock` beside the files; the operating
   system drops it when its owner dies, so a restarted actor waits for a dying
@@ -10,6 +10,8 @@ here, so that three rules hold for all of them in one place:
 - A layout version. The files say which store wrote them and in which layout; a node
   that reads another layout refuses to start rather than misread money records. Files
   written before the version was recorded take the current one on their first open.
+- Not left behind. Files a move to another host's disk left behind carry `moved.json`
+  and are never opened again as the store.
 """
 
 from __future__ import annotations
@@ -30,6 +32,34 @@ _LAYOUT_DB = b"layout"
 _LAYOUT_KEY = b"layout"
 # How often a start waiting for the lock looks again.
 _LOCK_POLL_S = 0.05
+
+
+# The file a store's directory holds once the store has moved to another host's disk
+# (`coopnode admin move-shard`): the files stay, but they are no longer the store.
+MOVED_MARK = "moved.json"
+
+
+class StoreMoved(Exception):
+    """The store's files here are a copy left behind by a move to another host's disk."""
+
+
+class MovedTo(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where a store went, and when (what `MOVED_MARK` holds)."""
+
+    disk: str
+    at_ms: int
+
+
+def refuse_if_moved(path: Path) -> None:
+    """Refuse to open a store's files that a move left behind: opening them would serve
+    old balances beside the store's new home (the settings still name this disk)."""
+    mark = path / MOVED_MARK
+    if mark.exists():
+        moved = msgspec.json.decode(mark.read_bytes(), type=MovedTo)
+        raise StoreMoved(
+            f"{path} moved to the disk {moved.disk!r} at {moved.at_ms} ms since the epoch: "
+            "name that disk for it in the settings (cluster.wallet_shard_disks)"
+        )
 
 
 class LockTimeout(Exception):
@@ -93,6 +123,7 @@ def open_lmdb(
     """Lock, open and check the environment at `path` (a directory, created if missing)."""
     if _LAYOUT_DB.decode() in databases:
         raise ValueError("the database name 'layout' is the kernel's own")
+    refuse_if_moved(path)
     path.mkdir(parents=True, exist_ok=True)
     lock_file = lock_exclusive(path / "owner.lock", lock_wait_s)
     try:

@@ -2,13 +2,12 @@
 
 Every actor of the node (wallet shards, registry, identity, notifier, payments, readers)
 is created the same way: named in the node's namespace, found rather than created twice
-when a front joins a running cluster (and then detached: owned by the cluster, not by
-the front that happened to create it, whose loss would otherwise take every actor it
-created down with it, for every front), restarted by Ray up to
+when a front joins a running cluster, restarted by Ray up to
 `wallet.actor_max_restarts` times, never re-running a task on its own (the node's
 callers retry under idempotency keys), and holding no CPU slot by default (they wait on
 disks, SMTP and readers, and on a two-core machine must not starve one another of Ray's
-slots). An actor receives the settings as JSON with absolute paths, since it runs in
+slots), and, on a cluster, detached from the front that happened to create it. An
+actor receives the settings as JSON with absolute paths, since it runs in
 another working directory.
 
 A call is awaited on the caller's event loop within a deadline; a deadline passed, an
@@ -72,7 +71,9 @@ def named_actor(
             max_task_retries=0,
             num_cpus=num_cpus,
             resources=resources or {},
-            # The local Ray ends with its one front; a cluster's actors outlive any front.
+            # On a cluster an actor outlives the driver that made it: a front (or an
+            # admin command) that stops or loses its host takes no store with it. A
+            # local Ray stops with its one front, and its actors with it.
             lifetime="detached" if settings.node.ray_address else None,
         )
         .remote(*args)

@@ -18,6 +18,7 @@ refused) is answered `operation_failed` at once, with an alert, and never joins 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from typing import Any
@@ -186,6 +187,8 @@ class ShardBatcher:
             except Exception as error:
                 if not _retryable(error) or attempt == self._settings.call_retry_max:
                     raise
+                if isinstance(error, RayActorError):
+                    await self.refind()
                 self._metrics.call_retries.labels(shard=str(self.index)).inc()
                 log.warning(
                     "wallet shard call failed; retrying", shard=self.index, error=repr(error)
@@ -207,6 +210,15 @@ class ShardBatcher:
         raw = await asyncio.wrap_future(self.actor.apply.remote(batch_encoder.encode(ops)).future())
         reply: BatchReply = reply_decoder.decode(raw)
         return reply
+
+    async def refind(self) -> None:
+        """Find the shard again by name: one moved to another disk is a new actor, and the
+        handle to the old one stays dead (Ray restarts a crashed one behind the handle)."""
+        # Not there (yet): the next retry looks again.
+        with contextlib.suppress(ValueError):
+            self.actor = await asyncio.to_thread(
+                ray.get_actor, shard_name(self.index), namespace=RAY_NAMESPACE
+            )
 
     async def _endpoint(self) -> str:
         endpoint: str = await asyncio.wrap_future(self.actor.data_endpoint.remote().future())
@@ -282,6 +294,9 @@ class WalletClient:
                 raw = await asyncio.wait_for(
                     asyncio.wrap_future(batcher.actor.health.remote().future()), timeout_s
                 )
+            except RayActorError:
+                await batcher.refind()
+                return None
             except Exception:
                 return None
             return msgspec.msgpack.decode(raw, type=ShardHealth)

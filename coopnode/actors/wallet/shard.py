@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ import msgspec
 
 from coopnode.actors.wallet.link import BatchReply, serve_link
 from coopnode.actors.wallet.messages import AuditReport
+from coopnode.actors.wallet.move import DATA_FILE, copy_environment, mark_moved, read_chunk
 from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain.errors import InvariantViolation, StoreCorrupt
 from coopnode.domain.messages import OPERATION_FAILED, Operation, Result, decline
@@ -96,8 +98,15 @@ class WalletShard:
         configure_logging(settings.log)
         self._index = shard_index
         self._wallet = settings.wallet
+        self._path = shard_path(settings, shard_index)
+        # The disk this shard's files are on (a cluster's), which a move changes.
+        disks = settings.cluster.wallet_shard_disks
+        self._disk = disks[shard_index] if disks else ""
+        # Set by a move's switch: no batch is taken any more (see `move.py`).
+        self._fenced = False
+        self._link_writers: set[asyncio.StreamWriter] = set()
         self._store = WalletStore(
-            shard_path(settings, shard_index),
+            self._path,
             shard_index=shard_index,
             shard_count=settings.wallet.shard_count,
             coops=settings.coops,
@@ -148,16 +157,23 @@ class WalletShard:
         return f"{host}:{port}"
 
     async def _serve_link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await serve_link(
-            reader,
-            writer,
-            token=self._link_token,
-            submit=self._submit,
-            frame_max_bytes=self._wallet.link_frame_max_bytes,
-        )
+        self._link_writers.add(writer)
+        try:
+            await serve_link(
+                reader,
+                writer,
+                token=self._link_token,
+                submit=self._submit,
+                frame_max_bytes=self._wallet.link_frame_max_bytes,
+            )
+        finally:
+            self._link_writers.discard(writer)
 
     async def _submit(self, raws: list[msgspec.Raw]) -> BatchReply:
         """Queue a batch for the next group commit; answer once that commit is durable."""
+        if self._fenced:
+            # The front sends it again, under the same keys, to the shard's new home.
+            raise ConnectionResetError(f"wallet shard {self._index} is moving to another disk")
         if self._pending_ops + len(raws) > self._wallet.mailbox_max_ops:
             busy = decline(Reason.OVERLOADED, "the wallet shard is busy; try again shortly")
             return BatchReply(results=[busy] * len(raws), commit_ops=0, commit_s=0.0)
@@ -248,3 +264,48 @@ class WalletShard:
             self._long_reads, self._store.audit
         )
         return msgspec.msgpack.encode(report)
+
+    # A move to another host's disk (`move.py`; `coopnode admin move-shard`).
+
+    async def where(self) -> str:
+        """The disk this shard's files are on ("" on one host)."""
+        return self._disk
+
+    async def copy_out(self) -> bytes:
+        """A consistent copy of the shard's files beside them, for a move; its digests."""
+        info = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, copy_environment, self._store.env, self._outgoing
+        )
+        return msgspec.msgpack.encode(info)
+
+    async def read_copy(self, index: int) -> bytes:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, read_chunk, self._outgoing / DATA_FILE, index
+        )
+
+    @property
+    def _outgoing(self) -> Path:
+        return self._path.with_name(self._path.name + ".outgoing")
+
+    async def fence(self) -> None:
+        """Take no batch any more, and return once every batch taken is durable and
+        answered; then drop the fronts' links, which send their next batches to the
+        shard's new home."""
+        self._fenced = True
+        if self._link_server is not None:
+            self._link_server.close()
+        while self._commit_task is not None and not self._commit_task.done():
+            await asyncio.shield(self._commit_task)
+        await asyncio.sleep(0)  # The answers' writes run once their futures are set.
+        for writer in list(self._link_writers):
+            writer.close()
+        log.info("wallet shard fenced for a move", shard=self._index)
+
+    async def retire(self, disk: str) -> None:
+        """Mark the files here as moved to `disk` and close them; the actor is killed next."""
+        if not self._fenced:
+            raise RuntimeError("a shard retires only once fenced")
+        mark_moved(self._path, disk)
+        shutil.rmtree(self._outgoing, ignore_errors=True)
+        self._store.close()
+        log.info("wallet shard moved away", shard=self._index, disk=disk)

@@ -197,7 +197,7 @@ async def konbini_due(request: web.Request) -> web.Response:
 
 @page
 async def simulator_form(request: web.Request) -> web.Response:
-    return render(request, "konbini_simulator.html", {"result": ""})
+    return render(request, "emoney/konbini_simulator.html", {"result": ""})
 
 
 @page
@@ -208,7 +208,7 @@ async def simulator_pay(request: web.Request) -> web.Response:
     url = f"http://{request.host}"
     status, body = await pay_at_store(url, request.app[konbini_key_key], number)
     result = f"{status} {body}"
-    return render(request, "konbini_simulator.html", {"result": result, "form": form})
+    return render(request, "emoney/konbini_simulator.html", {"result": result, "form": form})
 
 
 KONBINI_ROUTES: tuple[Route, ...] = (

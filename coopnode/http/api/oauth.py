@@ -31,6 +31,8 @@ from coopnode.actors.identity.messages import (
     OAuthRevoke,
     OAuthToken,
 )
+from coopnode.catalogues import ENGLISH, catalogue
+from coopnode.catalogues.labels import WALLET_SCOPE_LABELS
 from coopnode.domain.identity import SessionKind, WalletScope
 from coopnode.domain.messages import (
     Booked,
@@ -63,10 +65,14 @@ from coopnode.http.errors import ApiError, retry_after
 from coopnode.http.forms import read_urlencoded
 from coopnode.http.identity_front import ask, json_response
 
-SCOPE_READ = OAuthScope(name=WalletScope.READ, description="read the balances and the history")
+# The document describes each scope in the catalogues' English, as the consent screen does.
+SCOPE_READ = OAuthScope(
+    name=WalletScope.READ,
+    description=catalogue(ENGLISH).text(WALLET_SCOPE_LABELS[WalletScope.READ]),
+)
 SCOPE_PAY = OAuthScope(
     name=WalletScope.PAY,
-    description="move money between purses, and suspend the account (アカウント停止)",
+    description=catalogue(ENGLISH).text(WALLET_SCOPE_LABELS[WalletScope.PAY]),
 )
 # The consent screen and the member's decision: a wallet session, and its CSRF token.
 _WALLET_SESSION = sessions(SessionKind.WALLET)

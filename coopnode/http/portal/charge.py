@@ -24,6 +24,7 @@ from coopnode.actors.notify.mails import konbini_charge_mail
 from coopnode.actors.notify.messages import MailMessage
 from coopnode.actors.payments.actor import PaymentsUnavailable
 from coopnode.actors.payments.messages import ChargeRecord, ChargeStatus
+from coopnode.catalogues import N_
 from coopnode.domain import charging as checks
 from coopnode.domain.bounds import parse_int
 from coopnode.domain.messages import DepositYen, WalletStatus
@@ -32,6 +33,7 @@ from coopnode.domain.rules import CoopRules
 from coopnode.http.api.konbini import charging_key, local_deadline
 from coopnode.http.identity_front import notifier_key
 from coopnode.http.portal.core import IDEMPOTENCY_FIELD, PageError, page, read_form, text
+from coopnode.http.portal.labels import charge_text_id
 from coopnode.http.portal.wallet import (
     SCOPE_PAY,
     WalletAccess,
@@ -59,17 +61,22 @@ AMOUNT_BUILD_MAX_YEN = 10_000_000
 _CHARGEABLE = [purse for purse in (Purse.BASE, Purse.TEXTBOOK, Purse.CAFETERIA)]
 # The error of a charge refused for the account's status, not for one of its fields.
 SUSPENDED_FIELD = "account"
+# Why a card charge did not go through (its record's reason), in the member's words.
 _FAILURES = {
-    "card_declined": "error.card_declined",
-    "insufficient_funds": "error.card_insufficient_funds",
-    "acquirer_unavailable": "error.acquirer_unavailable",
+    "card_declined": N_("error.card_declined"),
+    "insufficient_funds": N_("error.card_insufficient_funds"),
+    "acquirer_unavailable": N_("error.acquirer_unavailable"),
+    "over_limit": N_("error.over_limit"),
+    "below_minimum": N_("error.below_minimum"),
+    "above_maximum": N_("error.above_maximum"),
+    "suspended": N_("error.suspended"),
 }
 
 
 def _charging(request: web.Request) -> Charging:
     charging = request.app.get(charging_key)
     if charging is None:
-        raise PageError(503, "error.unavailable")
+        raise PageError(503, N_("error.unavailable"))
     return charging
 
 
@@ -84,13 +91,13 @@ def _purse(form: dict[str, str]) -> Purse | None:
 
 
 def _yen(request: web.Request, amount: int) -> str:
-    return text(request, "common.yen", amount=f"{amount:,}")
+    return text(request, N_("common.yen"), amount=f"{amount:,}")
 
 
 def _limits(request: web.Request, rules: CoopRules) -> str:
     return text(
         request,
-        "charge.limits",
+        N_("charge.limits"),
         minimum=_yen(request, rules.charge_min_yen),
         maximum=_yen(request, rules.charge_max_yen),
     )
@@ -104,9 +111,9 @@ async def _amount_errors(
     view = await wallet_view(request, access.member_no)
     refused = checks.start_error(view.status)
     if refused:
-        return {SUSPENDED_FIELD: text(request, refused)}
+        return {SUSPENDED_FIELD: text(request, charge_text_id(refused))}
     if purse is None:
-        return {"purse": text(request, "error.purse_not_allowed")}
+        return {"purse": text(request, N_("error.purse_not_allowed"))}
     rules = coop_rules_of(request, view.coop)
     field, key = checks.amount_error(amount, purse, view.balances.get(purse), rules)
     if not field:
@@ -118,7 +125,7 @@ def _rule_text(request: web.Request, key: str, rules: CoopRules, purse: Purse) -
     """An error about the co-op's bounds, with the bounds filled in."""
     return text(
         request,
-        key,
+        charge_text_id(key),
         limit=_yen(request, rules.purse_balance_max_yen[purse]),
         minimum=_yen(request, rules.charge_min_yen),
         maximum=_yen(request, rules.charge_max_yen),
@@ -144,7 +151,7 @@ async def _charge_page(
     }
     # A suspended account is shown why it cannot be charged, and refused (403) any step.
     status = (403 if SUSPENDED_FIELD in errors else 400) if errors else 200
-    return emoney_render(request, "emoney_charge.html", access, "charge", context, status=status)
+    return emoney_render(request, "emoney/charge.html", access, "charge", context, status=status)
 
 
 def start_amount(rules: CoopRules) -> int:
@@ -205,10 +212,10 @@ def _method_page(
     if method == "card":
         this_year = datetime.datetime.now(ZoneInfo("Asia/Tokyo")).year
         context["years"] = list(range(this_year, this_year + 11))
-        template = "emoney_charge_card.html"
+        template = "emoney/charge_card.html"
     else:
         context["stores"] = STORES
-        template = "emoney_charge_konbini.html"
+        template = "emoney/charge_konbini.html"
     status = 400 if errors or failure else 200
     return emoney_render(request, template, access, "charge", context, status=status)
 
@@ -218,9 +225,9 @@ async def _refused_page(
 ) -> web.Response:
     """A charge the service refused before any payment started: the account was suspended
     since the page was shown (the charge page says so), or the service is unavailable."""
-    if refused.key != "error.charge_suspended":
-        raise PageError(503, "error.unavailable")
-    errors = {SUSPENDED_FIELD: text(request, refused.key)}
+    if refused.key != N_("error.charge_suspended"):
+        raise PageError(503, N_("error.unavailable"))
+    errors = {SUSPENDED_FIELD: text(request, charge_text_id(refused.key))}
     return await _charge_page(request, access, amount, purse.value, errors)
 
 
@@ -246,7 +253,7 @@ async def charge_card(request: web.Request) -> web.Response:
     month, year = form.get("exp_month", ""), form.get("exp_year", "")
     found = checks.card_errors(number, month, year, cvc, kept["birthday"], _today())
     if found:
-        shown = {field: text(request, key) for field, key in found.items()}
+        shown = {field: text(request, charge_text_id(key)) for field, key in found.items()}
         return _method_page(request, access, "card", amount, purse, kept, shown)
     card = Card(
         number=number,
@@ -263,10 +270,10 @@ async def charge_card(request: web.Request) -> web.Response:
     except ChargeRefused as refused:
         return await _refused_page(request, access, amount, purse, refused)
     except PaymentsUnavailable:
-        raise PageError(503, "error.unavailable") from None
+        raise PageError(503, N_("error.unavailable")) from None
     if record.status is ChargeStatus.CREDITED:
         return emoney_render(
-            request, "emoney_charge_done.html", access, "charge", {"record": record}
+            request, "emoney/charge_done.html", access, "charge", {"record": record}
         )
     failure = text(request, _failure_key(record.reason))
     if record.reason in _WALLET_REASONS:
@@ -277,14 +284,13 @@ async def charge_card(request: web.Request) -> web.Response:
     return _method_page(request, access, "card", amount, purse, kept, {}, failure)
 
 
+# A card charge the wallet refused after the payment: the payment was voided.
 _WALLET_REASONS = frozenset({"over_limit", "below_minimum", "above_maximum", "suspended"})
 
 
 def _failure_key(reason: str) -> str:
-    """The catalogue key of why a card charge did not go through."""
-    if reason in _FAILURES:
-        return _FAILURES[reason]
-    return f"error.{reason}" if reason in _WALLET_REASONS else "error.generic"
+    """The message id of why a card charge did not go through."""
+    return _FAILURES.get(reason, N_("error.generic"))
 
 
 # Convenience store ---------------------------------------------------------------------------
@@ -296,16 +302,16 @@ def _konbini_errors(
     errors: dict[str, str] = {}
     for name in ("kana_family", "kana_given"):
         if not checks.katakana_valid(form.get(name, "")):
-            errors[name] = text(request, "error.kana")
+            errors[name] = text(request, N_("error.kana"))
     mail = form.get("mail", "")
     local, _, domain = mail.partition("@")
     if not local or "." not in domain or len(mail) > 254 or any(c.isspace() for c in mail):
-        errors["mail"] = text(request, "error.invalid_input")
+        errors["mail"] = text(request, N_("error.invalid_input"))
     parts = (form.get("phone1", ""), form.get("phone2", ""), form.get("phone3", ""))
     if not checks.phone_valid(parts):
-        errors["phone"] = text(request, "error.phone_parts")
+        errors["phone"] = text(request, N_("error.phone_parts"))
     if with_store and form.get("store", "") not in STORES:
-        errors["store"] = text(request, "error.store")
+        errors["store"] = text(request, N_("error.store"))
     return errors
 
 
@@ -341,12 +347,12 @@ async def charge_konbini(request: web.Request) -> web.Response:
             access.member_no, form_key, purse, amount, kept["store"], kana, kept["mail"]
         )
     except ChargeRefused as refused:
-        if refused.key != "error.pending_max":
+        if refused.key != N_("error.pending_max"):
             return await _refused_page(request, access, amount, purse, refused)
-        failure = text(request, refused.key)
+        failure = text(request, charge_text_id(refused.key))
         return _method_page(request, access, "konbini", amount, purse, kept, {}, failure)
     except PaymentsUnavailable:
-        raise PageError(503, "error.unavailable") from None
+        raise PageError(503, N_("error.unavailable")) from None
     if fresh:
         _mail_numbers(request, record.charge_id, kana, record)
     return _issued_page(request, access, record, fresh)
@@ -383,7 +389,7 @@ def _issued_page(
         "pay_by": local_deadline(record.pay_by_ms),
         "suspended": suspended,
     }
-    return emoney_render(request, "emoney_charge_issued.html", access, "charge", context)
+    return emoney_render(request, "emoney/charge_issued.html", access, "charge", context)
 
 
 @page
@@ -392,7 +398,7 @@ async def konbini_numbers(request: web.Request) -> web.Response:
     access = await wallet_member(request, SCOPE_PAY)
     record = await _charging(request).get(request.match_info["charge_id"])
     if record is None or record.member_no != access.member_no or not record.payment_number:
-        raise PageError(404, "error.generic")
+        raise PageError(404, N_("error.generic"))
     view = await wallet_view(request, access.member_no)
     return _issued_page(request, access, record, False, view.status is WalletStatus.SUSPENDED)
 

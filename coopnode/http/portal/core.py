@@ -2,8 +2,9 @@
 
 Pages are server-rendered with jinja2 through aiohttp-jinja2 and work without JavaScript;
 a small script only keeps a form from being sent twice. Every string comes from the
-message catalogue (`portal_i18n`), in Japanese unless the member chose English (`?lang=en`
-or the language link, remembered in the `cn_lang` cookie).
+message catalogues (`coopnode.catalogues`, through Jinja2's i18n extension: `_("id")` in a
+template), in Japanese unless the member chose another language with a catalogue
+(`?lang=en` or the language link, remembered in the `cn_lang` cookie).
 
 CSRF. A form sent by a signed-in member carries the session's CSRF token, which the
 identity engine checks (`CheckSession` with the token). A form sent before sign-in carries
@@ -29,6 +30,7 @@ import jinja2
 from aiohttp import web
 
 from coopnode.actors.identity.messages import CheckSession, Principal, Refused, SessionIssued
+from coopnode.catalogues import JAPANESE, N_, catalogue, languages
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import SessionKind
 from coopnode.http.errors import FormRefused, IdentityRefused
@@ -40,7 +42,7 @@ from coopnode.http.identity_front import (
     set_cookie,
     set_session_cookie,
 )
-from coopnode.http.portal.i18n import Lang, error_key, message
+from coopnode.http.portal.labels import TEMPLATE_LABELS, refusal_text_id
 from coopnode.settings import PortalSettings
 
 LANG_COOKIE = "cn_lang"
@@ -52,27 +54,53 @@ portal_settings_key = web.AppKey("portal_settings", PortalSettings)
 PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+@jinja2.pass_context
+def _gettext(context: jinja2.runtime.Context, message_id: str) -> str:
+    return catalogue(context["lang"]).gettext(message_id)
+
+
+@jinja2.pass_context
+def _ngettext(context: jinja2.runtime.Context, singular: str, plural: str, count: int) -> str:
+    return catalogue(context["lang"]).ngettext(singular, plural, count)
+
+
 def setup_templates(app: web.Application) -> None:
+    """Jinja2 over the room's templates, with the i18n extension (newstyle gettext: `_("id",
+    name=value)` fills `%(name)s` and escapes the value) in the language of the page being
+    rendered (its `lang`), and the label maps as globals."""
     environment = aiohttp_jinja2.setup(
         app,
-        loader=jinja2.PackageLoader("coopnode.http", "templates"),
+        loader=jinja2.PackageLoader("coopnode.http.portal", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    environment.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=_gettext, ngettext=_ngettext, newstyle=True
     )
     environment.filters["yen"] = lambda amount: f"{int(amount):,}"
+    environment.globals.update(TEMPLATE_LABELS)
+    environment.globals["languages"] = languages()
+    # Each language's name in itself, for the language links.
+    environment.globals["language_names"] = {
+        language: catalogue(language).gettext(N_("language.name")) for language in languages()
+    }
 
 
-def lang_of(request: web.Request) -> Lang:
+def lang_of(request: web.Request) -> str:
+    """The language of the page: the one asked for, then the one remembered, when a
+    catalogue holds it; else the co-op's default."""
     wanted = request.query.get("lang") or request.cookies.get(LANG_COOKIE, "")
-    if wanted in (Lang.JA.value, Lang.EN.value):
-        return Lang(wanted)
-    return Lang(request.app[portal_settings_key].default_lang)
+    if wanted in languages():
+        return wanted
+    return request.app[portal_settings_key].default_lang
 
 
-def text(request: web.Request, key: str, **values: object) -> str:
-    return message(lang_of(request), key, **values)
+def text(request: web.Request, message_id: str, **values: object) -> str:
+    """A text in the language of the request's page, `%(name)s` filled from `values`."""
+    return catalogue(lang_of(request)).text(message_id, **values)
 
 
 def _form_token(request: web.Request) -> tuple[str, bool]:
@@ -103,10 +131,8 @@ def render(
     if here is None:
         here = request.path_qs if request.method == "GET" else "/portal"
     values = {
-        "t": functools.partial(message, lang),
         "store_name": functools.partial(store_name, request),
-        "lang": lang.value,
-        "other_lang": "en" if lang is Lang.JA else "ja",
+        "lang": lang,
         "here": here,
         "csrf": csrf,
         "idem": secrets.token_urlsafe(16),
@@ -118,18 +144,19 @@ def render(
     response.headers["Cache-Control"] = "no-store"
     if new_token:
         set_cookie(request, response, FORM_COOKIE, csrf)
-    if request.query.get("lang") in (Lang.JA.value, Lang.EN.value):
+    if request.query.get("lang") in languages():
         set_cookie(request, response, LANG_COOKIE, request.query["lang"])
     return response
 
 
 def store_name(request: web.Request, store: str) -> str:
-    """A store as members know it (its name in the portal settings), never its id."""
+    """A store as members know it (its name in the portal settings), never its id: in
+    Japanese on a Japanese page and in English on any other (the settings hold those two)."""
     lang = lang_of(request)
     for known in request.app[portal_settings_key].stores:
         if known.store == store:
-            return known.name_ja if lang is Lang.JA else known.name_en
-    return message(lang, "store.unknown")
+            return known.name_ja if lang == JAPANESE else known.name_en
+    return text(request, N_("store.unknown"))
 
 
 def home_of(request: web.Request) -> tuple[str, str]:
@@ -137,13 +164,13 @@ def home_of(request: web.Request) -> tuple[str, str]:
     came through (a guardian to the guardian's page, not the member portal)."""
     path = request.path
     if path.startswith(("/mypage", "/wallet")):
-        return "/mypage", "common.go_mypage"
+        return "/mypage", N_("common.go_mypage")
     guardian = bool(session_id_of(request, SessionKind.GUARDIAN))
     member = bool(session_id_of(request, SessionKind.PORTAL))
     if path.startswith("/portal/guardian") or (guardian and not member):
         home = "/portal/guardian/home" if guardian else "/portal/guardian"
-        return home, "common.go_guardian"
-    return ("/portal/home" if member else "/portal"), "common.go_home"
+        return home, N_("common.go_guardian")
+    return ("/portal/home" if member else "/portal"), N_("common.go_home")
 
 
 def error_page(request: web.Request, text_of_error: str, status: int) -> web.Response:
@@ -151,7 +178,7 @@ def error_page(request: web.Request, text_of_error: str, status: int) -> web.Res
     context = {"message": text_of_error, "home": home, "home_key": home_key}
     # The language link shows the same page again; after a form, the way back.
     here = request.path_qs if request.method == "GET" else home
-    return render(request, "error.html", context, status=status, here=here)
+    return render(request, "frame/error.html", context, status=status, here=here)
 
 
 # Paths that answer machines (JSON, the till channel, metrics): their errors stay JSON.
@@ -177,7 +204,7 @@ async def page_not_found(
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as error:
         if request.path.startswith(_MACHINE_PREFIXES):
             raise
-        key = "error.page_not_found" if error.status == 404 else "error.open_directly"
+        key = N_("error.page_not_found") if error.status == 404 else N_("error.open_directly")
         answer = error_page(request, text(request, key), error.status)
         if isinstance(error, web.HTTPMethodNotAllowed):
             answer.headers["Allow"] = ", ".join(sorted(error.allowed_methods))
@@ -189,7 +216,7 @@ def refusal_text(request: web.Request, refused: Refused) -> str:
         "attempts_left": refused.attempts_left if refused.attempts_left is not None else 0,
         "retry_after_s": refused.retry_after_s,
     }
-    return text(request, error_key(refused.reason), **values)
+    return text(request, refusal_text_id(refused.reason), **values)
 
 
 def page(handler: PageHandler) -> PageHandler:
@@ -206,7 +233,7 @@ def page(handler: PageHandler) -> PageHandler:
         except PageError as error:
             return error_page(request, text(request, error.key, **error.values), error.status)
         except InvalidInput:
-            return error_page(request, text(request, "error.invalid_input"), 400)
+            return error_page(request, text(request, N_("error.invalid_input")), 400)
 
     return wrapped
 
@@ -232,9 +259,8 @@ async def read_form(request: web.Request) -> dict[str, str]:
             body_max_bytes=settings.form_body_max_bytes,
         )
     except FormRefused as refused:
-        key = (
-            "error.foreign_origin" if refused.reason == "foreign_origin" else "error.invalid_input"
-        )
+        foreign = refused.reason == "foreign_origin"
+        key = N_("error.foreign_origin") if foreign else N_("error.invalid_input")
         raise PageError(refused.status, key) from None
     return {name: value.strip() for name, value in fields}
 
@@ -244,7 +270,7 @@ def check_form_csrf(request: web.Request, form: Mapping[str, str]) -> None:
     cookie = request.cookies.get(FORM_COOKIE, "")
     sent = form.get(CSRF_FIELD, "")
     if not cookie or not sent or not hmac.compare_digest(cookie.encode(), sent.encode()):
-        raise PageError(403, "error.csrf")
+        raise PageError(403, N_("error.csrf"))
 
 
 async def signed_in(
@@ -268,7 +294,7 @@ async def signed_in(
             )
         except IdentityRefused as refusal:
             if refusal.status == 403:
-                raise PageError(403, "error.csrf") from None
+                raise PageError(403, N_("error.csrf")) from None
             continue
         if isinstance(reply, Principal):
             return reply
@@ -309,7 +335,7 @@ def end_flow(response: web.StreamResponse, name: str) -> None:
 def require_flow(request: web.Request, name: str) -> str:
     flow_id = flow_of(request, name)
     if not flow_id:
-        raise PageError(409, "error.flow_expired")
+        raise PageError(409, N_("error.flow_expired"))
     return flow_id
 
 
@@ -336,7 +362,7 @@ def safe_next(location: str, default: str) -> str:
 async def language(request: web.Request) -> web.Response:
     """The language link: remember the choice and go back to the page it was pressed on."""
     lang = request.match_info["lang"]
-    if lang not in (Lang.JA.value, Lang.EN.value):
+    if lang not in languages():
         raise web.HTTPNotFound()
     response = see_other(safe_next(request.query.get("next", ""), "/portal"))
     set_cookie(request, response, LANG_COOKIE, lang)

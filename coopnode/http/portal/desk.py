@@ -34,6 +34,7 @@ from coopnode.actors.identity.messages import (
     Refused,
 )
 from coopnode.actors.registry.messages import BindCard, CardRecord
+from coopnode.catalogues import N_
 from coopnode.domain.bounds import RecordNo, parse_int
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import SessionKind
@@ -128,23 +129,23 @@ def _idem(form: dict[str, str]) -> str:
 @page
 async def inquiry_form(request: web.Request) -> web.Response:
     await signed_in(request, (SessionKind.PORTAL,))
-    return _render(request, "portal_inquiry_new.html", {"categories": list(InquiryCategory)})
+    return _render(request, "desk/inquiry_new.html", {"categories": list(InquiryCategory)})
 
 
 def _inquiry_errors(request: web.Request, form: dict[str, str]) -> dict[str, str]:
     bounds = request.app[portal_settings_key]
     errors: dict[str, str] = {}
     if form.get("category", "") not in {c.value for c in InquiryCategory}:
-        errors["category"] = text(request, "error.desk_choice")
+        errors["category"] = text(request, N_("error.desk_choice"))
     if form.get("answer_by", "") not in {a.value for a in AnswerBy}:
-        errors["answer_by"] = text(request, "error.desk_choice")
+        errors["answer_by"] = text(request, N_("error.desk_choice"))
     if not text_length_ok(form.get("subject", ""), 1, bounds.inquiry_subject_chars_max):
         errors["subject"] = text(
-            request, "error.desk_length", min=1, max=bounds.inquiry_subject_chars_max
+            request, N_("error.desk_length"), min=1, max=bounds.inquiry_subject_chars_max
         )
     low, high = bounds.inquiry_body_chars_min, bounds.inquiry_body_chars_max
     if not text_length_ok(form.get("body", ""), low, high):
-        errors["body"] = text(request, "error.desk_length", min=low, max=high)
+        errors["body"] = text(request, N_("error.desk_length"), min=low, max=high)
     return errors
 
 
@@ -155,7 +156,7 @@ async def inquiry_send(request: web.Request) -> web.Response:
     errors = _inquiry_errors(request, form)
     context: dict[str, Any] = {"categories": list(InquiryCategory), "form": form}
     if errors:
-        return _render(request, "portal_inquiry_new.html", {**context, "errors": errors}, 400)
+        return _render(request, "desk/inquiry_new.html", {**context, "errors": errors}, 400)
     message = InquiryNew(
         member_no=who.subject,
         category=InquiryCategory(form["category"]),
@@ -169,7 +170,7 @@ async def inquiry_send(request: web.Request) -> web.Response:
         errors = {"body": refusal_text(request, reply)}
         return _render(
             request,
-            "portal_inquiry_new.html",
+            "desk/inquiry_new.html",
             {**context, "errors": errors},
             status_of(reply.reason),
         )
@@ -191,7 +192,7 @@ def _offers(request: web.Request, coop: str) -> list[Any]:
 async def document_form(request: web.Request) -> web.Response:
     who = await signed_in(request, (SessionKind.PORTAL,))
     desk = await desk_of(request, who.subject)
-    return _render(request, "portal_document_new.html", {"offers": _offers(request, desk.coop)})
+    return _render(request, "desk/document_new.html", {"offers": _offers(request, desk.coop)})
 
 
 @page
@@ -202,15 +203,15 @@ async def document_send(request: web.Request) -> web.Response:
     desk = await desk_of(request, who.subject)
     context: dict[str, Any] = {"offers": _offers(request, desk.coop), "form": form}
     if not document_id:
-        errors = {"document_id": text(request, "error.desk_choice")}
-        return _render(request, "portal_document_new.html", {**context, "errors": errors}, 400)
+        errors = {"document_id": text(request, N_("error.desk_choice"))}
+        return _render(request, "desk/document_new.html", {**context, "errors": errors}, 400)
     message = DocumentNew(member_no=who.subject, document_id=document_id[:40], idem=_idem(form))
     reply = await try_ask(request, message)
     if isinstance(reply, Refused):
         errors = {"document_id": refusal_text(request, reply)}
         return _render(
             request,
-            "portal_document_new.html",
+            "desk/document_new.html",
             {**context, "errors": errors},
             status_of(reply.reason),
         )
@@ -225,13 +226,13 @@ async def _events_page(
 ) -> web.Response:
     desk = await desk_of(request, member_no)
     context = {"desk": desk, "error": error, "done": done}
-    return _render(request, "portal_events.html", context, status)
+    return _render(request, "desk/events.html", context, status)
 
 
 @page
 async def events(request: web.Request) -> web.Response:
     who = await signed_in(request, (SessionKind.PORTAL,))
-    done = {"applied": "desk.event_applied", "cancelled": "desk.event_cancelled"}.get(
+    done = {"applied": N_("desk.event_applied"), "cancelled": N_("desk.event_cancelled")}.get(
         request.query.get("done", ""), ""
     )
     return await _events_page(request, who.subject, done=done)
@@ -241,7 +242,7 @@ def _event_id(request: web.Request) -> int:
     try:
         return parse_int(request.match_info["event_id"], RecordNo, "event_id")
     except InvalidInput:
-        raise PageError(404, "error.event_unknown") from None
+        raise PageError(404, N_("error.event_unknown")) from None
 
 
 @page
@@ -283,7 +284,7 @@ def _card_page(
         "errors": {"idm": error} if error else {},
         "form": {},
     }
-    return _render(request, "portal_ic_card.html", context, status)
+    return _render(request, "desk/ic_card.html", context, status)
 
 
 @page
@@ -295,24 +296,26 @@ async def ic_card(request: web.Request) -> web.Response:
 async def _card_refusal(request: web.Request, member_no: str, idm: str) -> str:
     """Why the card cannot be bound, as an error key; empty when it can."""
     if active_card(request, member_no) is not None:
-        return "error.card_active"
+        return N_("error.card_active")
     reply = await try_ask(request, CardAttempt(member_no=member_no))
     if isinstance(reply, Refused):
-        return "error.desk_daily_limit"
+        return N_("error.desk_daily_limit")
     wallet = await request.app[wallet_client_key].submit(GetWallet(member_no=member_no))
     if isinstance(wallet, Declined):
-        return "error.card_no_wallet"
+        return N_("error.card_no_wallet")
     hub = request.app.get(till_hub_key)
     if hub is None:
-        return "error.cards_unavailable"
+        return N_("error.cards_unavailable")
     try:
         change = await hub.apply(BindCard(idm=idm, member_no=member_no))
     except RegistryUnavailable:
-        return "error.cards_unavailable"
+        return N_("error.cards_unavailable")
     if not change.ok:
         # The registry says "duplicate" both when the member has a card (another tab
         # bound one a moment ago) and when the card was bound before, to anyone.
-        return "error.card_active" if active_card(request, member_no) else "error.card_taken"
+        return (
+            N_("error.card_active") if active_card(request, member_no) else N_("error.card_taken")
+        )
     return ""
 
 
@@ -322,10 +325,12 @@ async def ic_card_register(request: web.Request) -> web.Response:
     who = await signed_in(request, (SessionKind.PORTAL,), form)
     idm = form.get("idm", "").replace(" ", "").replace("-", "").lower()
     if not _IDM.match(idm):
-        return _card_page(request, who.subject, status=400, error=text(request, "error.idm_format"))
+        return _card_page(
+            request, who.subject, status=400, error=text(request, N_("error.idm_format"))
+        )
     refusal = await _card_refusal(request, who.subject, idm)
     if refusal:
-        status = 503 if refusal == "error.cards_unavailable" else 409
+        status = 503 if refusal == N_("error.cards_unavailable") else 409
         return _card_page(request, who.subject, status=status, error=text(request, refusal))
     # The IDm names a card, not a secret; the audit log keeps only its last four digits.
     record = AuditRecord(

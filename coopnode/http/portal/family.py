@@ -22,6 +22,7 @@ from coopnode.actors.identity.messages import (
     FamilyRevoke,
     Refused,
 )
+from coopnode.catalogues import N_
 from coopnode.domain.identity import SessionKind
 from coopnode.http.errors import status_of
 from coopnode.http.identity_front import ask
@@ -60,7 +61,7 @@ async def _family_page(
     context = {"family": family, "done": done, "errors": errors or {}, "form": form or {}}
     return render(
         request,
-        "portal_family.html",
+        "guardian/family.html",
         context,
         status=status,
         session=SessionKind.PORTAL,
@@ -71,7 +72,7 @@ async def _family_page(
 @page
 async def family_form(request: web.Request) -> web.Response:
     who = await signed_in(request, (SessionKind.PORTAL,))
-    done = {"granted": "family.done", "revoked": "family.revoked"}.get(
+    done = {"granted": N_("family.done"), "revoked": N_("family.revoked")}.get(
         request.query.get("done", ""), ""
     )
     return await _family_page(request, who.subject, done=done)
@@ -83,7 +84,7 @@ async def family_grant(request: web.Request) -> web.Response:
     who = await signed_in(request, (SessionKind.PORTAL,), form)
     mail = form.get("guardian_mail", "")
     if not mail:
-        errors = {"guardian_mail": text(request, "error.required")}
+        errors = {"guardian_mail": text(request, N_("error.required"))}
         return await _family_page(request, who.subject, status=400, errors=errors, form=form)
     reply = await try_ask(request, FamilyGrant(member_no=who.subject, guardian_mail=mail))
     if isinstance(reply, Refused):
@@ -101,7 +102,7 @@ async def family_revoke(request: web.Request) -> web.Response:
     who = await signed_in(request, (SessionKind.PORTAL,), form)
     guardian_mail = form.get("guardian_mail", "")
     if not guardian_mail:
-        raise PageError(400, "error.invalid_input")
+        raise PageError(400, N_("error.invalid_input"))
     await ask(request, FamilyRevoke(member_no=who.subject, guardian_mail=guardian_mail))
     return see_other("/portal/family?done=revoked")
 
@@ -115,15 +116,15 @@ async def family_view(request: web.Request) -> web.Response:
     member_no = request.match_info["member_no"]
     if who.kind is SessionKind.GUARDIAN:
         family = await guardian_family(request, who.subject)
-        frame = {"base": "guardian_signed.html", "back": "/portal/guardian/home"}
+        frame = {"base": "guardian/signed.html", "back": "/portal/guardian/home"}
     else:
         family = await _family(request, who.subject)
-        frame = {"base": "portal_signed.html", "back": "/portal/family"}
+        frame = {"base": "member/portal_signed.html", "back": "/portal/family"}
     ward = next((person for person in family.wards if person.member_no == member_no), None)
     if ward is None:
-        raise PageError(403, "error.family_forbidden")
+        raise PageError(403, N_("error.family_forbidden"))
     context = {"ward": ward, **frame, **await member_history(request, ward.member_no)}
-    return render(request, "portal_family_view.html", context, session=who.kind)
+    return render(request, "guardian/family_view.html", context, session=who.kind)
 
 
 def family_routes() -> list[web.RouteDef]:

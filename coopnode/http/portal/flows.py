@@ -22,6 +22,7 @@ from coopnode.actors.identity.messages import (
     PasswordStart,
     Refused,
 )
+from coopnode.catalogues import N_
 from coopnode.domain.identity import FlowKind
 from coopnode.http.errors import IdentityRefused, status_of
 from coopnode.http.identity_front import ask
@@ -85,7 +86,7 @@ async def verify_mailed_code(
         return render(request, template, context, here=here), context
     code = form.get("code", "")
     if not _CODE.match(code):
-        context["errors"] = {"code": text(request, "error.code")}
+        context["errors"] = {"code": text(request, N_("error.code"))}
         return render(request, template, context, status=400, here=here), context
     reply = await try_ask(request, FlowStep(kind=kind, step="verify", flow_id=flow_id, code=code))
     if isinstance(reply, Refused):
@@ -127,7 +128,7 @@ async def set_new_password(
 @page
 async def guide(request: web.Request) -> web.Response:
     done = request.query.get("done") == "1"
-    return render(request, "guide.html", {"done": done})
+    return render(request, "member/guide.html", {"done": done})
 
 
 # Password (§2) -----------------------------------------------------------------------------
@@ -135,7 +136,7 @@ async def guide(request: web.Request) -> web.Response:
 
 @page
 async def password_details(request: web.Request) -> web.Response:
-    return render(request, "password_mail.html")
+    return render(request, "member/password_mail.html")
 
 
 @page
@@ -144,15 +145,21 @@ async def password_send(request: web.Request) -> web.Response:
     check_form_csrf(request, form)
     mail = form.get("mail", "")
     if "@" not in mail:
-        errors = {"mail": text(request, "error.mail")}
-        return render(request, "password_mail.html", {"form": form, "errors": errors}, status=400)
+        errors = {"mail": text(request, N_("error.mail"))}
+        return render(
+            request, "member/password_mail.html", {"form": form, "errors": errors}, status=400
+        )
     reply = await try_ask(request, PasswordStart(mail=mail))
     if isinstance(reply, Refused):
         errors = {"mail": refusal_text(request, reply)}
-        return render(request, "password_mail.html", {"form": form, "errors": errors}, status=400)
+        return render(
+            request, "member/password_mail.html", {"form": form, "errors": errors}, status=400
+        )
     if not isinstance(reply, FlowAnswer):
         raise TypeError("password start answered with something else")
-    response = render(request, "password_code.html", {"form": {"mail": mail}}, here=_PASSWORD_HOME)
+    response = render(
+        request, "member/password_code.html", {"form": {"mail": mail}}, here=_PASSWORD_HOME
+    )
     keep_flow(request, response, PASSWORD, reply.flow_id)
     return response
 
@@ -160,15 +167,15 @@ async def password_send(request: web.Request) -> web.Response:
 @page
 async def password_verify(request: web.Request) -> web.Response:
     again, context = await verify_mailed_code(
-        request, FlowKind.PASSWORD, PASSWORD, "password_code.html", _PASSWORD_HOME
+        request, FlowKind.PASSWORD, PASSWORD, "member/password_code.html", _PASSWORD_HOME
     )
-    return again or render(request, "password_verified.html", context, here=_PASSWORD_HOME)
+    return again or render(request, "member/password_verified.html", context, here=_PASSWORD_HOME)
 
 
 @page
 async def password_new_form(request: web.Request) -> web.Response:
     require_flow(request, PASSWORD)
-    return render(request, "password_new.html")
+    return render(request, "member/password_new.html")
 
 
 @page
@@ -178,7 +185,7 @@ async def password_set(request: web.Request) -> web.Response:
         request,
         FlowKind.PASSWORD,
         PASSWORD,
-        "password_new.html",
+        "member/password_new.html",
         done=f"{_PASSWORD_HOME}?done=1",
         here=_PASSWORD_HOME,
     )
@@ -189,12 +196,12 @@ async def password_set(request: web.Request) -> web.Response:
 
 @page
 async def mail_change_intro(request: web.Request) -> web.Response:
-    return render(request, "mail_change_intro.html")
+    return render(request, "member/mail_change_intro.html")
 
 
 @page
 async def mail_change_details(request: web.Request) -> web.Response:
-    return render(request, "mail_change_details.html", {"step": 1})
+    return render(request, "member/mail_change_details.html", {"step": 1})
 
 
 def _birth_date(form: dict[str, str]) -> str | None:
@@ -210,9 +217,9 @@ def _birth_date(form: dict[str, str]) -> str | None:
 def _details_errors(request: web.Request, form: dict[str, str]) -> dict[str, str]:
     errors = {}
     if not _MEMBER_NO.match(form.get("member_no", "")):
-        errors["member_no"] = text(request, "error.member_no")
+        errors["member_no"] = text(request, N_("error.member_no"))
     if _birth_date(form) is None:
-        errors["birth_date"] = text(request, "error.birth_date")
+        errors["birth_date"] = text(request, N_("error.birth_date"))
     return errors
 
 
@@ -226,10 +233,14 @@ async def mail_change_check(request: web.Request) -> web.Response:
     if errors or form.get("action") == "correct":
         status = 400 if errors else 200
         return render(
-            request, "mail_change_details.html", context, status=status, here=_MAIL_CHANGE_HOME
+            request,
+            "member/mail_change_details.html",
+            context,
+            status=status,
+            here=_MAIL_CHANGE_HOME,
         )
     context["birth_date"] = _birth_date(form)
-    return render(request, "mail_change_check.html", context, here=_MAIL_CHANGE_HOME)
+    return render(request, "member/mail_change_check.html", context, here=_MAIL_CHANGE_HOME)
 
 
 @page
@@ -245,13 +256,17 @@ async def mail_change_search(request: web.Request) -> web.Response:
         )
         if isinstance(reply, FlowAnswer):
             context = {"form": form, "step": 2, "masked_mail": reply.masked_mail}
-            response = render(request, "mail_change_found.html", context, here=_MAIL_CHANGE_HOME)
+            response = render(
+                request, "member/mail_change_found.html", context, here=_MAIL_CHANGE_HOME
+            )
             keep_flow(request, response, MAIL_CHANGE, reply.flow_id)
             return response
         if isinstance(reply, Refused):
             errors["member_no"] = refusal_text(request, reply)
     context = {"form": form, "step": 1, "errors": errors}
-    return render(request, "mail_change_details.html", context, status=400, here=_MAIL_CHANGE_HOME)
+    return render(
+        request, "member/mail_change_details.html", context, status=400, here=_MAIL_CHANGE_HOME
+    )
 
 
 def _passcode_page(
@@ -265,7 +280,7 @@ def _passcode_page(
     }
     return render(
         request,
-        "mail_change_passcode.html",
+        "member/mail_change_passcode.html",
         context,
         status=status,
         here=f"{_MAIL_CHANGE_HOME}/passcode",
@@ -304,7 +319,7 @@ async def mail_change_passcode(request: web.Request) -> web.Response:
     stage = "new" if request.cookies.get(flow_cookie(MAIL_STAGE)) == "new" else "current"
     code = form.get("code", "")
     if not _CODE.match(code):
-        return _passcode_page(request, stage, error=text(request, "error.code"), status=400)
+        return _passcode_page(request, stage, error=text(request, N_("error.code")), status=400)
     step = "verify_new" if stage == "new" else "verify_current"
     reply = await try_ask(
         request, FlowStep(kind=FlowKind.MAIL_CHANGE, step=step, flow_id=flow_id, code=code)
@@ -312,8 +327,10 @@ async def mail_change_passcode(request: web.Request) -> web.Response:
     if isinstance(reply, Refused):
         return _passcode_page(request, stage, error=refusal_text(request, reply), status=400)
     if stage == "current":
-        return render(request, "mail_change_new.html", {"step": 4}, here=f"{_MAIL_CHANGE_HOME}/new")
-    response = render(request, "mail_change_done.html", {"step": 6}, here=_MAIL_CHANGE_HOME)
+        return render(
+            request, "member/mail_change_new.html", {"step": 4}, here=f"{_MAIL_CHANGE_HOME}/new"
+        )
+    response = render(request, "member/mail_change_done.html", {"step": 6}, here=_MAIL_CHANGE_HOME)
     end_flow(response, MAIL_CHANGE)
     end_flow(response, MAIL_STAGE)
     return response
@@ -322,7 +339,7 @@ async def mail_change_passcode(request: web.Request) -> web.Response:
 @page
 async def mail_change_new_form(request: web.Request) -> web.Response:
     require_flow(request, MAIL_CHANGE)
-    return render(request, "mail_change_new.html", {"step": 4})
+    return render(request, "member/mail_change_new.html", {"step": 4})
 
 
 @page
@@ -335,17 +352,17 @@ async def mail_change_new(request: web.Request) -> web.Response:
     context = {"form": form, "step": 4}
     here = f"{_MAIL_CHANGE_HOME}/new"
     if "@" not in mail or len(mail) > 254:
-        context["errors"] = {"mail": text(request, "error.mail")}
-        return render(request, "mail_change_new.html", context, status=400, here=here)
+        context["errors"] = {"mail": text(request, N_("error.mail"))}
+        return render(request, "member/mail_change_new.html", context, status=400, here=here)
     if form.get("action") != "send":
-        return render(request, "mail_change_new_check.html", context, here=here)
+        return render(request, "member/mail_change_new_check.html", context, here=here)
     reply = await try_ask(
         request,
         FlowStep(kind=FlowKind.MAIL_CHANGE, step="new_address", flow_id=flow_id, mail=mail),
     )
     if isinstance(reply, Refused):
         context["errors"] = {"mail": refusal_text(request, reply)}
-        return render(request, "mail_change_new.html", context, status=400, here=here)
+        return render(request, "member/mail_change_new.html", context, status=400, here=here)
     response = _passcode_page(request, "new", sent=True)
     keep_flow(request, response, MAIL_STAGE, "new")
     return response
@@ -359,7 +376,7 @@ async def mail_change_cancel(request: web.Request) -> web.Response:
     flow_id = request.cookies.get(flow_cookie(MAIL_CHANGE), "")
     if flow_id:
         await try_ask(request, FlowStep(kind=FlowKind.MAIL_CHANGE, step="cancel", flow_id=flow_id))
-    response = render(request, "mail_change_cancelled.html", here=_MAIL_CHANGE_HOME)
+    response = render(request, "member/mail_change_cancelled.html", here=_MAIL_CHANGE_HOME)
     end_flow(response, MAIL_CHANGE)
     end_flow(response, MAIL_STAGE)
     return response

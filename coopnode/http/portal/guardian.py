@@ -35,6 +35,7 @@ from coopnode.actors.identity.messages import (
     SessionIssued,
     SignIn,
 )
+from coopnode.catalogues import N_
 from coopnode.domain.identity import FlowKind, SessionKind
 from coopnode.http.errors import status_of
 from coopnode.http.identity_front import ask, session_id_of
@@ -73,7 +74,7 @@ async def guardian_family(request: web.Request, guardian_mail: str) -> Family:
 
 @page
 async def guardian_top(request: web.Request) -> web.Response:
-    return render(request, "guardian_top.html", {"done": False})
+    return render(request, "guardian/top.html", {"done": False})
 
 
 @page
@@ -82,18 +83,18 @@ async def guardian_start(request: web.Request) -> web.Response:
     check_form_csrf(request, form)
     mail = form.get("mail", "")
     if "@" not in mail:
-        errors = {"mail": text(request, "error.mail")}
+        errors = {"mail": text(request, N_("error.mail"))}
         context = {"form": form, "errors": errors, "done": False}
-        return render(request, "guardian_top.html", context, status=400, here=HOME)
+        return render(request, "guardian/top.html", context, status=400, here=HOME)
     reply = await try_ask(request, GuardianStart(mail=mail))
     if isinstance(reply, Refused):
         context = {"form": form, "errors": {"mail": refusal_text(request, reply)}, "done": False}
         return render(
-            request, "guardian_top.html", context, status=status_of(reply.reason), here=HOME
+            request, "guardian/top.html", context, status=status_of(reply.reason), here=HOME
         )
     if not isinstance(reply, FlowAnswer):
         raise TypeError("the guardian's start answered with something else")
-    response = render(request, "guardian_code.html", {"form": {"mail": mail}}, here=HOME)
+    response = render(request, "guardian/code.html", {"form": {"mail": mail}}, here=HOME)
     keep_flow(request, response, SETUP, reply.flow_id)
     return response
 
@@ -101,9 +102,9 @@ async def guardian_start(request: web.Request) -> web.Response:
 @page
 async def guardian_verify(request: web.Request) -> web.Response:
     again, _ = await verify_mailed_code(
-        request, FlowKind.GUARDIAN_SETUP, SETUP, "guardian_code.html", HOME
+        request, FlowKind.GUARDIAN_SETUP, SETUP, "guardian/code.html", HOME
     )
-    return again or render(request, "guardian_password.html", {"verified": True}, here=HOME)
+    return again or render(request, "guardian/password.html", {"verified": True}, here=HOME)
 
 
 @page
@@ -112,7 +113,7 @@ async def guardian_password(request: web.Request) -> web.Response:
         request,
         FlowKind.GUARDIAN_SETUP,
         SETUP,
-        "guardian_password.html",
+        "guardian/password.html",
         done=f"{SIGN_IN_PAGE}?done=1",
         here=HOME,
     )
@@ -123,7 +124,7 @@ async def guardian_password(request: web.Request) -> web.Response:
 
 @page
 async def guardian_sign_in_form(request: web.Request) -> web.Response:
-    return render(request, "guardian_sign_in.html", {"done": request.query.get("done") == "1"})
+    return render(request, "guardian/sign_in.html", {"done": request.query.get("done") == "1"})
 
 
 def _sign_in_refused(request: web.Request, form: dict[str, str], reply: Refused) -> web.Response:
@@ -132,7 +133,7 @@ def _sign_in_refused(request: web.Request, form: dict[str, str], reply: Refused)
         "errors": {"password": refusal_text(request, reply)},
         "done": False,
     }
-    return render(request, "guardian_sign_in.html", context, status=400, here=SIGN_IN_PAGE)
+    return render(request, "guardian/sign_in.html", context, status=400, here=SIGN_IN_PAGE)
 
 
 @page
@@ -154,7 +155,7 @@ async def guardian_sign_in(request: web.Request) -> web.Response:
     sent = await try_ask(request, send)
     if isinstance(sent, Refused):
         return _sign_in_refused(request, form, sent)
-    response = render(request, "guardian_sign_in_code.html", here=SIGN_IN_PAGE)
+    response = render(request, "guardian/sign_in_code.html", here=SIGN_IN_PAGE)
     keep_flow(request, response, SIGN_IN, flow.flow_id)
     return response
 
@@ -166,9 +167,9 @@ async def guardian_sign_in_verify(request: web.Request) -> web.Response:
     flow_id = require_flow(request, SIGN_IN)
     code = form.get("code", "")
     if not _CODE.match(code):
-        errors = {"code": text(request, "error.code")}
+        errors = {"code": text(request, N_("error.code"))}
         return render(
-            request, "guardian_sign_in_code.html", {"errors": errors}, status=400, here=SIGN_IN_PAGE
+            request, "guardian/sign_in_code.html", {"errors": errors}, status=400, here=SIGN_IN_PAGE
         )
     step = FlowStep(
         kind=FlowKind.GUARDIAN_SIGN_IN,
@@ -182,7 +183,7 @@ async def guardian_sign_in_verify(request: web.Request) -> web.Response:
         errors = {"code": refusal_text(request, reply)}
         return render(
             request,
-            "guardian_sign_in_code.html",
+            "guardian/sign_in_code.html",
             {"errors": errors},
             status=status_of(reply.reason),
             here=SIGN_IN_PAGE,
@@ -199,7 +200,7 @@ async def guardian_sign_in_verify(request: web.Request) -> web.Response:
 async def guardian_home(request: web.Request) -> web.Response:
     who = await signed_in(request, (SessionKind.GUARDIAN,))
     family = await guardian_family(request, who.subject)
-    return render(request, "guardian_home.html", {"family": family}, session=SessionKind.GUARDIAN)
+    return render(request, "guardian/home.html", {"family": family}, session=SessionKind.GUARDIAN)
 
 
 def guardian_routes() -> list[web.RouteDef]:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from coopnode.actors.identity.messages import GetProfile, Profile
+from coopnode.catalogues import N_
 from coopnode.domain.identity import SessionKind
 from coopnode.domain.messages import GetHistory, HistoryLine, HistoryPage
 from coopnode.http.api.wallet import wallet_client_key
@@ -53,7 +54,7 @@ async def month_payments(request: web.Request, member_no: str, month: str) -> li
             GetHistory(member_no=member_no, before_seq=before, month=month, limit=_HISTORY_BATCH)
         )
         if not isinstance(result, HistoryPage):
-            raise PageError(503, "error.unavailable")
+            raise PageError(503, N_("error.unavailable"))
         lines.extend(line for line in result.lines if line.kind in _PAYMENT_KINDS)
         if not result.next_before_seq:
             break
@@ -110,7 +111,7 @@ async def portal_home(request: web.Request) -> web.Response:
     profile = await ask(request, GetProfile(member_no=who.subject))
     if not isinstance(profile, Profile):
         raise TypeError("the profile answered with something else")
-    done = {"inquiry": "desk.inquiry_done", "document": "desk.document_done"}.get(
+    done = {"inquiry": N_("desk.inquiry_done"), "document": N_("desk.document_done")}.get(
         request.query.get("done", ""), ""
     )
     context = {
@@ -120,7 +121,7 @@ async def portal_home(request: web.Request) -> web.Response:
         **desk_context(request, await desk_of(request, who.subject)),
         **await member_history(request, who.subject),
     }
-    return render(request, "portal_home.html", context, session=SessionKind.PORTAL)
+    return render(request, "member/portal_home.html", context, session=SessionKind.PORTAL)
 
 
 def home_routes() -> list[web.RouteDef]:

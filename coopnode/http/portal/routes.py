@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp_jinja2
 from aiohttp import web
 
+from coopnode.catalogues import languages
 from coopnode.http.portal.charge import charge_routes
 from coopnode.http.portal.core import (
     language,
@@ -37,7 +38,7 @@ from coopnode.http.portal.signin import sign_in_routes
 from coopnode.http.portal.wallet import settings_key, wallet_routes
 from coopnode.settings import Settings
 
-_STATIC = Path(__file__).parent.parent / "static"
+_STATIC = Path(__file__).parent / "static"
 
 
 # Domains that cannot receive mail (RFC 2606, RFC 6761): a development sender on one of
@@ -60,6 +61,11 @@ async def _root(request: web.Request) -> web.Response:
 
 
 def setup_portal(app: web.Application, settings: Settings) -> None:
+    if settings.portal.default_lang not in languages():
+        raise ValueError(
+            f"portal.default_lang is {settings.portal.default_lang!r}, but the catalogues "
+            f"hold {', '.join(languages())} (coopnode/catalogues/*.po)"
+        )
     app[portal_settings_key] = settings.portal
     app[settings_key] = settings
     setup_templates(app)

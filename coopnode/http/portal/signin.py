@@ -21,6 +21,7 @@ from coopnode.actors.identity.messages import (
     SignIn,
     SignOut,
 )
+from coopnode.catalogues import N_
 from coopnode.domain.identity import FlowKind, SessionKind
 from coopnode.http.identity_front import COOKIE_NAMES, session_id_of, set_cookie
 from coopnode.http.portal.core import (
@@ -46,12 +47,12 @@ MYPAGE = "mypage"
 @page
 async def portal_top(request: web.Request) -> web.Response:
     signed = bool(session_id_of(request, SessionKind.PORTAL))
-    return render(request, "portal_top.html", {"signed": signed})
+    return render(request, "member/portal_top.html", {"signed": signed})
 
 
 @page
 async def portal_sign_in_form(request: web.Request) -> web.Response:
-    return render(request, "portal_sign_in.html")
+    return render(request, "member/portal_sign_in.html")
 
 
 def _mfa_context(request: web.Request, methods: list[str], masked_phone: str) -> dict[str, object]:
@@ -81,14 +82,14 @@ async def _password_sign_in(
 @page
 async def portal_sign_in(request: web.Request) -> web.Response:
     flow, refused_page, _ = await _password_sign_in(
-        request, SessionKind.PORTAL, "portal_sign_in.html"
+        request, SessionKind.PORTAL, "member/portal_sign_in.html"
     )
     if flow is None:
         if refused_page is None:
             raise TypeError("a sign-in without a flow must answer with a page")
         return refused_page
     context = _mfa_context(request, flow.methods, flow.masked_phone)
-    response = render(request, "portal_mfa.html", context, here="/portal/sign-in")
+    response = render(request, "member/portal_mfa.html", context, here="/portal/sign-in")
     keep_flow(request, response, PORTAL, flow.flow_id)
     # Which second factors the account has is not secret to its holder; it chooses the
     # screen when the member comes back to it from the code page.
@@ -100,7 +101,7 @@ async def portal_sign_in(request: web.Request) -> web.Response:
 async def portal_mfa_form(request: web.Request) -> web.Response:
     require_flow(request, PORTAL)
     methods = request.cookies.get("cn_mfa_methods", "sms,voice").split(",")
-    return render(request, "portal_mfa.html", _mfa_context(request, methods, ""))
+    return render(request, "member/portal_mfa.html", _mfa_context(request, methods, ""))
 
 
 @page
@@ -125,10 +126,12 @@ async def portal_send_code(request: web.Request) -> web.Response:
             "form": form,
             "errors": {"phone": refusal_text(request, reply)},
         }
-        return render(request, "portal_mfa.html", context, status=400, here="/portal/sign-in")
+        return render(
+            request, "member/portal_mfa.html", context, status=400, here="/portal/sign-in"
+        )
     masked = reply.masked_phone if isinstance(reply, FlowAnswer) else ""
     context = {"masked_phone": masked, "method": method}
-    return render(request, "portal_code.html", context, here="/portal/sign-in")
+    return render(request, "member/portal_code.html", context, here="/portal/sign-in")
 
 
 @page
@@ -137,13 +140,13 @@ async def portal_verify(request: web.Request) -> web.Response:
     check_form_csrf(request, form)
     flow_id = require_flow(request, PORTAL)
     totp = form.get("method") == "totp"
-    template = "portal_mfa.html" if totp else "portal_code.html"
+    template = "member/portal_mfa.html" if totp else "member/portal_code.html"
     field = "totp_code" if totp else "code"
     code = form.get(field, "")
     methods = request.cookies.get("cn_mfa_methods", "sms,voice").split(",")
     context: dict[str, object] = {"methods": methods, "masked_phone": "", "method": "sms"}
     if not _CODE.match(code):
-        context["errors"] = {field: text(request, "error.code")}
+        context["errors"] = {field: text(request, N_("error.code"))}
         return render(request, template, context, status=400, here="/portal/sign-in")
     step = FlowStep(
         kind=FlowKind.PORTAL_SIGN_IN,
@@ -199,25 +202,25 @@ def check_form_csrf_or_session(request: web.Request, form: dict[str, str]) -> No
 async def mypage_top(request: web.Request) -> web.Response:
     if session_id_of(request, SessionKind.MYPAGE):
         raise web.HTTPSeeOther("/mypage/home")
-    return render(request, "mypage_top.html")
+    return render(request, "emoney/mypage_top.html")
 
 
 @page
 async def mypage_login_form(request: web.Request) -> web.Response:
-    return render(request, "mypage_login.html")
+    return render(request, "emoney/mypage_login.html")
 
 
 @page
 async def mypage_login(request: web.Request) -> web.Response:
     flow, refused_page, form = await _password_sign_in(
-        request, SessionKind.MYPAGE, "mypage_login.html"
+        request, SessionKind.MYPAGE, "emoney/mypage_login.html"
     )
     if flow is None:
         if refused_page is None:
             raise TypeError("a sign-in without a flow must answer with a page")
         return refused_page
     context = {"form": {"mail": form.get("mail", "")}, "masked_mail": flow.masked_mail}
-    response = render(request, "mypage_confirm.html", context, here="/mypage/login")
+    response = render(request, "emoney/mypage_confirm.html", context, here="/mypage/login")
     keep_flow(request, response, MYPAGE, flow.flow_id)
     return response
 
@@ -233,8 +236,10 @@ async def mypage_send_code(request: web.Request) -> web.Response:
     )
     if isinstance(reply, Refused):
         context["errors"] = {"mail": refusal_text(request, reply)}
-        return render(request, "mypage_confirm.html", context, status=400, here="/mypage/login")
-    return render(request, "mypage_code.html", context, here="/mypage/login")
+        return render(
+            request, "emoney/mypage_confirm.html", context, status=400, here="/mypage/login"
+        )
+    return render(request, "emoney/mypage_code.html", context, here="/mypage/login")
 
 
 @page
@@ -245,8 +250,8 @@ async def mypage_verify(request: web.Request) -> web.Response:
     code = form.get("code", "")
     context: dict[str, object] = {"form": {"mail": form.get("mail", "")}}
     if not _CODE.match(code):
-        context["errors"] = {"code": text(request, "error.code")}
-        return render(request, "mypage_code.html", context, status=400, here="/mypage/login")
+        context["errors"] = {"code": text(request, N_("error.code"))}
+        return render(request, "emoney/mypage_code.html", context, status=400, here="/mypage/login")
     step = FlowStep(
         kind=FlowKind.MYPAGE_LOGIN,
         step="verify",
@@ -257,7 +262,7 @@ async def mypage_verify(request: web.Request) -> web.Response:
     reply = await try_ask(request, step)
     if isinstance(reply, Refused):
         context["errors"] = {"code": refusal_text(request, reply)}
-        return render(request, "mypage_code.html", context, status=400, here="/mypage/login")
+        return render(request, "emoney/mypage_code.html", context, status=400, here="/mypage/login")
     if not isinstance(reply, SessionIssued):
         raise TypeError("the my-page code answered with something else")
     response = see_other("/mypage/home")

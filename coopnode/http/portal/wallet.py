@@ -46,6 +46,7 @@ from coopnode.actors.identity.messages import (
     TokenInfo,
     WalletLoginStart,
 )
+from coopnode.catalogues import N_
 from coopnode.domain.bounds import Cursor, parse_int
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.identity import FlowKind, SessionKind, WalletScope
@@ -87,7 +88,7 @@ from coopnode.http.portal.core import (
     text,
 )
 from coopnode.http.portal.flows import try_ask
-from coopnode.http.portal.i18n import error_key
+from coopnode.http.portal.labels import refusal_text_id
 from coopnode.settings import Settings
 
 SCOPE_READ = WalletScope.READ.value
@@ -132,7 +133,7 @@ async def wallet_member(
         info = await ask(request, OAuthIntrospect(authorization=f"Bearer {token}", scope=scope))
     except IdentityRefused as refusal:
         if refusal.status == 403:
-            raise PageError(403, "error.wallet_not_connected") from None
+            raise PageError(403, N_("error.wallet_not_connected")) from None
         raise web.HTTPSeeOther("/mypage/home") from None
     if not isinstance(info, TokenInfo) or info.member_no != who.subject:
         raise web.HTTPSeeOther("/mypage/home")
@@ -158,7 +159,9 @@ async def mypage_home(request: web.Request) -> web.Response:
     if await _token_valid(request, who.subject):
         raise web.HTTPSeeOther("/mypage/emoney")
     profile = await ask(request, GetProfile(member_no=who.subject))
-    return render(request, "mypage_home.html", {"profile": profile}, session=SessionKind.MYPAGE)
+    return render(
+        request, "emoney/mypage_home.html", {"profile": profile}, session=SessionKind.MYPAGE
+    )
 
 
 @page
@@ -196,7 +199,7 @@ async def wallet_authorize(request: web.Request) -> web.Response:
     if not isinstance(consent, ConsentInfo):
         raise TypeError("the consent screen answered with something else")
     context = {"consent": consent, "action": request.path_qs}
-    return render(request, "wallet_consent.html", context, session=SessionKind.WALLET)
+    return render(request, "emoney/wallet_consent.html", context, session=SessionKind.WALLET)
 
 
 @page
@@ -211,7 +214,7 @@ async def wallet_decide(request: web.Request) -> web.Response:
     location = dict((name.lower(), value) for name, value in reply.headers).get("location", "")
     parts = urlsplit(location)
     if reply.status != 302 or not parts.path:
-        raise PageError(400, "error.invalid_input")
+        raise PageError(400, N_("error.invalid_input"))
     # The registered redirect URI is this node's own callback (see the module's docstring).
     return see_other(f"{parts.path}?{parts.query}")
 
@@ -223,7 +226,7 @@ async def wallet_callback(request: web.Request) -> web.Response:
     saved = request.cookies.get(OAUTH_COOKIE, "")
     state, _, verifier = saved.partition(".")
     if request.query.get("error") or not state or request.query.get("state") != state:
-        response = render(request, "mypage_denied.html", session=SessionKind.MYPAGE)
+        response = render(request, "emoney/mypage_denied.html", session=SessionKind.MYPAGE)
         response.del_cookie(OAUTH_COOKIE, path="/mypage/wallet")
         return response
     form = [
@@ -237,7 +240,7 @@ async def wallet_callback(request: web.Request) -> web.Response:
         request, OAuthToken(http=_oauth_http(request, "POST", "/oauth/token", form=form))
     )
     if not isinstance(reply, OAuthAnswer) or reply.status != 200:
-        raise PageError(400, "error.wallet_not_connected")
+        raise PageError(400, N_("error.wallet_not_connected"))
     token = msgspec.json.decode(reply.body)["access_token"]
     response = see_other("/mypage/emoney?registered=1")
     set_cookie(request, response, TOKEN_COOKIE, token)
@@ -251,7 +254,7 @@ async def wallet_callback(request: web.Request) -> web.Response:
 @page
 async def wallet_login_form(request: web.Request) -> web.Response:
     context = {"form": {"next": request.query.get("next", "")}}
-    return render(request, "wallet_login.html", context)
+    return render(request, "emoney/wallet_login.html", context)
 
 
 @page
@@ -264,11 +267,11 @@ async def wallet_login(request: web.Request) -> web.Response:
         message = (
             refusal_text(request, reply)
             if isinstance(reply, Refused)
-            else text(request, "error.required")
+            else text(request, N_("error.required"))
         )
         return render(
             request,
-            "wallet_login.html",
+            "emoney/wallet_login.html",
             {"form": form, "errors": {"identifier": message}},
             status=400,
         )
@@ -276,7 +279,7 @@ async def wallet_login(request: web.Request) -> web.Response:
         raise TypeError("the wallet sign-in answered with something else")
     shown = reply.masked_mail or reply.masked_phone or identifier
     context = {"form": {"next": form.get("next", "")}, "to": shown}
-    response = render(request, "wallet_code.html", context, here="/wallet/login")
+    response = render(request, "emoney/wallet_code.html", context, here="/wallet/login")
     keep_flow(request, response, WALLET, reply.flow_id)
     return response
 
@@ -300,7 +303,7 @@ async def wallet_verify(request: web.Request) -> web.Response:
             "to": "",
             "errors": {"code": refusal_text(request, reply)},
         }
-        return render(request, "wallet_code.html", context, status=400, here="/wallet/login")
+        return render(request, "emoney/wallet_code.html", context, status=400, here="/wallet/login")
     if not isinstance(reply, SessionIssued):
         raise TypeError("the wallet code answered with something else")
     response = see_other(safe_next(form.get("next", ""), "/mypage/home"))
@@ -314,10 +317,10 @@ async def wallet_verify(request: web.Request) -> web.Response:
 
 def declined_text(request: web.Request, declined: Declined, rules: CoopRules, purse: Purse) -> str:
     """A wallet's refusal in the member's words, with the co-op's bounds filled in."""
-    yen = functools.partial(text, request, "common.yen")
+    yen = functools.partial(text, request, N_("common.yen"))
     return text(
         request,
-        error_key(declined.reason.value),
+        refusal_text_id(declined.reason.value),
         limit=yen(amount=f"{rules.purse_balance_max_yen[purse]:,}"),
         minimum=yen(amount=f"{rules.charge_min_yen:,}"),
         maximum=yen(amount=f"{rules.charge_max_yen:,}"),
@@ -328,7 +331,7 @@ def coop_rules_of(request: web.Request, coop: str) -> CoopRules:
     coops = request.app[settings_key].coops
     rules = coops.get(coop)
     if rules is None:
-        raise PageError(500, "error.unavailable")
+        raise PageError(500, N_("error.unavailable"))
     return rules
 
 
@@ -379,7 +382,7 @@ async def emoney_home(request: web.Request) -> web.Response:
         "charged": request.query.get("charged") == "1",
         "pending": await pending_konbini(request, access.member_no),
     }
-    return emoney_render(request, "emoney_home.html", access, "home", context)
+    return emoney_render(request, "emoney/home.html", access, "home", context)
 
 
 def _months(now_s: float, count: int = 12) -> list[str]:
@@ -406,10 +409,10 @@ async def emoney_history(request: web.Request) -> web.Response:
         )
         op = msgspec.convert(msgspec.to_builtins(op), GetHistory)
     except msgspec.ValidationError:
-        raise PageError(400, "error.invalid_input") from None
+        raise PageError(400, N_("error.invalid_input")) from None
     result = await request.app[wallet_client_key].submit(op)
     if not isinstance(result, HistoryPage):
-        raise PageError(503, "error.unavailable")
+        raise PageError(503, N_("error.unavailable"))
     lines = [(line, local_time(request, line.at_ms / 1000)) for line in result.lines]
     context = {
         "lines": lines,
@@ -418,7 +421,7 @@ async def emoney_history(request: web.Request) -> web.Response:
         "next_before": result.next_before_seq,
         "before": before,
     }
-    return emoney_render(request, "emoney_history.html", access, "history", context)
+    return emoney_render(request, "emoney/history.html", access, "history", context)
 
 
 @page
@@ -426,7 +429,7 @@ async def emoney_move_form(request: web.Request) -> web.Response:
     access = await wallet_member(request, SCOPE_PAY)
     view = await wallet_view(request, access.member_no)
     return emoney_render(
-        request, "emoney_move.html", access, "move", {"view": view, "targets": _targets()}
+        request, "emoney/move.html", access, "move", {"view": view, "targets": _targets()}
     )
 
 
@@ -441,12 +444,12 @@ async def emoney_move(request: web.Request) -> web.Response:
     errors: dict[str, str] = {}
     target = form.get("to_purse", "")
     if target not in [purse.value for purse in _targets()]:
-        errors["to_purse"] = text(request, "error.purse_not_allowed")
+        errors["to_purse"] = text(request, N_("error.purse_not_allowed"))
     try:
         amount = parse_int(form.get("amount_yen", ""), AmountYen, "amount_yen")
     except InvalidInput:
         amount = 0
-        errors["amount_yen"] = text(request, "error.invalid_input")
+        errors["amount_yen"] = text(request, N_("error.invalid_input"))
     done = ""
     if not errors:
         key = f"move:{form.get(IDEMPOTENCY_FIELD, '')[:60]}"
@@ -464,8 +467,8 @@ async def emoney_move(request: web.Request) -> web.Response:
         elif isinstance(result, Booked):
             done = text(
                 request,
-                "move.done",
-                amount=text(request, "common.yen", amount=f"{amount:,}"),
+                N_("move.done"),
+                amount=text(request, N_("common.yen"), amount=f"{amount:,}"),
                 purse=text(request, f"purse.{target}"),
             )
     view = await wallet_view(request, access.member_no)
@@ -477,14 +480,14 @@ async def emoney_move(request: web.Request) -> web.Response:
         "done": done,
     }
     return emoney_render(
-        request, "emoney_move.html", access, "move", context, status=400 if errors else 200
+        request, "emoney/move.html", access, "move", context, status=400 if errors else 200
     )
 
 
 @page
 async def emoney_notices(request: web.Request) -> web.Response:
     access = await wallet_member(request, SCOPE_READ)
-    lang = lang_of(request).value
+    lang = lang_of(request)
     notices = [
         (
             notice.date,
@@ -493,7 +496,7 @@ async def emoney_notices(request: web.Request) -> web.Response:
         )
         for notice in request.app[portal_settings_key].notices
     ]
-    return emoney_render(request, "emoney_notices.html", access, "notices", {"notices": notices})
+    return emoney_render(request, "emoney/notices.html", access, "notices", {"notices": notices})
 
 
 @page
@@ -501,7 +504,7 @@ async def emoney_suspend_form(request: web.Request) -> web.Response:
     access = await wallet_member(request, SCOPE_PAY)
     view = await wallet_view(request, access.member_no)
     context = {"view": view, "done": False, "confirm": False}
-    return emoney_render(request, "emoney_suspend.html", access, "suspend", context)
+    return emoney_render(request, "emoney/suspend.html", access, "suspend", context)
 
 
 @page
@@ -513,16 +516,16 @@ async def emoney_suspend(request: web.Request) -> web.Response:
     if form.get("confirm", "") != "yes":
         view = await wallet_view(request, access.member_no)
         context = {"view": view, "done": False, "confirm": True}
-        return emoney_render(request, "emoney_suspend.html", access, "suspend", context)
+        return emoney_render(request, "emoney/suspend.html", access, "suspend", context)
     try:
         result = await set_member_status(request.app, Suspend(member_no=access.member_no))
     except ApiError:
-        raise PageError(503, "error.unavailable") from None
+        raise PageError(503, N_("error.unavailable")) from None
     if not isinstance(result, StatusChanged):
-        raise PageError(503, "error.unavailable")
+        raise PageError(503, N_("error.unavailable"))
     view = await wallet_view(request, access.member_no)
     context = {"view": view, "done": True, "confirm": False}
-    return emoney_render(request, "emoney_suspend.html", access, "suspend", context)
+    return emoney_render(request, "emoney/suspend.html", access, "suspend", context)
 
 
 def wallet_routes() -> list[web.RouteDef]:
