@@ -31,6 +31,10 @@ from coopnode.domain.rules import CoopRules
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+# A node's base URL as a till reaches it: http(s)://host[:port], nothing after.
+NodeUrl = Annotated[
+    str, msgspec.Meta(pattern=r"^https?://[^/?#\s]+/?$", min_length=8, max_length=300)
+]
 
 
 class Environment(StrEnum):
@@ -257,10 +261,37 @@ class TillSettings(_Section, frozen=True):
     registry_lmdb_map_size_mib: Annotated[int, msgspec.Meta(ge=16, le=1_048_576)] = 256
     # A staff change waits this long for the registry actor before it is reported failed.
     registry_call_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
-    # The front re-reads the registry's version at this interval, to pick up changes that
-    # another front of the same cluster made (its own changes apply at once).
+    # Every front holds one call to the registry actor that is answered as soon as a card,
+    # till or deny-list change lands (a push, however many fronts share the registry): the
+    # actor keeps this many of its latest changes; a front further behind (a long pause,
+    # thousands of cards bound in one import) reloads the whole snapshot instead.
+    registry_change_log_max: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 4_096
+    # The actor answers a front's waiting call after this long even when nothing changed,
+    # and the front calls again at once: a call from a front that died does not stay in
+    # the actor for longer, and a front whose call vanished (the actor restarted) notices
+    # within this time plus `registry_call_timeout_s`.
+    registry_watch_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
+    # The repair path: the front re-reads the registry's version at this interval and
+    # reloads the snapshot when it differs, in case a push was lost (the waiting call
+    # failed while the actor restarted). Pushes make a change reach every front within
+    # about a millisecond; this bounds how long a lost one can go unnoticed.
     registry_refresh_s: Annotated[float, msgspec.Meta(gt=0, le=3_600)] = 5.0
+    # Each front saves to the registry, at this interval, the highest sequence number it
+    # saw from each till since its last save, and reads the till's saved number when it
+    # welcomes the till: a till that moves to another front is told the highest number any
+    # front saw, except what its old front saw in the last interval before it crashed.
+    sequences_save_s: Annotated[float, msgspec.Meta(gt=0, le=3_600)] = 1.0
     # The till agent -------------------------------------------------------------------
+    # The nodes `coopnode till run` sells to when no `--node` is given, first to last: one
+    # URL, or every front of a cluster. A till connects to the first that answers, stays on
+    # it while its link lives, and tries the list from the top again once the link drops,
+    # so it goes back to its first front at its next reconnection. Kiosks sell to their
+    # own front first, then to these.
+    agent_node_urls: Annotated[list[NodeUrl], msgspec.Meta(max_length=16)] = []
+    # Opening a TCP (and TLS) connection to one node waits this long, and its WebSocket
+    # upgrade `auth_timeout_s` more, before the till tries the next node: a front whose
+    # host is gone answers nothing, not even a refusal, and a hung one accepts and stalls.
+    agent_connect_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
     # A sale waits this long for a card before it is abandoned.
     agent_tap_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
     # An online tap unanswered for this long is approved offline (within the limits) and

@@ -24,8 +24,10 @@ HANDSHAKE_FRAMES = 2
 class AnswerHold:
     """Listens on loopback; `url` is the node URL to give a till agent."""
 
-    def __init__(self, node_url: str) -> None:
+    def __init__(self, node_url: str, port: int = 0) -> None:
         self._node_ws_url = node_url.rstrip("/") + "/till/ws"
+        # 0 takes a free port; a given one lets a test name the relay before it listens.
+        self._port = port
         self._holding = False
         self._held: list[tuple[web.WebSocketResponse, bytes]] = []
         self._runner: web.AppRunner | None = None
@@ -38,7 +40,7 @@ class AnswerHold:
         app.router.add_get("/till/ws", self._relay)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
         port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"

@@ -157,10 +157,22 @@ class GetHistory(HistoryQuery, frozen=True, kw_only=True, tag="history"):
     member_no: MemberNo
 
 
+class Recall(_Message, frozen=True, tag="recall"):
+    """What was decided under a payment's key, deciding nothing: the stored result when
+    this same payment was decided before, `idempotency_conflict` when another operation
+    was, `unknown_payment` when none was. A front asks it before it refuses a tap on what
+    it knows now (a card blocked, an account suspended since), so that a tap another
+    front booked and never answered is answered as it was booked, not refused and sold
+    again as a new sale."""
+
+    member_no: MemberNo
+    payment: Pay | OfflinePay
+
+
 MoneyOperation = (
     OpenWallet | Pay | OfflinePay | VoidPayment | Refund | SettleOverdraft | Charge | Move
 )
-Operation = MoneyOperation | Suspend | Resume | GetWallet | GetHistory
+Operation = MoneyOperation | Suspend | Resume | GetWallet | GetHistory | Recall
 
 # Results ------------------------------------------------------------------------------
 

@@ -4,7 +4,11 @@ Each kiosk is a till staff registered beforehand (`coopnode admin till add … -
 FILE`, the file then put at `key_path` on the reader's host); the node starts a reader
 actor for it on the host that holds the Ray resource `reader:<name>`, and stops it with
 the node. `coopnode serve --demo` adds the demo till's reader as one more kiosk, `demo`.
-On the embedded local Ray the one host holds every kiosk's resource. A kiosk
+On the embedded local Ray the one host holds every kiosk's resource. A kiosk sells to
+its own front first and then to the other fronts of `till.agent_node_urls`; on a
+cluster its actor outlives its front (Ray actors there are detached), so when the front
+is lost the kiosk moves to the next one, and a front started again finds its kiosks
+still selling. A kiosk
 whose key file is missing or unreadable is logged and left out: the node and the other
 tills go on. A reader not plugged in yet is waited for (`CardReader.start`).
 """
@@ -44,14 +48,16 @@ class Kiosks:
 
     def __init__(self, settings: Settings, node_url: str, kiosks: list[KioskSettings]) -> None:
         self._settings = with_absolute_paths(settings)
-        self._node_url = node_url
+        # This front first, then the cluster's other fronts, without repeating this one.
+        others = [url for url in settings.till.agent_node_urls if url.rstrip("/") != node_url]
+        self.node_urls = [node_url, *others]
         self._kiosks = kiosks
         self._actors: list[Any] = []
 
     async def start(self) -> None:
         """Start every kiosk's actor at once, then wait for each to sell or fail."""
         self._actors = [
-            start_reader_actor(self._settings, kiosk, self._node_url) for kiosk in self._kiosks
+            start_reader_actor(self._settings, kiosk, self.node_urls) for kiosk in self._kiosks
         ]
         await asyncio.gather(
             *(

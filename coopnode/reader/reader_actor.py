@@ -47,13 +47,14 @@ def reader_resource(name: str) -> str:
 
 
 class ReaderActor:
-    def __init__(self, settings_json: bytes, kiosk_json: bytes, node_url: str) -> None:
+    def __init__(self, settings_json: bytes, kiosk_json: bytes, node_urls: list[str]) -> None:
         settings = msgspec.json.decode(settings_json, type=Settings)
         kiosk = msgspec.json.decode(kiosk_json, type=KioskSettings)
         configure_logging(settings.log)
         self._settings = settings
         self._kiosk = kiosk
-        self._node_url = node_url
+        # Its front's URL first, then the cluster's other fronts (`till.agent_node_urls`).
+        self._node_urls = node_urls
         self._loop = asyncio.new_event_loop()
         self._ready: Future[str] = Future()
         self._stopped = asyncio.Event()
@@ -103,7 +104,7 @@ class ReaderActor:
 
     async def _sell_with(self, key_file: TillKeyFile, taps: ReaderTaps, state: TillState) -> None:
         kiosk = self._kiosk
-        agent = TillAgent(key_file, self._node_url, self._settings.till, state, taps)
+        agent = TillAgent(key_file, self._node_urls, self._settings.till, state, taps)
         await agent.start()
         work = asyncio.get_running_loop().create_task(
             fixed_price_loop(agent, taps, kiosk.fixed_amount_yen)
@@ -133,15 +134,16 @@ async def stop_reader_actor(actor: Any, timeout_s: float) -> None:
     ray.kill(actor, no_restart=True)
 
 
-def start_reader_actor(settings: Settings, kiosk: KioskSettings, node_url: str) -> Any:
+def start_reader_actor(settings: Settings, kiosk: KioskSettings, node_urls: list[str]) -> Any:
     """Create the reader actor of `kiosk` on the host whose Ray node holds the reader's
-    resource (`reader_resource`); its till agent sells to the front at `node_url`."""
+    resource (`reader_resource`); its till agent sells to the first of `node_urls` that
+    takes it (its own front first)."""
     return named_actor(
         ReaderActor,
         f"reader-{kiosk.name}",
         settings,
         msgspec.json.encode(settings),
         msgspec.json.encode(kiosk),
-        node_url,
+        node_urls,
         resources={reader_resource(kiosk.name): 1},
     )

@@ -5,7 +5,12 @@ loopback HTTP endpoint; the agent waits for a card on the reader, signs a tap fr
 the till's key, sends it over the till channel, shows the decision and prints a receipt
 line. One sale at a time: a till has one reader.
 
-Offline: when the node cannot be reached, or does not answer an online tap within
+Several fronts: given the URLs of every front of a cluster, the agent's link moves to the
+next front when its own is lost (`TillLink`), and the queue is forwarded there: a frame
+the lost front booked but never answered is answered from the wallet's records, so it is
+booked once whichever front hears it again.
+
+Offline: when no node can be reached, or does not answer an online tap within
 `agent_decision_timeout_s`, or answers "try again" (overloaded, unavailable: after which
 the tap may even have been booked), the agent approves the sale itself within the limits
 the node gave it (per tap, per card per day, never a card on its last deny list) and
@@ -42,7 +47,7 @@ sequence of numbers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -127,7 +132,7 @@ class TillAgent:
     def __init__(
         self,
         key_file: TillKeyFile,
-        node_url: str,
+        node_urls: str | Sequence[str],
         settings: TillSettings,
         state: TillState,
         taps: TapSource,
@@ -140,8 +145,9 @@ class TillAgent:
         self.state = state
         self._taps = taps
         self._out = out
+        # One node's URL, or every front of a cluster, first to last (`TillLink`).
         self.link = TillLink(
-            node_url, self.till_id, self._key, settings, self._welcomed, self._deny_update
+            node_urls, self.till_id, self._key, settings, self._welcomed, self._deny_update
         )
         self._sale_lock = asyncio.Lock()
         self._queue_changed = asyncio.Event()

@@ -1,6 +1,6 @@
 """`coopnode till run` and `coopnode admin till add|retire`: the till's commands.
 
-    coopnode till run --node URL --key FILE --reader usb|udp:HOST:PORT
+    coopnode till run [--node URL ...] --key FILE --reader usb|udp:HOST:PORT
         [--ca-file FILE | --pin-sha256 HEX] [--http-port N] [--no-prompt]
         [--fixed-amount-yen N] [--state-dir DIR]
     coopnode admin till add --store STORE --kind cafeteria|shop|bookstore --key-out FILE
@@ -13,7 +13,12 @@ voids sale 12, `refund 12 100` refunds 100 yen of it) and from POS software on l
     POST /sale    {"amount_yen": 480}              → the outcome, once a card is tapped
     POST /void    {"tap_seq": 12}
     POST /refund  {"tap_seq": 12, "amount_yen": 100}
-    GET  /status          → online, the amount awaiting a card, queued offline taps, deny list
+    GET  /status          → online and to which node, the amount awaiting a card, queued
+                            offline taps, deny list
+
+`--node` may be given several times, once for each front of a cluster, first to last:
+the till connects to the first that takes it and moves to the next when its front is
+lost (`coopnode.reader.till_link`). Without `--node`, `till.agent_node_urls` names them.
 
 With `--fixed-amount-yen` every tap is a sale of that amount (a set-menu till; the demo).
 On an https:// node URL the till verifies the node's certificate with `--ca-file`, by
@@ -49,7 +54,7 @@ from coopnode.reader.till_agent import SaleOutcome, TillAgent
 from coopnode.reader.till_key import KeyFileError, TillKeyFile, read_key_file, write_key_file
 from coopnode.reader.till_state import TillState
 from coopnode.reader.till_tls import TillTlsError, node_ssl
-from coopnode.settings import Settings, TillSettings
+from coopnode.settings import NodeUrl, Settings, TillSettings
 
 log = get_logger(__name__)
 
@@ -110,6 +115,8 @@ async def pos_status(request: web.Request) -> web.Response:
     status = {
         "till_id": agent.till_id,
         "online": agent.link.online,
+        # The node (front) the till is connected to; "" while offline.
+        "node": agent.link.node_url,
         # A sale waiting for its card: the amount (0 when no sale waits).
         "awaiting_card_yen": agent.awaiting_card_yen,
         "queued_offline": agent.state.queued_count(),
@@ -200,7 +207,7 @@ async def _run(args: argparse.Namespace, settings: Settings, key_file: TillKeyFi
     state_dir = Path(args.state_dir or settings.till.agent_state_dir) / key_file.till_id
     state = TillState(state_dir, settings.till.agent_lmdb_map_size_mib * 1024 * 1024)
     taps = ReaderTaps(reader)
-    agent = TillAgent(key_file, args.node, settings.till, state, taps)
+    agent = TillAgent(key_file, node_urls(args, settings), settings.till, state, taps)
     await agent.start()
     port = settings.till.agent_http_port if args.http_port is None else args.http_port
     runner = await start_pos_endpoint(agent, port, args.fixed_amount_yen or 0)
@@ -239,12 +246,26 @@ def _with_tls_flags(args: argparse.Namespace, settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, till=msgspec.convert(fields, TillSettings))
 
 
+def node_urls(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """The nodes the till sells to: `--node` (once or more), else the settings' list."""
+    urls: list[str] = list(args.node or settings.till.agent_node_urls)
+    if not urls:
+        raise ValueError("name the node: --node URL, or till.agent_node_urls in the settings")
+    for url in urls:
+        try:
+            msgspec.convert(url, NodeUrl)
+        except msgspec.ValidationError:
+            raise ValueError(f"{url!r} is not a node URL (http(s)://host:port)") from None
+    return urls
+
+
 def till_run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         key_file = read_key_file(Path(args.key))
         settings = _with_tls_flags(args, settings)
-        node_ssl(args.node, settings.till)
-    except (KeyFileError, TillTlsError, msgspec.ValidationError) as error:
+        for url in node_urls(args, settings):
+            node_ssl(url, settings.till)
+    except (KeyFileError, TillTlsError, ValueError) as error:
         print(f"coopnode till: {error}", file=sys.stderr)
         return 2
     try:
@@ -314,7 +335,12 @@ def add_till_commands(commands: Any, admin: Any) -> None:
         dest="till_command", required=True
     )
     run = till.add_parser("run", help="run the till agent next to a card reader")
-    run.add_argument("--node", required=True, help="the node's URL, e.g. http://127.0.0.1:8080")
+    run.add_argument(
+        "--node",
+        action="append",
+        help="a node's URL, e.g. http://127.0.0.1:8080; once for each front of a cluster, "
+        "first to last (default: till.agent_node_urls)",
+    )
     run.add_argument("--key", required=True, help="the till's key file")
     run.add_argument("--reader", default="usb", help="usb or udp:HOST:PORT")
     trust = run.add_mutually_exclusive_group()

@@ -2,8 +2,18 @@
 
 `TillLink.run()` connects to `<node>/till/ws`, answers the node's challenge with the till's
 signature, takes the `Welcome` (store, offline limits, deny list) and then reads frames
-until the link drops, when it waits (`agent_reconnect_backoff_ms`, doubled up to the
-maximum) and connects again, forever. `request()` seals a body with the connection's
+until the link drops, and connects again, forever.
+
+A till may be given several node URLs, the fronts of one cluster. Each round of
+connecting tries them in the list's order, the next at once when one fails (refused, no
+answer within `agent_connect_timeout_s`, a failed check of its certificate, or the node
+refusing the till), and waits `agent_reconnect_backoff_ms` (doubled after each round
+that found none, up to the maximum) before the next round. So a till whose front is lost
+moves to the next front at once; it stays there while the link lives, and goes back to
+the first at its next reconnection: a working link is never dropped to move, since that
+would cut the frames in flight and move the till twice for one outage. Whichever front
+it reaches, its frames are decided there as at any other (a frame sent again is answered
+from the wallet's records). `request()` seals a body with the connection's
 session key (from the `Welcome`), sends it and waits for the `Decision` with its sequence
 number; `forward()` does the same for a frame signed earlier (a tap queued offline). Both
 answer None when the link is down or the node does not answer in time, and the caller then
@@ -15,7 +25,8 @@ is never sent a frame.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 import msgspec
@@ -48,19 +59,29 @@ class LinkRefused(Exception):
     """The node closed the link while it was opening (unknown till, bad key, retired)."""
 
 
+def node_list(node_urls: str | Sequence[str]) -> list[str]:
+    """The node URLs a till sells to, first to last: one URL, or several."""
+    urls = [node_urls] if isinstance(node_urls, str) else list(node_urls)
+    if not urls:
+        raise ValueError("a till needs at least one node URL")
+    return [url.rstrip("/") for url in urls]
+
+
 class TillLink:
     def __init__(
         self,
-        node_url: str,
+        node_urls: str | Sequence[str],
         till_id: str,
         signing_key: SigningKey,
         settings: TillSettings,
         on_welcome: Callable[[Welcome], Awaitable[None]],
         on_deny_update: Callable[[DenyUpdate], None],
     ) -> None:
-        self._url = node_url.rstrip("/") + "/till/ws"
-        # Raises TillTlsError when the TLS settings do not fit the URL.
-        self._ssl = node_ssl(node_url, settings)
+        self.node_urls = node_list(node_urls)
+        # Raises TillTlsError when the TLS settings do not fit a URL.
+        self._ssl = [node_ssl(url, settings) for url in self.node_urls]
+        # The URL of the node the link is open to ("" while it is down).
+        self.node_url = ""
         self._till_id = till_id
         self._key = signing_key
         self._settings = settings
@@ -78,39 +99,69 @@ class TillLink:
 
     async def run(self) -> None:
         """Keep the link up until cancelled."""
-        backoff_s = self._settings.agent_reconnect_backoff_ms / 1000
-        async with aiohttp.ClientSession() as session:
+        settings = self._settings
+        first_backoff_s = settings.agent_reconnect_backoff_ms / 1000
+        backoff_s = first_backoff_s
+        # A connection's opening (TCP and TLS) is bounded; an open link is not.
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.agent_connect_timeout_s,
+            sock_connect=settings.agent_connect_timeout_s,
+        )
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
-                try:
-                    await self._connect_once(session)
-                    backoff_s = self._settings.agent_reconnect_backoff_ms / 1000
-                except LinkRefused as error:
-                    self.last_refusal = str(error)
-                    log.error("the node refused this till", till_id=self._till_id, error=str(error))
-                except (aiohttp.ServerFingerprintMismatch, aiohttp.ClientSSLError) as error:
-                    # Not the node, or not provably: nothing is sent to it, and the till
-                    # sells offline as if the node were out of reach.
-                    self.last_refusal = f"the node's certificate failed verification: {error}"
-                    log.error(
-                        "the node's certificate failed verification; selling offline",
-                        till_id=self._till_id,
-                        error=str(error),
-                    )
-                except (aiohttp.ClientError, OSError, TimeoutError) as error:
-                    log.info("node unreachable; selling offline", error=type(error).__name__)
+                if await self._round(session):
+                    backoff_s = first_backoff_s  # Was up, then dropped: not a failure.
                 await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, self._settings.agent_reconnect_backoff_max_ms / 1000)
+                backoff_s = min(backoff_s * 2, settings.agent_reconnect_backoff_max_ms / 1000)
 
-    async def _connect_once(self, session: aiohttp.ClientSession) -> None:
+    async def _round(self, session: aiohttp.ClientSession) -> bool:
+        """Try the nodes in order until one takes the till, and serve the link until it
+        drops: True; or False when none took it."""
+        for index, url in enumerate(self.node_urls):
+            if index:
+                log.info("trying the next node", till_id=self._till_id, node=url)
+            try:
+                await self._connect_once(session, url, self._ssl[index])
+                return True
+            except LinkRefused as error:
+                self.last_refusal = str(error)
+                log.error("the node refused this till", till_id=self._till_id, error=str(error))
+            except (aiohttp.ServerFingerprintMismatch, aiohttp.ClientSSLError) as error:
+                # Not the node, or not provably: nothing is sent to it, and the till
+                # sells offline as if the node were out of reach.
+                self.last_refusal = f"the node's certificate failed verification: {error}"
+                log.error(
+                    "the node's certificate failed verification; selling offline",
+                    till_id=self._till_id,
+                    node=url,
+                    error=str(error),
+                )
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                log.info("node unreachable", node=url, error=type(error).__name__)
+        return False
+
+    async def _connect_once(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        ssl: ssl_module.SSLContext | aiohttp.Fingerprint | bool,
+    ) -> None:
         timeout_s = self._settings.auth_timeout_s
-        async with session.ws_connect(
-            self._url,
-            heartbeat=self._settings.heartbeat_s,
-            max_msg_size=NODE_FRAME_MAX_BYTES,
-            compress=0,
-            ssl=self._ssl,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=timeout_s),
-        ) as ws:
+        # The connection and the WebSocket upgrade are bounded too: a front that accepts
+        # the connection and never answers must not keep the till from the next one.
+        opened = await asyncio.wait_for(
+            session.ws_connect(
+                url + "/till/ws",
+                heartbeat=self._settings.heartbeat_s,
+                max_msg_size=NODE_FRAME_MAX_BYTES,
+                compress=0,
+                ssl=ssl,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=timeout_s),
+            ),
+            self._settings.agent_connect_timeout_s + timeout_s,
+        )
+        async with opened as ws:
             challenge = await self._receive(ws, timeout_s)
             if not isinstance(challenge, Challenge):
                 raise LinkRefused("the node did not send a challenge")
@@ -126,12 +177,19 @@ class TillLink:
                 raise LinkRefused(str(error)) from None
             await self._on_welcome(welcome)
             self._ws = ws
+            self.node_url = url
             self.connected.set()
-            log.info("connected to the node", till_id=self._till_id, deny=len(welcome.deny_idms))
+            log.info(
+                "connected to the node",
+                till_id=self._till_id,
+                node=url,
+                deny=len(welcome.deny_idms),
+            )
             try:
                 await self._read(ws)
             finally:
                 self._ws = None
+                self.node_url = ""
                 self.connected.clear()
                 for future in self._pending.values():
                     if not future.done():

@@ -23,6 +23,7 @@ from coopnode.domain.messages import (
     MemberWallet,
     OpenWallet,
     Pay,
+    Recall,
     Resume,
     StatusChanged,
     Suspend,
@@ -289,3 +290,23 @@ def test_a_retry_listing_deposits_in_another_order_is_the_same_operation(tmp_pat
     [again] = shard.apply_batch([reordered])
     assert isinstance(opened, Booked) and again == opened
     shard.close()
+
+
+def test_a_recall_answers_what_was_decided_under_a_key_and_decides_nothing(
+    store: WalletStore,
+) -> None:
+    [booked] = store.apply_batch([shop(500, "tap:till-0001:7")])
+    entries = store.audit().entries
+    recall = Recall(member_no=MEMBER, payment=shop(500, "tap:till-0001:7"))
+    other = Recall(member_no=MEMBER, payment=shop(501, "tap:till-0001:7"))
+    never = Recall(member_no=MEMBER, payment=shop(500, "tap:till-0001:8"))
+    elsewhere = Recall(member_no=MEMBER, payment=shop(500, "tap:till-0001:7", "202600000025"))
+    [same, conflict, unknown, misrouted] = store.apply_batch([recall, other, never, elsewhere])
+    assert same == booked
+    assert isinstance(conflict, Declined) and conflict.reason is Reason.IDEMPOTENCY_CONFLICT
+    assert isinstance(unknown, Declined) and unknown.reason is Reason.UNKNOWN_PAYMENT
+    assert isinstance(misrouted, Declined) and misrouted.reason is Reason.INVALID_INPUT
+    # Nothing was written: the key recalled but never decided is still free.
+    assert store.audit().entries == entries
+    [later] = store.apply_batch([shop(500, "tap:till-0001:8")])
+    assert isinstance(later, Booked)

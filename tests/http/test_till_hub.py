@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -42,17 +43,30 @@ class _Method:
     def __init__(self, call: Callable[..., Any]) -> None:
         self._call = call
 
-    def remote(self, *args: Any) -> _Ref:
-        return _Ref(self._call(*args))
+    def remote(self, *args: Any) -> Any:
+        value = self._call(*args)
+        if inspect.iscoroutine(value):
+            # An async method of the actor runs as a task on the caller's loop; the hub
+            # awaits it as it awaits a Ray call's future.
+            return _TaskRef(asyncio.ensure_future(value))
+        return _Ref(value)
+
+
+class _TaskRef:
+    def __init__(self, task: asyncio.Future[Any]) -> None:
+        self._task = task
+
+    def future(self) -> asyncio.Future[Any]:
+        return self._task
 
 
 class InProcessRegistry:
     """The registry actor's methods over a store, as a Ray handle is called."""
 
-    def __init__(self, store: RegistryStore) -> None:
+    def __init__(self, store: RegistryStore, change_log_max: int = 64) -> None:
         self.store = store
         self._actor = object.__new__(RegistryActor)  # Its __init__ opens a store of its own.
-        self._actor._store = store
+        self._actor._open(store, change_log_max)
 
     def __getattr__(self, method: str) -> _Method:
         return _Method(getattr(self._actor, method))

@@ -114,3 +114,14 @@ class RegistrySnapshot(Record, frozen=True):
     cards: list[CardRecord]
     tills: list[TillRecord]
     suspended: list[str]
+
+
+class RegistryChanges(Record, frozen=True):
+    """The answer to a front's `changes_since(version)`: every change after `version`, in
+    order; or `reload`, when the registry's log no longer holds them all (the front fell
+    further behind than `till.registry_change_log_max`, or the actor restarted and its
+    log is empty), and the front must load the whole snapshot instead."""
+
+    version: int
+    changes: list[RegistryChange] = []
+    reload: bool = False

@@ -196,6 +196,12 @@ class RegistryStore:
                 for key, raw in txn.cursor(db=self._till_seqs)
             }
 
+    def sequence_of(self, till_id: str) -> int:
+        """The highest sequence number saved for one till (0: none)."""
+        with self.env.begin() as txn:
+            raw = txn.get(till_id.encode(), db=self._till_seqs)
+            return 0 if raw is None else int.from_bytes(raw, "big")
+
     def note_sequences(self, seen: dict[str, int]) -> None:
         """Raise each till's highest seen sequence number to at least `seen`'s.
 

@@ -45,6 +45,7 @@ from coopnode.domain.messages import (
     GetWallet,
     Operation,
     OverdraftRecord,
+    Recall,
     Result,
     decline,
 )
@@ -81,7 +82,7 @@ class _Pending:
     def __init__(self, raw: msgspec.Raw, op: Operation, future: asyncio.Future[Result]) -> None:
         self.raw = raw  # The operation, encoded.
         self.unanswered = (
-            _READ_FAILED if isinstance(op, GetWallet | GetHistory) else _CHANGE_UNKNOWN
+            _READ_FAILED if isinstance(op, GetWallet | GetHistory | Recall) else _CHANGE_UNKNOWN
         )
         self.future = future
 

@@ -82,6 +82,7 @@ from coopnode.domain.messages import (
     Operation,
     OverdraftRecord,
     PaymentRecord,
+    Recall,
     Refund,
     Result,
     Resume,
@@ -426,23 +427,41 @@ class WalletStore:
                 return self._view(batch.txn, op.member_no, now_ms)
             case GetHistory():
                 return self._history_page(batch.txn, op)
+            case Recall():
+                return self._recall(batch.txn, op)
             case Suspend() | Resume():
                 return self._set_status(batch, op, now_ms)
         return self._apply_money(batch, op, now_ms)
+
+    def _decided_before(self, txn: Any, op: MoneyOperation, fingerprint: bytes) -> Result | None:
+        """The stored result of `op`'s key, a conflict when the key was used for another
+        operation, or None when nothing was decided under it."""
+        known = txn.get(_op_key(op.member_no, op.key), db=self._members)
+        if known is None:
+            return None
+        if known[_SEQ_BYTES:] != fingerprint:
+            return decline(
+                Reason.IDEMPOTENCY_CONFLICT,
+                f"key {op.key!r} was already used for a different operation",
+            )
+        record = self._op_record(txn, known)
+        first: Result = _stored(_result_decoder, record.result, f"the result of {op.key!r}")
+        return first
+
+    def _recall(self, txn: Any, op: Recall) -> Result:
+        if op.payment.member_no != op.member_no:
+            return decline(Reason.INVALID_INPUT, "the payment names another member")
+        recalled = self._decided_before(txn, op.payment, _fingerprint(op.payment))
+        if recalled is None:
+            return decline(Reason.UNKNOWN_PAYMENT, f"nothing was decided under {op.payment.key!r}")
+        return recalled
 
     def _apply_money(self, batch: _Batch, op: MoneyOperation, now_ms: int) -> Result:
         txn = batch.txn
         index_key = _op_key(op.member_no, op.key)
         fingerprint = _fingerprint(op)
-        known = txn.get(index_key, db=self._members)
-        if known is not None:
-            if known[_SEQ_BYTES:] != fingerprint:
-                return decline(
-                    Reason.IDEMPOTENCY_CONFLICT,
-                    f"key {op.key!r} was already used for a different operation",
-                )
-            record = self._op_record(txn, known)
-            first: Result = _stored(_result_decoder, record.result, f"the result of {op.key!r}")
+        first = self._decided_before(txn, op, fingerprint)
+        if first is not None:
             return first
         wallet = self._get_wallet(txn, op.member_no)
         paid_by: bytes | None = None  # The payment's operation number, for voids and refunds.

@@ -46,7 +46,11 @@ Refusals, none of which changes anything:
   * a frame larger than `frame_max_bytes`: the connection is closed (1009, too big);
   * a sequence number seen before with other content: a declined `Decision` with
     idempotency_conflict; the same content again: the first decision, from the replay
-    window (recent frames) or from the wallet's idempotency records (older ones);
+    window (recent frames) or from the wallet's idempotency records (older ones, and
+    frames another front decided: a till moves between the fronts of a cluster). A tap
+    refused for a card blocked or an account suspended is first looked up in the
+    wallet's records (`Recall`): booked before, by a front that never answered, it is
+    answered as booked;
   * a void names the tap by this till's own id, so a till can only void its own taps;
     the wallet allows voids of today's payments only.
 
@@ -80,6 +84,7 @@ from coopnode.domain.messages import (
     OfflinePay,
     Operation,
     Pay,
+    Recall,
     Refund,
     Result,
     VoidPayment,
@@ -220,7 +225,7 @@ class TillConnection:
                 session_key_box=seal_session_key(self.till.public_key, self._session_key),
                 deny_version=self.hub.version,
                 deny_idms=sorted(self.hub.deny),
-                seq_seen=self.hub.seq_seen(self.till_id),
+                seq_seen=await self.hub.welcome_seq(self.till_id),
             )
         )
 
@@ -436,7 +441,7 @@ class TillConnection:
                     body, card.status, card.blocked_at_ms, card.member_no
                 )
                 if refused is not None:
-                    return refused
+                    return await self._unless_decided_before(body, card.member_no, refused)
                 op = self._pay(body, card.member_no)
             case VoidBody():
                 op = VoidPayment(
@@ -455,6 +460,23 @@ class TillConnection:
                     amount_yen=body.amount_yen,
                 )
         return _decided(body, await self.wallet.submit(op))
+
+    async def _unless_decided_before(
+        self, body: TapBody, member_no: str, refused: Decision
+    ) -> Decision:
+        """A tap refused on what this front knows now (the card blocked, the account
+        suspended) may have been decided before, by another front that never answered
+        (it was lost) or by this one before it restarted, when the card was still good:
+        then the wallet's record is the decision, or the till would sell it again as a
+        new sale, and the member would pay twice."""
+        if refused.reason not in (Reason.CARD_BLOCKED, Reason.SUSPENDED):
+            return refused  # Judged on the frame alone: the same at every front.
+        recalled = await self.wallet.submit(
+            Recall(member_no=member_no, payment=self._pay(body, member_no))
+        )
+        if isinstance(recalled, Declined) and recalled.reason is Reason.UNKNOWN_PAYMENT:
+            return refused
+        return _decided(body, recalled)
 
     async def _refuse_tap(
         self, body: TapBody, status: CardStatus, blocked_at_ms: int, member_no: str
@@ -478,7 +500,7 @@ class TillConnection:
             return _declined(body, Reason.SUSPENDED, "the account is suspended")
         return None
 
-    def _pay(self, body: TapBody, member_no: str) -> Operation:
+    def _pay(self, body: TapBody, member_no: str) -> Pay | OfflinePay:
         till = self.till
         key = tap_key(till.till_id, body.seq)
         if body.offline:

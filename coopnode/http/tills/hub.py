@@ -5,9 +5,16 @@ the registry in memory: IDm → card, till id → till (with its verify key), th
 members, and the deny list derived from them. The copy is loaded from the registry actor
 at start. Staff changes go through a front, which applies them to the registry actor
 first (durable), then to its copy, then pushes the deny-list change to every till it
-has connected and closes the connection of a till that is now retired; a front of the
-same cluster that did not make the change notices the registry's version moving within
-`registry_refresh_s`, reloads, and does the same.
+has connected and closes the connection of a till that is now retired. Every other front
+of the cluster gets the change pushed by the registry: each holds one waiting call,
+`changes_since(version)`, which the actor answers as soon as a change lands (`watch`),
+and does the same with it. A front that fell behind the actor's log reloads the snapshot;
+and every `registry_refresh_s` it compares versions and reloads on a difference, the
+repair path for a push that was lost while the actor restarted.
+
+Every front saves, every `sequences_save_s`, the highest sequence number it saw from each
+till, and reads the till's saved number when it welcomes the till, so that a till that
+moves between fronts is told the highest number any of them saw (`welcome_seq`).
 
 A wallet suspended or resumed, by staff, at the counter or by the member, is brought to
 the registry by `sync_suspended`, the one way in for every such path.
@@ -37,6 +44,7 @@ from coopnode.actors.registry.messages import (
     CardStatus,
     RefusedOfflineTap,
     RegistryChange,
+    RegistryChanges,
     RegistryOp,
     RegistrySnapshot,
     SetSuspended,
@@ -62,6 +70,7 @@ from coopnode.settings import TillSettings
 log = get_logger(__name__)
 
 _change_decoder = msgspec.msgpack.Decoder(RegistryChange)
+_changes_decoder = msgspec.msgpack.Decoder(RegistryChanges)
 _snapshot_decoder = msgspec.msgpack.Decoder(RegistrySnapshot)
 _sequences_decoder = msgspec.msgpack.Decoder(dict[str, int])
 _history_decoder = msgspec.msgpack.Decoder(list[LimitsSent])
@@ -94,7 +103,9 @@ class RefusalsFull(Exception):
     next one is not kept, and waits in the till's queue until staff look."""
 
 
-# The WebSocket close code of a till that was retired (the till channel names the same).
+# After a failed watch call the next waits this long, doubled up to `registry_refresh_s`:
+# the registry actor restarts within a second or two.
+WATCH_BACKOFF_S = 0.1
 
 
 class TillHub:
@@ -124,7 +135,8 @@ class TillHub:
         self._lock = asyncio.Lock()
         # Held while a member's wallet status is read and written to the registry.
         self._status_lock = asyncio.Lock()
-        self._refresher: asyncio.Task[None] | None = None
+        # The hub's own tasks: the push watcher, the repair reload, the sequence saver.
+        self._tasks: list[asyncio.Task[None]] = []
         # Called after each deny-list push with the update and the tills it went to.
         self.on_push: Callable[[DenyUpdate, int], None] | None = None
 
@@ -151,7 +163,12 @@ class TillHub:
             await self._call("limits_history", timeout_s=ready_timeout_s)
         )
         self.signatures.start(asyncio.get_running_loop())
-        self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._watch_loop()),
+            loop.create_task(self._refresh_loop()),
+            loop.create_task(self._save_loop()),
+        ]
 
     async def stop(self) -> None:
         """Close every till's connection and save the sequence numbers; a second call
@@ -160,9 +177,9 @@ class TillHub:
         if self._stopped:
             return
         self._stopped = True
-        if self._refresher is not None:
-            self._refresher.cancel()
-            await asyncio.gather(self._refresher, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for connection in list(self.connections.values()):
             connection.close_soon(CloseCode.GOING_AWAY, "the node is stopping")
         try:
@@ -172,18 +189,30 @@ class TillHub:
         self.signatures.stop()
 
     def seq_seen(self, till_id: str) -> int:
-        """The highest sequence number this node has seen from the till, as far as it
-        knows (saved by this or another front, or in this front's replay window)."""
+        """The highest sequence number this node has seen from the till, as far as this
+        front knows (saved by this or another front, or in this front's replay window)."""
         window = self.windows.get(till_id)
         return max(self.sequences.get(till_id, 0), 0 if window is None else window.high)
+
+    async def welcome_seq(self, till_id: str) -> int:
+        """The highest sequence number any front saw from the till, as far as it was
+        saved, for the till's `Welcome`: the registry's word is read afresh, since the
+        till may come from another front. Raises `RegistryUnavailable`: a till is not
+        welcomed without it, and connects again after its backoff."""
+        saved = await self._call("sequence_of", till_id)
+        if saved > self.sequences.get(till_id, 0):
+            self.sequences[till_id] = saved
+        return self.seq_seen(till_id)
 
     async def note_sequences(self) -> None:
         """Save each till's highest sequence number seen since the last save.
 
         A till that connects is told it (`Welcome.seq_seen`): one restored from a backup
-        moves its counter past it instead of numbering new sales as old ones. Saved every
-        `registry_refresh_s` and when the front stops, so a front that crashes loses at
-        most that much, which only a till restored from a backup that recent could miss.
+        moves its counter past it instead of numbering new sales as old ones, whichever
+        front it connects to. Saved every `sequences_save_s` and when the front stops, so
+        a front that crashes loses at most that interval's numbers, which only a till
+        restored from a backup made within it could miss (its own counter, fsynced before
+        each number is used, is ahead of them otherwise).
         """
         raised = {
             till_id: window.high
@@ -380,21 +409,68 @@ class TillHub:
         if self.on_push is not None:
             self.on_push(update, len(self.connections))
 
+    async def _watch_loop(self) -> None:
+        """Hold one `changes_since` call to the registry at all times, and take what it
+        answers: the push by which other fronts' changes arrive."""
+        settings = self.settings
+        wait_s = settings.registry_watch_s
+        backoff_s = WATCH_BACKOFF_S
+        while True:
+            try:
+                raw = await self._call(
+                    "changes_since",
+                    self.version,
+                    wait_s,
+                    timeout_s=wait_s + settings.registry_call_timeout_s,
+                )
+                await self.take_changes(_changes_decoder.decode(raw))
+                backoff_s = WATCH_BACKOFF_S
+            except Exception as error:  # The actor restarts; the watch goes on after it.
+                log.warning("registry watch failed", error=repr(error))
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, settings.registry_refresh_s)
+
+    async def take_changes(self, answer: RegistryChanges) -> None:
+        """Bring the copy up to date with what the registry pushed."""
+        if not answer.reload and not answer.changes:
+            return
+        async with self._lock:
+            changes = [change for change in answer.changes if change.version > self.version]
+            if answer.reload or (changes and changes[0].version != self.version + 1):
+                self._load(_snapshot_decoder.decode(await self._call("snapshot")))
+                log.info("registry reloaded", version=self.version)
+            else:
+                for change in changes:
+                    self._apply_change(change)
+            self._bring_tills_up_to_date()
+
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.registry_refresh_s)
             try:
                 await self.refresh()
-                await self.note_sequences()
             except Exception as error:  # The loop must outlive a passing registry failure.
                 log.warning("registry refresh failed", error=repr(error))
 
+    async def _save_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sequences_save_s)
+            try:
+                await self.note_sequences()
+            except Exception as error:  # Saved at the next interval instead.
+                log.warning("till sequence numbers not saved", error=repr(error))
+
     async def refresh(self) -> None:
-        """Reload the copy when the registry moved on (another front changed it)."""
-        version = await self._call("version")
-        if version != self.version:
-            async with self._lock:
+        """Reload the copy when the registry's version differs from the copy's: a push
+        that was lost (the repair path)."""
+        if await self._call("version") == self.version:
+            return
+        async with self._lock:
+            # Read again under the lock: a push or this front's own change may have
+            # brought the copy up to date meanwhile.
+            if await self._call("version") != self.version:
                 self._load(_snapshot_decoder.decode(await self._call("snapshot")))
+                log.info("registry reloaded by the repair path", version=self.version)
                 self._bring_tills_up_to_date()
 
     def attach(self, connection: Pushable) -> None:
