@@ -25,6 +25,9 @@ stated limits are checked, and records for staff every offline tap the node refu
 
 Changes are made one at a time (a lock), so versions reach the copy and the tills in
 order; staff make a few changes a minute, so nothing waits long.
+
+Long, and kept whole: the front's copy of the registry, the changes pushed into it and
+the tills told of them are one state, changed under one lock.
 """
 
 from __future__ import annotations
