@@ -29,7 +29,7 @@ from coopnode.domain.messages import Declined, GetWallet, Label, MemberNo, Overd
 from coopnode.domain.money import Reason, TillKind
 from coopnode.domain.till_frames import Idm, TillId
 from coopnode.http.api.wallet import wallet_client_key
-from coopnode.http.edge import STAFF_TOKEN, Route, member_no_of, read_body
+from coopnode.http.edge import STAFF_TOKEN, Body, Route, member_no_of, read_body
 from coopnode.http.errors import ApiError
 from coopnode.http.tills.channel import till_hub_key
 from coopnode.http.tills.hub import RegistryUnavailable
@@ -42,27 +42,23 @@ OVERDRAFTS_PER_SHARD_MAX = 1_000
 OFFLINE_REFUSALS_LISTED_MAX = 1_000
 
 
-class _Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class BindCardRequest(_Body, frozen=True):
+class BindCardRequest(Body, frozen=True):
     idm: Idm
     member_no: MemberNo
 
 
-class ReissueRequest(_Body, frozen=True):
+class ReissueRequest(Body, frozen=True):
     new_idm: Idm
 
 
-class AddTillRequest(_Body, frozen=True):
+class AddTillRequest(Body, frozen=True):
     store: Label
     kind: TillKind
     # The till's Ed25519 public key; its private key never leaves the till.
     public_key_hex: PublicKeyHex
 
 
-class TillView(_Body, frozen=True):
+class TillView(Body, frozen=True):
     till_id: str
     store: str
     kind: TillKind
@@ -71,25 +67,25 @@ class TillView(_Body, frozen=True):
     added_at_ms: int
 
 
-class TillList(_Body, frozen=True):
+class TillList(Body, frozen=True):
     tills: list[TillView]
 
 
-class DenyListView(_Body, frozen=True):
+class DenyListView(Body, frozen=True):
     version: int
     idms: list[str]
 
 
-class OverdraftList(_Body, frozen=True):
+class OverdraftList(Body, frozen=True):
     overdrafts: list[OverdraftRecord]
     total_yen: int
 
 
-class OfflineRefusalsQuery(_Body, frozen=True):
+class OfflineRefusalsQuery(Body, frozen=True):
     till_id: TillId | None = None
 
 
-class OfflineRefusalList(_Body, frozen=True):
+class OfflineRefusalList(Body, frozen=True):
     refusals: list[RefusedOfflineTap]
     total_yen: int
     # More are kept than were listed (at most `OFFLINE_REFUSALS_LISTED_MAX` are).
