@@ -50,14 +50,13 @@ class Enrolments:
 
     def _paid_items(self, request: Enrol) -> list[mails.PaidItem]:
         enrolment = request.enrolment
-        units = enrolment.share_units
-        items = [mails.PaidItem(f"生協加入 {units}口", units * self.context.bounds.share_unit_yen)]
-        items += [mails.PaidItem(item.label, item.amount_yen) for item in enrolment.insurance]
-        if enrolment.emoney_yen:
-            items.append(mails.PaidItem("電子マネー", enrolment.emoney_yen))
-        if enrolment.meal_yen:
-            items.append(mails.PaidItem("ミール", enrolment.meal_yen))
-        return items
+        return mails.enrolment_items(
+            share_units=enrolment.share_units,
+            share_unit_yen=self.context.bounds.share_unit_yen,
+            insurance=[mails.PaidItem(item.label, item.amount_yen) for item in enrolment.insurance],
+            emoney_yen=enrolment.emoney_yen,
+            meal_yen=enrolment.meal_yen,
+        )
 
     async def _open_wallet(self, enrolment: Enrolment) -> Result:
         """Open the member's wallet with the deposits paid at enrolment (none of zero)."""

@@ -63,6 +63,31 @@ def _mail(texts: Catalogue, subject_id: str, *parts: str) -> MailText:
     return MailText(texts.text(subject_id), body + "\n")
 
 
+def enrolment_items(
+    *,
+    share_units: int,
+    share_unit_yen: int,
+    insurance: Sequence[PaidItem],
+    emoney_yen: int,
+    meal_yen: int,
+    language: str = JAPANESE,
+) -> list[PaidItem]:
+    """What a member paid at enrolment, as the enrolment mail lists it (none of zero)."""
+    texts = catalogue(language)
+    items = [
+        PaidItem(
+            texts.text(N_("mail.enrolment.shares"), units=share_units),
+            share_units * share_unit_yen,
+        ),
+        *insurance,
+    ]
+    if emoney_yen:
+        items.append(PaidItem(texts.gettext(N_("mail.enrolment.emoney")), emoney_yen))
+    if meal_yen:
+        items.append(PaidItem(texts.gettext(N_("mail.enrolment.meal")), meal_yen))
+    return items
+
+
 def enrolment_total_yen(items: Sequence[PaidItem]) -> int:
     if not items:
         raise InvariantViolation("an enrolment payment has at least one item")
