@@ -2,7 +2,8 @@
 
 One cluster serves the module (starting one takes about a minute here); each test leaves
 it whole again. Payments go to both fronts; a client whose front is gone sends the same
-request (the same idempotency key) to the other front, as a till moves. After each fault:
+request (the same idempotency key) to the other front, as a till moves, and a real till
+agent given both fronts moves by itself. After each fault:
 every acknowledged payment is in the books exactly once, and every shard's books balance.
 """
 
@@ -13,14 +14,24 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
+from coopnode.domain.money import TillKind
+from coopnode.domain.sharding import shard_of
+from coopnode.reader.till_agent import TillAgent
+from coopnode.reader.till_key import TillKeyFile
+from coopnode.reader.till_state import TillState
+from coopnode.settings import TillSettings
 from tests.cluster.harness import Cluster, running_cluster, wait_healthy
+from tests.fronts.test_push import PATIENCE_S, knows_card, knows_till, until
 from tests.node.test_faults import history_keys
 from tests.nodeproc import NodeProcess
+from tests.tillclient import NoReader, add_till, enrol_with_card, tap_keys, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +41,16 @@ CLIENTS_PER_FRONT = 4
 # Answers a payment may get while hosts come and go: booked, refused for funds, or "try
 # again" (its shard is down or restarting).
 ANSWERS = (200, 402, 503)
+# A till that gives up on a silent front quickly, so that it moves within the test.
+TILL_SETTINGS = msgspec.structs.replace(
+    TillSettings(),
+    agent_decision_timeout_s=2.0,
+    agent_reconnect_backoff_ms=100,
+    agent_reconnect_backoff_max_ms=400,
+    agent_forward_retry_s=0.2,
+)
+TILL_SALES_YEN = (300, 400, 500, 600)
+TILL_DEPOSIT_YEN = 10_000
 
 
 @pytest.fixture(scope="module")
@@ -167,25 +188,64 @@ def shard_pid(front: NodeProcess, index: int) -> int:
     return pid
 
 
+def till_of_front_b(cluster: Cluster, state_dir: Path) -> tuple[TillAgent, str, str]:
+    """A cafeteria till that sells through front B first, then front A; its member's
+    wallet is on shard 0 (host a), so it can pay while host b is down."""
+    front_a, front_b = cluster.fronts["a"], cluster.fronts["b"]
+    member = next(m for m in (f"2026231{i:05d}" for i in range(100)) if shard_of(m, 2) == 0)
+    card = f"1500{member}"
+    enrol_with_card(front_a, member, card, base=TILL_DEPOSIT_YEN)
+    till_id, key = add_till(front_a, "cafe-cl", kind="cafeteria")
+    until(lambda: knows_till(front_b, till_id) and knows_card(front_b, card), "B's copy")
+    key_file = TillKeyFile(
+        till_id=till_id,
+        store="cafe-cl",
+        kind=TillKind.CAFETERIA,
+        signing_key_hex=bytes(key).hex(),
+    )
+    state = TillState(state_dir, 8 << 20)
+    urls = [front_b.url, front_a.url]
+    agent = TillAgent(key_file, urls, TILL_SETTINGS, state, NoReader(), lambda line: None)
+    return agent, member, card
+
+
 async def test_a_host_killed_under_load_loses_nothing_and_its_shard_comes_back_there(
-    cluster: Cluster,
+    cluster: Cluster, tmp_path: Path
 ) -> None:
-    """Host b (front B and wallet shard 1) loses power under load: B's clients move to A,
-    shard 1's members are answered "try again" until b is back, and then shard 1 runs on
-    b again from its own files."""
+    """Host b (front B and wallet shard 1) loses power under load: B's clients and its
+    till move to A, shard 1's members are answered "try again" until b is back, and then
+    shard 1 runs on b again from its own files."""
     front_a = cluster.fronts["a"]
     before = shard_pid(front_a, 1)
     assert before in cluster.hosts["b"].processes()
-    load = Load(cluster, seed=20261207)
-    load.start()
-    await asyncio.sleep(2.0)
-    killed_at = time.monotonic()
-    await asyncio.to_thread(cluster.kill_host, "b")
-    await asyncio.sleep(3.0)
-    await asyncio.to_thread(cluster.hosts["b"].start)
-    await asyncio.to_thread(wait_healthy, front_a)
-    await asyncio.sleep(2.0)
-    sent = await load.stop()
+    agent, member, card = till_of_front_b(cluster, tmp_path / "till")
+    await agent.start()
+    try:
+        await wait_for(lambda: agent.link.node_url == cluster.fronts["b"].url, PATIENCE_S)
+        load = Load(cluster, seed=20261207)
+        load.start()
+        for amount in TILL_SALES_YEN[:2]:
+            assert (await agent.charge(card, amount)).approved
+        killed_at = time.monotonic()
+        await asyncio.to_thread(cluster.kill_host, "b")
+        await wait_for(lambda: agent.link.node_url == front_a.url, PATIENCE_S)
+        for amount in TILL_SALES_YEN[2:]:
+            assert (await agent.charge(card, amount)).approved
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(cluster.hosts["b"].start)
+        await asyncio.to_thread(wait_healthy, front_a)
+        await asyncio.sleep(2.0)
+        sent = await load.stop()
+        await wait_for(lambda: agent.state.queued_count() == 0, PATIENCE_S)
+    finally:
+        await agent.stop()
+        agent.state.close()
+    # Every sale of the till is booked once, whichever front heard it.
+    numbers = range(1, len(TILL_SALES_YEN) + 1)
+    assert tap_keys(front_a, member) == sorted(f"tap:{agent.till_id}:{n}" for n in numbers)
+    status, wallet = front_a.request("GET", f"/api/v1/wallets/{member}")
+    assert status == 200, wallet
+    assert wallet["balances"]["base"] == TILL_DEPOSIT_YEN - sum(TILL_SALES_YEN), wallet
     # B's clients were served by A after the kill.
     of_b = [r for r in sent if r.body["key"].startswith(f"{load.seed}-b")]
     moved = [record for record in of_b if record.answered_at > killed_at]
