@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 from coopnode.loadtest.node_process import NodeProcess, remove_tree, short_tmpdir
 from coopnode.loadtest.ray_hosts import (
     LOOPBACK,
+    RAY_CLUSTER_SWITCH,
     RayHost,
     RedisServer,
     ray_auth_environment,
@@ -146,6 +147,7 @@ class LocalCluster(Generic[FrontT]):
             **self.extra_env,
             **{f"COOPNODE_{key}": toml_value(value) for key, value in settings.items()},
             **ray_auth_environment(self.ray_token),
+            **RAY_CLUSTER_SWITCH,
         }
 
     @property

@@ -284,7 +284,8 @@ def _machine(node: NodeProcess | None, fronts: int) -> dict[str, str]:
     elif fronts > 1:
         where = (
             f"a cluster of {fronts} hosts started by the harness on this machine, a front on"
-            f" each (first front: {session_priority(node.pid)})"
+            f" each (first front: {session_priority(node.pid)}); its hosts' and fronts' CPU"
+            " counts as other work below"
         )
     else:
         where = f"started by the harness on this machine ({session_priority(node.pid)})"

@@ -105,6 +105,10 @@ def plan_row(members: int, capacity: Capacity, planning: Planning) -> PlanRow:
     )
 
 
+def _rate(taps_per_s: float) -> str:
+    return f"{taps_per_s:,.0f} taps/s" if taps_per_s > 0 else "the taps/s (unknown)"
+
+
 def assumptions(capacity: Capacity, planning: Planning) -> list[Assumption]:
     """What each column rests on, in the table's order."""
     return [
@@ -119,11 +123,11 @@ def assumptions(capacity: Capacity, planning: Planning) -> list[Assumption]:
             f"a till serves at most {planning.taps_per_till_per_min:g} taps a minute (a"
             " queue of students paying in turn)")),
         Assumption(column="fronts", rests_on=(
-            f"planned ÷ {capacity.front_taps_per_s:,.0f} taps/s a front holds"
+            f"planned ÷ {_rate(capacity.front_taps_per_s)} a front holds"
             f" ({capacity.front_source}), and at least {planning.fronts_min}, so that a"
             " till whose front is lost has another")),
         Assumption(column="shards", rests_on=(
-            f"planned ÷ {capacity.shard_taps_per_s:,.0f} taps/s a wallet shard holds"
+            f"planned ÷ {_rate(capacity.shard_taps_per_s)} a wallet shard holds"
             f" ({capacity.shard_source}), and at least members ÷"
             f" {planning.members_per_shard_max:,}, the most members a shard holds")),
         Assumption(column="hosts", rests_on=(

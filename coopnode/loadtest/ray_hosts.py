@@ -35,6 +35,12 @@ LOOPBACK = "127.0.0.1"
 RAY_START_TIMEOUT_S = 120.0
 # How long a killed host's processes may take to be gone from /proc.
 KILL_WAIT_S = 30.0
+# Ray's switch between its one-host mode and clusters other hosts join. A process that runs
+# a local Ray of its own keeps it on loopback by setting it to 0 (coopnode.node.local_ray,
+# and benchmarks/__init__.py for the whole benchmark package); inherited by `ray start
+# --address`, it would refuse to join the head. The hosts of a cluster join on purpose, so
+# they and their fronts run with Ray's own default on Linux, 1.
+RAY_CLUSTER_SWITCH = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
 
 
 def free_port() -> int:
@@ -214,7 +220,7 @@ class RayHost:
         return self.head_address
 
     def environment(self) -> dict[str, str]:
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **RAY_CLUSTER_SWITCH}
         if self.auth_token_file is not None:
             env.update(ray_auth_environment(self.auth_token_file))
         if self.redis_address:
