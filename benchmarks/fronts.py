@@ -10,7 +10,9 @@ till channel, each its own sealed frame, latency counted from its scheduled send
   - one front: every till connected to front a;
   - two fronts: the tills dealt out over a and b in turn (`loadtest/fronts.py`);
 
-and for each: a fixed 2,000 taps/s for `--seconds`, then a capacity search for the highest
+and for each: a fixed 2,000 taps/s for `--seconds`; closed loop for as long, each till
+keeping one tap in flight (the taps a second the layout sustains whatever their latency,
+a figure a busy machine moves less than a p99); then a capacity search for the highest
 rate whose p99 stays within 10 ms (steps of `--search-seconds`, a broken step run twice).
 Within a cluster the two layouts alternate (`--rounds`), so that a host that drifts
 drifts under both; front b and host b run idle during the one-front runs. After the runs
@@ -68,7 +70,7 @@ def measure(setup: TillLoadSetup, urls: list[str], run_index: int, work: Path,
     figures = finish(
         load_process(
             path, "--rate-fixed", str(FIXED_RATE_PER_S), "--duration", str(seconds),
-            "--search", "--rate", str(SEARCH_START_PER_S),
+            "--closed-tills", str(len(setup.tills)), "--search", "--rate", str(SEARCH_START_PER_S),
             "--step-factor", str(SEARCH_STEP_FACTOR), "--objective-ms", str(OBJECTIVE_MS),
             "--search-duration", str(search_s), "--max-rate", str(SEARCH_MAX_PER_S),
         )
@@ -108,12 +110,13 @@ def run_durability(fsync: str, seconds: float, search_s: float, rounds: int) -> 
     }
 
 
-def _best(runs: list[dict[str, Any]], fronts: int) -> tuple[float, float]:
-    """The layout's best search and its best p99 at the fixed rate, over its rounds."""
+def _best(runs: list[dict[str, Any]], fronts: int) -> tuple[float, float, float]:
+    """The layout's best search, best p99 at the fixed rate and best closed loop."""
     mine = [run for run in runs if run["fronts"] == fronts]
     held = max(run["search"]["max_rate_held_per_s"] for run in mine)
     p99 = min(run["fixed"]["latency_p99_ms"] for run in mine)
-    return held, p99
+    closed = max(run["closed"]["approved_per_s"] for run in mine)
+    return held, p99, closed
 
 
 def _ratio(two: float, one: float) -> str:
@@ -128,23 +131,27 @@ def summary(figures: dict[str, Any]) -> str:
         f" {figures['load_average_at_end']} at the end):"
     ]
     for measured in figures["durabilities"].values():
-        one_held, one_p99 = _best(measured["runs"], 1)
-        two_held, two_p99 = _best(measured["runs"], 2)
+        one_held, one_p99, one_closed = _best(measured["runs"], 1)
+        two_held, two_p99, two_closed = _best(measured["runs"], 2)
         errors = sum(run["fixed"]["errors"] for run in measured["runs"])
         lines.append(
             f"  {measured['durability']}, {measured['shards']} shard(s):"
             f" highest rate with p99 <= {OBJECTIVE_MS:g} ms: one front {one_held:,.0f}/s,"
             f" two fronts {two_held:,.0f}/s (two/one {_ratio(two_held, one_held)});"
             f" p99 at {FIXED_RATE_PER_S:,.0f}/s: one front {one_p99:.1f} ms, two fronts"
-            f" {two_p99:.1f} ms (two/one {_ratio(two_p99, one_p99)}); errors at the fixed"
-            f" rate {errors}; books balanced: {measured['books_balanced']}"
+            f" {two_p99:.1f} ms (two/one {_ratio(two_p99, one_p99)}); closed loop, {TILLS}"
+            f" tills: one front {one_closed:,.0f}/s, two fronts {two_closed:,.0f}/s (two/one"
+            f" {_ratio(two_closed, one_closed)}); errors at the fixed rate {errors}; books"
+            f" balanced: {measured['books_balanced']}"
         )
         for run in measured["runs"]:
-            fixed, search = run["fixed"], run["search"]
+            fixed, search, closed = run["fixed"], run["search"], run["closed"]
             lines.append(
                 f"    {run['fronts']} front(s): at {FIXED_RATE_PER_S:,.0f}/s p50"
                 f" {fixed['latency_p50_ms']:.1f} p99 {fixed['latency_p99_ms']:.1f} p99.9"
-                f" {fixed['latency_p999_ms']:.1f} ms, errors {fixed['errors']}; held"
+                f" {fixed['latency_p999_ms']:.1f} ms, errors {fixed['errors']}; closed loop"
+                f" {closed['approved_per_s']:,.0f}/s (p99 {closed['latency_p99_ms']:.1f} ms);"
+                " held"
                 f" {search['max_rate_held_per_s']:,.0f}/s (limited by {search['limited_by']},"
                 f" {len(search['steps'])} steps); {run['took_s']:g} s"
             )
