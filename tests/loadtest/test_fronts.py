@@ -22,6 +22,7 @@ from coopnode.loadtest.planning import measured_capacity, plan
 from coopnode.loadtest.report import HarnessReport, front_table, write_report
 from coopnode.loadtest.scenarios import Op, build_workload, load_scenario, parse_scenario
 from coopnode.loadtest.tills import TillLoadSetup, TillSpec
+from coopnode.node.cli import main
 from tests.loadtest.test_openloop import Handler, serving
 
 CHARGES = b"""
@@ -154,3 +155,21 @@ def test_the_report_shows_each_front_and_the_plan_s_assumptions(tmp_path: Path) 
     decoded = msgspec.json.decode((tmp_path / "report.json").read_bytes(), type=HarnessReport)
     assert decoded == report
     assert tmp_path / "planning.md" in written
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--url", "http://a:1", "--url", "http://a:1"], "twice"),
+        (["--url", "http://a:1,http://b:2", "--fronts", "2"], "own node"),
+        (["--url", "http://a:1", "--shards", "2"], "own node"),
+    ],
+)
+def test_the_command_refuses_fronts_it_cannot_load_before_it_starts_anything(
+    arguments: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = tmp_path / "staff-token"
+    token.write_text("token")
+    command = ["loadtest", "--scenario", "lunch-rush", "--token-file", str(token), *arguments]
+    assert main(command) == 2
+    assert message in capsys.readouterr().err
