@@ -58,6 +58,7 @@ from coopnode.domain.till_frames import (
 )
 from coopnode.loadtest.fronts import front_of_till
 from coopnode.loadtest.openloop import (
+    ERROR_FRACTION_MAX_DEFAULT,
     LATENCY_HIGHEST_US,
     LATENCY_LOWEST_US,
     LATENCY_SIGNIFICANT_DIGITS,
@@ -65,6 +66,7 @@ from coopnode.loadtest.openloop import (
     RunResult,
     SearchResult,
     SearchStep,
+    Verdict,
     collector_paused,
     event_loop_factory,
     judge_step,
@@ -441,6 +443,24 @@ async def run_closed(
     )
 
 
+def judge_till_step(result: RunResult, objective_ms: float) -> tuple[Verdict, str]:
+    """A search step's verdict, by the capacity harness's rule (harness.judge).
+
+    Latencies count from each tap's scheduled send, so a late send's lag is inside the
+    latency judged: it can make the node look slower, never faster. A step that met the
+    objective therefore held however late the generator was; one that broke it while the
+    generator was behind is put down to the generator (openloop.judge_step).
+    """
+    verdict, detail = judge_step(result, objective_ms)
+    within = result.latency_p99_ms <= objective_ms
+    if verdict == "generator" and within and result.error_fraction() <= ERROR_FRACTION_MAX_DEFAULT:
+        return "held", (
+            f"p99 {result.latency_p99_ms:.2f} ms <= {objective_ms:g} ms although the {detail}"
+            ", inside the latency"
+        )
+    return verdict, detail
+
+
 async def search_tills(
     tills: list[SimTill],
     setup: TillLoadSetup,
@@ -453,14 +473,15 @@ async def search_tills(
     """Raise the rate geometrically until p99 breaks the objective, then bisect once.
 
     A broken step is run once more before it counts (as the capacity harness does): one
-    stall of a shared two-core machine would otherwise end the search on its own."""
+    stall of a shared two-core machine would otherwise end the search on its own. Steps
+    are judged as the capacity harness judges them (`judge_till_step`)."""
     steps: list[SearchStep] = []
     held = 0.0
     broken: SearchStep | None = None
 
     async def attempt(rate: float) -> SearchStep:
         result = await run_tills(tills, setup.idms, setup.amount_yen, rate, duration_s)
-        verdict, detail = judge_step(result, objective_ms)
+        verdict, detail = judge_till_step(result, objective_ms)
         done = SearchStep(rate_per_s=rate, verdict=verdict, detail=detail, result=result)
         steps.append(done)
         print(done.format_line(), file=sys.stderr, flush=True)
