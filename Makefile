@@ -42,8 +42,10 @@ pytest: $(STAMP) browser redis
 	$(BIN)/pytest
 
 ## Run every benchmark and print its figures, the node's taps beside the PostgreSQL peer's
-## among them (benchmarks/side_by_side.py; the peer installs Debian's PostgreSQL if missing).
-bench: $(STAMP)
+## among them (benchmarks/side_by_side.py; the peer installs Debian's PostgreSQL if missing),
+## and one front against two on a cluster on this machine (benchmarks/fronts.py, whose Ray
+## head keeps its state in Debian's Redis).
+bench: $(STAMP) redis
 	$(BIN)/python -m benchmarks.run_all
 
 clean:

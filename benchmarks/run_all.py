@@ -19,6 +19,8 @@ BENCHMARKS = (
     "benchmarks.link_tls",
     "benchmarks.http_payments",
     "benchmarks.tills",
+    # Taps through one front and through two on a cluster on this machine, fsync on and off.
+    "benchmarks.fronts",
     # The node's taps beside the PostgreSQL peer's, interleaved in one run.
     "benchmarks.side_by_side",
     "benchmarks.identity_signin",

@@ -11,6 +11,10 @@ by reason apart from errors (timeouts, refused connections, 5xx answers).
 
 `search` replays the scenario at rising peak rates until the objective breaks.
 
+A target may have several fronts (a cluster's): the tills and the requests are spread over
+them (`fronts.py`), each front's share is measured apart as well as the whole, and the
+population is opened and the books audited through the first.
+
 Long, and kept whole: preparing a scenario, playing it and searching share one play
 state; a split would pass it through every function.
 """
@@ -23,7 +27,7 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -32,6 +36,12 @@ from nacl.signing import SigningKey
 
 from coopnode.domain.money import TillKind
 from coopnode.domain.till_frames import Decision, TapBody
+from coopnode.loadtest.fronts import (
+    FrontFigures,
+    assign_fronts,
+    front_of_till,
+    tills_per_front,
+)
 from coopnode.loadtest.openloop import (
     LATE_FRACTION_MAX_DEFAULT,
     OUTSTANDING_MAX_DEFAULT,
@@ -133,6 +143,9 @@ class RunFigures(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     meal_cap_reached: int
     offered_per_second: list[int]
     generator_kept_schedule: bool
+    # Each front's share when the run was spread over several; empty with one front,
+    # whose figures are the run's.
+    by_front: list[FrontFigures] = []
 
 
 class SearchStepFigures(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -153,8 +166,14 @@ class CapacitySearch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
 class Target:
     """A running node and what the harness opened on it, shared by every run."""
 
-    def __init__(self, url: str, token: str, scenario: Scenario, naming: Naming) -> None:
-        self.url = url.rstrip("/")
+    def __init__(self, url: str | Sequence[str], token: str, scenario: Scenario,
+                 naming: Naming) -> None:  # fmt: skip
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise HarnessError("a target needs at least one front")
+        # Every front of the node; the first also opens the population and audits the books.
+        self.urls = [front.rstrip("/") for front in urls]
+        self.url = self.urls[0]
         self.token = token
         self.scenario = scenario
         self.naming = naming
@@ -212,8 +231,13 @@ async def prepare(target: Target, session: aiohttp.ClientSession) -> None:
         specs.append(TillSpec(till_id=till["till_id"], signing_key_hex=bytes(key).hex()))
     for index in range(population.accounts):
         await _open_account(target, session, index)
-    target.tills = [SimTill(target.url, spec) for spec in specs]
-    await asyncio.gather(*(till.connect(session) for till in target.tills))
+    fronts = len(target.urls)
+    target.tills = [
+        SimTill(target.urls[front_of_till(index, fronts)], spec) for index, spec in enumerate(specs)
+    ]
+    # A front other than the first learns of the new tills and cards from the registry
+    # a little later: a till it does not know yet is refused, and connects again.
+    await asyncio.gather(*(till.connect_patiently(session) for till in target.tills))
 
 
 def enrolment(number: str, mail: str, phone: str) -> dict[str, Any]:
@@ -297,7 +321,19 @@ class _Play:
         self.start_s = start_s
         threshold_s = late_threshold_s(target.scenario.objective.p99_ms)
         self.overall = Recorder(start_s, threshold_s)
-        self.by_kind = {kind: Recorder(start_s, threshold_s) for kind in {op.kind for op in ops}}
+        kinds = {op.kind for op in ops}
+        self.by_kind = {kind: Recorder(start_s, threshold_s) for kind in kinds}
+        fronts = len(target.urls)
+        self.front_of_op = assign_fronts(ops, fronts)
+        # With one front its figures are the run's: no recorders of its own (they would
+        # cost the generator CPU beside the node for nothing).
+        self.by_front: list[Recorder] = []
+        self.by_front_kind: list[dict[OpKind, Recorder]] = []
+        if fronts > 1:
+            self.by_front = [Recorder(start_s, threshold_s) for _ in range(fronts)]
+            self.by_front_kind = [
+                {kind: Recorder(start_s, threshold_s) for kind in kinds} for _ in range(fronts)
+            ]
         self.declines: dict[str, Counter[str]] = {}
         self.meal_cap_reached = 0
         self.taps_expected = sum(op.kind == "tap" for op in ops)
@@ -309,18 +345,32 @@ class _Play:
         if self.taps_expected == 0:
             self.all_taps_answered.set()
 
-    def sent(self, kind: OpKind, intended_s: float) -> float:
-        """Record a send leaving now; returns the time it left."""
+    def recorders(self) -> list[Recorder]:
+        """Every recorder of the run: the whole's, each kind's, each front's."""
+        fronts = [recorder for kinds in self.by_front_kind for recorder in kinds.values()]
+        return [self.overall, *self.by_kind.values(), *self.by_front, *fronts]
+
+    def sent(self, kind: OpKind, intended_s: float, front: int = 0) -> float:
+        """Record a send to `front` leaving now; returns the time it left."""
         sent_s = time.monotonic()
         self.overall.record_send(sent_s - intended_s)
         self.by_kind[kind].record_send(sent_s - intended_s)
+        if self.by_front:
+            self.by_front[front].record_send(sent_s - intended_s)
+            self.by_front_kind[front][kind].record_send(sent_s - intended_s)
         return sent_s
 
     def outcome(self, kind: OpKind, intended_s: float, reason: str | None, decline: str | None,
-                measured: bool = True, sent_s: float | None = None) -> None:  # fmt: skip
+                measured: bool = True, sent_s: float | None = None,
+                front: int = 0) -> None:  # fmt: skip
         now_s = time.monotonic()
         self.overall.record_outcome(intended_s, now_s, reason, measured, sent_s)
         self.by_kind[kind].record_outcome(intended_s, now_s, reason, measured, sent_s)
+        if self.by_front:
+            self.by_front[front].record_outcome(intended_s, now_s, reason, measured, sent_s)
+            self.by_front_kind[front][kind].record_outcome(
+                intended_s, now_s, reason, measured, sent_s
+            )
         if decline is not None:
             self.declines.setdefault(kind, Counter())[decline] += 1
 
@@ -333,7 +383,8 @@ class _Play:
         if op is None:
             return
         decline = None if decision.approved else str(decision.reason or "declined")
-        self.outcome("tap", intended_s, None, decline, sent_s=sent_s)
+        front = front_of_till(till, len(self.target.urls))
+        self.outcome("tap", intended_s, None, decline, sent_s=sent_s, front=front)
         plan = op.member in self.target.traits.meal_plan
         cafeteria = self.target.kinds[till] is TillKind.CAFETERIA
         # The meal purse holds enough for the whole run, so a cafeteria tap it did not cover
@@ -343,14 +394,14 @@ class _Play:
 
 
 async def _send_http(play: _Play, session: aiohttp.ClientSession, op: Op, intended_s: float,
-                     key: str) -> None:  # fmt: skip
-    sent_s = play.sent(op.kind, intended_s)
+                     key: str, front: int) -> None:  # fmt: skip
+    sent_s = play.sent(op.kind, intended_s, front)
     path, body = http_request(play.target, op, key)
     reason: str | None = None
     decline: str | None = None
     measured = True
     try:
-        async with session.post(play.target.url + path, json=body) as response:
+        async with session.post(play.target.urls[front] + path, json=body) as response:
             answer = await response.read()
         if response.status in DECLINE_STATUSES:
             decline = _reason_of(answer, response.status)
@@ -362,7 +413,7 @@ async def _send_http(play: _Play, session: aiohttp.ClientSession, op: Op, intend
         reason, measured = "connection", False
     except aiohttp.ClientError:
         reason, measured = "protocol", False
-    play.outcome(op.kind, intended_s, reason, decline, measured, sent_s)
+    play.outcome(op.kind, intended_s, reason, decline, measured, sent_s, front)
 
 
 def _reason_of(answer: bytes, status: int) -> str:
@@ -402,19 +453,21 @@ async def _dispatch(play: _Play, session: aiohttp.ClientSession,
     pacer = Pacer(BURST_YIELD_EVERY)
     for index, (op, frame) in enumerate(zip(play.ops, frames, strict=True)):
         intended_s = play.start_s + op.at_s
+        front = play.front_of_op[index]
         await pacer.until(intended_s)
         if frame is not None:
             till = play.target.tills[op.till]
             till.intended[frame[0]] = intended_s
-            play.tap_sent_s[(op.till, frame[0])] = play.sent("tap", intended_s)
+            play.tap_sent_s[(op.till, frame[0])] = play.sent("tap", intended_s, front)
             if till.ws is not None:
                 await till.ws.send_bytes(frame[1])
             continue
         if len(outstanding) >= OUTSTANDING_MAX_DEFAULT:
-            play.outcome(op.kind, intended_s, "dropped_by_generator", None, measured=False)
+            play.outcome(op.kind, intended_s, "dropped_by_generator", None, measured=False,
+                         front=front)  # fmt: skip
             continue
         task = asyncio.create_task(
-            _send_http(play, session, op, intended_s, f"{key_prefix}-{index}")
+            _send_http(play, session, op, intended_s, f"{key_prefix}-{index}", front)
         )
         outstanding.add(task)
         task.add_done_callback(outstanding.discard)
@@ -454,8 +507,7 @@ async def play(target: Target, ops: list[Op], peak_rate_per_s: float, duration_s
             frames = _seal_taps(play)
             # Sealing took time; the schedule starts once it is done.
             play.start_s = time.monotonic() + SCHEDULE_START_DELAY_S
-            play.overall.start_s = play.start_s
-            for recorder in play.by_kind.values():
+            for recorder in play.recorders():
                 recorder.start_s = play.start_s
             for index, till in enumerate(target.tills):
                 till.on_decision = _decision_hook(play, index)
@@ -468,9 +520,11 @@ async def play(target: Target, ops: list[Op], peak_rate_per_s: float, duration_s
                     await asyncio.gather(reporter, return_exceptions=True)
                     sys.stderr.write("\n")
     target.newcomers += sum(op.kind == "enrol" for op in ops)
+    fronts = len(target.urls)
     for (_, _), op in list(play.tap_ops.items()):
         # A tap the node never answered within the drain time is a timeout.
-        play.outcome("tap", play.start_s + op.at_s, "timeout", None)
+        play.outcome("tap", play.start_s + op.at_s, "timeout", None,
+                     front=front_of_till(op.till, fronts))  # fmt: skip
     play.tap_ops.clear()
     play.tap_sent_s.clear()
     return _figures(play, peak_rate_per_s, duration_s)
@@ -499,6 +553,7 @@ def _figures(play: _Play, peak_rate_per_s: float, duration_s: float) -> RunFigur
             play.target.url, play.target.scenario.profile.arrival, peak_rate_per_s, duration_s,
             len(play.target.tills) + HTTP_CONNECTIONS, end_s)  # fmt: skip
     return RunFigures(
+        by_front=_front_figures(play, peak_rate_per_s, duration_s, end_s),
         peak_rate_per_s=peak_rate_per_s,
         offered_rate_per_s=len(play.ops) / duration_s,
         achieved_rate_per_s=overall.achieved_rate_per_s,
@@ -512,6 +567,32 @@ def _figures(play: _Play, peak_rate_per_s: float, duration_s: float) -> RunFigur
         generator_kept_schedule=overall.late_sends
         <= max(LATE_FRACTION_MAX_DEFAULT * overall.sent, LATE_SENDS_ALLOWED),
     )
+
+
+def _front_figures(play: _Play, peak_rate_per_s: float, duration_s: float,
+                   end_s: float) -> list[FrontFigures]:  # fmt: skip
+    """Each front's share of the run, from its own recorders (none with one front)."""
+    target, arrival = play.target, play.target.scenario.profile.arrival
+    tills = tills_per_front(len(target.tills), len(target.urls))
+    kinds = play.by_front_kind
+    figures = []
+    for front, recorder in enumerate(play.by_front):
+        url, connections = target.urls[front], tills[front] + HTTP_CONNECTIONS
+
+        def result(of: Recorder, url: str = url, connections: int = connections) -> RunResult:
+            of.finish(end_s)
+            return of.result(url, arrival, peak_rate_per_s, duration_s, connections, end_s)
+
+        figures.append(
+            FrontFigures(
+                url=url,
+                tills=tills[front],
+                operations=sum(1 for assigned in play.front_of_op if assigned == front),
+                overall=result(recorder),
+                by_kind={kind: result(of) for kind, of in sorted(kinds[front].items())},
+            )
+        )
+    return figures
 
 
 def judge(scenario: Scenario, figures: RunFigures) -> tuple[Verdict, str]:
@@ -631,3 +712,13 @@ async def books_balanced(target: Target) -> bool:
 
 async def close(target: Target) -> None:
     await asyncio.gather(*(till.close() for till in target.tills))
+
+
+async def shard_count(target: Target) -> int:
+    """How many wallet shards the node runs (`GET /healthz` lists them), for the plan."""
+    async with target.session() as session, session.get(target.url + "/healthz") as response:
+        answer = await response.json(content_type=None)
+    shards = answer.get("shards") if isinstance(answer, dict) else None
+    if not isinstance(shards, list) or not shards:
+        raise HarnessError(f"GET /healthz: {response.status}, no list of shards")
+    return len(shards)

@@ -14,7 +14,9 @@ mpl.use("Agg")  # Before pyplot is imported: the harness runs without a display.
 import matplotlib.pyplot as plt
 import msgspec
 
+from coopnode.loadtest.fronts import FrontFigures
 from coopnode.loadtest.harness import CapacitySearch, RunFigures
+from coopnode.loadtest.openloop import RunResult
 from coopnode.loadtest.planning import Plan, to_markdown
 
 LATENCY_PLOT = "latency_over_time.png"
@@ -40,6 +42,9 @@ class HarnessReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     search: CapacitySearch | None
     books_balanced: bool
     planning: Plan
+    # Every front the load was spread over (the first is node_url), and the node's shards.
+    front_urls: list[str] = []
+    shards: int = 0
 
 
 def write_report(report: HarnessReport, out_dir: Path) -> list[Path]:
@@ -135,16 +140,53 @@ def _run_table(run: RunFigures) -> str:
     )
 
 
+def _front_row(label: str, tills: int, operations: int, result: RunResult) -> str:
+    return (
+        f"<tr><td>{html.escape(label)}</td><td>{tills}</td><td>{operations}</td>"
+        f"<td>{result.achieved_rate_per_s:.1f}</td><td>{result.latency_p50_ms:.2f}</td>"
+        f"<td>{result.latency_p99_ms:.2f}</td><td>{result.latency_p999_ms:.2f}</td>"
+        f"<td>{result.latency_max_ms:.2f}</td><td>{result.errors}</td></tr>"
+    )
+
+
+def front_table(run: RunFigures, kind: str) -> str:
+    """Each front's figures for `kind` (all operations if it had none), and the whole's."""
+    rows = []
+    for front in run.by_front:
+        rows.append(_front_row(front.url, front.tills, front.operations, _of(front, kind)))
+    total = run.by_kind.get(kind, run.overall)
+    tills = sum(front.tills for front in run.by_front)
+    rows.append(_front_row("all fronts", tills, run.operations, total))
+    return (
+        f"<table><tr><th>front</th><th>tills</th><th>operations</th><th>{html.escape(kind)}"
+        "s answered/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th>"
+        "<th>errors</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _of(front: FrontFigures, kind: str) -> RunResult:
+    return front.by_kind.get(kind, front.overall)
+
+
 def _plan_table(table: Plan) -> str:
+    def count(value: int) -> str:
+        return f"{value:,}" if value else "unknown"
+
     rows = "".join(
-        f"<tr><td>{row.members:,}</td><td>{row.peak_taps_per_min:,}</td><td>{row.tills}</td>"
-        f"<td>{row.nodes or 'unknown'}</td><td>{row.shards}</td></tr>"
+        f"<tr><td>{row.members:,}</td><td>{row.peak_taps_per_min:,}</td>"
+        f"<td>{row.peak_taps_per_s:,.1f}</td><td>{row.planned_taps_per_s:,.1f}</td>"
+        f"<td>{row.tills:,}</td><td>{count(row.fronts)}</td><td>{count(row.shards)}</td>"
+        f"<td>{count(row.hosts)}</td></tr>"
         for row in table.rows
     )
-    assumptions = "".join(f"<li>{html.escape(item)}</li>" for item in table.assumptions)
+    assumptions = "".join(
+        f"<li><b>{html.escape(item.column)}</b>: {html.escape(item.rests_on)}</li>"
+        for item in table.assumptions
+    )
     return (
-        "<table><tr><th>members</th><th>peak taps/min</th><th>tills</th><th>nodes</th>"
-        f"<th>shards</th></tr>{rows}</table><p>Assumptions:</p><ul>{assumptions}</ul>"
+        "<table><tr><th>members</th><th>peak taps/min</th><th>peak taps/s</th>"
+        "<th>planned taps/s</th><th>tills</th><th>fronts</th><th>shards</th><th>hosts</th>"
+        f"</tr>{rows}</table><p>What each column rests on:</p><ul>{assumptions}</ul>"
     )
 
 
@@ -180,6 +222,8 @@ def _html(report: HarnessReport) -> str:
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
         "table{border-collapse:collapse}</style>",
         f"<h1>Scenario {html.escape(report.scenario)} (seed {report.seed})</h1>",
+        f"<p>Fronts: {html.escape(', '.join(report.front_urls or [report.node_url]))};"
+        f" wallet shards: {report.shards or 'not counted'}</p>",
         f"<p>Command: <code>{html.escape(report.command)}</code><br>Started"
         f" {html.escape(report.started_at)}; books balanced after the run:"
         f" <b>{'yes' if report.books_balanced else 'NO'}</b></p>",
@@ -195,8 +239,15 @@ def _html(report: HarnessReport) -> str:
             f" {run.overall.schedule_lag_max_ms:.1f} ms); meal caps reached"
             f" {run.meal_cap_reached} times.</p>",
             _run_table(run),
-            f"<p><img src='{LATENCY_PLOT}'></p><p><img src='{THROUGHPUT_PLOT}'></p>",
         ]
+        if run.by_front:
+            parts += [
+                f"<h3>By front</h3><p>The run spread over {len(run.by_front)} fronts: each"
+                " till stays on one front (dealt out in turn), the other requests go to the"
+                " fronts in turn.</p>",
+                front_table(run, report.objective_kind),
+            ]
+        parts.append(f"<p><img src='{LATENCY_PLOT}'></p><p><img src='{THROUGHPUT_PLOT}'></p>")
     if report.search is not None:
         search = report.search
         steps = "".join(

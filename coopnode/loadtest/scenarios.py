@@ -175,8 +175,19 @@ class Planning(_Section, frozen=True):
     peak_to_mean: Annotated[float, msgspec.Meta(ge=1.0, le=20.0)] = 2.5
     taps_per_till_per_min: Annotated[float, msgspec.Meta(gt=0.0, le=60.0)] = 4.0
     headroom: Annotated[float, msgspec.Meta(ge=1.0, le=10.0)] = 2.0
-    shards_per_node: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     members_per_shard_max: Annotated[int, msgspec.Meta(ge=1_000, le=10_000_000)] = 50_000
+    # What one host holds: a two-core host runs one front and one wallet shard (two
+    # shards on two cores held fewer taps than one, README "Performance").
+    fronts_per_host: Annotated[int, msgspec.Meta(ge=1, le=16)] = 1
+    shards_per_host: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    # At least this many fronts, so that a till whose front is lost has another to move to.
+    fronts_min: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
+    # The hosts that run only Ray's head (its GCS, and the Redis that keeps its state).
+    head_hosts: Annotated[int, msgspec.Meta(ge=0, le=4)] = 1
+    # A front's and a shard's capacity in taps/s, when the co-op measured them apart (for
+    # instance a shard with benchmarks/wallet_ray.py); 0: from the harness's own run.
+    front_capacity_taps_per_s: Annotated[float, msgspec.Meta(ge=0.0, le=1_000_000.0)] = 0.0
+    shard_capacity_taps_per_s: Annotated[float, msgspec.Meta(ge=0.0, le=1_000_000.0)] = 0.0
 
 
 class Scenario(_Section, frozen=True):

@@ -8,7 +8,6 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from coopnode.loadtest.planning import plan, to_markdown
 from coopnode.loadtest.scenarios import (
     SCENARIO_DIR,
     ScenarioError,
@@ -115,15 +114,3 @@ def test_term_start_resets_only_passwords_of_enrolled_newcomers() -> None:
             assert enrolled[op.member] <= op.at_s - 1.0
     resets = [op.member for op in ops if op.kind == "password_start"]
     assert resets == list(range(len(resets)))
-
-
-def test_the_planning_table_states_its_assumptions() -> None:
-    scenario = load_scenario("lunch-rush")
-    table = plan(500.0, "a test", scenario.planning)
-    assert [row.members for row in table.rows] == scenario.planning.co_op_sizes
-    assert all(row.nodes >= 1 and row.shards >= 1 for row in table.rows)
-    # A shard holds at most members_per_shard_max members, whatever the node count.
-    limit = scenario.planning.members_per_shard_max
-    assert all(row.shards * limit >= row.members for row in table.rows)
-    text = to_markdown(table)
-    assert "Assumptions" in text and "500 taps/s" in text
