@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from coopnode.loadtest.ray_hosts import RAY_CLUSTER_SWITCH
 from coopnode.node.cli import main
 from tests.nodeproc import NodeProcess, remove_tree, short_tmpdir
 
@@ -43,11 +44,21 @@ RAY = str(Path(sys.executable).with_name("ray"))
 
 
 def _node_address() -> str:
-    """The address Ray gives a node started with `--node-ip-address 127.0.0.1` here."""
-    from ray._private.services import resolve_ip_for_localhost
-
-    address: str = resolve_ip_for_localhost("127.0.0.1")
-    return address
+    """The address Ray gives a node started with `--node-ip-address 127.0.0.1` here, asked
+    of a Python with the cluster switch on, as the nodes run (this process may hold it off:
+    the benchmarks package keeps its local Ray on loopback, and Ray then answers 127.0.0.1)."""
+    script = (
+        "from ray._private.services import resolve_ip_for_localhost; "
+        "print(resolve_ip_for_localhost('127.0.0.1'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **RAY_CLUSTER_SWITCH},
+        capture_output=True,
+        timeout=RAY_START_S,
+        check=True,
+    )
+    return result.stdout.decode().split()[-1]
 
 
 def _free_port() -> int:
@@ -116,7 +127,9 @@ class RayNode:
     def __init__(self, name: str, root: Path, env: dict[str, str], head: str = "") -> None:
         self.name = name
         self.temp_dir = root / name
-        self.env = {**os.environ, **env}
+        # Ray's cluster switch on: the suite's process may hold it off (the benchmarks
+        # package keeps its local Ray on loopback), and `ray start --address` then refuses.
+        self.env = {**os.environ, **env, **RAY_CLUSTER_SWITCH}
         self.head = head
         self.port = 0 if head else _free_port()
         self.log_path = root / f"{name}.ray-start.log"
@@ -217,7 +230,7 @@ def _alive_nodes(address: str, env: dict[str, str]) -> int:
     )
     result = subprocess.run(
         [sys.executable, "-c", script],
-        env={**os.environ, **env},
+        env={**os.environ, **env, **RAY_CLUSTER_SWITCH},
         capture_output=True,
         timeout=RAY_START_S,
         check=True,
