@@ -90,7 +90,8 @@ def decode_entry(data: bytes) -> Entry | None:
     """The entry these bytes hold, or None when they do not decode or fail the checksum."""
     try:
         entry = _entry_decoder.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # A flipped bit can break a field name's UTF-8, which msgspec reports as such.
         return None
     return entry if entry_is_intact(entry) else None
 
