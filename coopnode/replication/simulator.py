@@ -62,6 +62,9 @@ class FaultProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     message_duplicate_probability: float
     message_delay_ticks_max: int
     partition_probability_per_tick: float
+    # A one-way partition drops only what side 1 sends to side 0: a primary that can
+    # speak but not hear keeps its backups quiet while it commits nothing.
+    partition_one_way_probability: float
     crash_probability_per_tick: float
     corrupt_on_crash_probability: float
     flush_delay_ticks_max: int
@@ -114,11 +117,12 @@ def choose_profile(rng: random.Random) -> FaultProfile:
     replica_count = rng.choice([3, 3, 3, 5])
     return FaultProfile(
         replica_count=replica_count,
-        message_loss_probability=rng.choice([0.0, 0.01, 0.05, 0.15]),
+        message_loss_probability=rng.choice([0.0, 0.01, 0.05, 0.15, 0.3]),
         message_duplicate_probability=rng.choice([0.0, 0.02, 0.1]),
-        message_delay_ticks_max=rng.choice([1, 3, 10, 25]),
-        partition_probability_per_tick=rng.choice([0.0, 0.002, 0.006]),
-        crash_probability_per_tick=rng.choice([0.0, 0.003, 0.008]),
+        message_delay_ticks_max=rng.choice([1, 3, 10, 25, 50]),
+        partition_probability_per_tick=rng.choice([0.0, 0.002, 0.006, 0.02]),
+        partition_one_way_probability=rng.choice([0.0, 0.5]),
+        crash_probability_per_tick=rng.choice([0.0, 0.003, 0.008, 0.02]),
         corrupt_on_crash_probability=rng.choice([0.0, 0.5, 1.0]),
         flush_delay_ticks_max=rng.choice([1, 3, 8]),
         stall_probability_per_tick=rng.choice([0.0, 0.003, 0.01]),
@@ -250,6 +254,7 @@ class Simulation:
         self.restart_at_tick: dict[int, int] = {}
         self.healing: dict[int, int | None] = {}
         self.partition_side: list[int] = [0] * count
+        self.partition_one_way = False
         self.partition_until_tick = 0
         self.clients = [_Client(client_id) for client_id in range(1, self.options.client_count + 1)]
         self.committed_checksums: dict[int, bytes] = {}
@@ -332,10 +337,15 @@ class Simulation:
     def send_to_replica(self, source: int, target: int, message: Message) -> None:
         """The network: lose, partition, delay and double a message between replicas."""
         self.messages_sent += 1
-        if self.faults_on and self.partition_side[source] != self.partition_side[target]:
+        if self.faults_on and self._partitioned(source, target):
             self.messages_dropped += 1
             return
         self._send(_ToReplica(target, message))
+
+    def _partitioned(self, source: int, target: int) -> bool:
+        if self.partition_side[source] == self.partition_side[target]:
+            return False
+        return not self.partition_one_way or self.partition_side[source] == 1
 
     def _send(self, event: _ToReplica | _ToClient) -> None:
         profile = self.profile
@@ -380,6 +390,7 @@ class Simulation:
         sides = [self.rng.randrange(2) for _ in range(count)]
         if 0 < sum(sides) < count:
             self.partition_side = sides
+            self.partition_one_way = self.rng.random() < self.profile.partition_one_way_probability
             self.partition_until_tick = self.tick + self.rng.randint(
                 1, self.options.partition_ticks_max
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from coopnode.replication import Effect, Message, Replica
-from coopnode.replication.messages import Prepare
+from coopnode.replication.messages import DoViewChange, Prepare
 from coopnode.replication.simulator import SimulationFailure, main, run_seed
 
 # The seeds `make test` runs (about 30 ms each on this machine, so 200 take seconds); more
@@ -52,7 +52,22 @@ class AcceptsOlderViews(Replica):
         return super().on_message(message)
 
 
-@pytest.mark.parametrize("broken", [CommitsWithoutQuorum, AcceptsOlderViews])
+class KeepsItsOwnLog(Replica):
+    """Broken on purpose: a new primary keeps its own log instead of the most advanced
+    of the quorum's (what Raft's election restriction and VR's log choice prevent)."""
+
+    def _on_do_view_change(self, message: DoViewChange) -> list[Effect]:
+        own = DoViewChange(
+            view=message.view,
+            replica=message.replica,
+            log_view=self.log_view,
+            commit=min(message.commit, self.op),
+            log=list(self.log),
+        )
+        return super()._on_do_view_change(own)
+
+
+@pytest.mark.parametrize("broken", [CommitsWithoutQuorum, AcceptsOlderViews, KeepsItsOwnLog])
 def test_the_checks_catch_a_broken_protocol_within_the_fixed_seeds(
     broken: type[Replica],
 ) -> None:
