@@ -357,7 +357,8 @@ class Replica:
         self.last_timestamp_ms = self.log[-1].timestamp_ms if self.log else 0
         self.op_durable = 0
         self._advance_durable()
-        self.op_seen_max = max(self.op_seen_max, self.op)
+        # Ops seen in an earlier view's prepares may not be in this log: stop asking.
+        self.op_seen_max = self.op
 
     # Committing and applying.
 

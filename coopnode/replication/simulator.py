@@ -6,7 +6,8 @@ the disks, the clocks, the application and the clients replaced by seeded stand-
 - the network loses, delays (so reorders) and doubles messages, and partitions the
   replicas into two sides for a while;
 - a disk flushes writes after a delay, stalls for a while, loses every unflushed write
-  when its replica crashes, and has entries corrupted while its replica is down;
+  when its replica crashes, and has entries corrupted while its replica is down, or is
+  lost whole (the replica comes back empty);
 - replicas crash and restart (at most f of a shard of 2f+1 are down or still recovering
   at once: more than that is beyond what any quorum protocol survives);
 - clients send requests with idempotency keys, one at a time, and send them again, to
@@ -67,6 +68,9 @@ class FaultProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     partition_one_way_probability: float
     crash_probability_per_tick: float
     corrupt_on_crash_probability: float
+    # A crash that loses the whole disk (a dead drive, a deleted data directory): the
+    # replica comes back empty and is rebuilt from its peers.
+    disk_lost_on_crash_probability: float
     flush_delay_ticks_max: int
     stall_probability_per_tick: float
     clock_offsets_ms: list[int]
@@ -108,6 +112,7 @@ class SimulationResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     final_op: int
     crashes: int
     entries_corrupted: int
+    disks_lost: int
     partitions: int
     stalls: int
 
@@ -124,6 +129,7 @@ def choose_profile(rng: random.Random) -> FaultProfile:
         partition_one_way_probability=rng.choice([0.0, 0.5]),
         crash_probability_per_tick=rng.choice([0.0, 0.003, 0.008, 0.02]),
         corrupt_on_crash_probability=rng.choice([0.0, 0.5, 1.0]),
+        disk_lost_on_crash_probability=rng.choice([0.0, 0.0, 0.2]),
         flush_delay_ticks_max=rng.choice([1, 3, 8]),
         stall_probability_per_tick=rng.choice([0.0, 0.003, 0.01]),
         clock_offsets_ms=[rng.randint(-5_000, 5_000) for _ in range(replica_count)],
@@ -265,6 +271,7 @@ class Simulation:
         self.messages_dropped = 0
         self.crashes = 0
         self.entries_corrupted = 0
+        self.disks_lost = 0
         self.partitions = 0
         self.stalls = 0
         self.incarnations = 0
@@ -404,7 +411,10 @@ class Simulation:
         disk.epoch += 1
         disk.flush_free_tick = self.tick
         disk.stalled_until_tick = 0
-        if disk.stored and self.rng.random() < self.profile.corrupt_on_crash_probability:
+        if self.rng.random() < self.profile.disk_lost_on_crash_probability:
+            disk.stored = {}
+            self.disks_lost += 1
+        elif disk.stored and self.rng.random() < self.profile.corrupt_on_crash_probability:
             for op in self.rng.sample(sorted(disk.stored), k=min(3, len(disk.stored))):
                 data = bytearray(disk.stored[op])
                 data[self.rng.randrange(len(data))] ^= 1 << self.rng.randrange(8)
@@ -567,6 +577,7 @@ class Simulation:
             final_op=first.op,
             crashes=self.crashes,
             entries_corrupted=self.entries_corrupted,
+            disks_lost=self.disks_lost,
             partitions=self.partitions,
             stalls=self.stalls,
         )

@@ -22,9 +22,10 @@ def test_a_fixed_seed_keeps_every_acknowledged_op(seed: int) -> None:
 
 
 def test_the_fixed_seeds_inject_every_kind_of_fault() -> None:
-    results = [run_seed(seed) for seed in range(12)]
+    results = [run_seed(seed) for seed in range(24)]
     assert sum(result.crashes for result in results) > 0
     assert sum(result.entries_corrupted for result in results) > 0
+    assert sum(result.disks_lost for result in results) > 0
     assert sum(result.partitions for result in results) > 0
     assert sum(result.stalls for result in results) > 0
     assert sum(result.messages_dropped for result in results) > 0
