@@ -22,7 +22,8 @@ two replicas acknowledge in one view; a client never hears two ops for one reque
 the faults stop (partitions healed, crashed replicas restarted, no more loss) the shard
 must converge within a bound: every request acknowledged, every replica normal in one
 view with one log, all of it committed and applied; every acknowledged request in that
-log exactly once, at the op it was acknowledged at. Any breach raises
+log exactly once, at the op it was acknowledged at, and each client's requests in the
+order it sent them (it sends one at a time). Any breach raises
 `SimulationFailure`, naming the seed.
 """
 
@@ -542,6 +543,14 @@ class Simulation:
         for key, op in sorted(self.acknowledged_ops.items()):
             if op > len(keys) or keys[op - 1] != key:
                 self.fail(f"acknowledged request {key} is not at op {op} of the final log")
+        for client in self.clients:
+            ops = [
+                self.acknowledged_ops[(client.client_id, key)]
+                for key in range(1, self.options.requests_per_client + 1)
+                if (client.client_id, key) in self.acknowledged_ops
+            ]
+            if ops != sorted(ops):
+                self.fail(f"client {client.client_id}'s requests are out of the order it sent")
         expected = self.options.client_count * self.options.requests_per_client
         if len(self.acknowledged_ops) != expected:
             self.fail(f"{len(self.acknowledged_ops)} of {expected} requests acknowledged")
