@@ -29,7 +29,7 @@ from typing import Protocol
 
 from coopnode.replication.bounds import ReplicationBounds
 from coopnode.replication.effects import Acknowledge, Apply, Effect, Send, Write
-from coopnode.replication.errors import require
+from coopnode.replication.errors import ReplicationInvariantViolation, require
 from coopnode.replication.messages import (
     ROOT_CHECKSUM,
     Commit,
@@ -189,6 +189,12 @@ class Replica:
             if entry is None or entry.parent != parent:
                 break
             log.append(entry)
+        # Alone, every flushed op may have been acknowledged: a break in the chain is a
+        # loss nobody can repair, so the replica stops rather than start without it.
+        require(
+            len(log) == max(stored, default=0),
+            f"a lone replica's log breaks at op {len(log) + 1}, with no peer to repair it",
+        )
         require(len(log) >= applied_op, "a lone replica's disk lost ops it had applied")
         replica.log = log
         replica._rebuild_after_new_log()
@@ -252,7 +258,7 @@ class Replica:
                 return self._tick_primary(resend)
             case Status.NORMAL:
                 return self._tick_backup(resend)
-        raise AssertionError(self.status)  # pragma: no cover (every status is matched)
+        raise ReplicationInvariantViolation(f"a replica in no known status: {self.status}")
 
     def on_message(self, message: Message) -> list[Effect]:
         """A message from a peer (or a client's request, which `on_request` takes)."""

@@ -206,3 +206,27 @@ def test_two_entries_for_one_op_in_one_view_is_an_invariant_violation() -> None:
     )
     with pytest.raises(ReplicationInvariantViolation):
         cluster.replicas[1].on_message(Prepare(view=0, commit=0, entry=other))
+
+
+def test_a_lone_replica_restarts_from_its_own_log() -> None:
+    cluster = Cluster(replica_count=1)
+    for key in (1, 2):
+        cluster.take(0, cluster.replicas[0].on_request(request(key)))
+    cluster.flush(0)
+    assert cluster.acknowledged == [(0, 0, 1), (0, 0, 2)]
+    restarted = Replica.restart(
+        cluster.bounds, 0, cluster.clocks[0], cluster.disks[0], applied_op=0, incarnation=1
+    )
+    assert restarted.status is Status.NORMAL and restarted.op == 2
+    assert restarted.commit_max == 2
+
+
+def test_a_lone_replica_with_a_corrupt_entry_stops() -> None:
+    cluster = Cluster(replica_count=1)
+    for key in (1, 2):
+        cluster.take(0, cluster.replicas[0].on_request(request(key)))
+    cluster.flush(0)
+    disk = dict(cluster.disks[0])
+    disk[1] = disk[1][:-1] + bytes([disk[1][-1] ^ 1])
+    with pytest.raises(ReplicationInvariantViolation):
+        Replica.restart(cluster.bounds, 0, cluster.clocks[0], disk, applied_op=0, incarnation=1)
