@@ -612,6 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else range(arguments.first, arguments.first + arguments.seeds)
     )
     failures = 0
+    totals = dict.fromkeys(_TOTALS.values(), 0)
     for seed in seeds:
         try:
             result = run_seed(seed)
@@ -621,8 +622,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         if arguments.seed is not None:
             print(msgspec.json.encode(result).decode())
+        for name, label in _TOTALS.items():
+            totals[label] += getattr(result, name)
     print(f"{len(seeds) - failures} of {len(seeds)} seeds passed", flush=True)
+    print("over the seeds that passed: " + ", ".join(f"{n} {label}" for label, n in totals.items()))
     return 1 if failures else 0
+
+
+# What `main` adds up over the seeds that passed, to show the faults they survived (a
+# run's final view number is how many views it went through).
+_TOTALS = {
+    "acknowledged": "requests acknowledged",
+    "crashes": "crashes",
+    "entries_corrupted": "entries corrupted",
+    "disks_lost": "disks lost",
+    "partitions": "partitions",
+    "stalls": "disk stalls",
+    "messages_dropped": "messages lost",
+    "final_view": "view changes",
+}
 
 
 if __name__ == "__main__":
