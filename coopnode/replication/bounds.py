@@ -37,10 +37,15 @@ class ReplicationBounds(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     # How many entries one repair answer carries, so that a far-behind replica catches
     # up in bounded messages rather than one huge one.
     repair_entries_per_message_max: int = 64
-    # The longest log a replica keeps. The log is not yet cut at checkpoints (snapshots
-    # are not built: see docs/architecture.md, "Replicated shards"), and view-change and
-    # recovery messages carry the whole log, so the log itself is what bounds them. A
-    # primary whose log is full prepares nothing more.
+    # A replica checkpoints its application every this many ops (at ops that are
+    # multiples of it, the same ops on every replica) and then cuts its log there: what
+    # a view change or a recovery carries is the log since a checkpoint, and a replica
+    # left further behind than that takes a peer's snapshot.
+    checkpoint_interval_ops: int = 1024
+    # The longest log a replica keeps, checkpoints or not (a checkpoint waits for the
+    # application; a stalled one must not let the log grow without end): view-change and
+    # recovery messages carry the log, so this bounds them. A primary whose log is this
+    # long prepares nothing more until a checkpoint cuts it.
     log_ops_max: int = 100_000
 
     def __post_init__(self) -> None:
@@ -53,6 +58,7 @@ class ReplicationBounds(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
             self.resend_interval_ticks,
             self.pipeline_ops_max,
             self.repair_entries_per_message_max,
+            self.checkpoint_interval_ops,
             self.log_ops_max,
         )
         if min(positive) < 1:

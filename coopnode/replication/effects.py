@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from coopnode.replication.messages import Entry, Message, Reply
+from coopnode.replication.messages import Entry, Message, Reply, Snapshot
 
 
 class _Effect(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="effect"):
@@ -41,4 +41,19 @@ class Acknowledge(_Effect, frozen=True, tag="acknowledge"):
     reply: Reply
 
 
-Effect = Send | Write | Apply | Acknowledge
+class Checkpoint(_Effect, frozen=True, tag="checkpoint"):
+    """The application has applied `entry`: take its state as a snapshot (with
+    `sessions`), write it, and call `on_checkpoint` with it once it is flushed."""
+
+    entry: Entry
+    sessions: list[tuple[int, int, int]]
+
+
+class Install(_Effect, frozen=True, tag="install"):
+    """Replace the application's state with a peer's `snapshot`, write the snapshot, and
+    call `on_checkpoint` with it once it is flushed."""
+
+    snapshot: Snapshot
+
+
+Effect = Send | Write | Apply | Acknowledge | Checkpoint | Install

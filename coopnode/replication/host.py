@@ -12,8 +12,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from coopnode.replication.effects import Acknowledge, Apply, Effect, Send, Write
-from coopnode.replication.messages import Entry, Message, Reply, Request, encode_entry
+from coopnode.replication.effects import (
+    Acknowledge,
+    Apply,
+    Checkpoint,
+    Effect,
+    Install,
+    Send,
+    Write,
+)
+from coopnode.replication.messages import (
+    Entry,
+    Message,
+    Reply,
+    Request,
+    Snapshot,
+    encode_entry,
+    make_snapshot,
+)
 from coopnode.replication.replica import Replica
 
 
@@ -34,12 +50,25 @@ class Storage(Protocol):
         """Write the encoded entry `data` (with `checksum`) at `op`."""
         ...
 
+    def write_snapshot(self, snapshot: Snapshot) -> None:
+        """Write `snapshot` in place of the last one; the host's `snapshot_durable` is
+        called once it is flushed, in order with the entries' writes."""
+        ...
+
 
 class Application(Protocol):
     """What the log's committed operations are applied to (a wallet store, in a shard)."""
 
     def apply(self, entry: Entry) -> None:
         """Apply one committed entry; entries come once each, in op order."""
+        ...
+
+    def snapshot(self) -> bytes:
+        """The state after the last entry applied, as bytes another replica can restore."""
+        ...
+
+    def restore(self, state: bytes) -> None:
+        """Replace the whole state with one a peer's `snapshot` returned."""
         ...
 
 
@@ -83,6 +112,10 @@ class ReplicaHost:
         """The disk flushed the write at `op` of the entry with `checksum`."""
         self._carry_out(self.replica.on_durable(op, checksum))
 
+    def snapshot_durable(self, snapshot: Snapshot) -> None:
+        """The disk flushed `snapshot`."""
+        self._carry_out(self.replica.on_checkpoint(snapshot))
+
     def _carry_out(self, effects: Sequence[Effect]) -> None:
         for effect in effects:
             match effect:
@@ -94,3 +127,9 @@ class ReplicaHost:
                     self.application.apply(entry)
                 case Acknowledge(reply=reply):
                     self.clients.acknowledge(reply)
+                case Checkpoint(entry=entry, sessions=sessions):
+                    state = self.application.snapshot()
+                    self.storage.write_snapshot(make_snapshot(entry, sessions, state))
+                case Install(snapshot=snapshot):
+                    self.application.restore(snapshot.state)
+                    self.storage.write_snapshot(snapshot)

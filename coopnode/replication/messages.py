@@ -96,6 +96,56 @@ def decode_entry(data: bytes) -> Entry | None:
     return entry if entry_is_intact(entry) else None
 
 
+class Snapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The application's state after `entry` (a checkpoint), with the client sessions
+    (client id, its latest request key, that request's op) that keep requests behind the
+    checkpoint from being prepared twice; `checksum` covers every other field."""
+
+    entry: Entry
+    sessions: list[tuple[int, int, int]]
+    state: bytes
+    checksum: bytes
+
+    @property
+    def op(self) -> int:
+        """The last op the state holds."""
+        return self.entry.op
+
+
+def _snapshot_checksum(entry: Entry, sessions: list[tuple[int, int, int]], state: bytes) -> bytes:
+    fields = (entry.checksum, sessions, state)
+    return hashlib.blake2b(msgspec.msgpack.encode(fields), digest_size=CHECKSUM_BYTES).digest()
+
+
+def make_snapshot(entry: Entry, sessions: list[tuple[int, int, int]], state: bytes) -> Snapshot:
+    """A snapshot with its checksum computed."""
+    return Snapshot(entry, sessions, state, _snapshot_checksum(entry, sessions, state))
+
+
+_snapshot_encoder = msgspec.msgpack.Encoder()
+_snapshot_decoder = msgspec.msgpack.Decoder(Snapshot)
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    """The bytes a disk keeps for a snapshot."""
+    return _snapshot_encoder.encode(snapshot)
+
+
+def decode_snapshot(data: bytes) -> Snapshot | None:
+    """The snapshot these bytes hold, or None when they do not decode or fail a checksum."""
+    try:
+        snapshot = _snapshot_decoder.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    return snapshot if snapshot_is_intact(snapshot) else None
+
+
+def snapshot_is_intact(snapshot: Snapshot) -> bool:
+    """Whether the snapshot's checksum, and its entry's, match their fields."""
+    expected = _snapshot_checksum(snapshot.entry, snapshot.sessions, snapshot.state)
+    return entry_is_intact(snapshot.entry) and expected == snapshot.checksum
+
+
 class _Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
     """What every message shares: frozen, strict, tagged by its kind."""
 
@@ -185,7 +235,8 @@ class RequestPrepares(_Message, frozen=True, tag="request_prepares"):
 
 
 class Prepares(_Message, frozen=True, tag="prepares"):
-    """The primary's answer to a repair request: consecutive entries of its log."""
+    """The primary's answer to a repair request: consecutive entries of its log (from
+    its checkpoint on, when the backup asked for ops the primary's log no longer holds)."""
 
     view: int
     replica: int
@@ -211,6 +262,21 @@ class RecoveryResponse(_Message, frozen=True, tag="recovery_response"):
     log: list[Entry] | None
 
 
+class RequestSnapshot(_Message, frozen=True, tag="request_snapshot"):
+    """A replica whose log starts past what it has applied (the peers cut their logs at a
+    checkpoint) asks for a snapshot of at least `op_min`."""
+
+    replica: int
+    op_min: int
+
+
+class SnapshotReply(_Message, frozen=True, tag="snapshot_reply"):
+    """A replica's latest durable checkpoint."""
+
+    replica: int
+    snapshot: Snapshot
+
+
 Message = (
     Request
     | Reply
@@ -225,6 +291,8 @@ Message = (
     | Prepares
     | Recovery
     | RecoveryResponse
+    | RequestSnapshot
+    | SnapshotReply
 )
 
 _message_encoder = msgspec.msgpack.Encoder()

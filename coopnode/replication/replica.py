@@ -28,7 +28,15 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from coopnode.replication.bounds import ReplicationBounds
-from coopnode.replication.effects import Acknowledge, Apply, Effect, Send, Write
+from coopnode.replication.effects import (
+    Acknowledge,
+    Apply,
+    Checkpoint,
+    Effect,
+    Install,
+    Send,
+    Write,
+)
 from coopnode.replication.errors import ReplicationInvariantViolation, require
 from coopnode.replication.messages import (
     ROOT_CHECKSUM,
@@ -44,12 +52,16 @@ from coopnode.replication.messages import (
     Reply,
     Request,
     RequestPrepares,
+    RequestSnapshot,
     RequestStartView,
+    Snapshot,
+    SnapshotReply,
     StartView,
     StartViewChange,
     decode_entry,
     entry_is_intact,
     make_entry,
+    snapshot_is_intact,
 )
 
 
@@ -92,6 +104,8 @@ class Replica:
         # The last view in which this replica's status was normal: what makes one log
         # newer than another in a view change.
         self.log_view = 0
+        # Consecutive entries: from op 1, or from the last checkpoint's entry once the log
+        # has been cut there (ops before it live in the application's state).
         self.log: list[Entry] = []
         # What the disk holds, flushed: op -> checksum of the entry written there.
         self.durable: dict[int, bytes] = dict(durable)
@@ -102,6 +116,11 @@ class Replica:
         self.applied_op = applied_op
         self.last_timestamp_ms = 0
         self.request_ops: dict[tuple[int, int], int] = {}
+        # Per client, its latest applied request (key, op): what stops a request whose op
+        # is behind the checkpoint from being prepared again.
+        self.sessions: dict[int, tuple[int, int]] = {}
+        self.snapshot: Snapshot | None = None
+        self.snapshot_requests_sent = 0
         # The primary's count: per backup, the highest op it said it holds in this view.
         self.acked_ops: dict[int, int] = {}
         self.prepare_ok_sent_op = 0
@@ -133,7 +152,7 @@ class Replica:
         clock: Clock,
         stored: Mapping[int, bytes],
         *,
-        applied_op: int,
+        snapshot: Snapshot | None,
         incarnation: int,
     ) -> Replica:
         """A replica started again over what its disk kept (`stored`: op -> bytes).
@@ -141,8 +160,9 @@ class Replica:
         It may have lost writes that were not flushed and forgotten the view it was in,
         so it recovers: it takes no part until a quorum's answers name the current view
         and that view's primary hands it the log. An entry that fails its checksum is not
-        trusted: the primary's copy replaces it (repair, not a stop). `applied_op` is how
-        far the application's own state has applied the log; `incarnation` differs on
+        trusted: the primary's copy replaces it (repair, not a stop). `snapshot` is the
+        last checkpoint the disk holds intact, which the host has restored the
+        application from (None: the application starts empty); `incarnation` differs on
         every start, so that answers to an earlier recovery are not taken for this one.
         """
         durable: dict[int, bytes] = {}
@@ -150,17 +170,31 @@ class Replica:
             entry = decode_entry(data)
             if entry is not None and entry.op == op:
                 durable[op] = entry.checksum
+        if snapshot is not None:
+            require(snapshot_is_intact(snapshot), "a restart from a snapshot that fails a checksum")
+            durable[snapshot.op] = snapshot.entry.checksum
         if bounds.replica_count == 1:
-            return cls._restart_alone(bounds, index, clock, stored, durable, applied_op)
-        return cls(
+            return cls._restart_alone(bounds, index, clock, stored, durable, snapshot)
+        replica = cls(
             bounds,
             index,
             clock,
             status=Status.RECOVERING,
             durable=durable,
-            applied_op=applied_op,
+            applied_op=snapshot.op if snapshot is not None else 0,
             incarnation=incarnation,
         )
+        replica._start_from(snapshot)
+        return replica
+
+    def _start_from(self, snapshot: Snapshot | None) -> None:
+        """Begin the log at the checkpoint the application was restored from."""
+        if snapshot is None:
+            return
+        self.snapshot = snapshot
+        self.sessions = {client: (key, op) for client, key, op in snapshot.sessions}
+        self.log = [snapshot.entry]
+        self._rebuild_after_new_log()
 
     @classmethod
     def _restart_alone(
@@ -170,7 +204,7 @@ class Replica:
         clock: Clock,
         stored: Mapping[int, bytes],
         durable: dict[int, bytes],
-        applied_op: int,
+        snapshot: Snapshot | None,
     ) -> Replica:
         """A shard of one replica has no peer to repair from: its disk is the log."""
         replica = cls(
@@ -179,12 +213,13 @@ class Replica:
             clock,
             status=Status.NORMAL,
             durable=durable,
-            applied_op=applied_op,
+            applied_op=snapshot.op if snapshot is not None else 0,
             incarnation=0,
         )
-        log: list[Entry] = []
-        while len(log) + 1 in stored:
-            entry = decode_entry(stored[len(log) + 1])
+        replica._start_from(snapshot)
+        log = list(replica.log)
+        while log_op(log) + 1 in stored:
+            entry = decode_entry(stored[log_op(log) + 1])
             parent = log[-1].checksum if log else ROOT_CHECKSUM
             if entry is None or entry.parent != parent:
                 break
@@ -192,10 +227,9 @@ class Replica:
         # Alone, every flushed op may have been acknowledged: a break in the chain is a
         # loss nobody can repair, so the replica stops rather than start without it.
         require(
-            len(log) == max(stored, default=0),
-            f"a lone replica's log breaks at op {len(log) + 1}, with no peer to repair it",
+            log_op(log) >= max(stored, default=0),
+            f"a lone replica's log breaks at op {log_op(log) + 1}, with no peer to repair it",
         )
-        require(len(log) >= applied_op, "a lone replica's disk lost ops it had applied")
         replica.log = log
         replica._rebuild_after_new_log()
         replica.commit_max = replica.op_durable
@@ -205,17 +239,24 @@ class Replica:
 
     def on_request(self, request: Request) -> list[Effect]:
         """A client's request: the primary prepares it once, or answers it again."""
-        if self.status is not Status.NORMAL or not self.is_primary:
+        if self.status is not Status.NORMAL or not self.is_primary or self.needs_snapshot:
+            # A primary that waits for a snapshot cannot tell a request behind its log's
+            # start from a new one: it takes none until it has the snapshot's sessions.
             return []
-        key = (request.client_id, request.request_key)
-        known_op = self.request_ops.get(key)
+        client_id, request_key = request.client_id, request.request_key
+        known_op = self.request_ops.get((client_id, request_key))
         if known_op is not None:
-            return (
-                [self._acknowledge(self.log[known_op - 1])] if known_op <= self.applied_op else []
-            )
+            if known_op > self.applied_op:
+                return []
+            return [self._acknowledge(client_id, request_key, known_op)]
+        session = self.sessions.get(client_id)
+        if session is not None and request_key <= session[0]:
+            if request_key < session[0]:
+                return []  # the client has moved on: this is an old copy
+            return [self._acknowledge(client_id, request_key, session[1])]
         if self.op - self.commit_max >= self.bounds.pipeline_ops_max:
             return []
-        if self.op >= self.bounds.log_ops_max:
+        if len(self.log) >= self.bounds.log_ops_max:
             return []
         entry = make_entry(
             op=self.op + 1,
@@ -253,12 +294,32 @@ class Replica:
             case Status.RECOVERING:
                 return self._broadcast(Recovery(self.index, self.nonce)) if resend else []
             case Status.VIEW_CHANGE:
-                return self._tick_view_change(resend)
+                effects = self._tick_view_change(resend)
             case Status.NORMAL if self.is_primary:
-                return self._tick_primary(resend)
+                effects = self._tick_primary(resend)
             case Status.NORMAL:
-                return self._tick_backup(resend)
-        raise ReplicationInvariantViolation(f"a replica in no known status: {self.status}")
+                effects = self._tick_backup(resend)
+            case _:
+                raise ReplicationInvariantViolation(f"a replica in no known status: {self.status}")
+        if resend and self.needs_snapshot:
+            effects.extend(self._request_snapshot())
+        return effects
+
+    def on_checkpoint(self, snapshot: Snapshot) -> list[Effect]:
+        """The disk flushed a snapshot (this replica's checkpoint, or a peer's it
+        installed): keep it to serve peers, and cut the log at it, keeping its entry so
+        that the log still chains and its time still runs on."""
+        require(snapshot_is_intact(snapshot), "a checkpoint that fails its checksum")
+        if self.snapshot is None or snapshot.op > self.snapshot.op:
+            self.snapshot = snapshot
+        if (
+            snapshot.op <= self.applied_op
+            and self._has_entry(snapshot.op)
+            and (self._entry(snapshot.op).checksum == snapshot.entry.checksum)
+        ):
+            self.log = self.log[snapshot.op - self.log[0].op :]
+            self._rebuild_after_new_log()
+        return []
 
     def on_message(self, message: Message) -> list[Effect]:
         """A message from a peer (or a client's request, which `on_request` takes)."""
@@ -289,6 +350,10 @@ class Replica:
                 return self._on_prepares(message)
             case Recovery():
                 return self._on_recovery(message)
+            case RequestSnapshot():
+                return self._on_request_snapshot(message)
+            case SnapshotReply():
+                return self._on_snapshot_reply(message)
             case RecoveryResponse() | Reply():
                 return []
 
@@ -297,7 +362,18 @@ class Replica:
     @property
     def op(self) -> int:
         """The highest op in the log."""
-        return len(self.log)
+        return log_op(self.log)
+
+    @property
+    def log_first_op(self) -> int:
+        """The first op the log holds (ops before it are in a checkpoint)."""
+        return self.log[0].op if self.log else 1
+
+    @property
+    def needs_snapshot(self) -> bool:
+        """Whether the next op to apply is before the log's start: only a peer's
+        snapshot can carry this replica over the gap."""
+        return self.applied_op < self.log_first_op - 1
 
     @property
     def is_primary(self) -> bool:
@@ -312,6 +388,25 @@ class Replica:
 
     def _tip_checksum(self) -> bytes:
         return self.log[-1].checksum if self.log else ROOT_CHECKSUM
+
+    def _has_entry(self, op: int) -> bool:
+        return bool(self.log) and self.log[0].op <= op <= self.log[-1].op
+
+    def _entry(self, op: int) -> Entry:
+        require(self._has_entry(op), f"op {op} is not in the log")
+        return self.log[op - self.log[0].op]
+
+    def _entries(self, first: int, last: int) -> list[Entry]:
+        """The log's entries from `first` to `last`, as far as the log holds them."""
+        start = max(first, self.log_first_op) - self.log_first_op
+        return self.log[start : max(last - self.log_first_op + 1, start)]
+
+    def _chain_has(self, op: int, checksum: bytes) -> bool:
+        """Whether the entry at `op` with `checksum` is in this log's history: in it, or
+        the parent of its first entry."""
+        if self._has_entry(op):
+            return self._entry(op).checksum == checksum
+        return bool(self.log) and op == self.log[0].op - 1 and self.log[0].parent == checksum
 
     def _append(self, entry: Entry) -> list[Effect]:
         """Add the next entry to the log and, unless the disk already holds it, write it."""
@@ -331,30 +426,30 @@ class Replica:
         return [Write(entry)]
 
     def _advance_durable(self) -> None:
+        # Ops before the log's start are in a checkpoint, committed: they need no vote.
+        self.op_durable = max(self.op_durable, self.log_first_op - 1)
         while self.op_durable < self.op and (
-            self.durable.get(self.op_durable + 1) == self.log[self.op_durable].checksum
+            self.durable.get(self.op_durable + 1) == self._entry(self.op_durable + 1).checksum
         ):
             self.op_durable += 1
 
     def _replace_log(self, log: Sequence[Entry]) -> list[Effect]:
         """Take `log` as this replica's log (a view change or a recovery); write what the
         disk does not already hold."""
-        require(len(log) >= self.applied_op, "a new log drops an op this replica applied")
-        for entry in self.log[: self.applied_op]:
-            require(
-                log[entry.op - 1].checksum == entry.checksum,
-                f"a new log rewrites op {entry.op}, which this replica applied",
-            )
-        parent = ROOT_CHECKSUM
-        previous_timestamp_ms = 0
-        for position, entry in enumerate(log):
-            require(entry.op == position + 1, "a new log's op numbers skip")
-            require(entry_is_intact(entry), f"a new log's entry {entry.op} fails its checksum")
-            require(entry.parent == parent, f"a new log breaks the chain at op {entry.op}")
-            require(entry.timestamp_ms > previous_timestamp_ms, "a new log's time goes back")
-            parent = entry.checksum
-            previous_timestamp_ms = entry.timestamp_ms
-        self.log = list(log)
+        require(log_op(log) >= self.applied_op, "a new log drops an op this replica applied")
+        check_chain(log)
+        for entry in log:
+            if entry.op <= self.applied_op and self._has_entry(entry.op):
+                require(
+                    self._entry(entry.op).checksum == entry.checksum,
+                    f"a new log rewrites op {entry.op}, which this replica applied",
+                )
+        merged = list(log)
+        if log and self._has_entry(log[0].op - 1) and self._chain_has(log[0].op - 1, log[0].parent):
+            # This replica's own entries chain onto the new log: keep them, so that it can
+            # still apply them instead of waiting for a snapshot.
+            merged = self._entries(self.log_first_op, log[0].op - 1) + merged
+        self.log = merged
         self._rebuild_after_new_log()
         return [Write(entry) for entry in self.log if self.durable.get(entry.op) != entry.checksum]
 
@@ -373,14 +468,23 @@ class Replica:
         if commit > self.commit_max:
             self.commit_max = commit
         effects: list[Effect] = []
-        while self.applied_op < min(self.commit_max, self.op):
-            entry = self.log[self.applied_op]
-            require(entry.op == self.applied_op + 1, "ops applied out of order")
+        while self.applied_op < min(self.commit_max, self.op) and self._has_entry(
+            self.applied_op + 1
+        ):
+            entry = self._entry(self.applied_op + 1)
             self.applied_op = entry.op
             effects.append(Apply(entry))
+            session = self.sessions.get(entry.client_id)
+            if session is None or session[0] < entry.request_key:
+                self.sessions[entry.client_id] = (entry.request_key, entry.op)
+            if entry.op % self.bounds.checkpoint_interval_ops == 0:
+                effects.append(Checkpoint(entry, self._session_list()))
             if self.status is Status.NORMAL and self.is_primary:
-                effects.append(self._acknowledge(entry))
+                effects.append(self._acknowledge(entry.client_id, entry.request_key, entry.op))
         return effects
+
+    def _session_list(self) -> list[tuple[int, int, int]]:
+        return sorted((client, key, op) for client, (key, op) in self.sessions.items())
 
     def _commit_by_quorum(self) -> list[Effect]:
         """The primary commits every op a quorum holds durable: its own disk is one vote,
@@ -390,11 +494,10 @@ class Replica:
         votes.sort(reverse=True)
         return self._raise_commit(min(votes[self.bounds.quorum - 1], self.op))
 
-    def _acknowledge(self, entry: Entry) -> Acknowledge:
+    def _acknowledge(self, client_id: int, request_key: int, op: int) -> Acknowledge:
         require(self.status is Status.NORMAL and self.is_primary, "only a primary acknowledges")
-        require(entry.op <= self.applied_op, "an acknowledgement of an op not yet committed")
-        reply = Reply(self.view, self.index, entry.client_id, entry.request_key, entry.op)
-        return Acknowledge(reply)
+        require(op <= self.applied_op, "an acknowledgement of an op not yet committed")
+        return Acknowledge(Reply(self.view, self.index, client_id, request_key, op))
 
     def _send_prepare_ok(self) -> list[Effect]:
         """A backup tells the primary how far it holds the log durably."""
@@ -418,7 +521,7 @@ class Replica:
         effects: list[Effect] = []
         if entry.op <= self.op:
             require(
-                self.log[entry.op - 1].checksum == entry.checksum,
+                not self._has_entry(entry.op) or self._entry(entry.op).checksum == entry.checksum,
                 f"two entries for op {entry.op} in view {self.view}",
             )
             self.prepare_ok_sent_op = min(self.prepare_ok_sent_op, entry.op - 1)
@@ -463,11 +566,13 @@ class Replica:
     def _on_request_prepares(self, message: RequestPrepares) -> list[Effect]:
         if message.view != self.view or self.status is not Status.NORMAL or not self.is_primary:
             return []
-        first = max(message.op_first, 1)
+        # Ops before the log's start are in the checkpoint: send from its entry on, and the
+        # backup takes a snapshot for the rest.
+        first = max(message.op_first, self.log_first_op)
         last = min(message.op_last, self.op, first + self.bounds.repair_entries_per_message_max - 1)
         if first > last:
             return []
-        entries = self.log[first - 1 : last]
+        entries = self._entries(first, last)
         answer = Prepares(self.view, self.index, self.commit_max, entries)
         return [Send(message.replica, answer)]
 
@@ -476,10 +581,17 @@ class Replica:
             return []
         self.ticks_quiet = 0
         effects: list[Effect] = []
-        for entry in message.entries:
+        entries = message.entries
+        if entries and entries[0].op > self.op + 1:
+            # The primary's log starts past this one's end: all of this log is behind its
+            # checkpoint, committed; take the primary's, and a snapshot for the gap.
+            effects.extend(self._replace_log(entries))
+            entries = []
+        for entry in entries:
             if entry.op <= self.op:
                 require(
-                    self.log[entry.op - 1].checksum == entry.checksum,
+                    not self._has_entry(entry.op)
+                    or self._entry(entry.op).checksum == entry.checksum,
                     f"repair sent another entry for op {entry.op} in view {self.view}",
                 )
             elif entry.op == self.op + 1:
@@ -497,7 +609,7 @@ class Replica:
             for other in self._others():
                 first = max(self.acked_ops.get(other, 0), self.commit_max) + 1
                 last = min(self.op, first + self.bounds.pipeline_ops_max - 1)
-                for entry in self.log[first - 1 : last]:
+                for entry in self._entries(first, last):
                     prepare = Prepare(view=self.view, commit=self.commit_max, entry=entry)
                     effects.append(Send(other, prepare))
         return effects
@@ -592,9 +704,9 @@ class Replica:
         do_view_change messages (latest `log_view`, then longest), which holds every
         op any earlier view committed, and hands it to every replica."""
         messages = sorted(self.do_view_change_from.values(), key=lambda m: m.replica)
-        best = max(messages, key=lambda m: (m.log_view, len(m.log)))
+        best = max(messages, key=lambda m: (m.log_view, log_op(m.log)))
         commit = max([self.commit_max] + [m.commit for m in messages])
-        require(len(best.log) >= commit, "the chosen log lacks an op a replica saw committed")
+        require(log_op(best.log) >= commit, "the chosen log lacks an op a replica saw committed")
         effects = self._replace_log(best.log)
         self.status = Status.NORMAL
         self.log_view = self.view
@@ -620,7 +732,7 @@ class Replica:
         require(
             message.replica == self.primary_of(message.view), "a start_view not from its primary"
         )
-        require(len(message.log) >= message.commit, "a start_view's log lacks committed ops")
+        require(log_op(message.log) >= message.commit, "a start_view's log lacks committed ops")
         self.view = message.view
         effects = self._replace_log(message.log)
         self.status = Status.NORMAL
@@ -674,7 +786,7 @@ class Replica:
         primary = self.recovery_responses.get(self.primary_of(view))
         if primary is None or primary.view != view or primary.log is None:
             return []
-        require(len(primary.log) >= primary.commit, "a primary's log lacks its committed ops")
+        require(log_op(primary.log) >= primary.commit, "a primary's log lacks its committed ops")
         self.view = view
         effects = self._replace_log(primary.log)
         self.status = Status.NORMAL
@@ -685,6 +797,36 @@ class Replica:
         effects.extend(self._send_prepare_ok())
         return effects
 
+    # State transfer by snapshot.
+
+    def _request_snapshot(self) -> list[Effect]:
+        """Ask the next peer in turn for a snapshot that bridges the gap."""
+        others = self._others()
+        target = others[self.snapshot_requests_sent % len(others)]
+        self.snapshot_requests_sent += 1
+        return [Send(target, RequestSnapshot(self.index, self.log_first_op - 1))]
+
+    def _on_request_snapshot(self, message: RequestSnapshot) -> list[Effect]:
+        if self.snapshot is None or self.snapshot.op < message.op_min:
+            return []
+        return [Send(message.replica, SnapshotReply(self.index, self.snapshot))]
+
+    def _on_snapshot_reply(self, message: SnapshotReply) -> list[Effect]:
+        """Install a peer's snapshot if it is intact and of this log's own history (its
+        entry is in the log, or is the parent of the log's first entry)."""
+        snapshot = message.snapshot
+        if not self.needs_snapshot or snapshot.op <= self.applied_op:
+            return []
+        if not snapshot_is_intact(snapshot) or not self._chain_has(
+            snapshot.op, snapshot.entry.checksum
+        ):
+            return []
+        self.applied_op = snapshot.op
+        self.sessions = {client: (key, op) for client, key, op in snapshot.sessions}
+        effects: list[Effect] = [Install(snapshot)]
+        effects.extend(self._raise_commit(snapshot.op))
+        return effects
+
     # Sending.
 
     def _others(self) -> list[int]:
@@ -692,3 +834,22 @@ class Replica:
 
     def _broadcast(self, message: Message) -> list[Effect]:
         return [Send(other, message) for other in self._others()]
+
+
+def log_op(log: Sequence[Entry]) -> int:
+    """The highest op of a log (0 for an empty one)."""
+    return log[-1].op if log else 0
+
+
+def check_chain(log: Sequence[Entry]) -> None:
+    """A log taken from a peer must be a hash chain of consecutive ops whose time runs on."""
+    for position, entry in enumerate(log):
+        require(entry_is_intact(entry), f"a new log's entry {entry.op} fails its checksum")
+        if position == 0:
+            require(entry.op >= 1, "a new log starts before op 1")
+            require(entry.op > 1 or entry.parent == ROOT_CHECKSUM, "op 1 names a parent")
+            continue
+        previous = log[position - 1]
+        require(entry.op == previous.op + 1, "a new log's op numbers skip")
+        require(entry.parent == previous.checksum, f"a new log breaks the chain at op {entry.op}")
+        require(entry.timestamp_ms > previous.timestamp_ms, "a new log's time goes back")

@@ -42,7 +42,15 @@ import msgspec
 from coopnode.replication.bounds import ReplicationBounds
 from coopnode.replication.errors import ReplicationInvariantViolation
 from coopnode.replication.host import ReplicaHost
-from coopnode.replication.messages import Entry, Message, Reply, Request
+from coopnode.replication.messages import (
+    Entry,
+    Message,
+    Reply,
+    Request,
+    Snapshot,
+    decode_snapshot,
+    encode_snapshot,
+)
 from coopnode.replication.replica import Replica, Status
 
 
@@ -74,6 +82,7 @@ class FaultProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     disk_lost_on_crash_probability: float
     flush_delay_ticks_max: int
     stall_probability_per_tick: float
+    checkpoint_interval_ops: int
     clock_offsets_ms: list[int]
 
 
@@ -113,6 +122,8 @@ class SimulationResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     final_op: int
     crashes: int
     entries_corrupted: int
+    snapshots_corrupted: int
+    snapshots_installed: int
     disks_lost: int
     partitions: int
     stalls: int
@@ -133,6 +144,7 @@ def choose_profile(rng: random.Random) -> FaultProfile:
         disk_lost_on_crash_probability=rng.choice([0.0, 0.0, 0.2]),
         flush_delay_ticks_max=rng.choice([1, 3, 8]),
         stall_probability_per_tick=rng.choice([0.0, 0.003, 0.01]),
+        checkpoint_interval_ops=rng.choice([4, 8, 16, 32, 1024]),
         clock_offsets_ms=[rng.randint(-5_000, 5_000) for _ in range(replica_count)],
     )
 
@@ -149,6 +161,13 @@ class _ToClient:
 
 
 @dataclass(frozen=True)
+class _SnapshotFlush:
+    replica: int
+    disk_epoch: int
+    snapshot: Snapshot
+
+
+@dataclass(frozen=True)
 class _Flush:
     replica: int
     disk_epoch: int
@@ -157,7 +176,7 @@ class _Flush:
     data: bytes
 
 
-_Event = _ToReplica | _ToClient | _Flush
+_Event = _ToReplica | _ToClient | _Flush | _SnapshotFlush
 
 
 @dataclass
@@ -175,6 +194,7 @@ class _Disk:
     """One replica's disk: what is flushed survives a crash, what is pending does not."""
 
     stored: dict[int, bytes] = field(default_factory=dict)
+    snapshot: bytes | None = None
     epoch: int = 0
     flush_free_tick: int = 0
     stalled_until_tick: int = 0
@@ -209,18 +229,40 @@ class _Storage:
     def write(self, op: int, checksum: bytes, data: bytes) -> None:
         self.simulation.write(self.replica, op, checksum, data)
 
+    def write_snapshot(self, snapshot: Snapshot) -> None:
+        self.simulation.write_snapshot(self.replica, snapshot)
+
+
+# What the stand-in application's state holds of each op: op, client id, request key and
+# the entry's checksum. The whole history is the state, so that the final check can read
+# every request the shard ever applied, even behind the checkpoints.
+_History = list[tuple[int, int, int, bytes]]
+_history_decoder = msgspec.msgpack.Decoder(_History)
+
 
 class _Application:
     def __init__(self, simulation: Simulation, replica: int) -> None:
         self.simulation = simulation
         self.replica = replica
-        self.applied: list[Entry] = []
+        self.history: _History = []
 
     def apply(self, entry: Entry) -> None:
-        if entry.op != len(self.applied) + 1:
+        if entry.op != len(self.history) + 1:
             self.simulation.fail(f"replica {self.replica} applied op {entry.op} out of order")
-        self.applied.append(entry)
-        self.simulation.check_applied(self.replica, entry)
+        self.history.append((entry.op, entry.client_id, entry.request_key, entry.checksum))
+        self.simulation.check_applied(self.replica, entry.op, entry.checksum)
+
+    def snapshot(self) -> bytes:
+        return msgspec.msgpack.encode(self.history)
+
+    def restore(self, state: bytes) -> None:
+        self.simulation.snapshots_installed += 1
+        self.load(state)
+
+    def load(self, state: bytes) -> None:
+        self.history = _history_decoder.decode(state)
+        for op, _, _, checksum in self.history:
+            self.simulation.check_applied(self.replica, op, checksum)
 
 
 class _Clients:
@@ -247,7 +289,10 @@ class Simulation:
         self.rng = random.Random(seed)
         self.profile = choose_profile(self.rng)
         self.replica_class = replica_class
-        self.bounds = ReplicationBounds(replica_count=self.profile.replica_count)
+        self.bounds = ReplicationBounds(
+            replica_count=self.profile.replica_count,
+            checkpoint_interval_ops=self.profile.checkpoint_interval_ops,
+        )
         self.tick = 0
         self.events: list[tuple[int, int, _Event]] = []
         self.event_sequence = 0
@@ -273,6 +318,8 @@ class Simulation:
         self.crashes = 0
         self.entries_corrupted = 0
         self.disks_lost = 0
+        self.snapshots_corrupted = 0
+        self.snapshots_installed = 0
         self.partitions = 0
         self.stalls = 0
         self.incarnations = 0
@@ -319,6 +366,13 @@ class Simulation:
                     host.deliver(message)
             case _ToClient(reply=reply):
                 self._client_hears(reply)
+            case _SnapshotFlush(replica=replica, disk_epoch=epoch, snapshot=snapshot):
+                if epoch != self.disks[replica].epoch:
+                    return
+                self.disks[replica].snapshot = encode_snapshot(snapshot)
+                host = self.hosts[replica]
+                if host is not None:
+                    host.snapshot_durable(snapshot)
             case _Flush():
                 disk = self.disks[event.replica]
                 if event.disk_epoch != disk.epoch:
@@ -373,6 +427,14 @@ class Simulation:
         flush = _Flush(replica, disk.epoch, op, checksum, data)
         self._schedule(disk.flush_free_tick - self.tick, flush)
 
+    def write_snapshot(self, replica: int, snapshot: Snapshot) -> None:
+        """The disk: a snapshot is flushed in turn with the entries."""
+        disk = self.disks[replica]
+        start = max(self.tick, disk.flush_free_tick, disk.stalled_until_tick)
+        disk.flush_free_tick = start + self.rng.randint(0, self.profile.flush_delay_ticks_max)
+        flush = _SnapshotFlush(replica, disk.epoch, snapshot)
+        self._schedule(disk.flush_free_tick - self.tick, flush)
+
     # Faults.
 
     def _inject_faults(self) -> None:
@@ -414,6 +476,7 @@ class Simulation:
         disk.stalled_until_tick = 0
         if self.rng.random() < self.profile.disk_lost_on_crash_probability:
             disk.stored = {}
+            disk.snapshot = None
             self.disks_lost += 1
         elif disk.stored and self.rng.random() < self.profile.corrupt_on_crash_probability:
             for op in self.rng.sample(sorted(disk.stored), k=min(3, len(disk.stored))):
@@ -421,23 +484,32 @@ class Simulation:
                 data[self.rng.randrange(len(data))] ^= 1 << self.rng.randrange(8)
                 disk.stored[op] = bytes(data)
                 self.entries_corrupted += 1
+            if disk.snapshot is not None and self.rng.random() < 0.5:
+                damaged = bytearray(disk.snapshot)
+                damaged[self.rng.randrange(len(damaged))] ^= 1 << self.rng.randrange(8)
+                disk.snapshot = bytes(damaged)
+                self.snapshots_corrupted += 1
         self.restart_at_tick[index] = self.tick + self.rng.randint(1, self.options.down_ticks_max)
         self.crashes += 1
 
     def _restart(self, index: int) -> None:
-        """The replica starts again over its disk, with a fresh application state that
-        replays the committed log from its first op."""
+        """The replica starts again over its disk: its application from the snapshot on
+        the disk if that is intact (else empty), its log from its peers."""
         del self.restart_at_tick[index]
         self.incarnations += 1
+        data = self.disks[index].snapshot
+        snapshot = decode_snapshot(data) if data is not None else None
         replica = self.replica_class.restart(
             self.bounds,
             index,
             self.clocks[index],
             dict(self.disks[index].stored),
-            applied_op=0,
+            snapshot=snapshot,
             incarnation=self.incarnations,
         )
         self._start(index, replica)
+        if snapshot is not None:
+            self.applications[index].load(snapshot.state)
         self.healing[index] = None
 
     def _note_healed(self) -> None:
@@ -502,11 +574,11 @@ class Simulation:
 
     # Checks.
 
-    def check_applied(self, replica: int, entry: Entry) -> None:
+    def check_applied(self, replica: int, op: int, checksum: bytes) -> None:
         """No two replicas apply different entries at one op."""
-        first = self.committed_checksums.setdefault(entry.op, entry.checksum)
-        if first != entry.checksum:
-            self.fail(f"replica {replica} applied another entry at op {entry.op}")
+        first = self.committed_checksums.setdefault(op, checksum)
+        if first != checksum:
+            self.fail(f"replica {replica} applied another entry at op {op}")
 
     def _converged(self) -> bool:
         if any(client.in_flight is not None for client in self.clients):
@@ -524,25 +596,34 @@ class Simulation:
             and replica.commit_max == replica.op
             and replica.applied_op == replica.op
             and replica.op_durable == replica.op
+            and not replica.needs_snapshot
             for replica in replicas
         )
 
     def _check_final(self) -> None:
-        """Every replica holds one log, all applied; every acknowledged request is in it
-        exactly once, at the op it was acknowledged at."""
-        logs = [host.replica.log for host in self.hosts if host is not None]
-        checksums = [entry.checksum for entry in logs[0]]
-        for index, log in enumerate(logs):
-            if [entry.checksum for entry in log] != checksums:
-                self.fail(f"replica {index}'s log differs from replica 0's")
-            if [entry.checksum for entry in self.applications[index].applied] != checksums:
-                self.fail(f"replica {index} applied something other than its log")
-        keys = [(entry.client_id, entry.request_key) for entry in logs[0]]
+        """Every replica holds one log (cut at different checkpoints, maybe) and one
+        state; every acknowledged request is in that state exactly once, at the op it
+        was acknowledged at, each client's in the order it sent them."""
+        final_op = next(host.replica.op for host in self.hosts if host is not None)
+        logged: dict[int, bytes] = {}
+        for index, host in enumerate(self.hosts):
+            if host is None:
+                continue
+            for entry in host.replica.log:
+                if logged.setdefault(entry.op, entry.checksum) != entry.checksum:
+                    self.fail(f"replica {index}'s log differs from another at op {entry.op}")
+        history = self.applications[0].history
+        for index, application in enumerate(self.applications):
+            if application.history != history:
+                self.fail(f"replica {index}'s state differs from replica 0's")
+        if [item[0] for item in history] != list(range(1, final_op + 1)):
+            self.fail("the state does not hold every op of the log once, in order")
+        keys = [(client_id, request_key) for _, client_id, request_key, _ in history]
         if len(set(keys)) != len(keys):
-            self.fail("a request is in the committed log more than once")
+            self.fail("a request is in the committed state more than once")
         for key, op in sorted(self.acknowledged_ops.items()):
             if op > len(keys) or keys[op - 1] != key:
-                self.fail(f"acknowledged request {key} is not at op {op} of the final log")
+                self.fail(f"acknowledged request {key} is not at op {op} of the final state")
         for client in self.clients:
             ops = [
                 self.acknowledged_ops[(client.client_id, key)]
@@ -586,6 +667,8 @@ class Simulation:
             final_op=first.op,
             crashes=self.crashes,
             entries_corrupted=self.entries_corrupted,
+            snapshots_corrupted=self.snapshots_corrupted,
+            snapshots_installed=self.snapshots_installed,
             disks_lost=self.disks_lost,
             partitions=self.partitions,
             stalls=self.stalls,
@@ -636,6 +719,8 @@ _TOTALS = {
     "crashes": "crashes",
     "entries_corrupted": "entries corrupted",
     "disks_lost": "disks lost",
+    "snapshots_corrupted": "snapshots corrupted",
+    "snapshots_installed": "snapshots installed",
     "partitions": "partitions",
     "stalls": "disk stalls",
     "messages_dropped": "messages lost",

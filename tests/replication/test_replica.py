@@ -150,7 +150,7 @@ def test_a_restarted_replica_repairs_a_corrupt_entry_from_the_primary() -> None:
     disk[2] = bytes(corrupt)
     assert decode_entry(disk[2]) is None and decode_entry(disk[1]) is not None
     restarted = Replica.restart(
-        cluster.bounds, 2, cluster.clocks[2], disk, applied_op=0, incarnation=1
+        cluster.bounds, 2, cluster.clocks[2], disk, snapshot=None, incarnation=1
     )
     cluster.replicas[2] = restarted
     assert restarted.status is Status.RECOVERING
@@ -177,7 +177,7 @@ def test_recovery_waits_for_the_primary_of_the_latest_view() -> None:
     cluster.take(0, cluster.replicas[0].on_request(request(1)))
     cluster.deliver()
     restarted = Replica.restart(
-        cluster.bounds, 2, cluster.clocks[2], cluster.disks[2], applied_op=0, incarnation=1
+        cluster.bounds, 2, cluster.clocks[2], cluster.disks[2], snapshot=None, incarnation=1
     )
     cluster.replicas[2] = restarted
     cluster.down.add(0)  # the primary does not answer
@@ -215,7 +215,7 @@ def test_a_lone_replica_restarts_from_its_own_log() -> None:
     cluster.flush(0)
     assert cluster.acknowledged == [(0, 0, 1), (0, 0, 2)]
     restarted = Replica.restart(
-        cluster.bounds, 0, cluster.clocks[0], cluster.disks[0], applied_op=0, incarnation=1
+        cluster.bounds, 0, cluster.clocks[0], cluster.disks[0], snapshot=None, incarnation=1
     )
     assert restarted.status is Status.NORMAL and restarted.op == 2
     assert restarted.commit_max == 2
@@ -229,4 +229,4 @@ def test_a_lone_replica_with_a_corrupt_entry_stops() -> None:
     disk = dict(cluster.disks[0])
     disk[1] = disk[1][:-1] + bytes([disk[1][-1] ^ 1])
     with pytest.raises(ReplicationInvariantViolation):
-        Replica.restart(cluster.bounds, 0, cluster.clocks[0], disk, applied_op=0, incarnation=1)
+        Replica.restart(cluster.bounds, 0, cluster.clocks[0], disk, snapshot=None, incarnation=1)
