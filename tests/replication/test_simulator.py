@@ -26,6 +26,8 @@ def test_the_fixed_seeds_inject_every_kind_of_fault() -> None:
     assert sum(result.crashes for result in results) > 0
     assert sum(result.entries_corrupted for result in results) > 0
     assert sum(result.disks_lost for result in results) > 0
+    assert sum(result.snapshots_corrupted for result in results) > 0
+    assert sum(result.snapshots_installed for result in results) > 0
     assert sum(result.partitions for result in results) > 0
     assert sum(result.stalls for result in results) > 0
     assert sum(result.messages_dropped for result in results) > 0
