@@ -3,9 +3,10 @@
 The replica is driven by four calls and touches nothing itself: each returns the effects
 its host must carry out, in order (`effects.py`). `on_request` takes a client's request,
 `on_message` a peer's message, `on_tick` the passing of one tick of time, and `on_durable`
-the disk's word that a write is flushed. Only the clock is read directly, through the
-`Clock` interface, when a primary stamps an operation. So the same class runs in a shard
-and in the simulator, and a seeded simulation replays it exactly.
+the disk's word that a write is flushed (and `on_checkpoint`, that a snapshot is). Only
+the clock is read directly, through the `Clock` interface, when a primary stamps an
+operation. So the same class runs in a shard and in the simulator, and a seeded
+simulation replays it exactly.
 
 The protocol, its messages and why it was chosen are in docs/architecture.md, "Replicated
 shards". The invariants below are checked with `require` (they raise
@@ -18,7 +19,9 @@ shards". The invariants below are checked with `require` (they raise
 - a new log (a view change, a recovery) never rewrites an op this replica has applied,
   and holds every op any replica of its quorum had committed;
 - a replica in normal status has `log_view == view`: it is in the view its log is from;
-- only the primary prepares and acknowledges, and only in normal status.
+- only the primary prepares and acknowledges, and only in normal status;
+- a snapshot, its own or a restart's, passes its checksums (a peer's that does not, or
+  that is of another history, is refused, not fatal).
 """
 
 from __future__ import annotations
@@ -490,6 +493,7 @@ class Replica:
         """The primary commits every op a quorum holds durable: its own disk is one vote,
         and need not be first."""
         require(self.status is Status.NORMAL and self.is_primary, "only a primary commits")
+        require(self.log_view == self.view, "a primary commits a log of another view")
         votes = [self.op_durable] + [self.acked_ops.get(other, 0) for other in self._others()]
         votes.sort(reverse=True)
         return self._raise_commit(min(votes[self.bounds.quorum - 1], self.op))
@@ -501,6 +505,7 @@ class Replica:
 
     def _send_prepare_ok(self) -> list[Effect]:
         """A backup tells the primary how far it holds the log durably."""
+        require(self.log_view == self.view, "a backup answers for a log of another view")
         if self.op_durable <= self.prepare_ok_sent_op:
             return []
         self.prepare_ok_sent_op = self.op_durable
