@@ -22,6 +22,9 @@ shards". The invariants below are checked with `require` (they raise
 - only the primary prepares and acknowledges, and only in normal status;
 - a snapshot, its own or a restart's, passes its checksums (a peer's that does not, or
   that is of another history, is refused, not fatal).
+
+Long, and kept whole: normal operation, view change, recovery and state transfer change
+one replica's state together, and their invariants are read against each other here.
 """
 
 from __future__ import annotations

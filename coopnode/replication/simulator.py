@@ -25,6 +25,9 @@ view with one log, all of it committed and applied; every acknowledged request i
 log exactly once, at the op it was acknowledged at, and each client's requests in the
 order it sent them (it sends one at a time). Any breach raises
 `SimulationFailure`, naming the seed.
+
+Long, and kept whole: the simulated network, disks, clients and faults share one seeded
+random source and one tick, which is what lets a seed replay exactly.
 """
 
 from __future__ import annotations
