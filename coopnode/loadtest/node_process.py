@@ -68,6 +68,10 @@ def short_tmpdir(prefix: str = "cn") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
+class NodeDidNotStop(RuntimeError):
+    """A node sent Ctrl-C did not exit within the patience given."""
+
+
 class NodeProcess:
     """`coopnode serve` in its own process group, on a data directory that outlives it."""
 
@@ -185,6 +189,12 @@ class NodeProcess:
         self.process.send_signal(signal.SIGINT)
         try:
             code = self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            # What the node was doing when it did not stop is in its log, which the
+            # caller's cleanup may remove: say it here.
+            raise NodeDidNotStop(
+                f"the node did not stop within {timeout_s:.0f} s of Ctrl-C:\n{self.log_tail()}"
+            ) from None
         finally:
             self._reap_group()
         return code

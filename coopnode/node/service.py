@@ -8,6 +8,7 @@ import gc
 import logging
 import signal
 import ssl
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,12 @@ def check_layout(settings: Settings) -> None:
     path.write_bytes(msgspec.json.encode(wanted))
 
 
+async def _stopping(part: str, stop: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    """Stop one part of the node, saying so: a stop that hangs names its part in the log."""
+    log.info("stopping part", part=part)
+    await stop(*args)
+
+
 def link_token_path(settings: Settings) -> Path:
     """The secret of the wallet's data links: a cluster's is given to every host."""
     if settings.cluster.link_token_file:
@@ -111,6 +118,7 @@ def serve(settings: Settings, *, demo: bool) -> None:
                 _serve(settings, shards, staff_token, link_token, tls, link_tls=link_tls, demo=demo)
             )
     finally:
+        log.info("stopping part", part="ray")
         ray.shutdown()
         log.info("node stopped")
 
@@ -144,20 +152,22 @@ async def _serve(
         wallet = WalletClient(
             shards, settings.wallet, metrics, link_token=link_token, link_tls=link_tls
         )
-        parts.push_async_callback(wallet.close)
+        parts.push_async_callback(_stopping, "wallet", wallet.close)
         await wallet.wait_ready(SHARDS_READY_TIMEOUT_S)
         tills = TillHub(create_registry(settings), settings.till, metrics)
         await tills.start(SHARDS_READY_TIMEOUT_S)
-        parts.push_async_callback(tills.stop)
+        parts.push_async_callback(_stopping, "tills", tills.stop)
         demo_coop = await seed_demo(wallet, settings) if demo else None
         if demo_coop is not None:
             await bind_demo_cards(tills, demo_coop)
         identity = await IdentityNode.start(settings, SHARDS_READY_TIMEOUT_S)
-        parts.push_async_callback(identity.stop, settings.node.shutdown_grace_s)
+        parts.push_async_callback(
+            _stopping, "identity", identity.stop, settings.node.shutdown_grace_s
+        )
         if demo_coop is not None:
             await identity.enrol_demo(demo_coop)
         payments = await PaymentsNode.start(settings, wallet, SHARDS_READY_TIMEOUT_S)
-        parts.push_async_callback(payments.stop)
+        parts.push_async_callback(_stopping, "payments", payments.stop)
         backups = await start_backups(settings, SHARDS_READY_TIMEOUT_S)
         app = make_app(
             settings,
@@ -177,10 +187,10 @@ async def _serve(
             shutdown_timeout=settings.node.shutdown_grace_s,
         )
         await runner.setup()
-        parts.push_async_callback(runner.cleanup)
+        parts.push_async_callback(_stopping, "http", runner.cleanup)
         # The tills' connections close before the runner waits for its handlers, which
         # would otherwise wait out the grace for every till's open WebSocket.
-        parts.push_async_callback(tills.stop)
+        parts.push_async_callback(_stopping, "tills", tills.stop)
         site = web.TCPSite(
             runner,
             settings.node.host,
@@ -221,9 +231,9 @@ async def _start_readers(
         kiosk_list.append(await demo_till.kiosk())
     kiosks = Kiosks(settings, url, kiosk_list)
     await kiosks.start()
-    parts.push_async_callback(kiosks.stop)
+    parts.push_async_callback(_stopping, "kiosks", kiosks.stop)
     if demo_till is not None:
-        parts.push_async_callback(demo_till.stop)
+        parts.push_async_callback(_stopping, "demo till", demo_till.stop)
         demo_till.present_cards()
 
 

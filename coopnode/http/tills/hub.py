@@ -418,7 +418,10 @@ class TillHub:
         settings = self.settings
         wait_s = settings.registry_watch_s
         backoff_s = WATCH_BACKOFF_S
-        while True:
+        # Not `while True`: CPython 3.11's `wait_for` swallows a cancellation that comes
+        # as its call is answered (gh-86296), and a change pushed just as the hub stops
+        # would keep the loop (and the node's stop) waiting on the next long call.
+        while not self._stopped:
             try:
                 raw = await self._call(
                     "changes_since",
@@ -448,7 +451,7 @@ class TillHub:
             self._bring_tills_up_to_date()
 
     async def _refresh_loop(self) -> None:
-        while True:
+        while not self._stopped:
             await asyncio.sleep(self.settings.registry_refresh_s)
             try:
                 await self.refresh()
@@ -456,7 +459,7 @@ class TillHub:
                 log.warning("registry refresh failed", error=repr(error))
 
     async def _save_loop(self) -> None:
-        while True:
+        while not self._stopped:
             await asyncio.sleep(self.settings.sequences_save_s)
             try:
                 await self.note_sequences()
