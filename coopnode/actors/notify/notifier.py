@@ -43,6 +43,7 @@ class Notifier:
         self._on_outcome = on_outcome
         self._queue: asyncio.Queue[Notification] = asyncio.Queue(settings.queue_max_messages)
         self._workers: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     @property
     def queued(self) -> int:
@@ -60,6 +61,7 @@ class Notifier:
     async def start(self) -> None:
         if self._workers:
             return
+        self._stopping = False
         self._workers = [
             asyncio.create_task(self._work(), name=f"notifier-{index}")
             for index in range(self._settings.send_workers)
@@ -74,6 +76,9 @@ class Notifier:
             except TimeoutError:
                 _log.warning("notifier_stopped_with_messages_queued", queued=self._queue.qsize())
         workers, self._workers = self._workers, []
+        # Workers end on this flag too: CPython 3.11's `wait_for` (under the SMTP and SMS
+        # clients' timeouts) swallows a cancellation that comes as its call is answered.
+        self._stopping = True
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
@@ -91,7 +96,7 @@ class Notifier:
         return outcome
 
     async def _work(self) -> None:
-        while True:
+        while not self._stopping:
             message = await self._queue.get()
             try:
                 outcome = await self.deliver(message)
