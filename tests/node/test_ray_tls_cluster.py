@@ -261,10 +261,14 @@ def test_a_cluster_with_ray_tls_serves_payments_and_refuses_hosts_without_a_vali
     head_env = {**_cluster_env(capsys, _host_config(root, "head", ca)), **ray_auth}
     a_env = {**_cluster_env(capsys, _host_config(root, "a", ca)), **ray_auth}
     with contextlib.ExitStack() as stack:
-        head = RayNode("head", root, head_env).start()
+        # Each node's cleanup is set before it starts: a start that fails or hangs leaves
+        # its GCS or raylet running otherwise.
+        head = RayNode("head", root, head_env)
         stack.callback(head.stop)
-        host_a = RayNode("a", root, a_env, head=head.address).start()
+        head.start()
+        host_a = RayNode("a", root, a_env, head=head.address)
         stack.callback(host_a.stop)
+        host_a.start()
         _front_pays(root, head.address, ray_auth, address)
         assert _gcs_refusals(head) == 0  # The cluster's own hosts and front pass.
         # A host whose certificate another CA signed, and a host with no TLS at all.
