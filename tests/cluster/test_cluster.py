@@ -50,6 +50,11 @@ TILL_SETTINGS = msgspec.structs.replace(
     agent_forward_retry_s=0.2,
 )
 TILL_SALES_YEN = (300, 400, 500, 600)
+# Payments booked before a fault, and again after it, before the load stops: the load is
+# measured in events, never in seconds (check_exactly_once wants more than 50 in all).
+BOOKED_BEFORE_FAULT = 40
+# Payments booked while the head is away before it is started again.
+BOOKED_WITHOUT_HEAD = 20
 TILL_DEPOSIT_YEN = 10_000
 
 
@@ -99,6 +104,23 @@ class Load:
                 rng = random.Random(self.rng.random())
                 name = f"{home}{number}"
                 self.tasks.append(asyncio.create_task(self._client(name, [home, other], rng)))
+
+    async def booked(self, count: int, *, after: float = 0.0, prefix: str = "") -> None:
+        """Wait (patience, not a bet on speed) until `count` payments whose key starts
+        with `prefix` were booked after the monotonic time `after`."""
+        deadline = time.monotonic() + PATIENCE_S
+        while True:
+            done = sum(
+                1
+                for record in self.sent
+                if record.status == 200
+                and record.answered_at > after
+                and record.body["key"].startswith(f"{self.seed}-{prefix}")
+            )
+            if done >= count:
+                return
+            assert time.monotonic() < deadline, f"{done} of {count} payments booked"
+            await asyncio.sleep(0.05)
 
     async def stop(self) -> list[Sent]:
         self.stopping.set()
@@ -226,15 +248,17 @@ async def test_a_host_killed_under_load_loses_nothing_and_its_shard_comes_back_t
         load.start()
         for amount in TILL_SALES_YEN[:2]:
             assert (await agent.charge(card, amount)).approved
+        await load.booked(BOOKED_BEFORE_FAULT)
         killed_at = time.monotonic()
         await asyncio.to_thread(cluster.kill_host, "b")
         await wait_for(lambda: agent.link.node_url == front_a.url, PATIENCE_S)
         for amount in TILL_SALES_YEN[2:]:
             assert (await agent.charge(card, amount)).approved
-        await asyncio.sleep(1.0)
+        # B's clients are served by A while b is down, before b comes back.
+        await load.booked(1, after=killed_at, prefix="b")
         await asyncio.to_thread(cluster.hosts["b"].start)
         await asyncio.to_thread(wait_healthy, front_a)
-        await asyncio.sleep(2.0)
+        await load.booked(BOOKED_BEFORE_FAULT, after=time.monotonic())
         sent = await load.stop()
         await wait_for(lambda: agent.state.queued_count() == 0, PATIENCE_S)
     finally:
@@ -264,16 +288,17 @@ async def test_the_head_killed_under_load_stops_no_payment(cluster: Cluster) -> 
     back from Redis."""
     load = Load(cluster, seed=7)
     load.start()
-    await asyncio.sleep(2.0)
+    await load.booked(BOOKED_BEFORE_FAULT)
     await asyncio.to_thread(cluster.head.kill)
     killed_at = time.monotonic()
-    await asyncio.sleep(5.0)
+    # The head is started again only once payments were booked without it.
+    await load.booked(BOOKED_WITHOUT_HEAD, after=killed_at)
     restarted_at = time.monotonic()
     await asyncio.to_thread(cluster.head.start)
-    await asyncio.sleep(2.0)
+    await load.booked(BOOKED_BEFORE_FAULT, after=time.monotonic())
     sent = await load.stop()
     during = [r for r in sent if r.status == 200 and killed_at < r.answered_at < restarted_at]
-    assert len(during) > 20, "payments stopped while the head was away"
+    assert len(during) >= BOOKED_WITHOUT_HEAD, "payments stopped while the head was away"
     for front in cluster.fronts.values():
         wait_healthy(front)
     settle(cluster.fronts["a"], sent)
@@ -293,9 +318,9 @@ async def test_a_shard_moved_to_another_host_under_load_loses_nothing(cluster: C
     assert before in cluster.hosts["b"].processes()
     load = Load(cluster, seed=11)
     load.start()
-    await asyncio.sleep(2.0)
+    await load.booked(BOOKED_BEFORE_FAULT)
     output = await asyncio.to_thread(cluster.admin, "move-shard", "1", "--to", "a")
-    await asyncio.sleep(2.0)
+    await load.booked(BOOKED_BEFORE_FAULT, after=time.monotonic())
     sent = await load.stop()
     assert "wallet_shard_disks = ['a', 'a']" in output, output
     moved = shard_pid(front_a, 1)
