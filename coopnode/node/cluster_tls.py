@@ -31,7 +31,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from coopnode.actors.kernel.link_tls import (
@@ -44,45 +43,18 @@ from coopnode.actors.kernel.link_tls import (
     link_client_context,
     link_server_context,
 )
+from coopnode.node.tls import check_key_matches, read_setting_file
 from coopnode.settings import Settings, SettingsError
 
 # Ray would otherwise report usage over the network, which a co-op's hosts must not.
 RAY_USAGE_STATS = "RAY_USAGE_STATS_ENABLED"
 
 
-def _read(setting: str, path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise SettingsError(
-            f"cluster.tls.{setting}: cannot read {path}: {error.strerror}"
-        ) from None
-
-
 def _certificates(setting: str, path: Path) -> list[x509.Certificate]:
     try:
-        return x509.load_pem_x509_certificates(_read(setting, path))
+        return x509.load_pem_x509_certificates(read_setting_file(f"cluster.tls.{setting}", path))
     except ValueError:
         raise SettingsError(f"cluster.tls.{setting}: {path} holds no PEM certificate") from None
-
-
-def _check_key(certificate: x509.Certificate, cert_path: Path, key_path: Path) -> None:
-    try:
-        key = serialization.load_pem_private_key(_read("key_file", key_path), password=None)
-    except (ValueError, TypeError):
-        # TypeError: the key is encrypted; the node starts unattended, so it cannot ask.
-        raise SettingsError(
-            f"cluster.tls.key_file: {key_path} holds no unencrypted PEM private key"
-        ) from None
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    der = serialization.Encoding.DER
-    if key.public_key().public_bytes(der, public) != certificate.public_key().public_bytes(
-        der, public
-    ):
-        raise SettingsError(
-            f"cluster.tls.key_file: the key in {key_path} is not the key of the certificate "
-            f"in {cert_path}"
-        )
 
 
 def _check_certificate(
@@ -140,7 +112,7 @@ def cluster_tls_files(settings: Settings) -> ClusterTlsFiles | None:
     )
     cas = _certificates("ca_file", ca_path)
     chain = _certificates("cert_file", cert_path)
-    _check_key(chain[0], cert_path, key_path)
+    check_key_matches(chain[0], cert_path, key_path, "cluster.tls.key_file")
     _check_certificate(chain, cert_path, cas)
     files = ClusterTlsFiles(ca_file=str(ca_path), cert_file=str(cert_path), key_file=str(key_path))
     try:  # What OpenSSL says of them, as both ends of a link will use them.

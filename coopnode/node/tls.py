@@ -28,27 +28,34 @@ class ServerTls(msgspec.Struct, frozen=True):
     cert_sha256: str
 
 
-def _read(setting: str, path: Path) -> bytes:
+def read_setting_file(setting: str, path: Path) -> bytes:
+    """The file a setting names (`setting` in full, e.g. `node.tls_key_file`), or a
+    `SettingsError` naming both."""
     try:
         return path.read_bytes()
     except OSError as error:
-        raise SettingsError(f"node.{setting}: cannot read {path}: {error.strerror}") from None
+        raise SettingsError(f"{setting}: cannot read {path}: {error.strerror}") from None
 
 
 def _certificate(path: Path) -> x509.Certificate:
     try:
-        return x509.load_pem_x509_certificate(_read("tls_cert_file", path))
+        return x509.load_pem_x509_certificate(read_setting_file("node.tls_cert_file", path))
     except ValueError:
         raise SettingsError(f"node.tls_cert_file: {path} holds no PEM certificate") from None
 
 
-def _check_key_matches(certificate: x509.Certificate, cert_path: Path, key_path: Path) -> None:
+def check_key_matches(
+    certificate: x509.Certificate, cert_path: Path, key_path: Path, key_setting: str
+) -> None:
+    """The key file (named by `key_setting` in full) holds the certificate's key, unencrypted."""
     try:
-        key = serialization.load_pem_private_key(_read("tls_key_file", key_path), password=None)
+        key = serialization.load_pem_private_key(
+            read_setting_file(key_setting, key_path), password=None
+        )
     except (ValueError, TypeError):
         # TypeError: the key is encrypted; the node starts unattended, so it cannot ask.
         raise SettingsError(
-            f"node.tls_key_file: {key_path} holds no unencrypted PEM private key"
+            f"{key_setting}: {key_path} holds no unencrypted PEM private key"
         ) from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     encoding = serialization.Encoding.DER
@@ -56,8 +63,7 @@ def _check_key_matches(certificate: x509.Certificate, cert_path: Path, key_path:
         encoding, public
     ):
         raise SettingsError(
-            f"node.tls_key_file: the key in {key_path} is not the key of the certificate "
-            f"in {cert_path}"
+            f"{key_setting}: the key in {key_path} is not the key of the certificate in {cert_path}"
         )
 
 
@@ -67,7 +73,7 @@ def server_tls(node: NodeSettings) -> ServerTls | None:
         return None
     cert_path, key_path = Path(node.tls_cert_file), Path(node.tls_key_file)
     certificate = _certificate(cert_path)
-    _check_key_matches(certificate, cert_path, key_path)
+    check_key_matches(certificate, cert_path, key_path, "node.tls_key_file")
     expiry = certificate.not_valid_after_utc
     if expiry <= datetime.datetime.now(datetime.UTC):
         raise SettingsError(
