@@ -40,6 +40,7 @@ from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.identity import SessionKind
 from coopnode.domain.messages import MemberNo
 from coopnode.domain.money import Reason
+from coopnode.domain.staff import Permission
 from coopnode.http.errors import SAFE_METHODS, AccessRefused, ApiError
 from coopnode.http.identity_front import CSRF_HEADER, ask, session_id_of
 
@@ -77,6 +78,16 @@ Access = tuple[Credential, ...]
 PUBLIC: Access = ()
 STAFF_TOKEN: Access = (StaffToken(),)
 STAFF_SESSION: Access = (SessionCookie(SessionKind.STAFF),)
+
+
+def staff_may(permission: Permission) -> Access:
+    """The access of a staff action that needs `permission` (`domain.staff`): a staff
+    session, or the staff token.
+
+    Every staff route declares its permission through this one function, so that the
+    check by role and by API token's scope (issue 13 §1) is made here, in one place."""
+    del permission  # Checked by role once staff accounts carry roles (issue 13 §1).
+    return (SessionCookie(SessionKind.STAFF), StaffToken())
 
 
 def sessions(*kinds: SessionKind) -> Access:
