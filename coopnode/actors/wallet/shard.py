@@ -23,23 +23,34 @@ import ssl
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import msgspec
 import ray
 
+from coopnode.actors.kernel.clock import system_ms
 from coopnode.actors.kernel.link_tls import (
     LinkTlsError,
     files_from_ray_environment,
     link_server_context,
 )
+from coopnode.actors.wallet import books
 from coopnode.actors.wallet.link import BatchReply, serve_link
-from coopnode.actors.wallet.messages import AuditReport
+from coopnode.actors.wallet.messages import (
+    AuditReport,
+    ClosingReply,
+    PurseTotalsReply,
+    ShardClosing,
+    ShardDay,
+)
 from coopnode.actors.wallet.move import DATA_FILE, copy_environment, mark_moved, read_chunk
 from coopnode.actors.wallet.store import WalletStore
+from coopnode.domain.books import DayFold, DaySums, day_window_ms, figure_problems
 from coopnode.domain.errors import InvariantViolation, StoreCorrupt
 from coopnode.domain.messages import OPERATION_FAILED, Operation, Result, decline
-from coopnode.domain.money import Reason
+from coopnode.domain.money import Purses, Reason
+from coopnode.domain.reconciliation import ClearingCredit
 from coopnode.logs import configure_logging, get_logger
 from coopnode.settings import Settings
 
@@ -323,6 +334,103 @@ class WalletShard:
             self._long_reads, self._store.audit
         )
         return msgspec.msgpack.encode(report)
+
+    # The books (`books.py`): long reads in chunks on the reading thread.
+
+    async def _scan(self, from_ms: int, stop_ms: int, visit: books.Visit) -> None:
+        """Visit the entries dated from `from_ms` (0: the first) up to `stop_ms`, give or
+        take the clock's steps, a chunk per hand-over to the reading thread."""
+        loop = asyncio.get_running_loop()
+        slack_ms = self._wallet.books_clock_step_max_ms
+        seq = 1
+        if from_ms > 0:
+            seq = await loop.run_in_executor(
+                self._long_reads, books.first_seq_at, self._store, from_ms - slack_ms
+            )
+        chunk = self._wallet.books_read_chunk_entries
+        while seq:
+            seq = await loop.run_in_executor(
+                self._long_reads,
+                books.scan_chunk,
+                self._store,
+                seq,
+                stop_ms + slack_ms,
+                chunk,
+                visit,
+            )
+
+    async def _day_sums(self, day: date) -> DaySums:
+        fold = DayFold(day)
+        await self._scan(fold.start_ms, fold.end_ms, books.day_visitor(self._store, fold))
+        return fold.result()
+
+    async def books_day(self, day_iso: str) -> bytes:
+        """The shard's figures of a day: as closed, or as the journal has them now."""
+        day = date.fromisoformat(day_iso)
+        closing = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, books.read_closing, self._store, day
+        )
+        sums = closing.sums if closing is not None else await self._day_sums(day)
+        return msgspec.msgpack.encode(ShardDay(closing=closing, sums=sums))
+
+    async def closings(self, first_iso: str, last_iso: str) -> bytes:
+        found = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads,
+            books.read_closings,
+            self._store,
+            date.fromisoformat(first_iso),
+            date.fromisoformat(last_iso),
+        )
+        return msgspec.msgpack.encode(found)
+
+    async def close_day(self, day_iso: str, closed_by: str) -> bytes:
+        """Close the shard's part of a day once it is over: its figures, read now and
+        checked against its accounts, are kept and never change (`books.py`)."""
+        day = date.fromisoformat(day_iso)
+        _, end_ms = day_window_ms(day)
+        if system_ms() < end_ms + self._wallet.books_clock_step_max_ms:
+            reply = ClosingReply(closing=None, created=False, refused="day_not_over")
+            return msgspec.msgpack.encode(reply)
+        kept = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, books.read_closing, self._store, day
+        )
+        if kept is not None:
+            return msgspec.msgpack.encode(ClosingReply(closing=kept, created=False))
+        sums = await self._day_sums(day)
+        problems = figure_problems(sums)
+        if problems:
+            log.critical(
+                "a day's figures do not explain its journal", day=day_iso, problems=problems
+            )
+            reply = ClosingReply(closing=None, created=False, refused="figures", problems=problems)
+            return msgspec.msgpack.encode(reply)
+        closing = ShardClosing(
+            shard_index=self._index,
+            sums=sums,
+            closed_by=closed_by,
+            closed_at_ms=system_ms(),
+            last_seq=self._store.next_seq - 1,
+        )
+        # On the loop's thread, which writes the batches: no commit runs meanwhile.
+        kept, created = books.write_closing(self._store, closing)
+        return msgspec.msgpack.encode(ClosingReply(closing=kept, created=created))
+
+    async def purse_totals(self, end_ms: int) -> bytes:
+        """What the members held in each purse at `end_ms`, from the journal up to then."""
+        totals = books.PurseTotals(end_ms)
+        await self._scan(0, end_ms, totals.visit)
+        reply = PurseTotalsReply(
+            shard_index=self._index, totals=Purses.of(totals.totals), entries=totals.entries
+        )
+        return msgspec.msgpack.encode(reply)
+
+    async def clearing_credits(self, start_ms: int, end_ms: int) -> bytes:
+        """The credits booked through card and konbini clearing between the instants."""
+        found: list[ClearingCredit] = []
+        await self._scan(
+            start_ms, end_ms, books.credits_visitor(self._index, start_ms, end_ms, found)
+        )
+        return msgspec.msgpack.encode(found)
 
     # A move to another host's disk (`move.py`; `coopnode admin move-shard`).
 

@@ -1,0 +1,214 @@
+"""A shard's books as the accounts office reads them: its journal folded by day, its
+purses' totals at an instant, its clearing credits, and its part of each closed day.
+
+The reads run on the shard's reading thread, never on its event loop, in chunks of at
+most `wallet.books_read_chunk_entries` entries, each in a read transaction of its own
+(`scan_chunk`): the journal is append-only and an entry never changes once written, so
+chunks read at different moments add up to the same figures as one long read would, and
+between two chunks the event loop's group commits have the interpreter to themselves.
+
+Entries are dated by the wall clock when their batch committed, so `at_ms` grows with
+`seq` except when the clock steps back (an NTP correction). A day's read therefore starts
+`books_clock_step_max_ms` before the day by binary search, stops that far after it, and
+keeps only the entries dated within it.
+
+A closed day is kept in the shard's own `closings` database, beside the journal it was
+read from (so a backup and a move carry both): day (ISO date) → `ShardClosing`, written
+once in a write transaction that first looks for an earlier closing, never changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import msgspec
+
+from coopnode.actors.wallet.messages import ShardClosing
+from coopnode.actors.wallet.store import OpRecord, WalletStore, _op_key
+from coopnode.domain.books import Correction, DayFold, day_of_ms
+from coopnode.domain.errors import StoreCorrupt
+from coopnode.domain.messages import Booked, JournalEntry, Result
+from coopnode.domain.money import PURSES, Purse
+from coopnode.domain.reconciliation import ClearingCredit, credit_of
+
+_SEQ_BYTES = 8
+_entry_decoder = msgspec.msgpack.Decoder(JournalEntry)
+_op_decoder = msgspec.msgpack.Decoder(OpRecord)
+_result_decoder: msgspec.msgpack.Decoder[Result] = msgspec.msgpack.Decoder(Result)
+_closing_decoder = msgspec.msgpack.Decoder(ShardClosing)
+_encoder = msgspec.msgpack.Encoder()
+
+Visit = Callable[[Any, JournalEntry], None]
+
+
+def _entry(raw: bytes, seq: int) -> JournalEntry:
+    try:
+        entry = _entry_decoder.decode(raw)
+    except msgspec.DecodeError as error:
+        raise StoreCorrupt(f"journal entry {seq} does not decode: {error}") from None
+    if entry.seq != seq:
+        raise StoreCorrupt(f"journal entry {seq} says it is {entry.seq}")
+    return entry
+
+
+def first_seq_at(store: WalletStore, at_ms: int) -> int:
+    """The first sequence whose entry is dated at or after `at_ms`, by binary search (the
+    journal's next sequence when none is); 1 when the journal is empty."""
+    with store.env.begin() as txn:
+        low, high = 1, store.next_seq
+        last = txn.cursor(db=store.journal_db)
+        if last.last():
+            high = int.from_bytes(last.key(), "big") + 1
+        while low < high:
+            middle = (low + high) // 2
+            raw = txn.get(middle.to_bytes(_SEQ_BYTES, "big"), db=store.journal_db)
+            if raw is None:
+                raise StoreCorrupt(f"journal entry {middle} is missing")
+            if _entry(raw, middle).at_ms < at_ms:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+
+def scan_chunk(
+    store: WalletStore, from_seq: int, stop_ms: int, chunk_entries: int, visit: Visit
+) -> int:
+    """Visit at most `chunk_entries` entries from `from_seq` in one read transaction; the
+    sequence to go on from, or 0 once the journal ends or an entry is dated at `stop_ms`
+    or later."""
+    with store.env.begin() as txn:
+        cursor = txn.cursor(db=store.journal_db)
+        if not cursor.set_range(from_seq.to_bytes(_SEQ_BYTES, "big")):
+            return 0
+        seq = from_seq
+        for key, raw in cursor:
+            seq = int.from_bytes(key, "big")
+            if seq >= from_seq + chunk_entries:
+                return seq
+            entry = _entry(raw, seq)
+            if entry.at_ms >= stop_ms:
+                return 0
+            visit(txn, entry)
+    return 0
+
+
+def booked_under(store: WalletStore, txn: Any, member_no: str, key: str) -> Booked | None:
+    """What the operation under `key` of a member booked, if it booked something."""
+    known = txn.get(_op_key(member_no, key), db=store.members_db)
+    if known is None:
+        return None
+    raw = txn.get(known[:_SEQ_BYTES], db=store.operations_db)
+    if raw is None:
+        raise StoreCorrupt(f"operation {known[:_SEQ_BYTES].hex()} is missing")
+    record = _op_decoder.decode(raw)
+    result = _result_decoder.decode(record.result)
+    return result if isinstance(result, Booked) else None
+
+
+def day_visitor(store: WalletStore, fold: DayFold) -> Visit:
+    """Adds the entries dated within the fold's day, and lists its corrections: voids
+    and refunds of payments booked on an earlier day."""
+
+    def visit(txn: Any, entry: JournalEntry) -> None:
+        if not fold.covers(entry.at_ms):
+            return
+        fold.add(entry)
+        if entry.kind not in ("void", "refund") or not entry.refers_to:
+            return
+        original = booked_under(store, txn, entry.member_no, entry.refers_to)
+        if original is not None and original.at_ms >= fold.start_ms:
+            return  # A correction of the same day's payment: the day's own business.
+        fold.add_correction(
+            Correction(
+                shard_index=store.shard_index,
+                seq=entry.seq,
+                at_ms=entry.at_ms,
+                kind=entry.kind,
+                member_no=entry.member_no,
+                key=entry.key,
+                amount_yen=entry.amount_yen,
+                store=entry.store,
+                till_id=entry.till_id,
+                payment_key=entry.refers_to,
+                payment_day="" if original is None else day_of_ms(original.at_ms).isoformat(),
+                payment_seq=0 if original is None else original.seq,
+            )
+        )
+
+    return visit
+
+
+class PurseTotals:
+    """The members' purses added up over the entries dated before `end_ms`."""
+
+    def __init__(self, end_ms: int) -> None:
+        self.end_ms = end_ms
+        self.entries = 0
+        self.totals: dict[Purse, int] = dict.fromkeys(PURSES, 0)
+
+    def visit(self, txn: Any, entry: JournalEntry) -> None:
+        if entry.at_ms >= self.end_ms:
+            return
+        self.entries += 1
+        for account, amount in entry.postings:
+            if account.startswith("member:"):
+                self.totals[Purse(account.rsplit(":", 1)[1])] += amount
+
+
+def credits_visitor(
+    shard_index: int, start_ms: int, end_ms: int, found: list[ClearingCredit]
+) -> Visit:
+    def visit(txn: Any, entry: JournalEntry) -> None:
+        if start_ms <= entry.at_ms < end_ms:
+            credit = credit_of(
+                entry.key, entry.member_no, entry.postings, entry.at_ms, shard_index, entry.seq
+            )
+            if credit is not None:
+                found.append(credit)
+
+    return visit
+
+
+def read_closing(store: WalletStore, day: date) -> ShardClosing | None:
+    with store.env.begin() as txn:
+        raw = txn.get(day.isoformat().encode(), db=store.closings_db)
+    return None if raw is None else _closing(raw, day)
+
+
+def read_closings(store: WalletStore, first: date, last: date) -> list[ShardClosing]:
+    """The shard's closings from `first` to `last`, both included, in order."""
+    found: list[ShardClosing] = []
+    with store.env.begin() as txn:
+        cursor = txn.cursor(db=store.closings_db)
+        if cursor.set_range(first.isoformat().encode()):
+            for key, raw in cursor:
+                day = date.fromisoformat(key.decode())
+                if day > last:
+                    break
+                found.append(_closing(raw, day))
+    return found
+
+
+def _closing(raw: bytes, day: date) -> ShardClosing:
+    try:
+        closing = _closing_decoder.decode(raw)
+    except msgspec.DecodeError as error:
+        raise StoreCorrupt(f"the closing of {day} does not decode: {error}") from None
+    if closing.sums.day != day.isoformat():
+        raise StoreCorrupt(f"the closing kept under {day} is of {closing.sums.day}")
+    return closing
+
+
+def write_closing(store: WalletStore, closing: ShardClosing) -> tuple[ShardClosing, bool]:
+    """Keep `closing` unless the day was closed before; the closing kept, and whether it
+    is this one. Called on the thread that writes the shard's batches."""
+    key = closing.sums.day.encode()
+    with store.env.begin(write=True) as txn:
+        raw = txn.get(key, db=store.closings_db)
+        if raw is not None:
+            return _closing(raw, date.fromisoformat(closing.sums.day)), False
+        txn.put(key, _encoder.encode(closing), db=store.closings_db)
+    return closing, True
