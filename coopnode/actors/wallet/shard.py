@@ -29,7 +29,7 @@ from pathlib import Path
 import msgspec
 import ray
 
-from coopnode.actors.kernel.clock import system_ms
+from coopnode.actors.kernel.clock import ClockMs
 from coopnode.actors.kernel.link_tls import (
     LinkTlsError,
     files_from_ray_environment,
@@ -130,7 +130,13 @@ class WalletShard:
     `kernel.ray_calls.named_actor` makes the Ray actor of it.
     """
 
-    def __init__(self, shard_index: int, settings_json: bytes, link_token: str) -> None:
+    def __init__(
+        self,
+        shard_index: int,
+        settings_json: bytes,
+        link_token: str,
+        clock_ms: ClockMs | None = None,
+    ) -> None:
         settings = msgspec.json.decode(settings_json, type=Settings)
         self._link_token = link_token
         self._link_server: asyncio.Server | None = None
@@ -155,6 +161,7 @@ class WalletShard:
             map_size_bytes=settings.wallet.lmdb_map_size_mib * 1024 * 1024,
             fsync=settings.wallet.fsync,
             lock_wait_s=settings.wallet.lock_wait_s,
+            clock_ms=clock_ms,
         )
         # Long reads (audit, overdraft lists) run here, off the event loop; writes run on
         # the loop's thread, always the same one, as LMDB write transactions require.
@@ -388,7 +395,7 @@ class WalletShard:
         checked against its accounts, are kept and never change (`books.py`)."""
         day = date.fromisoformat(day_iso)
         _, end_ms = day_window_ms(day)
-        if system_ms() < end_ms + self._wallet.books_clock_step_max_ms:
+        if self._store.now_ms() < end_ms + self._wallet.books_clock_step_max_ms:
             reply = ClosingReply(closing=None, created=False, refused="day_not_over")
             return msgspec.msgpack.encode(reply)
         kept = await asyncio.get_running_loop().run_in_executor(
@@ -408,7 +415,7 @@ class WalletShard:
             shard_index=self._index,
             sums=sums,
             closed_by=closed_by,
-            closed_at_ms=system_ms(),
+            closed_at_ms=self._store.now_ms(),
             last_seq=self._store.next_seq - 1,
         )
         # On the loop's thread, which writes the batches: no commit runs meanwhile.

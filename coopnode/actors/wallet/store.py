@@ -253,6 +253,10 @@ class WalletStore:
     def close(self) -> None:
         self._files.close()
 
+    def now_ms(self) -> int:
+        """The store's clock: what it dates journal entries by."""
+        return self._clock_ms()
+
     @property
     def path(self) -> Path:
         """The shard's directory."""
