@@ -30,7 +30,7 @@ from coopnode.http.api.wallet import (
     member_status_hook_key,
     wallet_client_key,
 )
-from coopnode.http.console.books import BOOKS_ROUTES, books_payments_key, books_reader_key
+from coopnode.http.console.books import BOOKS_ROUTES, books_reader_key
 from coopnode.http.edge import Route, staff_token_key
 from coopnode.http.errors import error_middleware, timeout_middleware
 from coopnode.http.forwarded import forwarded_middleware
@@ -127,7 +127,6 @@ def make_app(
             app[konbini_key_key] = konbini_webhook_key
             app[payments_settings_key] = settings
             routes += KONBINI_ROUTES
-            app[books_payments_key] = charging.payments
             app.router.add_routes(konbini_routes(settings))
     # The accounts office's books (console/books); reconciliation needs the payments too.
     app[books_reader_key] = BooksReader(wallet)

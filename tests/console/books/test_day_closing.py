@@ -296,6 +296,7 @@ async def test_a_later_correction_shows_on_its_own_day_linked_to_the_payment(
     )
 
     first = msgspec.msgpack.decode(await shard.books_day(DAY.isoformat()), type=ShardDay)
+    assert closing.closing is not None
     assert first.closing == closing.closing and first.sums == closing.closing.sums
 
     third = msgspec.msgpack.decode(await shard.books_day("2026-06-03"), type=ShardDay)

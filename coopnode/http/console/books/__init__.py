@@ -10,6 +10,6 @@ The figures come from the wallet shards' journals (`actors.wallet.books_client`)
 closed day is kept by each shard beside its journal (`actors.wallet.books`).
 """
 
-from coopnode.http.console.books.api import BOOKS_ROUTES, books_payments_key, books_reader_key
+from coopnode.http.console.books.api import BOOKS_ROUTES, books_reader_key
 
-__all__ = ["BOOKS_ROUTES", "books_payments_key", "books_reader_key"]
+__all__ = ["BOOKS_ROUTES", "books_reader_key"]

@@ -12,7 +12,6 @@ from aiohttp import web
 
 from coopnode.actors.identity.messages import AuditRecord
 from coopnode.actors.kernel.clock import system_ms
-from coopnode.actors.payments.actor import PaymentsClient
 from coopnode.actors.payments.messages import ChargeRecord, ChargesMoved, GetCharge
 from coopnode.actors.wallet.books_client import BooksReader, ClosingRefused, NodeDay
 from coopnode.catalogues import JAPANESE, N_, Catalogue, catalogue, languages
@@ -26,6 +25,7 @@ from coopnode.domain.books import (
 )
 from coopnode.domain.reconciliation import ChargeSide, DayReconciliation, reconcile
 from coopnode.domain.staff import Permission
+from coopnode.http.api.konbini import charging_key
 from coopnode.http.console.books import charts
 from coopnode.http.console.books.csv_files import (
     CsvEncoding,
@@ -38,7 +38,6 @@ from coopnode.http.errors import ApiError
 from coopnode.http.identity_front import ask
 
 books_reader_key = web.AppKey("books_reader", BooksReader)
-books_payments_key = web.AppKey("books_payments", PaymentsClient)
 # Charges a day's reconciliation reads from the payments store: a busy co-op takes a few
 # thousand charges on the first day of term; a day past this is refused, not cut short.
 RECONCILE_CHARGES_MAX = 50_000
@@ -169,9 +168,10 @@ def _side(record: ChargeRecord) -> ChargeSide:
 
 
 async def reconciliation_of(request: web.Request, day: date) -> DayReconciliation:
-    payments = request.app.get(books_payments_key)
-    if payments is None:
+    charging = request.app.get(charging_key)
+    if charging is None:
         raise ApiError("payments_off", "this node runs without card and konbini payments")
+    payments = charging.payments
     start_ms, end_ms = day_window_ms(day)
     # A credit booked the evening before of a charge the payments store moved after
     # midnight is the day before's: read that day's credits too (`reconcile`).
