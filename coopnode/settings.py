@@ -126,9 +126,8 @@ class WalletSettings(_Section, frozen=True):
     # that a burst cannot exhaust memory or make every caller wait without bound.
     mailbox_max_ops: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 50_000
     # The books' long reads (a day's settlement, the unused balance) read the journal in
-    # chunks of this many entries, each one hand-over to the shard's reading thread: a
-    # chunk decodes in a few milliseconds, so a group commit never waits longer than
-    # that for the interpreter while an accountant closes a day.
+    # the shard's books reader process, in read transactions of this many entries each,
+    # so that no reader keeps old pages of the file from being reused for long.
     books_read_chunk_entries: Annotated[int, msgspec.Meta(ge=16, le=100_000)] = 2_000
     # How far back the wall clock may step between two commits (an NTP correction): the
     # books read this much past a day's edges, since entries are dated by the clock.

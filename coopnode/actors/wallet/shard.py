@@ -16,13 +16,16 @@ serves anything.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
+import multiprocessing
 import os
 import shutil
 import ssl
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -40,17 +43,15 @@ from coopnode.actors.wallet.link import BatchReply, serve_link
 from coopnode.actors.wallet.messages import (
     AuditReport,
     ClosingReply,
-    PurseTotalsReply,
     ShardClosing,
     ShardDay,
 )
 from coopnode.actors.wallet.move import DATA_FILE, copy_environment, mark_moved, read_chunk
 from coopnode.actors.wallet.store import WalletStore
-from coopnode.domain.books import DayFold, DaySums, day_window_ms, figure_problems
+from coopnode.domain.books import DaySums, day_window_ms, figure_problems
 from coopnode.domain.errors import InvariantViolation, StoreCorrupt
 from coopnode.domain.messages import OPERATION_FAILED, Operation, Result, decline
-from coopnode.domain.money import Purses, Reason
-from coopnode.domain.reconciliation import ClearingCredit
+from coopnode.domain.money import Reason
 from coopnode.logs import configure_logging, get_logger
 from coopnode.settings import Settings
 
@@ -168,6 +169,8 @@ class WalletShard:
         self._long_reads = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"shard-{shard_index}"
         )
+        # The books' long reads run in a process of their own (`books.py`).
+        self._books_reader: ProcessPoolExecutor | None = None
         self._mailbox: deque[_Waiting] = deque()
         self._pending_ops = 0
         self._committing = False
@@ -344,32 +347,31 @@ class WalletShard:
 
     # The books (`books.py`): long reads in chunks on the reading thread.
 
-    async def _scan(self, from_ms: int, stop_ms: int, visit: books.Visit) -> None:
-        """Visit the entries dated from `from_ms` (0: the first) up to `stop_ms`, give or
-        take the clock's steps, a chunk per hand-over to the reading thread."""
-        loop = asyncio.get_running_loop()
-        slack_ms = self._wallet.books_clock_step_max_ms
-        seq = 1
-        if from_ms > 0:
-            seq = await loop.run_in_executor(
-                self._long_reads, books.first_seq_at, self._store, from_ms - slack_ms
+    async def _books_job(self, job: Callable[..., bytes], *args: object) -> bytes:
+        """Run one of the books' long reads in the shard's books reader process (`books.py`),
+        started on first use."""
+        if self._books_reader is None:
+            self._books_reader = ProcessPoolExecutor(
+                max_workers=1,
+                # Not forked: this process runs Ray's threads and the event loop's.
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=books.reader_started,
             )
-        chunk = self._wallet.books_read_chunk_entries
-        while seq:
-            seq = await loop.run_in_executor(
-                self._long_reads,
-                books.scan_chunk,
-                self._store,
-                seq,
-                stop_ms + slack_ms,
-                chunk,
-                visit,
-            )
+        wallet = self._wallet
+        common = (str(self._store.path), self._index)
+        tail = (wallet.books_read_chunk_entries, wallet.books_clock_step_max_ms)
+        call = functools.partial(job, *common, *args, *tail)
+        return await asyncio.get_running_loop().run_in_executor(self._books_reader, call)
+
+    def close_books(self) -> None:
+        """Stop the books reader process, if it was started."""
+        if self._books_reader is not None:
+            self._books_reader.shutdown(wait=True, cancel_futures=True)
+            self._books_reader = None
 
     async def _day_sums(self, day: date) -> DaySums:
-        fold = DayFold(day)
-        await self._scan(fold.start_ms, fold.end_ms, books.day_visitor(self._store, fold))
-        return fold.result()
+        raw = await self._books_job(books.day_sums_job, day.isoformat())
+        return msgspec.msgpack.decode(raw, type=DaySums)
 
     async def books_day(self, day_iso: str) -> bytes:
         """The shard's figures of a day: as closed, or as the journal has them now."""
@@ -423,21 +425,13 @@ class WalletShard:
         return msgspec.msgpack.encode(ClosingReply(closing=kept, created=created))
 
     async def purse_totals(self, end_ms: int) -> bytes:
-        """What the members held in each purse at `end_ms`, from the journal up to then."""
-        totals = books.PurseTotals(end_ms)
-        await self._scan(0, end_ms, totals.visit)
-        reply = PurseTotalsReply(
-            shard_index=self._index, totals=Purses.of(totals.totals), entries=totals.entries
-        )
-        return msgspec.msgpack.encode(reply)
+        """What the members held in each purse at `end_ms`, from the journal up to then
+        (`PurseTotalsReply`)."""
+        return await self._books_job(books.purse_totals_job, end_ms)
 
     async def clearing_credits(self, start_ms: int, end_ms: int) -> bytes:
         """The credits booked through card and konbini clearing between the instants."""
-        found: list[ClearingCredit] = []
-        await self._scan(
-            start_ms, end_ms, books.credits_visitor(self._index, start_ms, end_ms, found)
-        )
-        return msgspec.msgpack.encode(found)
+        return await self._books_job(books.credits_job, start_ms, end_ms)
 
     # A move to another host's disk (`move.py`; `coopnode admin move-shard`).
 
@@ -479,6 +473,7 @@ class WalletShard:
         """Mark the files here as moved to `disk` and close them; the actor is killed next."""
         if not self._fenced:
             raise RuntimeError("a shard retires only once fenced")
+        self.close_books()
         mark_moved(self._path, disk)
         shutil.rmtree(self._outgoing, ignore_errors=True)
         self._store.close()

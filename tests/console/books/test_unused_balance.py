@@ -50,6 +50,7 @@ async def shard(tmp_path: Path, clock: Clock) -> AsyncIterator[WalletShard]:
     )
     actor = WalletShard(0, msgspec.json.encode(settings), "token", clock_ms=clock)
     yield actor
+    actor.close_books()
     actor._store.close()
 
 
