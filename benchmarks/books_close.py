@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--phase-s", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
-    data_dir = Path(tempfile.mkdtemp(prefix="books-bench-", dir=Path.cwd()))
+    data_dir = Path(tempfile.mkdtemp(prefix="cnbooks", dir="/tmp"))
     try:
         result = asyncio.run(_run(args, data_dir))
     finally:

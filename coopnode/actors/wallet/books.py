@@ -77,9 +77,17 @@ class Journal(Protocol):
 class ReadOnlyJournal:
     """A shard's files opened read only, in the books reader's process."""
 
-    def __init__(self, path: Path, shard_index: int) -> None:
+    def __init__(self, path: Path, shard_index: int, map_size_bytes: int) -> None:
         self.shard_index = shard_index
-        self.env = lmdb.open(str(path), readonly=True, lock=True, max_dbs=16, max_readers=126)
+        # The map as large as the shard's: a smaller one fails once the file outgrows it.
+        self.env = lmdb.open(
+            str(path),
+            readonly=True,
+            lock=True,
+            max_dbs=16,
+            max_readers=126,
+            map_size=map_size_bytes,
+        )
         # Opened outside any transaction of ours: a handle opened inside a read
         # transaction is closed with it.
         self.journal_db = self.env.open_db(b"journal", create=False)
@@ -269,12 +277,13 @@ def reader_started() -> None:
     os.nice(READER_NICENESS)
 
 
-def _journal(path: str, shard_index: int) -> ReadOnlyJournal:
+def _journal(path: str, shard_index: int, map_size_bytes: int) -> ReadOnlyJournal:
     journal = _opened.get((path, shard_index))
     if journal is None:
         if len(_opened) >= _READERS_MAX:
             _opened.clear()
-        journal = _opened[path, shard_index] = ReadOnlyJournal(Path(path), shard_index)
+        opened = ReadOnlyJournal(Path(path), shard_index, map_size_bytes)
+        journal = _opened[path, shard_index] = opened
     return journal
 
 
@@ -288,16 +297,20 @@ def scan(
         seq = scan_chunk(journal, seq, stop_ms + slack_ms, chunk, visit)
 
 
-def day_sums_job(path: str, shard_index: int, day_iso: str, chunk: int, slack_ms: int) -> bytes:
-    journal = _journal(path, shard_index)
+def day_sums_job(
+    path: str, shard_index: int, map_size: int, day_iso: str, chunk: int, slack_ms: int
+) -> bytes:
+    journal = _journal(path, shard_index, map_size)
     fold = DayFold(date.fromisoformat(day_iso))
     scan(journal, fold.start_ms, fold.end_ms, chunk, slack_ms, day_visitor(journal, fold))
     return _encoder.encode(fold.result())
 
 
-def purse_totals_job(path: str, shard_index: int, end_ms: int, chunk: int, slack_ms: int) -> bytes:
+def purse_totals_job(
+    path: str, shard_index: int, map_size: int, end_ms: int, chunk: int, slack_ms: int
+) -> bytes:
     totals = PurseTotals(end_ms)
-    scan(_journal(path, shard_index), 0, end_ms, chunk, slack_ms, totals.visit)
+    scan(_journal(path, shard_index, map_size), 0, end_ms, chunk, slack_ms, totals.visit)
     reply = PurseTotalsReply(
         shard_index=shard_index, totals=Purses.of(totals.totals), entries=totals.entries
     )
@@ -305,9 +318,15 @@ def purse_totals_job(path: str, shard_index: int, end_ms: int, chunk: int, slack
 
 
 def credits_job(
-    path: str, shard_index: int, start_ms: int, end_ms: int, chunk: int, slack_ms: int
+    path: str,
+    shard_index: int,
+    map_size: int,
+    start_ms: int,
+    end_ms: int,
+    chunk: int,
+    slack_ms: int,
 ) -> bytes:
     found: list[ClearingCredit] = []
     visit = credits_visitor(shard_index, start_ms, end_ms, found)
-    scan(_journal(path, shard_index), start_ms, end_ms, chunk, slack_ms, visit)
+    scan(_journal(path, shard_index, map_size), start_ms, end_ms, chunk, slack_ms, visit)
     return _encoder.encode(found)

@@ -358,7 +358,7 @@ class WalletShard:
                 initializer=books.reader_started,
             )
         wallet = self._wallet
-        common = (str(self._store.path), self._index)
+        common = (str(self._store.path), self._index, wallet.lmdb_map_size_mib * 1024 * 1024)
         tail = (wallet.books_read_chunk_entries, wallet.books_clock_step_max_ms)
         call = functools.partial(job, *common, *args, *tail)
         return await asyncio.get_running_loop().run_in_executor(self._books_reader, call)
