@@ -56,3 +56,20 @@ class ShardDay(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 
     closing: ShardClosing | None
     sums: DaySums
+
+
+class ReplicaRole(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where a replica stands, for the fronts and for tests."""
+
+    shard: int
+    replica: int
+    pid: int
+    formatted: bool
+    status: str
+    view: int
+    primary: int
+    op: int
+    commit: int
+    applied: int
+    # The link a front sends batches on; "" unless this replica is the primary now.
+    endpoint: str
