@@ -44,6 +44,10 @@ RECONCILE_CHARGES_MAX = 50_000
 # The longest range of days a chart reads (a term and a half of closed days).
 CHART_DAYS_MAX = 200
 _DAY_MS = 86_400_000
+# The days the books answer for: none before the node existed, and none so far ahead that
+# a day's window (and the day after it) leaves what `datetime` can hold.
+BOOKS_FIRST_DAY = date(2000, 1, 1)
+BOOKS_LAST_DAY = date(2999, 12, 31)
 
 IsoDate = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
 Language = Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2,3}$")]
@@ -67,9 +71,14 @@ class RangeQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
 
 def _day(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise ApiError("invalid_input", f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if not BOOKS_FIRST_DAY <= day <= BOOKS_LAST_DAY:
+        raise ApiError(
+            "invalid_input", f"the books hold days from {BOOKS_FIRST_DAY} to {BOOKS_LAST_DAY}"
+        )
+    return day
 
 
 def _path_day(request: web.Request) -> date:
