@@ -23,6 +23,7 @@ from coopnode.http.api.konbini import (
     payments_settings_key,
 )
 from coopnode.http.api.oauth import OAUTH_ROUTES
+from coopnode.http.api.staff import STAFF_ACCESS_ROUTES
 from coopnode.http.api.wallet import (
     ROUTES,
     MemberStatusHook,
@@ -116,7 +117,7 @@ def make_app(
     # the wallet alone) the node serves the wallet API only.
     routes = ROUTES + (TILL_ROUTES if tills is not None else ())
     if identity is not None:
-        routes += _identity_routes(app, settings, identity) + DESK_ROUTES
+        routes += _identity_routes(app, settings, identity) + DESK_ROUTES + STAFF_ACCESS_ROUTES
         # The member portal's pages sit on the identity engine and the wallet.
         setup_portal(app, settings)
         if charging is not None:

@@ -26,7 +26,7 @@ UNKNOWN_CHARGE = "0123456789abcdef01234567"
 def refund_command(node: NodeProcess, *arguments: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "coopnode.node.cli", "--config", str(TEST_CONFIG)]
     command += ["admin", "konbini", "refund", *arguments, "--node", node.url]
-    command += ["--token-file", str(node.data_dir / "staff-token")]
+    command += ["--token-file", str(node.machine_token_file)]
     return subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=60, check=False
     )
