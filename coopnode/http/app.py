@@ -30,6 +30,7 @@ from coopnode.http.api.wallet import (
     member_status_hook_key,
     wallet_client_key,
 )
+from coopnode.http.console.parts import setup_console
 from coopnode.http.edge import Route, staff_token_key
 from coopnode.http.errors import error_middleware, timeout_middleware
 from coopnode.http.forwarded import forwarded_middleware
@@ -120,6 +121,8 @@ def make_app(
         routes += _identity_routes(app, settings, identity) + DESK_ROUTES + STAFF_ACCESS_ROUTES
         # The member portal's pages sit on the identity engine and the wallet.
         setup_portal(app, settings)
+        # The staff console's pages (issue 13), on the same engine, in their own room.
+        setup_console(app)
         if charging is not None:
             # Charging (FLOWS §6): the portal's charge pages and the store network's webhook.
             app[charging_key] = charging
