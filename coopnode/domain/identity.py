@@ -394,7 +394,8 @@ class PendingLogin(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 class AuditEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     seq: int
     at_s: float
-    # "staff:<id>" for a signed-in staff member, "admin-token" for the staff API token.
+    # "staff:<id>" for a signed-in staff member, "token:<name>" for a machine's API token,
+    # "staff-token" for the bootstrap of the first administrator.
     actor: str
     action: str
     target: str

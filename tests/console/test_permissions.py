@@ -217,7 +217,7 @@ async def test_a_revoked_token_and_a_disabled_account_are_refused_at_once(
     token_id = next(view.token_id for view in roster.tokens if view.name == "auditor")
     await harness.call(TokenRevoke(actor="staff:admin", token_id=token_id))
     status, body = await _call(client, route, token)
-    assert (status, body["reason"]) == (401, "invalid_token")
+    assert (status, body["reason"]) == (401, "unauthorized")
     # An accountant may read the audit log until an administrator disables the account.
     accountant = await _staff_caller(harness, Role.ACCOUNTANT)
     assert (await _call(client, route, accountant))[0] == 200

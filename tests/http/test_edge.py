@@ -113,11 +113,12 @@ PUBLIC_OPERATIONS = {
     ("GET", "/dev/outbox.json"),
 }
 # What the app serves beside the API: the portal's pages (which send a browser without a
-# session to its sign-in page), the node's own endpoints, the till channel (signed
+# session to its sign-in page), the console's (whose access `tests/console` checks route
+# by route, for every role), the node's own endpoints, the till channel (signed
 # frames) and the development tools. None of it is in the OpenAPI document.
 NOT_API = re.compile(
     r"^(/|/portal.*|/mypage.*|/wallet(/.*)?|/lang/\{lang\}|/static/?.*|/healthz|/metrics"
-    r"|/api/openapi\.json|/till/ws|/dev/konbini.*)$"
+    r"|/api/openapi\.json|/till/ws|/dev/konbini.*|/console.*)$"
 )
 
 
@@ -198,7 +199,7 @@ class FakeIdentity:
                 permissions=every,
             )
         if check.authorization != "Bearer token-machine":
-            return refused(IdentityReason.INVALID_TOKEN, "the API token is not valid")
+            return refused(IdentityReason.UNAUTHORIZED, "a valid API token is required")
         return StaffAuthorized(
             actor="token:machine", name="machine", token_id="t1", permissions=sorted(Permission)
         )
@@ -555,7 +556,7 @@ CASES = [
             ),
             (
                 THE_TOKEN,
-                (401, {"reason": "invalid_token", "message": "the API token is not valid"}),
+                (401, {"reason": "unauthorized", "message": "a valid API token is required"}),
             ),
             (session(SessionKind.STAFF, csrf=False), CSRF),
             *((credentials, STAFF_SIGN_IN_FIRST) for credentials in others(SessionKind.STAFF)),

@@ -133,9 +133,15 @@ def test_konbini_endpoints_in_openapi(node: NodeProcess) -> None:
         "$ref": "#/components/schemas/PaymentNotice"
     }
     sweep = paths["/api/v1/staff/konbini/sweep"]["post"]
-    assert sweep["security"] == [{"staffToken": []}]
+    assert sweep["security"] == [
+        {"apiToken": ["node.operate"]},
+        {"staffSession": ["node.operate"], "csrfToken": []},
+    ]
     refund = paths["/api/v1/staff/konbini/charges/{charge_id}/refund"]["post"]
-    assert refund["security"] == [{"staffToken": []}]
+    assert refund["security"] == [
+        {"apiToken": ["money.refund"]},
+        {"staffSession": ["money.refund"], "csrfToken": []},
+    ]
     assert [p["name"] for p in refund["parameters"]] == ["charge_id"]
     assert {"KonbiniRefundRequest", "KonbiniRefundAnswer", "SweepAnswer", "WebhookAnswer"} <= set(
         document["components"]["schemas"]

@@ -130,13 +130,13 @@ class StaffAccess:
     ) -> StaffAuthorized | Refused:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
-            return refused(IdentityReason.INVALID_TOKEN, "the API token is not valid")
+            return refused(IdentityReason.UNAUTHORIZED, "a valid API token is required")
         key = digest(token.strip())
         now_s = self.context.clock()
         with self.context.store.read() as tx:
             record = tx.api_token(key)
         if record is None or record.revoked_at_s:
-            return refused(IdentityReason.INVALID_TOKEN, "the API token is unknown or revoked")
+            return refused(IdentityReason.UNAUTHORIZED, "the API token is unknown or revoked")
         if permission is None or permission not in record.scopes:
             wanted = permission.value if permission is not None else "a staff session"
             return refused(

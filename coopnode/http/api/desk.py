@@ -9,7 +9,8 @@
     POST /api/v1/staff/events/{id}/attendance        record whether a member came
 
 Every change is written with its audit entry in one identity-store transaction
-(`identity_desk`); the actor in the audit log is `admin-token`.
+(`identity_desk`); the actor in the audit log is the caller: `staff:<id>` for a staff
+member, `token:<name>` for a machine's API token (`edge.staff_actor`).
 """
 
 from __future__ import annotations
