@@ -44,6 +44,7 @@ import msgspec
 from aiohttp import web
 
 from coopnode.actors.identity.messages import (
+    AuditRecord,
     AuthorizeStaff,
     CheckSession,
     OAuthIntrospect,
@@ -179,6 +180,9 @@ class Machine(msgspec.Struct, frozen=True, tag="machine", kw_only=True):
 
 Caller = Anybody | TokenHolder | SignedIn | BearerMember | StaffMember | Machine
 CALLER: web.RequestKey[Caller] = web.RequestKey("caller")
+# What a staff change acted on, when its path does not say (a wallet opened, a card
+# bound, a till registered): set by the handler for the audit log (`Route.audit`).
+AUDIT_TARGET: web.RequestKey[str] = web.RequestKey("audit_target")
 
 
 def staff_actor(request: web.Request) -> str:
@@ -325,6 +329,11 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     error: Any = None
     # What a success answers: JSON of `response` unless this says otherwise.
     content_type: str = "application/json"
+    # The audit log's action for a staff change this route makes, recorded under the
+    # caller (`staff_actor`) once it succeeded; empty when the route changes nothing, is
+    # no staff action, or its handler has the identity actor record it in the same
+    # transaction as the change (staff, desk, enrolment).
+    audit: str = ""
 
     @property
     def changes(self) -> bool:
@@ -334,7 +343,22 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     async def serve(self, request: web.Request) -> web.StreamResponse:
         """The handler the app registers: access first, then the route's own handler."""
         request[CALLER] = await admit(request, self.access, changes=self.changes)
-        return await self.handler(request)
+        response = await self.handler(request)
+        if self.audit and response.status < 300:
+            await self._record(request)
+        return response
+
+    async def _record(self, request: web.Request) -> None:
+        """The change in the audit log, under the person or the token that made it; its
+        target is what the path names (a member, a card, a till), else the handler's."""
+        target = request.get(AUDIT_TARGET) or " ".join(request.match_info.values())
+        record = AuditRecord(
+            actor=staff_actor(request),
+            action=self.audit,
+            target=target,
+            detail=f"{self.method} {request.path}",
+        )
+        await ask(request, record)
 
 
 # Input ------------------------------------------------------------------------------------------

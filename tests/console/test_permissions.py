@@ -23,6 +23,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from coopnode.actors.backup.client import BackupClient
 from coopnode.actors.identity.actor import LocalIdentity
 from coopnode.actors.identity.messages import (
+    AuditList,
+    AuditPage,
     BootstrapAdministrator,
     Bootstrapped,
     CreateStaff,
@@ -190,6 +192,15 @@ async def test_every_staff_route_admits_exactly_the_roles_and_scopes_that_grant_
                 assert (status, body["reason"]) == (403, "forbidden"), (where, body)
                 assert permission.value in body["message"], where
                 assert len(seen) == before, f"{where}: the handler ran"
+    # Each change a route audits is in the log under whoever made it, never a shared name.
+    audit = await harness.call(AuditList(limit=500))
+    assert isinstance(audit, AuditPage)
+    suspended = {e.actor for e in audit.entries if e.action == "member.suspend"}
+    assert suspended == {
+        "staff:counterclerk1",
+        "staff:administrator1",
+        "token:with-members-change",
+    }, suspended
 
 
 async def test_without_credentials_a_staff_route_answers_401(

@@ -23,8 +23,10 @@ from coopnode.actors.backup.client import BackupClient
 from coopnode.actors.identity.answers import refused
 from coopnode.actors.identity.messages import (
     Answer,
+    AuditRecord,
     AuthorizeStaff,
     CheckSession,
+    Done,
     IdentityReason,
     IdentityRequest,
     OAuthIntrospect,
@@ -156,6 +158,8 @@ class FakeIdentity:
                 return Answer(reply=self._token(request))
             case AuthorizeStaff():
                 return Answer(reply=self._staff(request))
+            case AuditRecord():
+                return Answer(reply=Done(message="recorded"))
         raise AssertionError(f"the edge asked the identity actor {request!r}")
 
     def _session(self, check: CheckSession) -> Principal | Refused:

@@ -75,6 +75,7 @@ BACKUP_ROUTES: tuple[Route, ...] = (
             "backup.dir (a name, or an absolute path there that is new or empty)"
         ),
         access=staff_may(Permission.NODE_OPERATE),
+        audit="backup.start",
         handler=start_backup,
         request=StartBackup,
         response=BackupStatus,

@@ -232,6 +232,7 @@ KONBINI_ROUTES: tuple[Route, ...] = (
         path="/api/v1/staff/konbini/sweep",
         summary="Expire the convenience-store charges past their deadline now",
         access=staff_may(Permission.NODE_OPERATE),
+        audit="konbini.sweep",
         handler=konbini_sweep,
         request=SweepRequest,
         response=SweepAnswer,

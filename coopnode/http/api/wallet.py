@@ -45,6 +45,7 @@ from coopnode.domain.messages import (
 from coopnode.domain.money import Purse, Reason, TillKind
 from coopnode.domain.staff import Permission
 from coopnode.http.edge import (
+    AUDIT_TARGET,
     Body,
     Route,
     member_no_of,
@@ -126,6 +127,7 @@ async def _submit(request: web.Request, op: Any, success_status: int = 200) -> w
 async def open_wallet(request: web.Request) -> web.Response:
     body = await read_body(request, OpenWalletRequest)
     op = OpenWallet(**msgspec.structs.asdict(body))
+    request[AUDIT_TARGET] = body.member_no
     return await _submit(request, op, 201)
 
 
@@ -224,6 +226,7 @@ ROUTES: tuple[Route, ...] = (
         path="/api/v1/wallets",
         summary="Open a member's wallet with the deposits paid at enrolment",
         access=staff_may(Permission.MEMBERS_CHANGE),
+        audit="wallet.open",
         handler=open_wallet,
         request=OpenWalletRequest,
         response=Booked,
@@ -260,6 +263,7 @@ ROUTES: tuple[Route, ...] = (
         path=f"{_W}/payments/{{payment_key}}/void",
         summary="Void today's payment in full",
         access=staff_may(Permission.PAYMENTS_TAKE),
+        audit="payment.void",
         handler=void_payment,
         request=VoidRequest,
         response=Booked,
@@ -269,6 +273,7 @@ ROUTES: tuple[Route, ...] = (
         path=f"{_W}/payments/{{payment_key}}/settle",
         summary="Recover an offline tap's overdraft from the member's purses now",
         access=staff_may(Permission.OVERDRAFT_SETTLE),
+        audit="overdraft.settle",
         handler=settle_overdraft,
         request=VoidRequest,
         response=Booked,
@@ -278,6 +283,7 @@ ROUTES: tuple[Route, ...] = (
         path=f"{_W}/payments/{{payment_key}}/refunds",
         summary="Refund part or all of a payment",
         access=staff_may(Permission.MONEY_REFUND),
+        audit="payment.refund",
         handler=refund,
         request=RefundRequest,
         response=Booked,
@@ -287,6 +293,7 @@ ROUTES: tuple[Route, ...] = (
         path=f"{_W}/charges",
         summary="Credit a charge (card, convenience store or counter) to a purse",
         access=staff_may(Permission.MONEY_CHARGE),
+        audit="wallet.charge",
         handler=charge,
         request=ChargeRequest,
         response=Booked,
@@ -296,6 +303,7 @@ ROUTES: tuple[Route, ...] = (
         path=f"{_W}/moves",
         summary="Move money from base money to cafeteria or textbook money",
         access=staff_may(Permission.MONEY_CHARGE),
+        audit="wallet.move",
         handler=move,
         request=MoveRequest,
         response=Booked,
@@ -305,6 +313,7 @@ ROUTES: tuple[Route, ...] = (
         path=f"{_W}/suspend",
         summary="Suspend the account: every card and payment is refused",
         access=staff_may(Permission.MEMBERS_CHANGE),
+        audit="member.suspend",
         handler=suspend,
         response=StatusChanged,
     ),
@@ -313,6 +322,7 @@ ROUTES: tuple[Route, ...] = (
         path=f"{_W}/resume",
         summary="Resume a suspended account (at the co-op counter)",
         access=staff_may(Permission.MEMBERS_CHANGE),
+        audit="member.resume",
         handler=resume,
         response=StatusChanged,
     ),

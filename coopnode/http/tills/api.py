@@ -30,7 +30,7 @@ from coopnode.domain.money import Reason, TillKind
 from coopnode.domain.staff import Permission
 from coopnode.domain.till_frames import Idm, TillId
 from coopnode.http.api.wallet import wallet_client_key
-from coopnode.http.edge import Body, Route, member_no_of, read_body, staff_may
+from coopnode.http.edge import AUDIT_TARGET, Body, Route, member_no_of, read_body, staff_may
 from coopnode.http.errors import ApiError
 from coopnode.http.tills.channel import till_hub_key
 from coopnode.http.tills.hub import RegistryUnavailable
@@ -138,6 +138,7 @@ async def bind_card(request: web.Request) -> web.Response:
     body = await read_body(request, BindCardRequest)
     await _require_wallet(request, body.member_no)
     change = await _change(request, BindCard(idm=body.idm, member_no=body.member_no))
+    request[AUDIT_TARGET] = body.member_no
     return _json(change.cards[-1], 201)
 
 
@@ -165,6 +166,7 @@ async def add_till(request: web.Request) -> web.Response:
     body = await read_body(request, AddTillRequest)
     op = AddTill(store=body.store, kind=body.kind, public_key=bytes.fromhex(body.public_key_hex))
     change = await _change(request, op)
+    request[AUDIT_TARGET] = change.tills[-1].till_id
     return _json(_till_view(change.tills[-1]), 201)
 
 
@@ -215,6 +217,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         path="/api/v1/cards",
         summary="Bind a FeliCa card (IDm) to a member who has no active card",
         access=staff_may(Permission.MEMBERS_CHANGE),
+        audit="card.bind",
         handler=bind_card,
         request=BindCardRequest,
         response=CardRecord,
@@ -233,6 +236,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         path="/api/v1/cards/{idm}/lost",
         summary="Report a card lost: it is refused at every till at once",
         access=staff_may(Permission.MEMBERS_CHANGE),
+        audit="card.lost",
         handler=report_lost,
         response=CardRecord,
     ),
@@ -241,6 +245,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         path="/api/v1/wallets/{member_no}/card",
         summary="Reissue: bind a new card to the member; the old one stays blocked",
         access=staff_may(Permission.MEMBERS_CHANGE),
+        audit="card.reissue",
         handler=reissue_card,
         request=ReissueRequest,
         response=CardRecord,
@@ -251,6 +256,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         path="/api/v1/tills",
         summary="Register a till with its Ed25519 public key",
         access=staff_may(Permission.TILLS_MANAGE),
+        audit="till.register",
         handler=add_till,
         request=AddTillRequest,
         response=TillView,
@@ -269,6 +275,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         path="/api/v1/tills/{till_id}/retire",
         summary="Retire a till: it is disconnected and can no longer connect",
         access=staff_may(Permission.TILLS_MANAGE),
+        audit="till.retire",
         handler=retire_till,
         response=TillView,
     ),
