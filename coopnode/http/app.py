@@ -24,13 +24,18 @@ from coopnode.http.api.konbini import (
     payments_settings_key,
 )
 from coopnode.http.api.oauth import OAUTH_ROUTES
+from coopnode.http.api.staff import STAFF_ACCESS_ROUTES
 from coopnode.http.api.wallet import (
     ROUTES,
     MemberStatusHook,
     member_status_hook_key,
     wallet_client_key,
 )
+<<<<<<< HEAD
 from coopnode.http.console.books import BOOKS_ROUTES, books_reader_key
+=======
+from coopnode.http.console.parts import setup_console
+>>>>>>> console-staff
 from coopnode.http.edge import Route, staff_token_key
 from coopnode.http.errors import error_middleware, timeout_middleware
 from coopnode.http.forwarded import forwarded_middleware
@@ -118,9 +123,11 @@ def make_app(
     # the wallet alone) the node serves the wallet API only.
     routes = ROUTES + (TILL_ROUTES if tills is not None else ())
     if identity is not None:
-        routes += _identity_routes(app, settings, identity) + DESK_ROUTES
+        routes += _identity_routes(app, settings, identity) + DESK_ROUTES + STAFF_ACCESS_ROUTES
         # The member portal's pages sit on the identity engine and the wallet.
         setup_portal(app, settings)
+        # The staff console's pages (issue 13), on the same engine, in their own room.
+        setup_console(app)
         if charging is not None:
             # Charging (FLOWS §6): the portal's charge pages and the store network's webhook.
             app[charging_key] = charging
