@@ -31,11 +31,8 @@ from coopnode.http.api.wallet import (
     member_status_hook_key,
     wallet_client_key,
 )
-<<<<<<< HEAD
 from coopnode.http.console.books import BOOKS_ROUTES, books_reader_key
-=======
 from coopnode.http.console.parts import setup_console
->>>>>>> console-staff
 from coopnode.http.edge import Route, staff_token_key
 from coopnode.http.errors import error_middleware, timeout_middleware
 from coopnode.http.forwarded import forwarded_middleware
