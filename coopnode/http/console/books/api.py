@@ -120,12 +120,15 @@ async def close_day(request: web.Request) -> web.Response:
         # Figures that do not explain the journal are a defect: the shard logged them.
         raise ApiError("internal_error", "the day's figures do not add up; see the log") from None
     if closed_now:
-        detail = f"{node_day.sums.entries} entries"
-        await ask(
-            request,
-            AuditRecord(actor=actor, action="books.close", target=day.isoformat(), detail=detail),
-        )
+        await audit_closing(request, day, actor, node_day)
     return _json(node_day)
+
+
+async def audit_closing(request: web.Request, day: date, actor: str, node_day: NodeDay) -> None:
+    """The closing in the audit log, under the person (or machine) who closed the day."""
+    detail = f"{node_day.sums.entries} entries"
+    record = AuditRecord(actor=actor, action="books.close", target=day.isoformat(), detail=detail)
+    await ask(request, record)
 
 
 async def settlement_csv(request: web.Request) -> web.Response:
@@ -211,7 +214,8 @@ async def unused_balance_of(request: web.Request, reference: date) -> UnusedBala
     return unused_balance(reference, end_ms, totals, entries)
 
 
-def _today() -> date:
+def today() -> date:
+    """Today where the co-op is."""
     return day_of_ms(system_ms())
 
 
@@ -221,13 +225,13 @@ def report_date(query: ReportQuery, today: date) -> date:
 
 async def unused_balance_report(request: web.Request) -> web.Response:
     query = read_query(request, ReportQuery)
-    return _json(await unused_balance_of(request, report_date(query, _today())))
+    return _json(await unused_balance_of(request, report_date(query, today())))
 
 
 async def unused_balance_csv(request: web.Request) -> web.Response:
     query = read_query(request, ReportQuery)
     texts = _texts(query.lang)
-    report = await unused_balance_of(request, report_date(query, _today()))
+    report = await unused_balance_of(request, report_date(query, today()))
     body = encode(unused_balance_rows(report, texts), query.encoding)
     charset = "utf-8" if query.encoding is CsvEncoding.UTF8_BOM else "shift_jis"
     return _file(body, "text/csv", f"unused-balance-{report.reference_date}.csv", charset)
