@@ -76,6 +76,8 @@ def test_an_accountants_day(
     expect(sale_rows.filter(has_text=words("ミール", "Meal"))).to_contain_text("1,000")
     expect(page.locator("#sales-chart")).to_be_visible()
     assert page.locator("#sales-chart").evaluate("image => image.naturalWidth") > 0
+    expect(page.locator("#meal-chart")).to_be_visible()
+    assert page.locator("#meal-chart").evaluate("image => image.naturalWidth") > 0
     page.click("#close-day")
     expect(page.locator("#books-error")).to_have_text(
         words(

@@ -40,6 +40,9 @@ from coopnode.http.errors import ApiError, PageError
 SETTLEMENT = "/console/books"
 RECONCILIATION = "/console/books/reconciliation"
 UNUSED_BALANCE = "/console/books/unused-balance"
+# The meal-plan chart beside a day covers the days up to it, a term's worth (a semester is
+# about four months).
+TERM_DAYS = 120
 _LABELS = {
     "line_labels": LINE_LABELS,
     "source_labels": SOURCE_LABELS,
@@ -70,6 +73,7 @@ async def settlement_page(request: web.Request, error: str = "") -> web.Response
     sales = {store: sum(hours) for store, hours in sums.hourly_sales.items()}
     context = {
         "day": day.isoformat(),
+        "term_first": max(BOOKS_FIRST_DAY, day - timedelta(days=TERM_DAYS - 1)).isoformat(),
         "node_day": node_day,
         "sums": sums,
         "sales_by_store": sales,
