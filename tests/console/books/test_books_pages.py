@@ -109,6 +109,10 @@ def test_an_accountants_day(
     expect(page).to_have_url(re.compile(rf"/console/books\?day={past}$"))
     expect(page.locator("#closed-note")).to_contain_text(f"staff:{accountant.staff_id}")
     expect(page.locator("#close-day")).to_have_count(0)
+    # The closing is in the audit log under the accountant's name.
+    page.click("#menu-audit")
+    closing = page.locator("#audit-table tr", has_text=past).filter(has_text="books.close")
+    expect(closing.locator(".actor")).to_have_text(f"staff:{accountant.staff_id}")
 
     # The reconciliation of today: the card credit nobody captured, with both sides.
     page.click("#menu-books-reconciliation")
