@@ -12,7 +12,8 @@ every tap that waited behind it). The run alternates phases of `--phase-s` secon
     books   taps while the accounts office works: the first phase closes yesterday
             (its figures read from the journal, checked, kept) and builds the
             unused-balance report as of yesterday's 24:00 (every entry since the first);
-            each phase then reads both again, over and over, until it ends
+            each phase then reads both again, over and over, until it ends (the
+            first books phase goes on until the closing and a report are done)
 
 and prints the taps' p50/p99/max in each kind of phase, and how long the closing and
 one report took. The books' reads run on the shard's reading thread in chunks
@@ -31,6 +32,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -106,8 +108,15 @@ def _preload(shard: WalletShard, clock: _Clock, day_taps: int, rng: random.Rando
     return batches * PRELOAD_BATCH_OPS
 
 
-async def _load(shard: WalletShard, rate: int, seconds: float, first: int) -> list[float]:
-    """Taps at `rate` a second for `seconds`, open loop; each tap's latency in ms."""
+async def _load(
+    shard: WalletShard,
+    rate: int,
+    seconds: float,
+    first: int,
+    books_pending: Callable[[], bool] = lambda: False,
+) -> list[float]:
+    """Taps at `rate` a second for `seconds`, and on while `books_pending()` says the
+    books' first closing and report are not done; open loop; each tap's latency in ms."""
     rng = random.Random(first)
     latencies: list[float] = []
     pending: set[asyncio.Task[None]] = set()
@@ -122,8 +131,10 @@ async def _load(shard: WalletShard, rate: int, seconds: float, first: int) -> li
     started = time.perf_counter()
     total = int(rate * seconds)
     sent = 0
-    while sent < total:
-        due_now = min(total, int((time.perf_counter() - started) * rate) + 1)
+    while sent < total or books_pending():
+        due_now = int((time.perf_counter() - started) * rate) + 1
+        if not books_pending():
+            due_now = min(total, due_now)
         while sent < due_now:
             task = asyncio.get_running_loop().create_task(one(started + sent / rate, first + sent))
             pending.add(task)
@@ -147,7 +158,7 @@ async def _books(shard: WalletShard, stop: asyncio.Event, figures: dict[str, Any
         if reply.closing is None:
             raise RuntimeError(f"the day did not close: {reply.refused} {reply.problems}")
         figures["closed_entries"] = reply.closing.sums.entries
-    while not stop.is_set():
+    while not stop.is_set() or "report_s" not in figures:
         started = time.perf_counter()
         report = msgspec.msgpack.decode(await shard.purse_totals(end_ms), type=PurseTotalsReply)
         figures.setdefault("report_s", round(time.perf_counter() - started, 3))
@@ -184,12 +195,15 @@ async def _run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         figures: dict[str, Any] = {}
         sent = 0
         for _ in range(args.rounds):
-            quiet += await _load(shard, args.rate, args.phase_s, 10_000_000 + sent)
-            sent += int(args.rate * args.phase_s)
+            taps = await _load(shard, args.rate, args.phase_s, 10_000_000 + sent)
+            quiet += taps
+            sent += len(taps)
             stop = asyncio.Event()
             books = asyncio.get_running_loop().create_task(_books(shard, stop, figures))
-            busy += await _load(shard, args.rate, args.phase_s, 10_000_000 + sent)
-            sent += int(args.rate * args.phase_s)
+            pending = lambda: "report_s" not in figures  # noqa: E731
+            taps = await _load(shard, args.rate, args.phase_s, 10_000_000 + sent, pending)
+            busy += taps
+            sent += len(taps)
             stop.set()
             await books
         return {

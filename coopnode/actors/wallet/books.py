@@ -281,6 +281,9 @@ def _journal(path: str, shard_index: int, map_size_bytes: int) -> ReadOnlyJourna
     journal = _opened.get((path, shard_index))
     if journal is None:
         if len(_opened) >= _READERS_MAX:
+            # A shard moved to another disk leaves its old files' reader behind.
+            for stale in _opened.values():
+                stale.env.close()
             _opened.clear()
         opened = ReadOnlyJournal(Path(path), shard_index, map_size_bytes)
         journal = _opened[path, shard_index] = opened
