@@ -9,15 +9,16 @@ measured from when a tap was due to when its commit answered (so a stall counts 
 every tap that waited behind it). The run alternates phases of `--phase-s` seconds:
 
     quiet   taps only
-    books   taps while the accounts office works: the first phase closes yesterday
-            (its figures read from the journal, checked, kept) and builds the
-            unused-balance report as of yesterday's 24:00 (every entry since the first);
-            each phase then reads both again, over and over, until it ends (the
-            first books phase goes on until the closing and a report are done)
+    books   taps while the accounts office works: the first closes yesterday (its
+            figures read from the journal, checked, kept) and builds the unused-balance
+            report as of yesterday's 24:00 (every entry since the first); the later
+            ones read the day's figures again and build the report again; a phase lasts
+            at least `--phase-s` and until that work is done
 
-and prints the taps' p50/p99/max in each kind of phase, and how long the closing and
-one report took. The books' reads run on the shard's reading thread in chunks
-(`wallet.books_read_chunk_entries`); the commits run on the event loop's thread.
+and prints the taps' p50/p99/max in the quiet phases and of the taps due while the
+books' work ran, and how long the closing and each report took. The books' reads run in
+the shard's books reader process, in chunks (`wallet.books_read_chunk_entries`); the
+commits run on the shard's event loop.
 
 Run: .venv/bin/python -m benchmarks.books_close [--day-taps 100000] [--rate 1000]
      [--phase-s 15] [--rounds 2]
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import random
 import shutil
@@ -114,16 +116,16 @@ async def _load(
     seconds: float,
     first: int,
     books_pending: Callable[[], bool] = lambda: False,
-) -> list[float]:
-    """Taps at `rate` a second for `seconds`, and on while `books_pending()` says the
-    books' first closing and report are not done; open loop; each tap's latency in ms."""
+) -> list[tuple[float, float]]:
+    """Taps at `rate` a second for `seconds`, and on while `books_pending()`, open loop;
+    each tap's due time (perf_counter) and latency in ms."""
     rng = random.Random(first)
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
     pending: set[asyncio.Task[None]] = set()
 
     async def one(due: float, number: int) -> None:
         raw = await shard.apply(_batch_encoder.encode([_tap(number, rng)]))
-        latencies.append((time.perf_counter() - due) * 1000)
+        latencies.append((due, (time.perf_counter() - due) * 1000))
         [result] = reply_decoder.decode(raw).results
         if not isinstance(result, Booked):
             raise RuntimeError(f"a tap was refused: {result}")
@@ -145,12 +147,14 @@ async def _load(
     return latencies
 
 
-async def _books(shard: WalletShard, stop: asyncio.Event, figures: dict[str, Any]) -> None:
-    """Close yesterday once, then read it and build the report until told to stop."""
+async def _books(shard: WalletShard, figures: dict[str, Any]) -> tuple[float, float]:
+    """The accountant's work, once: close yesterday (the first time; afterwards read its
+    figures from the journal again, as the closing does) and build the unused-balance
+    report as of its 24:00. When it started and ended (perf_counter)."""
     yesterday = day_of_ms(system_ms()) - timedelta(days=1)
     _, end_ms = day_window_ms(yesterday)
+    started = time.perf_counter()
     if "close_s" not in figures:
-        started = time.perf_counter()
         reply = msgspec.msgpack.decode(
             await shard.close_day(yesterday.isoformat(), "bench"), type=ClosingReply
         )
@@ -158,16 +162,19 @@ async def _books(shard: WalletShard, stop: asyncio.Event, figures: dict[str, Any
         if reply.closing is None:
             raise RuntimeError(f"the day did not close: {reply.refused} {reply.problems}")
         figures["closed_entries"] = reply.closing.sums.entries
-    while not stop.is_set() or "report_s" not in figures:
-        started = time.perf_counter()
-        report = msgspec.msgpack.decode(await shard.purse_totals(end_ms), type=PurseTotalsReply)
-        figures.setdefault("report_s", round(time.perf_counter() - started, 3))
-        figures["report_entries"] = report.entries
-        figures["books_reads"] = figures.get("books_reads", 0) + 1
-        if stop.is_set():
-            break
+    else:
+        read = time.perf_counter()
         await shard._day_sums(yesterday)
-        figures["books_reads"] += 1
+        figures.setdefault("day_read_s", []).append(round(time.perf_counter() - read, 3))
+    report_started = time.perf_counter()
+    report = msgspec.msgpack.decode(await shard.purse_totals(end_ms), type=PurseTotalsReply)
+    figures.setdefault("report_s", []).append(round(time.perf_counter() - report_started, 3))
+    figures["report_entries"] = report.entries
+    return started, time.perf_counter()
+
+
+def _running(work: asyncio.Task[tuple[float, float]]) -> bool:
+    return not work.done()
 
 
 def _percentiles(latencies: list[float]) -> dict[str, float]:
@@ -196,16 +203,16 @@ async def _run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         sent = 0
         for _ in range(args.rounds):
             taps = await _load(shard, args.rate, args.phase_s, 10_000_000 + sent)
-            quiet += taps
+            quiet += [latency for _, latency in taps]
             sent += len(taps)
-            stop = asyncio.Event()
-            books = asyncio.get_running_loop().create_task(_books(shard, stop, figures))
-            pending = lambda: "report_s" not in figures  # noqa: E731
-            taps = await _load(shard, args.rate, args.phase_s, 10_000_000 + sent, pending)
-            busy += taps
+            work = asyncio.get_running_loop().create_task(_books(shard, figures))
+            taps = await _load(
+                shard, args.rate, args.phase_s, 10_000_000 + sent, functools.partial(_running, work)
+            )
+            began, ended = await work
+            # The taps due while the accountant's work ran, and only those.
+            busy += [latency for due, latency in taps if began <= due <= ended]
             sent += len(taps)
-            stop.set()
-            await books
         return {
             "day_taps": preloaded,
             "rate_per_s": args.rate,
@@ -237,8 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"books_close: {result['rate_per_s']} taps/s, a day of {result['day_taps']:,} taps; "
         f"tap p99 {quiet['p99_ms']} ms quiet, {books['p99_ms']} ms while closing the day "
-        f"({result.get('close_s')} s) and building the unused-balance report "
-        f"({result.get('report_s')} s over {result.get('report_entries', 0):,} entries)"
+        f"({result['close_s']} s) and building the unused-balance report "
+        f"({result['report_s'][0]} s over {result['report_entries']:,} entries)"
     )
     print(json.dumps(result, indent=2))
 

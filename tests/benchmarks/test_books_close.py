@@ -19,5 +19,5 @@ def test_a_small_run_prints_the_taps_with_and_without_the_books(
     assert "tap p99" in line and "while closing the day" in line
     figures = json.loads(document)
     assert figures["closed_entries"] == 2_000
-    assert figures["quiet"]["taps"] == 100 and figures["books"]["taps"] >= 100
-    assert figures["report_entries"] >= 2_000
+    assert figures["quiet"]["taps"] == 100
+    assert figures["report_entries"] >= 2_000 and figures["books"]["taps"] > 0

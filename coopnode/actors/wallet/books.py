@@ -2,7 +2,7 @@
 purses' totals at an instant, its clearing credits, and its part of each closed day.
 
 The long reads run in a process of their own (the shard's books reader: one worker,
-started on first use, at a lower CPU priority), which opens the shard's LMDB files read
+started on first use, at the lowest CPU priority), which opens the shard's LMDB files read
 only, as LMDB lets another process read while the shard writes. Why a process: on the
 shard's reading thread they shared the interpreter (the GIL) with the event loop's group
 commits, and a closing of 100,000 taps held the taps' p99 at 1.65 s where it was 56 ms
@@ -51,7 +51,7 @@ _encoder = msgspec.msgpack.Encoder()
 
 Visit = Callable[[Any, JournalEntry], None]
 # The books reader's niceness: the taps' commits come first when the cores are busy.
-READER_NICENESS = 10
+READER_NICENESS = 19
 # Readers a shard's books may hold open at once in its reader process.
 _READERS_MAX = 8
 
