@@ -137,3 +137,16 @@ def test_a_card_credit_nobody_captured_is_a_mismatch(booked: NodeProcess) -> Non
     [made] = [m for m in result["mismatches"] if m["charge_id"] == "made-mismatch"]
     assert made["problem"] == "no_payment"
     assert (made["journal_yen"], made["payments_yen"], made["payments_status"]) == (3_000, 0, "")
+
+
+def test_the_meal_chart_reads_the_closed_days(booked: NodeProcess) -> None:
+    first = (today() - timedelta(days=7)).isoformat()
+    status, kind, svg = raw_get(
+        booked, f"/api/v1/books/meal-use.svg?first={first}&last={today()}&lang=en"
+    )
+    assert status == 200 and kind.startswith("image/svg+xml") and svg.startswith(b"<svg")
+    assert b"Meal-plan use" in svg
+    status, refused = booked.request(
+        "GET", "/api/v1/books/meal-use.svg?first=2026-01-01&last=2025-01-01"
+    )
+    assert status == 400 and refused["reason"] == "invalid_input"
