@@ -138,3 +138,20 @@ def test_an_accountants_day(
     downloading.value.save_as(saved)
     rows = saved.read_bytes().decode("utf-8-sig").splitlines()
     assert rows[0] == words("基準日,財布,金額（円）", "Reference date,Purse,Amount (yen)")
+
+
+def test_a_store_manager_reads_the_day_but_neither_closes_it_nor_sees_the_reports(
+    node: NodeProcess, page: Page, words: Words
+) -> None:
+    manager = make_staff(node, Role.STORE_MANAGER, "mgr")
+    yesterday = (day_of_ms(system_ms()) - timedelta(days=1)).isoformat()
+    sign_in(page, manager, f"/console/books?day={yesterday}")
+    expect(page.locator("h1")).to_contain_text(words("日計", "Daily settlement"))
+    expect(page.locator("#csv-utf8")).to_be_visible()
+    expect(page.locator("#close-day")).to_have_count(0)
+    expect(page.locator("#menu-books")).to_be_visible()
+    expect(page.locator("#menu-books-reconciliation")).to_have_count(0)
+    expect(page.locator("#menu-books-unused-balance")).to_have_count(0)
+    refused = page.goto("/console/books/unused-balance")
+    assert refused is not None and refused.status == 403
+    expect(page.locator("#unused-total")).to_have_count(0)
