@@ -47,6 +47,7 @@ from coopnode.actors.wallet.messages import (
     ShardDay,
 )
 from coopnode.actors.wallet.move import DATA_FILE, copy_environment, mark_moved, read_chunk
+from coopnode.actors.wallet.replicas.faults import FlushStalls
 from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain.books import DaySums, day_window_ms, figure_problems
 from coopnode.domain.errors import InvariantViolation, StoreCorrupt
@@ -171,6 +172,9 @@ class WalletShard:
         )
         # The books' long reads run in a process of their own (`books.py`).
         self._books_reader: ProcessPoolExecutor | None = None
+        # The storage fault of tests and benchmarks (off unless they turn it on): a shard
+        # of one is replica 0, and its commit's flush stalls as a bad disk's would.
+        self._stalls = FlushStalls(settings.replication.storage_fault, 0, shard_index)
         self._mailbox: deque[_Waiting] = deque()
         self._pending_ops = 0
         self._committing = False
@@ -272,6 +276,7 @@ class WalletShard:
                     # The commit runs on the event loop's own thread: handing it to a worker
                     # thread cost more (GIL and wake-up, ~0.5 ms) than the loop loses by
                     # waiting. Frames that arrive meanwhile join the next group commit.
+                    self._stalls.before_flush()
                     results = self._store.apply_batch(ops)
                 except Exception as error:  # The store refuses one operation's failure
                     # itself; what reaches here is the store's own (StoreCorrupt, LMDB).
