@@ -42,6 +42,11 @@ class ClosingRefused(Exception):
         self.problems = problems
 
 
+class BooksUnavailable(Exception):
+    """The shards do not serve the books: a replicated shard's replicas do not yet (their
+    journals are the same, but a closing kept by one replica alone would be lost with it)."""
+
+
 async def _ask(method: Any, *args: Any) -> bytes:
     raw: bytes = await asyncio.wrap_future(method.remote(*args).future())
     return raw
@@ -51,7 +56,13 @@ class BooksReader:
     def __init__(self, wallet: WalletClient) -> None:
         self._wallet = wallet
 
+    def served(self) -> bool:
+        """Whether the shards serve the books (replicated shards do not yet)."""
+        return all(batcher.replicas is None for batcher in self._wallet.batchers)
+
     def _actors(self) -> list[Any]:
+        if not self.served():
+            raise BooksUnavailable("replicated wallet shards do not serve the books yet")
         return [batcher.actor for batcher in self._wallet.batchers]
 
     async def day(self, day: date) -> NodeDay:

@@ -91,6 +91,14 @@ def _texts(language: str) -> Catalogue:
     return catalogue(language)
 
 
+def reader(request: web.Request) -> BooksReader:
+    """The books' reader, once the shards serve the books; a 409 otherwise."""
+    books = request.app[books_reader_key]
+    if not books.served():
+        raise ApiError("books_unavailable", "replicated wallet shards do not serve the books yet")
+    return books
+
+
 def _json(value: object) -> web.Response:
     return web.Response(body=msgspec.json.encode(value), content_type="application/json")
 
@@ -105,7 +113,7 @@ def _file(body: bytes, content_type: str, filename: str, charset: str = "") -> w
 
 
 async def settlement(request: web.Request) -> web.Response:
-    node_day = await request.app[books_reader_key].day(_path_day(request))
+    node_day = await reader(request).day(_path_day(request))
     return _json(node_day)
 
 
@@ -113,7 +121,7 @@ async def close_day(request: web.Request) -> web.Response:
     day = _path_day(request)
     actor = staff_actor(request)
     try:
-        node_day, closed_now = await request.app[books_reader_key].close(day, actor)
+        node_day, closed_now = await reader(request).close(day, actor)
     except ClosingRefused as refused:
         if refused.reason == "day_not_over":
             raise ApiError("day_not_over", f"{day} is not over yet; close it tomorrow") from None
@@ -135,7 +143,7 @@ async def settlement_csv(request: web.Request) -> web.Response:
     day = _path_day(request)
     query = read_query(request, CsvQuery)
     texts = _texts(query.lang)
-    node_day = await request.app[books_reader_key].day(day)
+    node_day = await reader(request).day(day)
     body = encode(settlement_rows(node_day.sums, texts), query.encoding)
     charset = "utf-8" if query.encoding is CsvEncoding.UTF8_BOM else "shift_jis"
     return _file(body, "text/csv", f"settlement-{day.isoformat()}.csv", charset)
@@ -145,7 +153,7 @@ async def sales_by_hour_svg(request: web.Request) -> web.Response:
     day = _path_day(request)
     query = read_query(request, CsvQuery)
     texts = _texts(query.lang)
-    node_day = await request.app[books_reader_key].day(day)
+    node_day = await reader(request).day(day)
     title = texts.text(N_("books.chart.sales_by_hour"), day=day.isoformat())
     return web.Response(
         text=charts.sales_by_hour(title, node_day.sums.hourly_sales), content_type="image/svg+xml"
@@ -158,7 +166,7 @@ async def meal_use_svg(request: web.Request) -> web.Response:
     if not first <= last <= first + timedelta(days=CHART_DAYS_MAX):
         raise ApiError("invalid_input", f"a chart covers 1 to {CHART_DAYS_MAX} days")
     texts = _texts(query.lang)
-    closed = await request.app[books_reader_key].closings(first, last)
+    closed = await reader(request).closings(first, last)
     days = [(day, meal_use_yen(node_day.sums)) for day, node_day in closed.items()]
     title = texts.text(N_("books.chart.meal_use"), first=query.first, last=query.last)
     series = texts.gettext(N_("books.chart.meal_use_series"))
@@ -187,7 +195,7 @@ async def reconciliation_of(request: web.Request, day: date) -> DayReconciliatio
     start_ms, end_ms = day_window_ms(day)
     # A credit booked the evening before of a charge the payments store moved after
     # midnight is the day before's: read that day's credits too (`reconcile`).
-    credits = await request.app[books_reader_key].clearing_credits(start_ms - _DAY_MS, end_ms)
+    credits = await reader(request).clearing_credits(start_ms - _DAY_MS, end_ms)
     moved = ChargesMoved(from_ms=start_ms, to_ms=end_ms, limit=RECONCILE_CHARGES_MAX + 1)
     charges = (await payments.call(moved)).charges
     if len(charges) > RECONCILE_CHARGES_MAX:
@@ -210,7 +218,7 @@ async def reconciliation(request: web.Request) -> web.Response:
 
 async def unused_balance_of(request: web.Request, reference: date) -> UnusedBalance:
     _, end_ms = day_window_ms(reference)
-    totals, entries = await request.app[books_reader_key].purse_totals(end_ms)
+    totals, entries = await reader(request).purse_totals(end_ms)
     return unused_balance(reference, end_ms, totals, entries)
 
 

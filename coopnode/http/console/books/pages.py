@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from aiohttp import web
 
-from coopnode.actors.wallet.books_client import ClosingRefused
+from coopnode.actors.wallet.books_client import BooksReader, ClosingRefused
 from coopnode.catalogues import N_
 from coopnode.catalogues.labels import PURSE_LABELS
 from coopnode.domain.books import Line, meal_use_yen
@@ -20,7 +20,7 @@ from coopnode.http.console.books.api import (
     BOOKS_LAST_DAY,
     ReportQuery,
     audit_closing,
-    books_reader_key,
+    reader,
     reconciliation_of,
     report_date,
     today,
@@ -52,6 +52,13 @@ _LABELS = {
 }
 
 
+def _reader(request: web.Request) -> BooksReader:
+    try:
+        return reader(request)
+    except ApiError:
+        raise PageError(409, N_("books.error.unavailable")) from None
+
+
 def _asked_day(request: web.Request, default: date) -> date:
     """The day of `?day=`, or `default`; a day the books do not hold is a 400 page."""
     asked = request.query.get("day", "") or request.match_info.get("day", "")
@@ -68,7 +75,7 @@ def _asked_day(request: web.Request, default: date) -> date:
 
 async def settlement_page(request: web.Request, error: str = "") -> web.Response:
     day = _asked_day(request, today() - timedelta(days=1))
-    node_day = await request.app[books_reader_key].day(day)
+    node_day = await _reader(request).day(day)
     sums = node_day.sums
     sales = {store: sum(hours) for store, hours in sums.hourly_sales.items()}
     context = {
@@ -93,7 +100,7 @@ async def close_page(request: web.Request) -> web.Response:
     day = _asked_day(request, today())
     actor = staff_actor(request)
     try:
-        node_day, closed_now = await request.app[books_reader_key].close(day, actor)
+        node_day, closed_now = await _reader(request).close(day, actor)
     except ClosingRefused as refused:
         if refused.reason == "day_not_over":
             message = N_("books.error.day_not_over")
@@ -107,6 +114,7 @@ async def close_page(request: web.Request) -> web.Response:
 
 async def reconciliation_page(request: web.Request) -> web.Response:
     day = _asked_day(request, today() - timedelta(days=1))
+    _reader(request)
     try:
         result = await reconciliation_of(request, day)
     except ApiError as refused:
@@ -119,6 +127,7 @@ async def reconciliation_page(request: web.Request) -> web.Response:
 
 async def unused_balance_page(request: web.Request) -> web.Response:
     asked = request.query.get("date", "")
+    _reader(request)
     try:
         reference = report_date(ReportQuery(date=asked or None), today())
     except ApiError:
