@@ -263,10 +263,10 @@ def test_a_replica_whose_disk_was_lost_never_rejoins_on_its_own() -> None:
     cluster.down = {0, 1}
     lost = cluster.restart(2, incarnation=5, disk_lost=True)
     cluster.tick(cluster.bounds.recovery_timeout_ticks * 3)
-    assert lost.status is Status.RECOVERING and lost.disk_log is None
+    assert status_of(lost) is Status.RECOVERING and lost.disk_log is None
     cluster.down = set()
     cluster.tick(cluster.bounds.resend_interval_ticks * 2)
-    assert lost.status is Status.NORMAL and lost.op == 1
+    assert status_of(lost) is Status.NORMAL and lost.op == 1
 
 
 def test_a_replica_with_a_corrupt_entry_never_rejoins_on_its_own() -> None:
