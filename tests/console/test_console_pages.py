@@ -9,6 +9,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from coopnode.domain.staff import Role
+from coopnode.http.console.audit import AUDIT_PAGE_LINES
 from tests.console.conftest import Words, make_staff, sign_in
 from tests.nodeproc import NodeProcess
 
@@ -18,6 +19,12 @@ ANY_WALLET = "/api/v1/wallets/202600000001"
 def test_a_staff_member_signs_in_with_the_code_and_out_again(
     node: NodeProcess, page: Page, words: Words
 ) -> None:
+    # More than a page of the audit log (50 entries): a clerk's role changed back and forth.
+    clerk = make_staff(node, Role.COUNTER_CLERK, "clk")
+    for turn in range(AUDIT_PAGE_LINES + 1):
+        role = Role.STORE_MANAGER if turn % 2 == 0 else Role.COUNTER_CLERK
+        path = f"/api/v1/staff/accounts/{clerk.staff_id}/role"
+        assert node.request("POST", path, {"role": role})[0] == 200
     admin = make_staff(node, Role.ADMINISTRATOR, "adm")
     page.goto("/console/audit")
     # Not signed in: the sign-in page, and back to the page asked for afterwards.
@@ -40,6 +47,15 @@ def test_a_staff_member_signs_in_with_the_code_and_out_again(
     # The account's creation is in the audit log under the machine token that made it.
     created = page.locator("#audit-table tr", has_text=admin.staff_id)
     expect(created.locator(".actor")).to_have_text("token:harness")
+    # Newest first, a page at a time: the next page holds older entries only.
+    numbers = [
+        int(n) for n in page.locator("#audit-table tbody tr td:first-child").all_inner_texts()
+    ]
+    assert numbers == sorted(numbers, reverse=True)
+    page.click("#audit-older")
+    older = page.locator("#audit-table tbody tr td:first-child").all_inner_texts()
+    assert older and max(int(n) for n in older) < min(numbers)
+    page.click("#audit-newest")
     # The menu holds what an administrator may do; the language switch keeps the page.
     for item in ("#menu-staff", "#menu-tokens", "#menu-audit"):
         expect(page.locator(item)).to_be_visible()

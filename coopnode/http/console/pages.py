@@ -35,6 +35,7 @@ from coopnode.http.console.room import console_menu_key
 from coopnode.http.edge import (
     CALLER,
     Caller,
+    Handler,
     Machine,
     Route,
     StaffMember,
@@ -207,7 +208,7 @@ def sign_in_first(request: web.Request) -> web.Response:
     return see_other(f"{SIGN_IN}?next={quote(back, safe='')}")
 
 
-def serve(route: Route) -> Any:
+def serve(route: Route) -> Handler:
     """The page's handler as the app registers it: the form read, the access checked
     (as `Route.serve`, with the form's CSRF token), then the page; a refusal the page
     does not catch answers as the error page."""
