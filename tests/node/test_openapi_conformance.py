@@ -1,5 +1,6 @@
 """Schemathesis over the node's own OpenAPI document: every operation, as nobody, as the
-staff token and as a member's OAuth bearer token, against a real node.
+harness's API token (every scope) and as a member's OAuth bearer token, against a real
+node.
 
 Each run generates a bounded number of requests per operation from a fixed seed (the
 coverage, fuzzing and stateful phases) and checks every answer: no 5xx, and no status,
