@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import web
 
 from coopnode.actors.wallet.client import WalletClient
-from coopnode.actors.wallet.messages import AuditReport
+from coopnode.actors.wallet.messages import AuditReport, ReplicaRole
 from coopnode.domain.messages import (
     AmountYen,
     Booked,
@@ -220,6 +220,21 @@ async def audit(request: web.Request) -> web.Response:
 
 _W = "/api/v1/wallets/{member_no}"
 
+
+class ShardReplicas(Body, frozen=True):
+    """A shard's replicas as each says it stands (`null`: it did not answer); none for a
+    shard of one replica."""
+
+    shard: int
+    replicas: list[ReplicaRole | None]
+
+
+async def replica_roles(request: web.Request) -> web.Response:
+    roles = await request.app[wallet_client_key].replica_roles()
+    shards = [ShardReplicas(shard=index, replicas=each) for index, each in enumerate(roles)]
+    return web.Response(body=msgspec.json.encode(shards), content_type="application/json")
+
+
 ROUTES: tuple[Route, ...] = (
     Route(
         method="POST",
@@ -333,5 +348,16 @@ ROUTES: tuple[Route, ...] = (
         access=staff_may(Permission.AUDIT_READ),
         handler=audit,
         response=AuditAnswer,
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/admin/replicas",
+        summary=(
+            "Each wallet shard's replicas: which is the primary, its view, how far each "
+            "has logged, committed and applied (issue 16)"
+        ),
+        access=staff_may(Permission.NODE_OPERATE),
+        handler=replica_roles,
+        response=list[ShardReplicas],
     ),
 )
