@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from coopnode.domain.staff import Role
 from coopnode.http.console.audit import AUDIT_PAGE_LINES
-from tests.console.conftest import Words, make_staff, sign_in
+from tests.console.conftest import TABLET, Words, make_staff, sign_in
 from tests.nodeproc import NodeProcess
 
 ANY_WALLET = "/api/v1/wallets/202600000001"
+COUNTER_PC: ViewportSize = {"width": 1366, "height": 768}
 
 
 def test_a_staff_member_signs_in_with_the_code_and_out_again(
@@ -86,6 +87,15 @@ def test_an_administrator_creates_staff_changes_a_role_and_disables_an_account(
 ) -> None:
     admin = make_staff(node, Role.ADMINISTRATOR, "adm")
     sign_in(page, admin)
+    # On the tablet the menu sits above the page, nothing wider than the screen; on the
+    # counter PC it stands at the left of the page.
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    menu, main = page.locator("#menu").bounding_box(), page.locator("main").bounding_box()
+    assert menu is not None and main is not None and menu["y"] < main["y"]
+    page.set_viewport_size(COUNTER_PC)
+    menu, main = page.locator("#menu").bounding_box(), page.locator("main").bounding_box()
+    assert menu is not None and main is not None and menu["x"] + menu["width"] <= main["x"]
+    page.set_viewport_size(TABLET)
     page.click("#menu-staff")
     new_id = f"mgr{admin.staff_id[3:]}"
     page.fill("#new-staff-id", new_id)
