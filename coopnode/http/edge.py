@@ -360,7 +360,7 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
             actor=staff_actor(request),
             action=self.audit,
             target=target,
-            detail=f"{self.method} {request.path}",
+            detail=f"{self.method} {self.path}",
         )
         await ask(request, record)
 
