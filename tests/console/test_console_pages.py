@@ -84,6 +84,10 @@ def test_a_counter_clerk_sees_only_what_the_role_may_and_is_refused_the_rest(
     assert response is not None and response.status == 403
     accessible(page)
     expect(page.locator("#page-error")).to_contain_text(words("スタッフの管理", "Manage staff"))
+    # An address that is no page answers in the console's frame, with the way home.
+    response = page.goto("/console/no-such-page")
+    assert response is not None and response.status == 404
+    expect(page.locator("#error-home")).to_have_attribute("href", "/console")
 
 
 def test_an_administrator_creates_staff_changes_a_role_and_disables_an_account(
