@@ -64,6 +64,8 @@ class ReplicaRole(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     shard: int
     replica: int
     pid: int
+    # The Ray node (host) it runs on.
+    node_id: str
     formatted: bool
     status: str
     view: int

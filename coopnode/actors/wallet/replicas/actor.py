@@ -129,6 +129,11 @@ def replication_bounds(replication: ReplicationSettings) -> ReplicationBounds:
     )
 
 
+def _node_id() -> str:
+    node_id: str = ray.get_runtime_context().get_node_id()
+    return node_id
+
+
 class _WallClock:
     def realtime_ms(self) -> int:
         return time.time_ns() // 1_000_000
@@ -595,6 +600,7 @@ class ReplicaShard:
                 shard=self._shard,
                 replica=self._index,
                 pid=os.getpid(),
+                node_id=_node_id(),
                 formatted=self.replica_log.formatted,
                 status="unformatted",
                 view=0,
@@ -609,6 +615,7 @@ class ReplicaShard:
             shard=self._shard,
             replica=self._index,
             pid=os.getpid(),
+            node_id=_node_id(),
             formatted=True,
             status=replica.status.value,
             view=replica.view,
