@@ -24,6 +24,10 @@ it may have lost unflushed writes and forgotten its view). One that holds nothin
 if a peer has been formatted, the shard exists and this replica lost its disk, so it
 recovers with an empty log and takes a peer's copy of the books; a new shard's replicas
 are formatted together by the node (`format`), once none of them holds anything.
+
+Long, and kept whole: the protocol's host, the fronts' batches, the books' installs and
+the accounts office's reads all act on one replica's state from one event loop, and the
+rules between them (who may answer, when a primary steps down) are read together here.
 """
 
 from __future__ import annotations
@@ -280,6 +284,10 @@ class ReplicaShard:
     def checkpoint(self, entry: Entry, sessions: list[tuple[int, int, int]]) -> None:
         """The books have applied `entry`: flush them (off the log's writer thread), then
         write the checkpoint, after which the log is cut there."""
+        if self.books.held is not None or self.books.store.replica_op != entry.op:
+            # The books are being replaced by a peer's copy: they are not at `entry` now.
+            # No checkpoint this time; the log is cut at the next one.
+            return
         snapshot = make_snapshot(entry, sessions, self.books.snapshot())
         self._keep(self._checkpoint(snapshot))
 
