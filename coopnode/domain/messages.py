@@ -37,6 +37,9 @@ Month = Annotated[str, msgspec.Meta(pattern=r"^(|[0-9]{4}-(0[1-9]|1[0-2]))$")]
 class WalletStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    # The member withdrew (脱退): the purses were paid back or forfeited, and the wallet
+    # refuses every money operation for good.
+    CLOSED = "closed"
 
 
 class ChargeSource(StrEnum):
@@ -133,6 +136,25 @@ class Move(_Message, frozen=True, tag="move"):
     amount_yen: AmountYen
 
 
+# A leaving member's share capital and refund: bounded well above any co-op's (ten
+# million yen), so that a typing error is refused rather than paid out.
+WithdrawalYen = Annotated[int, msgspec.Meta(ge=0, le=10_000_000, description="yen")]
+
+
+class Withdraw(_Message, frozen=True, tag="withdraw"):
+    """Withdrawal at graduation (脱退): pay back the purses under the co-op's rule and the
+    share capital, and close the wallet (`domain.withdrawal`).
+
+    `refund_yen` is what the clerk was shown and hands over: when the plan the shard
+    makes now pays back another amount (a tap or a charge came in between), the
+    withdrawal is refused and nothing changes."""
+
+    key: IdempotencyKey
+    member_no: MemberNo
+    share_capital_yen: WithdrawalYen
+    refund_yen: WithdrawalYen
+
+
 class Suspend(_Message, frozen=True, tag="suspend"):
     member_no: MemberNo
 
@@ -170,7 +192,15 @@ class Recall(_Message, frozen=True, tag="recall"):
 
 
 MoneyOperation = (
-    OpenWallet | Pay | OfflinePay | VoidPayment | Refund | SettleOverdraft | Charge | Move
+    OpenWallet
+    | Pay
+    | OfflinePay
+    | VoidPayment
+    | Refund
+    | SettleOverdraft
+    | Charge
+    | Move
+    | Withdraw
 )
 Operation = MoneyOperation | Suspend | Resume | GetWallet | GetHistory | Recall
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from coopnode.domain import ledger, spend
+from coopnode.domain import ledger, spend, withdrawal
 from coopnode.domain.messages import (
     Charge,
     ChargeSource,
@@ -27,6 +27,7 @@ from coopnode.domain.messages import (
     SettleOverdraft,
     VoidPayment,
     WalletStatus,
+    Withdraw,
     decline,
 )
 from coopnode.domain.money import (
@@ -87,12 +88,17 @@ def decide(
     payment: PaymentRecord | None,
     coops: Mapping[str, CoopRules],
     now_ms: int,
+    *,
+    owed_yen: int = 0,
 ) -> Change | Declined:
-    """Decide one money operation. `payment` is the record named by a void or refund."""
+    """Decide one money operation. `payment` is the record named by a void or refund;
+    `owed_yen` what the member's offline taps still owe (a withdrawal needs it)."""
     if isinstance(op, OpenWallet):
         return _open(op, wallet, coops, now_ms)
     if wallet is None:
         return decline(Reason.UNKNOWN_MEMBER, f"no wallet for member {op.member_no}")
+    if wallet.status is WalletStatus.CLOSED:
+        return decline(Reason.ACCOUNT_CLOSED, "the member withdrew; the account is closed")
     rules = coops[wallet.coop]
     wallet = _on_day(wallet, rules.day_of(now_ms))
     match op:
@@ -108,6 +114,8 @@ def decide(
             return _charge(op, wallet, rules)
         case Move():
             return _move(op, wallet, rules)
+        case Withdraw():
+            return _withdraw(op, wallet, rules, owed_yen)
     raise AssertionError(f"unhandled operation {op!r}")  # pragma: no cover
 
 
@@ -392,4 +400,32 @@ def _move(op: Move, wallet: MemberWallet, rules: CoopRules) -> Change | Declined
         postings=ledger.member_postings(op.member_no, moved),
         amount_yen=op.amount_yen,
         changes=moved,
+    )
+
+
+def _withdraw(
+    op: Withdraw, wallet: MemberWallet, rules: CoopRules, owed_yen: int
+) -> Change | Declined:
+    """Withdrawal at graduation: every purse paid back or kept under the co-op's rule,
+    the share capital paid back, the wallet closed (`domain.withdrawal`)."""
+    if owed_yen:
+        return decline(
+            Reason.OVERDRAFT_OWED,
+            f"offline taps still owe {owed_yen:,} yen; settle or void them first",
+        )
+    planned = withdrawal.plan(
+        wallet.balances, rules.withdrawal, wallet.meal_day, op.share_capital_yen
+    )
+    if planned.refund_yen != op.refund_yen:
+        return decline(
+            Reason.WITHDRAWAL_CHANGED,
+            f"the refund is now {planned.refund_yen:,} yen, not {op.refund_yen:,}; look again",
+        )
+    emptied = planned.refunded.add(planned.forfeited)
+    return Change(
+        kind="withdraw",
+        wallet=msgspec.structs.replace(wallet, balances=Purses(), status=WalletStatus.CLOSED),
+        postings=withdrawal.postings(op.member_no, planned),
+        amount_yen=planned.refund_yen,
+        changes=emptied.negate(),
     )

@@ -92,6 +92,7 @@ from coopnode.domain.messages import (
     VoidPayment,
     WalletStatus,
     WalletView,
+    Withdraw,
     decline,
 )
 from coopnode.domain.money import Reason
@@ -469,7 +470,8 @@ class WalletStore:
         if isinstance(op, (VoidPayment, Refund, SettleOverdraft)):
             paid_by = txn.get(_op_key(op.member_no, op.payment_key), db=self._members)
             payment = None if paid_by is None else self._op_record(txn, paid_by).payment
-        outcome = decide(op, wallet, payment, self.coops, now_ms)
+        owed = self._owed_yen(txn, op.member_no) if isinstance(op, Withdraw) else 0
+        outcome = decide(op, wallet, payment, self.coops, now_ms, owed_yen=owed)
         new_payment = None
         if isinstance(outcome, Declined):
             result: Result = outcome
@@ -487,6 +489,17 @@ class WalletStore:
         txn.put(op_no, _encoder.encode(record), db=self._ops, append=True)
         txn.put(index_key, op_no + fingerprint, db=self._members)
         return result
+
+    def _owed_yen(self, txn: Any, member_no: str) -> int:
+        """What the member's offline taps still owe, from the overdrafts database."""
+        prefix = member_no.encode() + b"\x00"
+        owed = 0
+        cursor = txn.cursor(db=self._overdrafts)
+        positioned = cursor.set_range(prefix)
+        while positioned and cursor.key().startswith(prefix):
+            owed += _overdraft_decoder.decode(cursor.value()).overdraft_yen
+            positioned = cursor.next()
+        return owed
 
     def _op_record(self, txn: Any, index_value: bytes) -> OpRecord:
         raw = txn.get(index_value[:_SEQ_BYTES], db=self._ops)
@@ -574,6 +587,8 @@ class WalletStore:
         wallet = self._get_wallet(batch.txn, op.member_no)
         if wallet is None:
             return decline(Reason.UNKNOWN_MEMBER, f"no wallet for member {op.member_no}")
+        if wallet.status is WalletStatus.CLOSED:
+            return decline(Reason.ACCOUNT_CLOSED, "the member withdrew; the account is closed")
         status = WalletStatus.SUSPENDED if isinstance(op, Suspend) else WalletStatus.ACTIVE
         if wallet.status is status:
             return StatusChanged(member_no=op.member_no, status=status, seq=0)
