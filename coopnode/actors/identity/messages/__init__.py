@@ -17,6 +17,7 @@ front's read are drawn here:
     flows       the flows a member starts (§1–§5), their steps, and sessions
     account     the member's profile and authenticator app
     staff       staff accounts, their changes to members, the audit log
+    counter     the counter (窓口): finding a member, their file, changes made there
     oauth       OAuth for authlib in the actor, and the member's grants
     family      family access, and the guardian's side of it
     desk        the member desk: inquiries, documents, events
@@ -41,6 +42,15 @@ from coopnode.actors.identity.messages.base import (
     Name,
     Secret,
     Text,
+)
+from coopnode.actors.identity.messages.counter import (
+    CounterChangeMail,
+    CounterFind,
+    CounterFound,
+    CounterMember,
+    CounterWithdrawn,
+    MemberCard,
+    MemberFile,
 )
 from coopnode.actors.identity.messages.desk import (
     CardAttempt,
@@ -161,6 +171,11 @@ IdentityRequest = (
     | EventCreate
     | EventRosterGet
     | EventAttendanceSet
+    # The counter (窓口).
+    | CounterFind
+    | CounterMember
+    | CounterChangeMail
+    | CounterWithdrawn
 )
 
 IdentityReply = (
@@ -184,6 +199,9 @@ IdentityReply = (
     | InquiryList
     | DocumentList
     | EventRoster
+    # The counter (窓口).
+    | CounterFound
+    | MemberFile
 )
 
 
@@ -209,6 +227,11 @@ __all__ = [
     "CardAttempt",
     "CheckSession",
     "ConsentInfo",
+    "CounterChangeMail",
+    "CounterFind",
+    "CounterFound",
+    "CounterMember",
+    "CounterWithdrawn",
     "CreateStaff",
     "DeskNumber",
     "DeskPage",
@@ -250,6 +273,8 @@ __all__ = [
     "InsuranceItem",
     "ListGrants",
     "MailChangeStart",
+    "MemberCard",
+    "MemberFile",
     "Name",
     "OAuthAnswer",
     "OAuthConsent",
