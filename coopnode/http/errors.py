@@ -306,7 +306,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def timeout_middleware(timeout_s: float) -> Middleware:
-    """Bound every request's time on the server; long-lived WebSockets are exempt.
+    """Bound every request's time on the server; long-lived WebSockets and event streams
+    (`Accept: text/event-stream`, which bound their own life) are exempt.
 
     A change that timed out may still happen: the front goes on sending its operation
     to the shard (with the same idempotency key) after the answer has gone. So it is
@@ -316,6 +317,8 @@ def timeout_middleware(timeout_s: float) -> Middleware:
     @web.middleware
     async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await handler(request)
+        if request.headers.get("Accept", "") == "text/event-stream":
             return await handler(request)
         try:
             async with asyncio.timeout(timeout_s):
