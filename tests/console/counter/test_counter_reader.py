@@ -34,7 +34,7 @@ async def test_a_card_laid_on_the_reader_names_its_member_on_the_stream(
                 # Listening before the card is laid, so its tap cannot pass unheard.
                 assert await stream.content.readline() == b": listening\n"
                 with emulated_card(port, idm):
-                    lines = []
+                    lines: list[bytes] = []
                     while not lines or not lines[-1].startswith(b"data: "):
                         line = (await stream.content.readline()).strip()
                         if line.startswith((b"event:", b"data:")):
