@@ -17,3 +17,20 @@ class AuditReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     counters_total_yen: int
     balanced: bool
     problems: list[str]
+
+
+class ReplicaRole(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where a replica stands, for the fronts and for tests."""
+
+    shard: int
+    replica: int
+    pid: int
+    formatted: bool
+    status: str
+    view: int
+    primary: int
+    op: int
+    commit: int
+    applied: int
+    # The link a front sends batches on; "" unless this replica is the primary now.
+    endpoint: str
