@@ -128,6 +128,18 @@ class Charge(_Message, frozen=True, tag="charge"):
     reference: OptionalLabel = ""
 
 
+class RefundCharge(_Message, frozen=True, tag="refund_charge"):
+    """Hand back in cash, at the counter, part or all of a charge paid in cash at the
+    counter, from what its purse still holds. A card's or a convenience store's charge
+    goes back the way it came (the acquirer's void, the store network's refund), not
+    through the counter's till."""
+
+    key: IdempotencyKey
+    member_no: MemberNo
+    charge_key: IdempotencyKey
+    amount_yen: AmountYen
+
+
 class Move(_Message, frozen=True, tag="move"):
     key: IdempotencyKey
     member_no: MemberNo
@@ -201,6 +213,7 @@ MoneyOperation = (
     | Charge
     | Move
     | Withdraw
+    | RefundCharge
 )
 Operation = MoneyOperation | Suspend | Resume | GetWallet | GetHistory | Recall
 
@@ -300,6 +313,17 @@ class PaymentRecord(_Message, frozen=True):
     voided: bool
     # The part of an offline tap the purses could not cover; `paid` sums to the rest.
     overdraft_yen: int = 0
+
+
+class ChargeRecord(_Message, frozen=True):
+    """What a charge credited, kept so that the counter refunds no more than that."""
+
+    charge_key: str
+    member_no: str
+    purse: Purse
+    amount_yen: int
+    source: ChargeSource
+    refunded_yen: int = 0
 
 
 class JournalEntry(_Message, frozen=True):

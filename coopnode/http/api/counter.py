@@ -9,6 +9,7 @@ and serves them; the console's counter pages call the same functions.
     POST /api/v1/counter/members/{member_no}/mail             address change after first use
     POST /api/v1/counter/members/{member_no}/payments/{key}/refund   refund a tap
     POST /api/v1/counter/members/{member_no}/payments/{key}/settle   settle an overdraft
+    POST /api/v1/counter/members/{member_no}/charges/{key}/refund    hand back a counter charge
     GET  /api/v1/counter/members/{member_no}/withdrawal       what a withdrawal pays back
     POST /api/v1/counter/members/{member_no}/withdrawal       withdraw (脱退)
 
@@ -54,6 +55,7 @@ from coopnode.domain.messages import (
     IdempotencyKey,
     OverdraftRecord,
     Refund,
+    RefundCharge,
     Result,
     SettleOverdraft,
     WalletStatus,
@@ -238,12 +240,15 @@ async def audit(request: web.Request, action: str, member_no: str, detail: str) 
     await ask(request, record)
 
 
-async def book(request: web.Request, op: Refund | SettleOverdraft, action: str) -> Booked:
+async def book(
+    request: web.Request, op: Refund | SettleOverdraft | RefundCharge, action: str
+) -> Booked:
     """A money operation for the clerk: booked (and audited) or refused with its reason."""
     result = await request.app[wallet_client_key].submit(op)
     if not isinstance(result, Booked):
         raise _refusal(result)
-    detail = f"{result.kind} of payment {op.payment_key}: {result.amount_yen} yen; key {op.key}"
+    named = op.charge_key if isinstance(op, RefundCharge) else op.payment_key
+    detail = f"{result.kind} of {named}: {result.amount_yen} yen; key {op.key}"
     await audit(request, action, op.member_no, detail)
     return result
 
@@ -389,6 +394,13 @@ async def settle_handler(request: web.Request) -> web.Response:
     return json_response(await book(request, op, "counter.settle_overdraft"))
 
 
+async def refund_charge_handler(request: web.Request) -> web.Response:
+    body = await read_body(request, RefundBody)
+    fields = {"member_no": member_no_of(request), "charge_key": request.match_info["charge_key"]}
+    op = operation({**fields, **msgspec.structs.asdict(body)}, RefundCharge)
+    return json_response(await book(request, op, "counter.refund_charge"))
+
+
 async def plan_handler(request: web.Request) -> web.Response:
     return json_response(await withdrawal_plan(request, member_no_of(request)))
 
@@ -426,6 +438,10 @@ COUNTER_ROUTES: tuple[Route, ...] = (
     Route(method="POST", path=f"{_M}/payments/{{payment_key}}/settle", handler=settle_handler,
           access=staff_may(Permission.OVERDRAFT_SETTLE), request=KeyBody, response=Booked,
           summary="Settle an offline tap's overdraft from the purses (audited)"),
+    Route(method="POST", path=f"{_M}/charges/{{charge_key}}/refund",
+          handler=refund_charge_handler, access=staff_may(Permission.MONEY_REFUND),
+          request=RefundBody, response=Booked,
+          summary="Hand back in cash a charge paid in cash at the counter (audited)"),
     Route(method="GET", path=f"{_M}/withdrawal", handler=plan_handler,
           access=staff_may(Permission.WITHDRAWAL), response=WithdrawalAnswer,
           summary="What a withdrawal (脱退) would pay back now, purse by purse"),

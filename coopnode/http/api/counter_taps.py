@@ -169,7 +169,11 @@ async def _events(listener: _Listener, stream_s: float) -> AsyncIterator[bytes]:
 
 
 async def stream_events(request: web.Request) -> web.StreamResponse:
+    """The reader's events. A client that does not ask for an event stream (`Accept:
+    text/event-stream`, as EventSource does) gets the first line and the stream's end at
+    once: it is bounded by the request timeout like any request, and must not hang."""
     reader = _reader_of(request)
+    streaming = request.headers.get("Accept", "") == "text/event-stream"
     with request.app[counter_taps_key].listen(reader) as listener:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
@@ -177,7 +181,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         # The first line tells the page (and a test) that it is listening now.
         await response.write(b": listening\n\n")
-        async for chunk in _events(listener, STREAM_MAX_S):
+        async for chunk in _events(listener, STREAM_MAX_S if streaming else 0.0):
             await response.write(chunk)
     return response
 

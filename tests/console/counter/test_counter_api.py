@@ -275,3 +275,37 @@ async def test_withdrawal_pays_back_under_the_rule_closes_the_wallet_and_keeps_t
         assert (f"staff:{clerk.staff_id}", "counter.withdraw") in await audit_of(
             client, node, member
         )
+
+
+async def test_a_counter_charge_is_handed_back_in_cash_within_the_rules(
+    counter_node: NodeProcess,
+) -> None:
+    node = counter_node
+    async with session() as client:
+        clerk = await sign_in_clerk(client, node)
+        member = await enrolled(client, node, "chargeback")
+        charges = f"/api/v1/wallets/{member.member_no}/charges"
+        for key, source in (("cash-1", "counter"), ("card-1", "card")):
+            body = {"key": key, "purse": "base", "amount_yen": 5_000, "source": source}
+            status, booked = await call(client, node, "POST", charges, body, token=node.token)
+            assert status == 200, booked
+        path = f"{M}/{member.member_no}/charges"
+        for charge, body, status_wanted, reason in (
+            ("cash-1", {"key": "cr-1", "amount_yen": 5_001}, 422, "refund_exceeds_payment"),
+            ("card-1", {"key": "cr-2", "amount_yen": 1_000}, 422, "purse_not_allowed"),
+            ("none-1", {"key": "cr-3", "amount_yen": 1_000}, 404, "unknown_payment"),
+            ("cash-1", {"key": "cr-4"}, 400, "invalid_input"),
+        ):
+            status, refused = await as_clerk(
+                client, node, clerk, "POST", f"{path}/{charge}/refund", body
+            )
+            assert status == status_wanted and refused["reason"] == reason, (charge, refused)
+        assert (await file_of(client, node, clerk, member))["wallet"]["balances"]["base"] == 50_000
+        body = {"key": "cr-5", "amount_yen": 5_000}
+        status, booked = await as_clerk(client, node, clerk, "POST", f"{path}/cash-1/refund", body)
+        assert status == 200 and booked["kind"] == "refund_charge", booked
+        assert (await file_of(client, node, clerk, member))["wallet"]["balances"]["base"] == 45_000
+        mine = await audit_of(client, node, member)
+        assert (f"staff:{clerk.staff_id}", "counter.refund_charge") in mine
+        status, audit = await call(client, node, "GET", "/api/v1/audit", token=node.token)
+        assert status == 200 and audit["balanced"], audit
