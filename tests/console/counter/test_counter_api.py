@@ -286,8 +286,8 @@ async def test_a_counter_charge_is_handed_back_in_cash_within_the_rules(
         member = await enrolled(client, node, "chargeback")
         charges = f"/api/v1/wallets/{member.member_no}/charges"
         for key, source in (("cash-1", "counter"), ("card-1", "card")):
-            body = {"key": key, "purse": "base", "amount_yen": 5_000, "source": source}
-            status, booked = await call(client, node, "POST", charges, body, token=node.token)
+            charge = {"key": key, "purse": "base", "amount_yen": 5_000, "source": source}
+            status, booked = await call(client, node, "POST", charges, charge, token=node.token)
             assert status == 200, booked
         path = f"{M}/{member.member_no}/charges"
         for charge, body, status_wanted, reason in (
