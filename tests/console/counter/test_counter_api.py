@@ -290,16 +290,16 @@ async def test_a_counter_charge_is_handed_back_in_cash_within_the_rules(
             status, booked = await call(client, node, "POST", charges, charge, token=node.token)
             assert status == 200, booked
         path = f"{M}/{member.member_no}/charges"
-        for charge, body, status_wanted, reason in (
+        for charge_key, body, status_wanted, reason in (
             ("cash-1", {"key": "cr-1", "amount_yen": 5_001}, 422, "refund_exceeds_payment"),
             ("card-1", {"key": "cr-2", "amount_yen": 1_000}, 422, "purse_not_allowed"),
             ("none-1", {"key": "cr-3", "amount_yen": 1_000}, 404, "unknown_payment"),
             ("cash-1", {"key": "cr-4"}, 400, "invalid_input"),
         ):
             status, refused = await as_clerk(
-                client, node, clerk, "POST", f"{path}/{charge}/refund", body
+                client, node, clerk, "POST", f"{path}/{charge_key}/refund", body
             )
-            assert status == status_wanted and refused["reason"] == reason, (charge, refused)
+            assert status == status_wanted and refused["reason"] == reason, (charge_key, refused)
         assert (await file_of(client, node, clerk, member))["wallet"]["balances"]["base"] == 50_000
         body = {"key": "cr-5", "amount_yen": 5_000}
         status, booked = await as_clerk(client, node, clerk, "POST", f"{path}/cash-1/refund", body)
