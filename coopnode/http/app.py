@@ -25,12 +25,14 @@ from coopnode.http.api.konbini import (
     payments_settings_key,
 )
 from coopnode.http.api.oauth import OAUTH_ROUTES
+from coopnode.http.api.staff import STAFF_ACCESS_ROUTES
 from coopnode.http.api.wallet import (
     ROUTES,
     MemberStatusHook,
     member_status_hook_key,
     wallet_client_key,
 )
+from coopnode.http.console.parts import setup_console
 from coopnode.http.edge import Route, staff_token_key
 from coopnode.http.errors import error_middleware, timeout_middleware
 from coopnode.http.forwarded import forwarded_middleware
@@ -118,13 +120,15 @@ def make_app(
     # the wallet alone) the node serves the wallet API only.
     routes = ROUTES + (TILL_ROUTES if tills is not None else ())
     if identity is not None:
-        routes += _identity_routes(app, settings, identity) + DESK_ROUTES
+        routes += _identity_routes(app, settings, identity) + DESK_ROUTES + STAFF_ACCESS_ROUTES
         if tills is not None:
             # The counter (窓口) finds members by card too: it needs the registry's copy.
             app[counter_taps_key] = CounterTaps()
             routes += COUNTER_ROUTES + COUNTER_TAP_ROUTES
         # The member portal's pages sit on the identity engine and the wallet.
         setup_portal(app, settings)
+        # The staff console's pages (issue 13), on the same engine, in their own room.
+        setup_console(app)
         if charging is not None:
             # Charging (FLOWS §6): the portal's charge pages and the store network's webhook.
             app[charging_key] = charging

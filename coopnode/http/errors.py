@@ -164,6 +164,9 @@ _IDENTITY_STATUS: dict[IdentityReason, int] = {
     IdentityReason.UNSUPPORTED_TOKEN_TYPE: 401,
     IdentityReason.INVALID_TOKEN: 401,
     IdentityReason.INSUFFICIENT_SCOPE: 403,
+    # Staff: a role or a token's scopes without the permission; the bootstrap done.
+    IdentityReason.FORBIDDEN: 403,
+    IdentityReason.BOOTSTRAP_DONE: 409,
 }
 
 

@@ -83,10 +83,18 @@ from coopnode.domain.messages import (
 from coopnode.domain.money import Reason
 from coopnode.logs import configure_logging, get_logger
 from coopnode.replication.bounds import ReplicationBounds
-from coopnode.replication.effects import Effect, Install
+from coopnode.replication.effects import Checkpoint, Effect, Install
 from coopnode.replication.errors import ReplicationError
 from coopnode.replication.host import ReplicaHost
-from coopnode.replication.messages import Message, Reply, Request, Snapshot, decode_entry
+from coopnode.replication.messages import (
+    Entry,
+    Message,
+    Reply,
+    Request,
+    Snapshot,
+    decode_entry,
+    make_snapshot,
+)
 from coopnode.replication.replica import Replica, Status
 from coopnode.settings import ReplicationSettings, Settings
 
@@ -169,10 +177,13 @@ class _ShardHost(ReplicaHost):
 
     def _carry_out(self, effects: list[Effect]) -> None:  # type: ignore[override]
         for effect in effects:
-            if isinstance(effect, Install):
-                self._owner.install(effect.snapshot)
-            else:
-                super()._carry_out([effect])
+            match effect:
+                case Install(snapshot=snapshot):
+                    self._owner.install(snapshot)
+                case Checkpoint(entry=entry, sessions=sessions):
+                    self._owner.checkpoint(entry, sessions)
+                case _:
+                    super()._carry_out([effect])
 
 
 class ReplicaShard:
@@ -199,8 +210,10 @@ class ReplicaShard:
             fsync=settings.wallet.fsync,
             lock_wait_s=settings.wallet.lock_wait_s,
             stalls=FlushStalls(settings.replication.storage_fault, replica_index, shard_index),
-            sync_books=self._sync_books,
         )
+        # Checkpoints flush the books here, apart from the log's writer: a flush of many
+        # pages must not hold back the log's flushes, which every commit waits for.
+        self._checkpoints = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoints")
         self._host: _ShardHost | None = None
         self._started: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -239,8 +252,16 @@ class ReplicaShard:
             lock_wait_s=self._wallet.lock_wait_s,
         )
 
-    def _sync_books(self) -> None:
-        self.books.store.env.sync(True)
+    def checkpoint(self, entry: Entry, sessions: list[tuple[int, int, int]]) -> None:
+        """The books have applied `entry`: flush them (off the log's writer thread), then
+        write the checkpoint, after which the log is cut there."""
+        snapshot = make_snapshot(entry, sessions, self.books.snapshot())
+        self._keep(self._checkpoint(snapshot))
+
+    async def _checkpoint(self, snapshot: Snapshot) -> None:
+        env = self.books.store.env
+        await asyncio.get_running_loop().run_in_executor(self._checkpoints, env.sync, True)
+        self.replica_log.write_snapshot(snapshot)
 
     # Starting -----------------------------------------------------------------------
 

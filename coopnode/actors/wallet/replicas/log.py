@@ -11,8 +11,9 @@ writer thread makes everything queued durable in one transaction, then hands the
 back to the loop, which tells the protocol (`on_durable`, `on_checkpoint`). A stalled
 disk thus stalls only this replica's votes; the quorum goes on without them.
 
-A snapshot is written after the books it names are themselves flushed (`sync_books`,
-on the writer thread), and entries before it are then deleted: the log stays bounded.
+A snapshot is written once the books it names are themselves flushed (the replica does
+that first, on a thread of its own), and the entries before it are deleted in the same
+transaction: the log stays bounded.
 
 Databases: `entries`: op (8 bytes, big-endian) → the encoded entry; `meta`: b"snapshot"
 → the last checkpoint (`replication.messages.Snapshot`), and b"formatted" once the
@@ -83,7 +84,6 @@ class ReplicaLog:
         fsync: bool,
         lock_wait_s: float,
         stalls: FlushStalls,
-        sync_books: Callable[[], None],
     ) -> None:
         self._files: LmdbFiles = open_lmdb(
             path,
@@ -96,7 +96,6 @@ class ReplicaLog:
         self._entries = self._files.dbs["entries"]
         self._meta = self._files.dbs["meta"]
         self._stalls = stalls
-        self._sync_books = sync_books
         self._queue: queue.SimpleQueue[Write | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
@@ -196,9 +195,6 @@ class ReplicaLog:
             group.append(more)
 
     def _flush(self, group: list[Write]) -> None:
-        if any(isinstance(write, SnapshotWrite) for write in group):
-            # The checkpoint names books at its op: they are made durable before it is.
-            self._sync_books()
         self._stalls.before_flush()
         env = self._files.env
         with env.begin(write=True) as txn:
