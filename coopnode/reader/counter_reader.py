@@ -3,10 +3,11 @@ it to the node, which tells the clerk's page its member (`http/api/counter_taps.
 
     coopnode counter-reader --name desk-1 --reader usb [--node URL] [--token-file FILE]
 
-It sells nothing and keeps nothing: a tap is one POST with the staff token (or, once
-staff have them, an API token allowed to read members). A tap the node did not take is
-logged and not sent again: the clerk sees nothing happen and lays the card again, which
-is better than a late tap opening another member's page.
+It sells nothing and keeps nothing: a tap is one POST with a machine's API token allowed
+to read members (`members.read`; by default the `api-token` file beside the staff
+token). A tap the node did not take is logged and not sent again: the clerk sees nothing
+happen and lays the card again, which is better than a late tap opening another
+member's page.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _node_url(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def counter_reader_run(args: argparse.Namespace, settings: Settings) -> int:
-    token_file = Path(args.token_file) if args.token_file else settings.staff_token_path
+    token_file = Path(args.token_file) if args.token_file else settings.api_token_path
     try:
         token = token_file.read_text(encoding="ascii").strip()
         _node_url(args, settings)
@@ -110,5 +111,5 @@ def add_counter_reader_command(commands: Any) -> None:
     )
     parser.add_argument("--reader", default="usb", help="usb or udp:HOST:PORT")
     parser.add_argument("--node", help="the node's URL (default: from the settings)")
-    parser.add_argument("--token-file", help="the staff token file")
+    parser.add_argument("--token-file", help="an API token with members.read (default: api-token)")
     parser.set_defaults(run=counter_reader_run)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from coopnode.http.console import audit, signin, staff
+from coopnode.http.console import audit, counter, signin, staff
 from coopnode.http.console.pages import serve, setup_templates
 from coopnode.http.console.room import ConsolePart, console_menu_key, console_routes_key
 
@@ -18,6 +18,7 @@ PARTS: tuple[ConsolePart, ...] = (
     signin.PART,
     staff.PART,
     audit.PART,
+    counter.PART,
 )
 
 _STATIC = Path(__file__).parent / "static"

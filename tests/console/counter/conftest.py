@@ -48,6 +48,7 @@ async def sign_in_clerk(client: aiohttp.ClientSession, node: NodeProcess) -> Cle
     staff_id = f"clerk{secrets.randbelow(10**6)}"
     password = "Counter-Clerk-2026!"
     body = {"staff_id": staff_id, "name": "窓口 花子", "password": password}
+    body["role"] = "administrator"
     status, created = await call(
         client, node, "POST", "/api/v1/staff/accounts", body, token=node.token
     )

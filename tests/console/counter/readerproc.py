@@ -23,7 +23,7 @@ def counter_reader(node: NodeProcess, name: str, port: int) -> Iterator[subproce
     """Run the counter reader against `node` until it says it is polling the reader."""
     command = [
         COOPNODE, "counter-reader", "--name", name, "--reader", f"udp:127.0.0.1:{port}",
-        "--node", node.url, "--token-file", str(node.staff_token_file),
+        "--node", node.url, "--token-file", str(node.machine_token_file),
     ]  # fmt: skip
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
