@@ -18,59 +18,60 @@ from __future__ import annotations
 from coopnode.catalogues import N_
 from coopnode.domain.staff import Permission
 from coopnode.http.console.counter import changes, desk, find, member, withdrawal
-from coopnode.http.console.counter.common import COUNTER, DESK
+from coopnode.http.console.counter.common import COUNTER, DESK, PageHandler, guarded
 from coopnode.http.console.room import ConsolePart, MenuEntry
-from coopnode.http.edge import Route, staff_may
+from coopnode.http.edge import Access, Route, staff_may
 
 _M = f"{COUNTER}/members/{{member_no}}"
 _READ = staff_may(Permission.MEMBERS_READ)
 _CHANGE = staff_may(Permission.MEMBERS_CHANGE)
+_REFUND = staff_may(Permission.MONEY_REFUND)
+_SETTLE = staff_may(Permission.OVERDRAFT_SETTLE)
+_WITHDRAW = staff_may(Permission.WITHDRAWAL)
 _DESK = staff_may(Permission.DESK_ANSWER)
+
+
+def _page(method: str, path: str, handler: PageHandler, access: Access, summary: str) -> Route:
+    return Route(method=method, path=path, handler=guarded(handler), access=access, summary=summary)
+
 
 PART = ConsolePart(
     name="counter",
     routes=(
-        Route(method="GET", path=COUNTER, handler=find.find_page, access=_READ,
-              summary="Find a member, or lay the card on the counter's reader"),
-        Route(method="GET", path=_M, handler=member.member_page, access=_READ,
-              summary="A member's purses, history, cards, status, overdrafts and desk"),
-        Route(method="POST", path=f"{_M}/resume", handler=member.resume_action, access=_CHANGE,
-              summary="Resume a suspended account"),
-        Route(method="POST", path=f"{_M}/payments/{{payment_key}}/refund",
-              handler=member.refund_action, access=staff_may(Permission.MONEY_REFUND),
-              summary="Refund a tap within what it paid"),
-        Route(method="POST", path=f"{_M}/charges/{{charge_key}}/refund",
-              handler=member.refund_charge_action, access=staff_may(Permission.MONEY_REFUND),
-              summary="Hand back a charge paid in cash at the counter"),
-        Route(method="POST", path=f"{_M}/payments/{{payment_key}}/settle",
-              handler=member.settle_action, access=staff_may(Permission.OVERDRAFT_SETTLE),
-              summary="Settle an offline tap's overdraft"),
-        Route(method="GET", path=f"{_M}/card", handler=changes.card_page, access=_CHANGE,
-              summary="A lost card and the new one"),
-        Route(method="POST", path=f"{_M}/card", handler=changes.card_action, access=_CHANGE,
-              summary="Block the lost card and bind the new one"),
-        Route(method="GET", path=f"{_M}/mail", handler=changes.mail_page, access=_CHANGE,
-              summary="The address change after first use"),
-        Route(method="POST", path=f"{_M}/mail", handler=changes.mail_action, access=_CHANGE,
-              summary="Change the address after the identity check"),
-        Route(method="GET", path=f"{_M}/withdrawal", handler=withdrawal.withdrawal_page,
-              access=staff_may(Permission.WITHDRAWAL), summary="What a withdrawal pays back"),
-        Route(method="POST", path=f"{_M}/withdrawal", handler=withdrawal.withdraw_action,
-              access=staff_may(Permission.WITHDRAWAL), summary="Withdraw (脱退)"),
-        Route(method="GET", path=DESK, handler=desk.desk_page, access=_DESK,
-              summary="Inquiries to answer, documents to send, events"),
-        Route(method="POST", path=f"{DESK}/inquiries/{{inquiry_no}}/answer",
-              handler=desk.answer_action, access=_DESK, summary="Answer an inquiry"),
-        Route(method="POST", path=f"{DESK}/documents/{{request_no}}/sent",
-              handler=desk.sent_action, access=_DESK, summary="A postal document was sent"),
-        Route(method="POST", path=f"{DESK}/events", handler=desk.event_action, access=_DESK,
-              summary="Create an event"),
-        Route(method="GET", path=f"{DESK}/event", handler=desk.find_event, access=_DESK,
-              summary="Go to an event by its number"),
-        Route(method="GET", path=f"{DESK}/events/{{event_id}}", handler=desk.event_page,
-              access=_DESK, summary="An event's applications and attendance"),
-        Route(method="POST", path=f"{DESK}/events/{{event_id}}/attendance",
-              handler=desk.attendance_action, access=_DESK, summary="Record attendance"),
+        _page("GET", COUNTER, find.find_page, _READ,
+              "Find a member, or lay the card on the counter's reader"),
+        _page("GET", _M, member.member_page, _READ,
+              "A member's purses, history, cards, status, overdrafts and desk"),
+        _page("POST", f"{_M}/resume", member.resume_action, _CHANGE,
+              "Resume a suspended account"),
+        _page("POST", f"{_M}/payments/{{payment_key}}/refund", member.refund_action, _REFUND,
+              "Refund a tap within what it paid"),
+        _page("POST", f"{_M}/charges/{{charge_key}}/refund", member.refund_charge_action,
+              _REFUND, "Hand back a charge paid in cash at the counter"),
+        _page("POST", f"{_M}/payments/{{payment_key}}/settle", member.settle_action, _SETTLE,
+              "Settle an offline tap's overdraft"),
+        _page("GET", f"{_M}/card", changes.card_page, _CHANGE, "A lost card and the new one"),
+        _page("POST", f"{_M}/card", changes.card_action, _CHANGE,
+              "Block the lost card and bind the new one"),
+        _page("GET", f"{_M}/mail", changes.mail_page, _CHANGE,
+              "The address change after first use"),
+        _page("POST", f"{_M}/mail", changes.mail_action, _CHANGE,
+              "Change the address after the identity check"),
+        _page("GET", f"{_M}/withdrawal", withdrawal.withdrawal_page, _WITHDRAW,
+              "What a withdrawal pays back"),
+        _page("POST", f"{_M}/withdrawal", withdrawal.withdraw_action, _WITHDRAW,
+              "Withdraw (脱退)"),
+        _page("GET", DESK, desk.desk_page, _DESK, "Inquiries to answer, documents to send, events"),
+        _page("POST", f"{DESK}/inquiries/{{inquiry_no}}/answer", desk.answer_action, _DESK,
+              "Answer an inquiry"),
+        _page("POST", f"{DESK}/documents/{{request_no}}/sent", desk.sent_action, _DESK,
+              "A postal document was sent"),
+        _page("POST", f"{DESK}/events", desk.event_action, _DESK, "Create an event"),
+        _page("GET", f"{DESK}/event", desk.find_event, _DESK, "Go to an event by its number"),
+        _page("GET", f"{DESK}/events/{{event_id}}", desk.event_page, _DESK,
+              "An event's applications and attendance"),
+        _page("POST", f"{DESK}/events/{{event_id}}/attendance", desk.attendance_action, _DESK,
+              "Record attendance"),
     ),
     menu=(
         MenuEntry(path=COUNTER, label=N_("console.menu.counter"),

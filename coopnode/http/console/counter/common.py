@@ -3,8 +3,9 @@ clerk's language, the idempotency key a form carries, and the paths."""
 
 from __future__ import annotations
 
+import functools
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -14,8 +15,8 @@ from coopnode.catalogues.labels import PURSE_LABELS
 from coopnode.domain.messages import MemberNo
 from coopnode.domain.money import Reason
 from coopnode.http.console.counter.labels import COUNTER_REFUSALS, COUNTER_TEMPLATE_LABELS
-from coopnode.http.console.pages import permissions_of, refusal_text, render, text
-from coopnode.http.errors import ApiError
+from coopnode.http.console.pages import error_page, permissions_of, refusal_text, render, text
+from coopnode.http.errors import ApiError, IdentityRefused, PageError
 
 COUNTER = "/console/counter"
 DESK = "/console/counter/desk"
@@ -65,3 +66,23 @@ def refused_text(request: web.Request, refusal: ApiError) -> str:
 
 def form_field(form: Mapping[str, str], name: str) -> str:
     return form.get(name, "").strip()
+
+
+PageHandler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def guarded(handler: PageHandler) -> PageHandler:
+    """A counter page whose refusals by the wallet or the registry (a node that does not
+    answer, a record that is not there) read as the error page in the clerk's language,
+    not as the API's JSON; the identity actor's and the page's own go to the frame."""
+
+    @functools.wraps(handler)
+    async def page(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except (IdentityRefused, PageError):
+            raise
+        except ApiError as refusal:
+            return error_page(request, refused_text(request, refusal), refusal.status)
+
+    return page

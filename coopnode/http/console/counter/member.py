@@ -24,11 +24,10 @@ from coopnode.http.console.counter.common import (
 from coopnode.http.console.counter.labels import DONE_TEXTS
 from coopnode.http.console.pages import FORM, see_other, text
 from coopnode.http.errors import ApiError
-from coopnode.http.portal.core import portal_settings_key
 
 # Journal lines the member's page shows; older ones page by `before_seq`.
 HISTORY_LINES_SHOWN = 20
-# The till kinds whose payments a clerk may refund from this page (every one).
+# The history lines a refund form goes with: the taps of every kind of till.
 REFUNDABLE_KINDS = frozenset({"pay", "offline_pay"})
 # The counter shows times where the co-op is (every co-op of the node is in Japan).
 _TOKYO = ZoneInfo(COOP_TIMEZONE)
@@ -43,12 +42,14 @@ async def member_page(
 ) -> web.Response:
     member_no = member_no or member_no_in_path(request)
     file = await member_file(request, member_no)
-    before = request.query.get("before_seq", "0")
-    query = msgspec.convert(
-        {"before_seq": before if before.isdigit() else "0", "limit": HISTORY_LINES_SHOWN},
-        HistoryQuery,
-        strict=False,
-    )
+    try:
+        query = msgspec.convert(
+            {"before_seq": request.query.get("before_seq", "0"), "limit": HISTORY_LINES_SHOWN},
+            HistoryQuery,
+            strict=False,
+        )
+    except msgspec.ValidationError:
+        query = HistoryQuery(limit=HISTORY_LINES_SHOWN)  # A cursor out of range: the newest.
     page = await history(request, member_no, query) if file.wallet is not None else None
     done = DONE_TEXTS.get(request.query.get("done", ""))
     context = {
@@ -63,7 +64,6 @@ async def member_page(
         "enrolled": local_time(file.account.enrolled_at_s),
         "done": text(request, done) if done else "",
         "error": error,
-        "default_lang": request.app[portal_settings_key].default_lang,
     }
     return counter_render(request, "counter/member.html", context, status=status)
 
