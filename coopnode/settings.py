@@ -125,6 +125,13 @@ class WalletSettings(_Section, frozen=True):
     # Most operations queued in a shard before new ones are refused as overloaded, so
     # that a burst cannot exhaust memory or make every caller wait without bound.
     mailbox_max_ops: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 50_000
+    # The books' long reads (a day's settlement, the unused balance) read the journal in
+    # the shard's books reader process, in read transactions of this many entries each,
+    # so that no reader keeps old pages of the file from being reused for long.
+    books_read_chunk_entries: Annotated[int, msgspec.Meta(ge=16, le=100_000)] = 2_000
+    # How far back the wall clock may step between two commits (an NTP correction): the
+    # books read this much past a day's edges, since entries are dated by the clock.
+    books_clock_step_max_ms: Annotated[int, msgspec.Meta(ge=0, le=86_400_000)] = 600_000
     # The front sends a shard at most this many operations per Ray call...
     front_batch_max_ops: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 512
     # ...and waits at most this long to fill a batch (a fraction of a millisecond); 0

@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coopnode.actors.backup.client import BackupClient
+from coopnode.actors.wallet.books_client import BooksReader
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.http.api.backups import BACKUP_ROUTES, backup_client_key
 from coopnode.http.api.counter import COUNTER_ROUTES
@@ -32,6 +33,7 @@ from coopnode.http.api.wallet import (
     member_status_hook_key,
     wallet_client_key,
 )
+from coopnode.http.console.books import BOOKS_ROUTES, books_reader_key
 from coopnode.http.console.parts import setup_console
 from coopnode.http.edge import Route, staff_token_key
 from coopnode.http.errors import error_middleware, timeout_middleware
@@ -136,6 +138,9 @@ def make_app(
             app[payments_settings_key] = settings
             routes += KONBINI_ROUTES
             app.router.add_routes(konbini_routes(settings))
+    # The accounts office's books (console/books); reconciliation needs the payments too.
+    app[books_reader_key] = BooksReader(wallet)
+    routes += BOOKS_ROUTES
     if backups is not None:
         app[backup_client_key] = backups
         routes += BACKUP_ROUTES

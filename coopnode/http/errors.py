@@ -103,6 +103,11 @@ _FRONT_STATUS: dict[str, int] = {
     "backup_running": 409,
     "backup_target_refused": 409,
     "unknown_backup": 404,
+    # The books (`console/books`): a day closed before it is over; reconciliation on a
+    # node without the payments actor; a node of replicated shards (not served yet).
+    "day_not_over": 409,
+    "payments_off": 409,
+    "books_unavailable": 409,
 }
 # The identity actor's reasons: every `IdentityReason`.
 _IDENTITY_STATUS: dict[IdentityReason, int] = {

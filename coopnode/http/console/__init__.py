@@ -12,6 +12,8 @@ catalogue (Japanese first, English second).
                 sign-out and the language switch
     staff       staff accounts (create, role, disable) and machines' API tokens
     audit       the audit log, newest first, paged
+    books       the accounts office: daily settlement (日計) and its closing, the CSV and
+                charts, reconciliation, the unused-balance report (未使用残高)
     templates/  frame/ (the frame, its macros, the home and the error page), and one
                 directory per part, named for it (signin/, staff/, audit/, …)
     static/     the console's style sheet and its one small script

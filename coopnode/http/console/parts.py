@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from coopnode.http.console import audit, counter, signin, staff
+from coopnode.http.console.books import pages as books
 from coopnode.http.console.pages import serve, setup_templates
 from coopnode.http.console.room import ConsolePart, console_menu_key, console_routes_key
 
@@ -18,6 +19,7 @@ PARTS: tuple[ConsolePart, ...] = (
     signin.PART,
     staff.PART,
     audit.PART,
+    books.PART,
     counter.PART,
 )
 
