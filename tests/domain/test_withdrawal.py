@@ -190,3 +190,44 @@ def test_a_closed_wallet_that_holds_money_is_an_invariant_violation() -> None:
 
     with pytest.raises(InvariantViolation):
         ledger.check_wallet(wallet(Purses(base=1), WalletStatus.CLOSED))
+
+
+def test_a_day_with_a_withdrawal_and_a_counter_charge_refund_closes_to_the_yen() -> None:
+    from datetime import date
+
+    from coopnode.domain.books import DayFold, figure_problems
+    from coopnode.domain.messages import RefundCharge
+
+    day = date(2027, 1, 30)
+    fold = DayFold(day)
+    current = wallet(BALANCES)
+    charged = decide(
+        Charge(key="c", member_no=MEMBER, purse=Purse.BASE, amount_yen=2_000,
+               source=ChargeSource.COUNTER),
+        current, None, COOPS, WHEN,
+    )  # fmt: skip
+    assert isinstance(charged, Change)
+    handed_back = decide(
+        RefundCharge(key="r", member_no=MEMBER, charge_key="c", amount_yen=500),
+        charged.wallet, None, COOPS, WHEN, charge=charged.charge,
+    )  # fmt: skip
+    assert isinstance(handed_back, Change)
+    refund = withdrawal.plan(handed_back.wallet.balances, PRO_RATA, day.toordinal(), 20_000)
+    closed = decide(withdraw(refund.refund_yen), handed_back.wallet, None, COOPS, WHEN)
+    assert isinstance(closed, Change)
+    for seq, change in enumerate((charged, handed_back, closed), start=1):
+        fold.add(
+            JournalEntry(
+                seq=seq,
+                at_ms=WHEN,
+                kind=change.kind,
+                member_no=MEMBER,
+                key=f"k{seq}",
+                amount_yen=change.amount_yen,
+                postings=change.postings,
+            )
+        )
+    sums = fold.result()
+    assert figure_problems(sums) == []
+    assert sums.accounts[withdrawal.WITHDRAWAL_PAYOUT] == refund.refund_yen
+    assert sums.accounts[withdrawal.SHARE_CAPITAL] == -20_000
