@@ -16,7 +16,7 @@ from tests.console.counter.conftest import (
     shop_tap,
     sign_in_clerk,
 )
-from tests.identity.nodeclient import Member, call, session
+from tests.identity.nodeclient import PASSWORD, Member, call, session, set_password
 from tests.nodeproc import NodeProcess
 
 pytestmark = pytest.mark.slow
@@ -236,6 +236,7 @@ async def test_withdrawal_pays_back_under_the_rule_closes_the_wallet_and_keeps_t
     async with session() as client:
         clerk = await sign_in_clerk(client, node)
         member = await enrolled(client, node, "withdraw")
+        await set_password(client, node, member)
         idm = await bind_card(client, node, member)
         await shop_tap(client, node, member, 1_000)  # earns 10 points, forfeited
         path = f"{M}/{member.member_no}/withdrawal"
@@ -255,6 +256,9 @@ async def test_withdrawal_pays_back_under_the_rule_closes_the_wallet_and_keeps_t
             status, refused = await as_clerk(client, node, clerk, "POST", path, body)
             assert status == status_wanted and refused["reason"] == reason, (body, refused)
         assert (await file_of(client, node, clerk, member))["wallet"]["status"] == "active"
+        sign_in = {"mail": member.mail, "password": PASSWORD}
+        status, flow = await call(client, node, "POST", "/api/v1/portal/sign-in", sign_in)
+        assert status == 200, flow  # a member signs in until they withdraw
         body = {"key": "w-2", "refund_yen": plan["refund_yen"]}
         status, booked = await as_clerk(client, node, clerk, "POST", path, body)
         assert status == 200 and booked["kind"] == "withdraw", booked
@@ -275,6 +279,9 @@ async def test_withdrawal_pays_back_under_the_rule_closes_the_wallet_and_keeps_t
         assert (f"staff:{clerk.staff_id}", "counter.withdraw") in await audit_of(
             client, node, member
         )
+        # A member who withdrew signs in no more: the answer of an unknown address.
+        status, refused = await call(client, node, "POST", "/api/v1/portal/sign-in", sign_in)
+        assert status == 401 and refused["reason"] == "invalid_credentials", refused
 
 
 async def test_a_counter_charge_is_handed_back_in_cash_within_the_rules(
