@@ -118,3 +118,19 @@ async def test_a_disabled_account_signs_in_no_more_and_its_sessions_end(
     sign_in = SignIn(kind=SessionKind.STAFF, identifier="clerk1", password=PASSWORD)
     refused = await harness.call(sign_in)
     assert isinstance(refused, Refused) and refused.reason == "invalid_credentials"
+
+
+async def test_a_new_role_holds_from_the_next_request_of_an_open_session(
+    harness: Harness,
+) -> None:
+    await _staff(harness, "admin1", Role.ADMINISTRATOR)
+    await _staff(harness, "clerk1", Role.COUNTER_CLERK)
+    with harness.store.write() as tx:
+        _, session_id = harness.service.sessions.open(tx, SessionKind.STAFF, "clerk1", "")
+    check = AuthorizeStaff(session_id=session_id, permission=Permission.BOOKS_READ)
+    refused = await harness.call(check)
+    assert isinstance(refused, Refused) and refused.reason == "forbidden"
+    promote = StaffSetRole(actor="staff:admin1", staff_id="clerk1", role=Role.ACCOUNTANT)
+    assert isinstance(await harness.call(promote), Done)
+    authorized = await harness.call(check)
+    assert isinstance(authorized, StaffAuthorized) and authorized.role is Role.ACCOUNTANT

@@ -58,6 +58,7 @@ FORM: web.RequestKey[dict[str, str]] = web.RequestKey("console_form")
 CSRF_FIELD = "csrf"
 HOME = "/console"
 SIGN_IN = "/console/sign-in"
+STATIC = "/console/static/"
 
 
 @jinja2.pass_context
@@ -239,6 +240,22 @@ def serve(route: Route) -> Handler:
             return error_page(request, text(request, N_("error.invalid_input")), 400)
 
     return page
+
+
+@web.middleware
+async def console_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An address under /console that is no page (404), or a form's address opened
+    directly (405), answers the console's error page, with the way to its home."""
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as error:
+        if not request.path.startswith(f"{HOME}/") or request.path.startswith(STATIC):
+            raise
+        key = N_("error.page_not_found") if error.status == 404 else N_("error.open_directly")
+        answer = error_page(request, text(request, key), error.status)
+        if isinstance(error, web.HTTPMethodNotAllowed):
+            answer.headers["Allow"] = ", ".join(sorted(error.allowed_methods))
+        return answer
 
 
 def _status(refusal: ApiError) -> int:
