@@ -107,7 +107,6 @@ _FRONT_STATUS: dict[str, int] = {
     # node without the payments actor; a node of replicated shards (not served yet).
     "day_not_over": 409,
     "payments_off": 409,
-    "books_unavailable": 409,
 }
 # The identity actor's reasons: every `IdentityReason`.
 _IDENTITY_STATUS: dict[IdentityReason, int] = {

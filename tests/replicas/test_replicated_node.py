@@ -17,8 +17,10 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import msgspec
@@ -377,6 +379,24 @@ async def test_every_replica_killed_at_once_comes_back_from_its_own_disk(
     sent = await load.finish()
     await converged(node)
     check_exactly_once(node, sent)
+
+
+async def test_a_closed_day_is_kept_by_every_replica(node: NodeProcess) -> None:
+    """The accounts office's closing (締め) goes through the log: the primary that kept it
+    can die, and the next primary answers the day as closed, by the same person."""
+    yesterday = (datetime.now(ZoneInfo("Asia/Tokyo")) - timedelta(days=1)).date().isoformat()
+    status, closed = node.request("POST", f"/api/v1/books/days/{yesterday}/close")
+    assert status == 200 and closed["closed"] is True, closed
+    serving = await primary(node)
+    os.kill(serving.pid, signal.SIGKILL)
+    await primary(node, above_view=serving.view)
+    status, day = node.request("GET", f"/api/v1/books/days/{yesterday}")
+    assert status == 200 and day["closed"] is True, day
+    assert day["closed_by"] == closed["closed_by"] and day["closed_by"]
+    today = datetime.now(ZoneInfo("Asia/Tokyo")).date().isoformat()
+    status, figures = node.request("GET", f"/api/v1/books/days/{today}")
+    assert status == 200 and figures["closed"] is False, figures
+    await converged(node)
 
 
 async def test_every_replica_holds_the_same_balanced_books_across_a_node_restart(

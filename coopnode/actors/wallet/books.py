@@ -25,8 +25,12 @@ once in a write transaction that first looks for an earlier closing, never chang
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,13 +38,24 @@ from typing import Any, Protocol
 import lmdb
 import msgspec
 
-from coopnode.actors.wallet.messages import PurseTotalsReply, ShardClosing
-from coopnode.actors.wallet.store import OpRecord, _op_key
-from coopnode.domain.books import Correction, DayFold, day_of_ms
+from coopnode.actors.wallet.messages import ClosingReply, PurseTotalsReply, ShardClosing
+from coopnode.actors.wallet.store import OpRecord, WalletStore, _op_key
+from coopnode.domain.books import (
+    Correction,
+    DayFold,
+    DaySums,
+    day_of_ms,
+    day_window_ms,
+    figure_problems,
+)
 from coopnode.domain.errors import StoreCorrupt
 from coopnode.domain.messages import Booked, JournalEntry, Result
 from coopnode.domain.money import PURSES, Purse, Purses
 from coopnode.domain.reconciliation import ClearingCredit, credit_of
+from coopnode.logs import get_logger
+from coopnode.settings import WalletSettings
+
+log = get_logger(__name__)
 
 _SEQ_BYTES = 8
 _entry_decoder = msgspec.msgpack.Decoder(JournalEntry)
@@ -267,7 +282,78 @@ def write_closing(store: Journal, closing: ShardClosing) -> tuple[ShardClosing, 
     return closing, True
 
 
+async def close_day(
+    store: WalletStore,
+    shard_index: int,
+    day: date,
+    closed_by: str,
+    *,
+    clock_step_max_ms: int,
+    day_sums: Callable[[date], Awaitable[DaySums]],
+    read_closing: Callable[[date], Awaitable[ShardClosing | None]],
+    keep: Callable[[ShardClosing], Awaitable[tuple[ShardClosing, bool]]],
+) -> ClosingReply:
+    """Close a shard's part of `day` once it is over (by `clock_step_max_ms` at least):
+    the closing kept before, or the day's figures read now, checked against the shard's
+    accounts and kept by `keep` (a shard of one writes them; a replicated shard's primary
+    sends them through its log, so that every replica keeps the same)."""
+    _, end_ms = day_window_ms(day)
+    if store.now_ms() < end_ms + clock_step_max_ms:
+        return ClosingReply(closing=None, created=False, refused="day_not_over")
+    kept = await read_closing(day)
+    if kept is not None:
+        return ClosingReply(closing=kept, created=False)
+    sums = await day_sums(day)
+    problems = figure_problems(sums)
+    if problems:
+        log.critical(
+            "a day's figures do not explain its journal", day=day.isoformat(), problems=problems
+        )
+        return ClosingReply(closing=None, created=False, refused="figures", problems=problems)
+    closing = ShardClosing(
+        shard_index=shard_index,
+        sums=sums,
+        closed_by=closed_by,
+        closed_at_ms=store.now_ms(),
+        last_seq=store.next_seq - 1,
+    )
+    kept, created = await keep(closing)
+    return ClosingReply(closing=kept, created=created)
+
+
 # The books reader process: its jobs, each a whole read in chunks ------------------------
+
+
+class ReaderProcess:
+    """A shard's books reader: one worker process, started on first use, that runs the
+    jobs below over the shard's files (opened read only there)."""
+
+    def __init__(self, wallet: WalletSettings, shard_index: int) -> None:
+        self._wallet = wallet
+        self._shard_index = shard_index
+        self._executor: ProcessPoolExecutor | None = None
+
+    async def run(self, path: Path, job: Callable[..., bytes], *args: object) -> bytes:
+        """Run `job` over the files at `path`, with `args` between the files' and the
+        settings' arguments."""
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=1,
+                # Not forked: the shard's process runs Ray's threads and the event loop's.
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=reader_started,
+            )
+        wallet = self._wallet
+        common = (str(path), self._shard_index, wallet.lmdb_map_size_mib * 1024 * 1024)
+        tail = (wallet.books_read_chunk_entries, wallet.books_clock_step_max_ms)
+        call = functools.partial(job, *common, *args, *tail)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
 
 _opened: dict[tuple[str, int], ReadOnlyJournal] = {}
 

@@ -42,11 +42,6 @@ class ClosingRefused(Exception):
         self.problems = problems
 
 
-class BooksUnavailable(Exception):
-    """The shards do not serve the books: a replicated shard's replicas do not yet (their
-    journals are the same, but a closing kept by one replica alone would be lost with it)."""
-
-
 async def _ask(method: Any, *args: Any) -> bytes:
     raw: bytes = await asyncio.wrap_future(method.remote(*args).future())
     return raw
@@ -56,14 +51,16 @@ class BooksReader:
     def __init__(self, wallet: WalletClient) -> None:
         self._wallet = wallet
 
-    def served(self) -> bool:
-        """Whether the shards serve the books (replicated shards do not yet)."""
-        return all(batcher.replicas is None for batcher in self._wallet.batchers)
-
     def _actors(self) -> list[Any]:
-        if not self.served():
-            raise BooksUnavailable("replicated wallet shards do not serve the books yet")
+        """Each shard's actor: of a replicated shard, its primary as last found (a closing
+        that reaches a replica no longer primary is refused, and the next call finds the
+        primary again)."""
         return [batcher.actor for batcher in self._wallet.batchers]
+
+    async def _primaries(self) -> list[Any]:
+        return list(
+            await asyncio.gather(*(batcher.primary_actor() for batcher in self._wallet.batchers))
+        )
 
     async def day(self, day: date) -> NodeDay:
         answers = await asyncio.gather(
@@ -77,7 +74,10 @@ class BooksReader:
         """Close the day on every shard; the day as closed, and whether this call closed it
         (False: it was closed before)."""
         answers = await asyncio.gather(
-            *(_ask(actor.close_day, day.isoformat(), closed_by) for actor in self._actors())
+            *(
+                _ask(actor.close_day, day.isoformat(), closed_by)
+                for actor in await self._primaries()
+            )
         )
         replies = [msgspec.msgpack.decode(raw, type=ClosingReply) for raw in answers]
         refused = next((reply for reply in replies if reply.refused), None)

@@ -251,6 +251,12 @@ class ShardBatcher:
         reply: BatchReply = reply_decoder.decode(raw)
         return reply
 
+    async def primary_actor(self) -> Any:
+        """The shard's actor; of a replicated shard, the replica that is its primary now."""
+        if self.replicas is not None:
+            await self._primary_endpoint(self.replicas)
+        return self.actor
+
     async def refind(self) -> None:
         """Find the shard again by name: one moved to another disk is a new actor, and the
         handle to the old one stays dead (Ray restarts a crashed one behind the handle)."""

@@ -16,16 +16,14 @@ serves anything.
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
-import multiprocessing
 import os
 import shutil
 import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -42,14 +40,13 @@ from coopnode.actors.wallet import books
 from coopnode.actors.wallet.link import BatchReply, serve_link
 from coopnode.actors.wallet.messages import (
     AuditReport,
-    ClosingReply,
     ShardClosing,
     ShardDay,
 )
 from coopnode.actors.wallet.move import DATA_FILE, copy_environment, mark_moved, read_chunk
 from coopnode.actors.wallet.replicas.faults import FlushStalls
 from coopnode.actors.wallet.store import WalletStore
-from coopnode.domain.books import DaySums, day_window_ms, figure_problems
+from coopnode.domain.books import DaySums
 from coopnode.domain.errors import InvariantViolation, StoreCorrupt
 from coopnode.domain.messages import OPERATION_FAILED, Operation, Result, decline
 from coopnode.domain.money import Reason
@@ -171,7 +168,7 @@ class WalletShard:
             max_workers=1, thread_name_prefix=f"shard-{shard_index}"
         )
         # The books' long reads run in a process of their own (`books.py`).
-        self._books_reader: ProcessPoolExecutor | None = None
+        self._books_reader = books.ReaderProcess(settings.wallet, shard_index)
         # The storage fault of tests and benchmarks (off unless they turn it on): a shard
         # of one is replica 0, and its commit's flush stalls as a bad disk's would.
         self._stalls = FlushStalls(settings.replication.storage_fault, 0, shard_index)
@@ -353,26 +350,12 @@ class WalletShard:
     # The books (`books.py`): long reads in chunks on the reading thread.
 
     async def _books_job(self, job: Callable[..., bytes], *args: object) -> bytes:
-        """Run one of the books' long reads in the shard's books reader process (`books.py`),
-        started on first use."""
-        if self._books_reader is None:
-            self._books_reader = ProcessPoolExecutor(
-                max_workers=1,
-                # Not forked: this process runs Ray's threads and the event loop's.
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=books.reader_started,
-            )
-        wallet = self._wallet
-        common = (str(self._store.path), self._index, wallet.lmdb_map_size_mib * 1024 * 1024)
-        tail = (wallet.books_read_chunk_entries, wallet.books_clock_step_max_ms)
-        call = functools.partial(job, *common, *args, *tail)
-        return await asyncio.get_running_loop().run_in_executor(self._books_reader, call)
+        """Run one of the books' long reads in the shard's books reader process."""
+        return await self._books_reader.run(self._store.path, job, *args)
 
     def close_books(self) -> None:
         """Stop the books reader process, if it was started."""
-        if self._books_reader is not None:
-            self._books_reader.shutdown(wait=True, cancel_futures=True)
-            self._books_reader = None
+        self._books_reader.close()
 
     async def _day_sums(self, day: date) -> DaySums:
         raw = await self._books_job(books.day_sums_job, day.isoformat())
@@ -400,34 +383,27 @@ class WalletShard:
     async def close_day(self, day_iso: str, closed_by: str) -> bytes:
         """Close the shard's part of a day once it is over: its figures, read now and
         checked against its accounts, are kept and never change (`books.py`)."""
-        day = date.fromisoformat(day_iso)
-        _, end_ms = day_window_ms(day)
-        if self._store.now_ms() < end_ms + self._wallet.books_clock_step_max_ms:
-            reply = ClosingReply(closing=None, created=False, refused="day_not_over")
-            return msgspec.msgpack.encode(reply)
-        kept = await asyncio.get_running_loop().run_in_executor(
+
+        async def keep(closing: ShardClosing) -> tuple[ShardClosing, bool]:
+            # On the loop's thread, which writes the batches: no commit runs meanwhile.
+            return books.write_closing(self._store, closing)
+
+        reply = await books.close_day(
+            self._store,
+            self._index,
+            date.fromisoformat(day_iso),
+            closed_by,
+            clock_step_max_ms=self._wallet.books_clock_step_max_ms,
+            day_sums=self._day_sums,
+            read_closing=self._read_closing,
+            keep=keep,
+        )
+        return msgspec.msgpack.encode(reply)
+
+    async def _read_closing(self, day: date) -> ShardClosing | None:
+        return await asyncio.get_running_loop().run_in_executor(
             self._long_reads, books.read_closing, self._store, day
         )
-        if kept is not None:
-            return msgspec.msgpack.encode(ClosingReply(closing=kept, created=False))
-        sums = await self._day_sums(day)
-        problems = figure_problems(sums)
-        if problems:
-            log.critical(
-                "a day's figures do not explain its journal", day=day_iso, problems=problems
-            )
-            reply = ClosingReply(closing=None, created=False, refused="figures", problems=problems)
-            return msgspec.msgpack.encode(reply)
-        closing = ShardClosing(
-            shard_index=self._index,
-            sums=sums,
-            closed_by=closed_by,
-            closed_at_ms=self._store.now_ms(),
-            last_seq=self._store.next_seq - 1,
-        )
-        # On the loop's thread, which writes the batches: no commit runs meanwhile.
-        kept, created = books.write_closing(self._store, closing)
-        return msgspec.msgpack.encode(ClosingReply(closing=kept, created=created))
 
     async def purse_totals(self, end_ms: int) -> bytes:
         """What the members held in each purse at `end_ms`, from the journal up to then

@@ -388,6 +388,23 @@ class WalletStore:
             self.replica_op = replica_op
         return results
 
+    def keep_once(self, db: Any, key: bytes, value: bytes, *, replica_op: int) -> bytes | None:
+        """Write `value` at `key` of `db` unless something is there (returned, unchanged),
+        with a replica's log entry op in the same transaction: how a replicated shard's
+        books keep a closed day, once, on every replica alike."""
+        if replica_op <= self.replica_op:
+            raise InvariantViolation(
+                f"log entry {replica_op} applied again (the books hold {self.replica_op})"
+            )
+        with self.env.begin(write=True) as txn:
+            found = txn.get(key, db=db)
+            if found is None:
+                txn.put(key, value, db=db)
+            batch = _Batch(txn, self.next_seq, self.next_op, self.counters, self.members_total)
+            self._finish(batch, replica_op)
+        self.replica_op = replica_op
+        return None if found is None else bytes(found)
+
     def _commit(
         self,
         ops: Sequence[Operation],

@@ -36,6 +36,7 @@ import ssl
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -49,8 +50,15 @@ from coopnode.actors.kernel.link_tls import (
     link_server_context,
 )
 from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE
+from coopnode.actors.wallet import books as shard_books
 from coopnode.actors.wallet.link import BatchReply, serve_link
-from coopnode.actors.wallet.messages import AuditReport, ReplicaRole
+from coopnode.actors.wallet.messages import (
+    AuditReport,
+    ClosingReply,
+    ReplicaRole,
+    ShardClosing,
+    ShardDay,
+)
 from coopnode.actors.wallet.move import (
     DATA_FILE,
     CopyInfo,
@@ -58,7 +66,13 @@ from coopnode.actors.wallet.move import (
     digest_file,
     read_chunk,
 )
-from coopnode.actors.wallet.replicas.books import BooksAt, ReplicaBooks, encode_payload
+from coopnode.actors.wallet.replicas.books import (
+    BooksAt,
+    ClosingPayload,
+    OpsPayload,
+    ReplicaBooks,
+    encode_payload,
+)
 from coopnode.actors.wallet.replicas.faults import FlushStalls
 from coopnode.actors.wallet.replicas.log import EntryWrite, ReplicaLog, SnapshotWrite, Write
 from coopnode.actors.wallet.replicas.peers import Peers
@@ -70,6 +84,7 @@ from coopnode.actors.wallet.shard import (
     operation_decoder,
 )
 from coopnode.actors.wallet.store import WalletStore
+from coopnode.domain.books import DaySums
 from coopnode.domain.errors import InvariantViolation, StoreCorrupt
 from coopnode.domain.messages import (
     OPERATION_FAILED,
@@ -167,10 +182,12 @@ class _Waiting:
 
 
 class _Group(msgspec.Struct):
-    """A log entry's batches, waiting for its acknowledgement."""
+    """A log entry's batches, waiting for its acknowledgement (or, for a closed day's
+    entry, the closing's caller)."""
 
     batches: list[_Waiting]
     started_s: float
+    closing: asyncio.Future[ClosingReply] | None = None
 
 
 class _ShardHost(ReplicaHost):
@@ -239,6 +256,7 @@ class ReplicaShard:
         # Set while this replica's disk is stuck (`_flush_stuck`): it takes no part.
         self._silent = False
         self._long_reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replica-reads")
+        self._books_reader = shard_books.ReaderProcess(settings.wallet, shard_index)
         log.info(
             "wallet replica opened",
             shard=shard_index,
@@ -464,6 +482,10 @@ class ReplicaShard:
             return
         if results is None:
             raise InvariantViolation(f"entry {reply.op} acknowledged without its results")
+        if isinstance(results, ClosingReply):
+            if group.closing is not None and not group.closing.done():
+                group.closing.set_result(results)
+            return
         elapsed_s = time.perf_counter() - group.started_s
         offset = 0
         for waiting in group.batches:
@@ -500,6 +522,9 @@ class ReplicaShard:
         for batch in [*waiting, *self._mailbox]:
             if not batch.future.done():
                 batch.future.set_exception(lost)
+        for group in self._in_flight.values():
+            if group.closing is not None and not group.closing.done():
+                group.closing.set_exception(lost)
         self._in_flight.clear()
         self._mailbox.clear()
         self._pending_ops = 0
@@ -526,7 +551,9 @@ class ReplicaShard:
             key = self._next_key
             raws = [raw for waiting in batches for raw in waiting.raws]
             request = Request(
-                client_id=self._client_id, request_key=key, payload=encode_payload(raws)
+                client_id=self._client_id,
+                request_key=key,
+                payload=encode_payload(OpsPayload(raws)),
             )
             self._in_flight[key] = _Group(batches=batches, started_s=time.perf_counter())
             self.books.want(key)
@@ -723,6 +750,7 @@ class ReplicaShard:
             log.error("wallet replica could not copy a peer's books", error=repr(error))
             self.books.release_held()
             return
+        self._books_reader.close()  # Its files are about to be replaced.
         self.books.store.close()
         books = self._path / "books"
         shutil.rmtree(books, ignore_errors=True)
@@ -779,6 +807,83 @@ class ReplicaShard:
             self._long_reads, self.books.store.overdrafts, limit
         )
         return msgspec.msgpack.encode(records)
+
+    # The accounts office's books (`actors/wallet/books.py`), as a shard of one serves them.
+    # Reads come from this replica's books (a backup's are a commit or two behind the
+    # primary's at most); a closing goes through the log, so every replica keeps it.
+
+    async def _books_job(self, job: Any, *args: object) -> bytes:
+        return await self._books_reader.run(self.books.store.path, job, *args)
+
+    async def _day_sums(self, day: date) -> DaySums:
+        raw = await self._books_job(shard_books.day_sums_job, day.isoformat())
+        return msgspec.msgpack.decode(raw, type=DaySums)
+
+    async def _read_closing(self, day: date) -> ShardClosing | None:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, shard_books.read_closing, self.books.store, day
+        )
+
+    async def books_day(self, day_iso: str) -> bytes:
+        day = date.fromisoformat(day_iso)
+        closing = await self._read_closing(day)
+        sums = closing.sums if closing is not None else await self._day_sums(day)
+        return msgspec.msgpack.encode(ShardDay(closing=closing, sums=sums))
+
+    async def closings(self, first_iso: str, last_iso: str) -> bytes:
+        found = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads,
+            shard_books.read_closings,
+            self.books.store,
+            date.fromisoformat(first_iso),
+            date.fromisoformat(last_iso),
+        )
+        return msgspec.msgpack.encode(found)
+
+    async def purse_totals(self, end_ms: int) -> bytes:
+        return await self._books_job(shard_books.purse_totals_job, end_ms)
+
+    async def clearing_credits(self, start_ms: int, end_ms: int) -> bytes:
+        return await self._books_job(shard_books.credits_job, start_ms, end_ms)
+
+    async def close_day(self, day_iso: str, closed_by: str) -> bytes:
+        """Close the shard's part of a day, on the primary, through the log."""
+        await self._ensure_started()
+        if not self._is_serving_primary or self._silent:
+            raise ConnectionResetError(f"wallet shard {self._shard}: not its primary")
+        reply = await shard_books.close_day(
+            self.books.store,
+            self._shard,
+            date.fromisoformat(day_iso),
+            closed_by,
+            clock_step_max_ms=self._wallet.books_clock_step_max_ms,
+            day_sums=self._day_sums,
+            read_closing=self._read_closing,
+            keep=self._keep_through_log,
+        )
+        return msgspec.msgpack.encode(reply)
+
+    async def _keep_through_log(self, closing: ShardClosing) -> tuple[ShardClosing, bool]:
+        host = self._host
+        if host is None or not self._is_serving_primary or self._silent:
+            raise ConnectionResetError(f"wallet shard {self._shard}: not its primary")
+        self._next_key += 1
+        key = self._next_key
+        future: asyncio.Future[ClosingReply] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = _Group(batches=[], started_s=time.perf_counter(), closing=future)
+        self.books.want(key)
+        payload = encode_payload(ClosingPayload(closing))
+        self._drive(
+            host.deliver, Request(client_id=self._client_id, request_key=key, payload=payload)
+        )
+        if (self._client_id, key) not in host.replica.request_ops:
+            self._in_flight.pop(key, None)
+            self.books.take(key)
+            raise ConnectionResetError(f"wallet shard {self._shard} is busy; close the day again")
+        reply = await future
+        if reply.closing is None:
+            raise InvariantViolation("a kept closing answered without the closing")
+        return reply.closing, reply.created
 
     async def flush_stalls(self) -> int:
         """How many of this replica's flushes the storage fault stalled."""

@@ -17,14 +17,31 @@ from __future__ import annotations
 
 import msgspec
 
+from coopnode.actors.wallet.messages import ClosingReply, ShardClosing
 from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.messages import Operation, Result
 from coopnode.replication.messages import Entry
 
+
+class OpsPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="ops"):
+    """A group commit: the batches' operations, each as the front encoded it."""
+
+    ops: list[msgspec.Raw]
+
+
+class ClosingPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="closing"):
+    """A closed day (締め) as the primary read it: every replica keeps the same, once."""
+
+    closing: ShardClosing
+
+
+Payload = OpsPayload | ClosingPayload
 _payload_encoder = msgspec.msgpack.Encoder()
-_payload_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
+_payload_decoder: msgspec.msgpack.Decoder[Payload] = msgspec.msgpack.Decoder(Payload)
 _operation_decoder: msgspec.msgpack.Decoder[Operation] = msgspec.msgpack.Decoder(Operation)
+_closing_encoder = msgspec.msgpack.Encoder()
+_closing_decoder = msgspec.msgpack.Decoder(ShardClosing)
 
 
 class BooksAt(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -36,18 +53,25 @@ class BooksAt(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     op: int
 
 
-def encode_payload(raws: list[msgspec.Raw]) -> bytes:
-    """A log entry's payload: the group commit's operations, each as the front encoded it."""
-    return _payload_encoder.encode(raws)
+def encode_payload(payload: Payload) -> bytes:
+    """A log entry's payload."""
+    return _payload_encoder.encode(payload)
 
 
-def decode_payload(payload: bytes) -> list[Operation]:
-    """The operations of a committed entry: they decoded at the primary, so one that
-    does not decode here is a broken invariant, not an operation's fault."""
+def decode_payload(payload: bytes) -> Payload:
+    """A committed entry's payload: it was encoded by the primary, so one that does not
+    decode here is a broken invariant, not an operation's fault."""
     try:
-        return [_operation_decoder.decode(raw) for raw in _payload_decoder.decode(payload)]
+        return _payload_decoder.decode(payload)
     except msgspec.DecodeError as error:
         raise InvariantViolation(f"a committed log entry does not decode: {error}") from None
+
+
+def decode_operations(payload: OpsPayload) -> list[Operation]:
+    try:
+        return [_operation_decoder.decode(raw) for raw in payload.ops]
+    except msgspec.DecodeError as error:
+        raise InvariantViolation(f"a committed operation does not decode: {error}") from None
 
 
 class ReplicaBooks:
@@ -57,16 +81,17 @@ class ReplicaBooks:
         self.store = store
         self._shard = shard
         self._replica = replica
-        # Results of the entries a caller waits for (by request key), taken once.
+        # Results of the entries a caller waits for (by request key), taken once: a group
+        # commit's results, or a closing's reply.
         self._wanted: set[int] = set()
-        self._results: dict[int, list[Result]] = {}
+        self._results: dict[int, list[Result] | ClosingReply] = {}
         # While a peer's copy of the books is being installed, committed entries wait.
         self.held: list[Entry] | None = None
 
     def want(self, request_key: int) -> None:
         self._wanted.add(request_key)
 
-    def take(self, request_key: int) -> list[Result] | None:
+    def take(self, request_key: int) -> list[Result] | ClosingReply | None:
         self._wanted.discard(request_key)
         return self._results.pop(request_key, None)
 
@@ -76,10 +101,29 @@ class ReplicaBooks:
             return
         if entry.op <= self.store.replica_op:
             return  # In the books already: applied before a restart, or in a peer's copy.
-        ops = decode_payload(entry.payload)
-        results = self.store.apply_batch(ops, now_ms=entry.timestamp_ms, replica_op=entry.op)
+        results: list[Result] | ClosingReply
+        match decode_payload(entry.payload):
+            case OpsPayload() as ops:
+                operations = decode_operations(ops)
+                results = self.store.apply_batch(
+                    operations, now_ms=entry.timestamp_ms, replica_op=entry.op
+                )
+            case ClosingPayload(closing=closing):
+                results = self._keep_closing(closing, entry.op)
         if entry.request_key in self._wanted:
             self._results[entry.request_key] = results
+
+    def _keep_closing(self, closing: ShardClosing, op: int) -> ClosingReply:
+        """Keep a day's closing unless one is kept already (then that one stands)."""
+        found = self.store.keep_once(
+            self.store.closings_db,
+            closing.sums.day.encode(),
+            _closing_encoder.encode(closing),
+            replica_op=op,
+        )
+        if found is None:
+            return ClosingReply(closing=closing, created=True)
+        return ClosingReply(closing=_closing_decoder.decode(found), created=False)
 
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(BooksAt(self._shard, self._replica, self.store.replica_op))

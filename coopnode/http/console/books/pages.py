@@ -53,10 +53,7 @@ _LABELS = {
 
 
 def _reader(request: web.Request) -> BooksReader:
-    try:
-        return reader(request)
-    except ApiError:
-        raise PageError(409, N_("books.error.unavailable")) from None
+    return reader(request)
 
 
 def _asked_day(request: web.Request, default: date) -> date:
