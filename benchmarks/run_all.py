@@ -19,6 +19,8 @@ BENCHMARKS = (
     "benchmarks.link_tls",
     "benchmarks.http_payments",
     "benchmarks.tills",
+    # One replica against three, with and without one stalling disk (issue 16).
+    "benchmarks.replicas",
     # Taps through one front and through two on a cluster on this machine, fsync on and off.
     "benchmarks.fronts",
     # The node's taps beside the PostgreSQL peer's, interleaved in one run.

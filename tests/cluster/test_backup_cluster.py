@@ -71,7 +71,11 @@ def test_a_cluster_backup_is_copied_on_each_stores_host_and_restores_on_one() ->
                 str(cluster.secrets / "identity-key")
             ),
         }
-        restored = NodeProcess(target, env=keys).start()
+        # The restored node has the cluster's staff and machine tokens (their digests are in
+        # the restored identity store): the harness keeps using the cluster's token file.
+        staff_token = cluster.secrets / "staff-token"
+        keys["COOPNODE_NODE__STAFF_TOKEN_FILE"] = json.dumps(str(staff_token))
+        restored = NodeProcess(target, env=keys, staff_token_file=staff_token).start()
         for member_no in MEMBERS:
             assert balance(restored, member_no) == balances[member_no]
             keys_booked = history_keys(restored, member_no)[0]

@@ -7,15 +7,16 @@
 
 The primary's host is killed (every process of it, SIGKILL) under load, round after
 round; after each round the host is started again, as an operator would, and its
-replica recovers from its peers before the next round kills the next primary. At the
-end: every acknowledged payment booked exactly once, the books balanced, and every
-replica converged on the same log.
+replica recovers from its peers before the next round kills the next primary. Then a
+backup's host loses its data directory and is rebuilt. After each: every acknowledged
+payment booked exactly once, the books balanced, and every replica converged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from collections.abc import Iterator
 
@@ -106,3 +107,27 @@ async def test_the_primarys_host_killed_round_after_round_under_load_loses_and_d
         f"{ROUNDS} hosts killed: served again within {max(failovers_s):.2f} s "
         f"(median {sorted(failovers_s)[len(failovers_s) // 2]:.2f} s)"
     )
+
+
+async def test_a_hosts_lost_data_directory_is_rebuilt_from_the_other_hosts(
+    cluster: LocalCluster[NodeProcess],
+) -> None:
+    """A backup's host loses its disk: its data directory deleted while the host is down,
+    the host started again empty; its replica is rebuilt from its peers' copy of the books
+    and the log since, while payments go on."""
+    front = cluster.fronts["d"]
+    load = Load(front, seed=117, pause_s=CLIENT_PAUSE_S)
+    load.start()
+    found = await converged(front)
+    await load.acknowledged_at_least(load.acknowledged + BOOKED_PER_ROUND)
+    serving = next(role for role in found if role.endpoint)
+    backup = next(role for role in found if role.replica != serving.replica)
+    host = cluster.replica_disks[0][backup.replica]
+    await asyncio.to_thread(cluster.kill_host, host)
+    replica_files = cluster.data_dir(host) / "wallet" / "shard-000" / f"replica-{backup.replica}"
+    shutil.rmtree(replica_files)
+    await load.acknowledged_at_least(load.acknowledged + BOOKED_PER_ROUND)
+    await asyncio.to_thread(cluster.restart_host, host)
+    rebuilt = next(role for role in await converged(front) if role.replica == backup.replica)
+    assert rebuilt.applied > 0 and (replica_files / "books" / "data.mdb").exists()
+    check_exactly_once(front, await load.finish())
