@@ -28,6 +28,7 @@ Figures: one line per store, till, kind of line, purse and source, in yen and en
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -38,6 +39,7 @@ from coopnode.domain.days import COOP_TIMEZONE
 from coopnode.domain.ledger import CLEARING, ENROLMENT_DEPOSITS, OVERDRAFT_RECEIVABLE, POINTS_ISSUED
 from coopnode.domain.messages import JournalEntry
 from coopnode.domain.money import PURSES, Purse, Purses
+from coopnode.domain.withdrawal import SHARE_CAPITAL, WITHDRAWAL_FORFEITED, WITHDRAWAL_PAYOUT
 
 # The purses the Payment Services Act counts as prepaid payment instruments: money paid in
 # ahead. Points are given free with a purchase and are not (they are reported apart).
@@ -61,6 +63,14 @@ class Line(StrEnum):
     MOVE = "move"
     POINTS_ISSUED = "points_issued"
     POINTS_CLAWED_BACK = "points_clawed_back"
+    # A counter charge handed back in cash (the counter's clearing account pays it).
+    CHARGE_REFUND = "charge_refund"
+    # A withdrawal (脱退): each purse emptied (paid out unless forfeited), what of it the
+    # rule forfeits (money to income, points back to the points issued), and the share
+    # capital paid out (`domain.withdrawal`).
+    WITHDRAWAL = "withdrawal"
+    WITHDRAWAL_FORFEIT = "withdrawal_forfeit"
+    SHARE_CAPITAL = "share_capital"
 
 
 class _Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -187,10 +197,28 @@ def entry_lines(entry: JournalEntry) -> list[tuple[Line, str, str, int]]:
         case "open":
             for purse, amount in members.items():
                 lines.append((Line.ENROLMENT, purse.value, "", amount))
+        case "refund_charge":
+            for purse, amount in members.items():
+                lines.append((Line.CHARGE_REFUND, purse.value, "counter", -amount))
+        case "withdraw":
+            lines.extend(_withdrawal_lines(members, counters))
         case _:
             for purse, amount in members.items():
                 lines.append((Line.MOVE, purse.value, "", amount))
     return [line for line in lines if line[3]]
+
+
+def _withdrawal_lines(
+    members: dict[Purse, int], counters: dict[str, int]
+) -> list[tuple[Line, str, str, int]]:
+    """A withdrawal's lines: each purse emptied, the money and the points forfeited, and
+    the share capital paid out."""
+    lines = [(Line.WITHDRAWAL, purse.value, "", -amount) for purse, amount in members.items()]
+    lines.append((Line.WITHDRAWAL_FORFEIT, "", "", counters.get(WITHDRAWAL_FORFEITED, 0)))
+    points = counters.get(POINTS_ISSUED, 0)
+    lines.append((Line.WITHDRAWAL_FORFEIT, Purse.POINTS.value, "", points))
+    lines.append((Line.SHARE_CAPITAL, "", "", -counters.get(SHARE_CAPITAL, 0)))
+    return lines
 
 
 _GIVE_BACK = {Line.VOID, Line.REFUND}
@@ -321,7 +349,28 @@ def accounts_from_figures(figures: list[Figure]) -> dict[str, int]:
             case Line.POINTS_CLAWED_BACK:
                 post(POINTS_ISSUED, f.yen)
                 post(purse_account, -f.yen)
+            case Line.CHARGE_REFUND:
+                post(f"clearing:{f.source}", f.yen)
+                post(purse_account, -f.yen)
+            case _:
+                _post_withdrawal(post, f)
     return {name: yen for name, yen in sorted(accounts.items()) if yen}
+
+
+def _post_withdrawal(post: Callable[[str, int], None], f: Figure) -> None:
+    """A withdrawal's figure as postings: a purse emptied is paid out; what is forfeited
+    is taken back from the payout (to income, or points to the points issued); the share
+    capital is paid out of the co-op's capital."""
+    match f.line:
+        case Line.WITHDRAWAL:
+            post(f"purses:{f.purse}", -f.yen)
+            post(WITHDRAWAL_PAYOUT, f.yen)
+        case Line.WITHDRAWAL_FORFEIT:
+            post(WITHDRAWAL_PAYOUT, -f.yen)
+            post(POINTS_ISSUED if f.purse == Purse.POINTS.value else WITHDRAWAL_FORFEITED, f.yen)
+        case Line.SHARE_CAPITAL:
+            post(SHARE_CAPITAL, -f.yen)
+            post(WITHDRAWAL_PAYOUT, f.yen)
 
 
 def figure_problems(sums: DaySums) -> list[str]:

@@ -279,6 +279,11 @@ class Account(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     totp_sealed: bytes = b""  # a sealed TotpState once enrolled
     totp_pending_sealed: bytes = b""  # a sealed secret shown in a QR, not yet confirmed
     wallet_registered_at_s: float = 0.0
+    # The shares (口) paid in at enrolment: the share capital paid back at withdrawal.
+    # Accounts enrolled before it was kept hold 0 (the counter then shows no capital).
+    share_units: int = 0
+    # When the member withdrew (脱退) at the counter; 0 while a member.
+    withdrawn_at_s: float = 0.0
 
     def __repr__(self) -> str:
         return f"Account(member_no={self.member_no!r})"

@@ -8,7 +8,7 @@ every account of a shard sum to zero after every commit.
 from __future__ import annotations
 
 from coopnode.domain.errors import InvariantViolation
-from coopnode.domain.messages import ChargeSource, JournalEntry, MemberWallet
+from coopnode.domain.messages import ChargeSource, JournalEntry, MemberWallet, WalletStatus
 from coopnode.domain.money import PURSES, Purse, Purses
 
 Posting = tuple[str, int]
@@ -67,3 +67,5 @@ def check_wallet(wallet: MemberWallet) -> None:
             )
     if wallet.meal_used_yen < 0:
         raise InvariantViolation(f"member {wallet.member_no} meal use is negative")
+    if wallet.status is WalletStatus.CLOSED and wallet.balances.total():
+        raise InvariantViolation(f"member {wallet.member_no} withdrew but a purse holds money")

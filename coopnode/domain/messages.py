@@ -37,6 +37,9 @@ Month = Annotated[str, msgspec.Meta(pattern=r"^(|[0-9]{4}-(0[1-9]|1[0-2]))$")]
 class WalletStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    # The member withdrew (脱退): the purses were paid back or forfeited, and the wallet
+    # refuses every money operation for good.
+    CLOSED = "closed"
 
 
 class ChargeSource(StrEnum):
@@ -125,12 +128,43 @@ class Charge(_Message, frozen=True, tag="charge"):
     reference: OptionalLabel = ""
 
 
+class RefundCharge(_Message, frozen=True, tag="refund_charge"):
+    """Hand back in cash, at the counter, part or all of a charge paid in cash at the
+    counter, from what its purse still holds. A card's or a convenience store's charge
+    goes back the way it came (the acquirer's void, the store network's refund), not
+    through the counter's till."""
+
+    key: IdempotencyKey
+    member_no: MemberNo
+    charge_key: IdempotencyKey
+    amount_yen: AmountYen
+
+
 class Move(_Message, frozen=True, tag="move"):
     key: IdempotencyKey
     member_no: MemberNo
     from_purse: Purse
     to_purse: Purse
     amount_yen: AmountYen
+
+
+# A leaving member's share capital and refund: bounded well above any co-op's (ten
+# million yen), so that a typing error is refused rather than paid out.
+WithdrawalYen = Annotated[int, msgspec.Meta(ge=0, le=10_000_000, description="yen")]
+
+
+class Withdraw(_Message, frozen=True, tag="withdraw"):
+    """Withdrawal at graduation (脱退): pay back the purses under the co-op's rule and the
+    share capital, and close the wallet (`domain.withdrawal`).
+
+    `refund_yen` is what the clerk was shown and hands over: when the plan the shard
+    makes now pays back another amount (a tap or a charge came in between), the
+    withdrawal is refused and nothing changes."""
+
+    key: IdempotencyKey
+    member_no: MemberNo
+    share_capital_yen: WithdrawalYen
+    refund_yen: WithdrawalYen
 
 
 class Suspend(_Message, frozen=True, tag="suspend"):
@@ -170,7 +204,16 @@ class Recall(_Message, frozen=True, tag="recall"):
 
 
 MoneyOperation = (
-    OpenWallet | Pay | OfflinePay | VoidPayment | Refund | SettleOverdraft | Charge | Move
+    OpenWallet
+    | Pay
+    | OfflinePay
+    | VoidPayment
+    | Refund
+    | SettleOverdraft
+    | Charge
+    | Move
+    | Withdraw
+    | RefundCharge
 )
 Operation = MoneyOperation | Suspend | Resume | GetWallet | GetHistory | Recall
 
@@ -270,6 +313,17 @@ class PaymentRecord(_Message, frozen=True):
     voided: bool
     # The part of an offline tap the purses could not cover; `paid` sums to the rest.
     overdraft_yen: int = 0
+
+
+class ChargeRecord(_Message, frozen=True):
+    """What a charge credited, kept so that the counter refunds no more than that."""
+
+    charge_key: str
+    member_no: str
+    purse: Purse
+    amount_yen: int
+    source: ChargeSource
+    refunded_yen: int = 0
 
 
 class JournalEntry(_Message, frozen=True):

@@ -56,6 +56,12 @@ class Reason(StrEnum):
     PURSE_NOT_ALLOWED = "purse_not_allowed"
     UNKNOWN_MEAL_PLAN = "unknown_meal_plan"
     UNKNOWN_COOP = "unknown_coop"
+    # The member withdrew (脱退): the wallet is closed for good.
+    ACCOUNT_CLOSED = "account_closed"
+    # A withdrawal whose refund is no longer the one the clerk was shown: look again.
+    WITHDRAWAL_CHANGED = "withdrawal_changed"
+    # A withdrawal while offline taps are still owed: settle or void them first.
+    OVERDRAFT_OWED = "overdraft_owed"
     INVALID_INPUT = "invalid_input"
     OVERLOADED = "overloaded"
     UNAVAILABLE = "unavailable"

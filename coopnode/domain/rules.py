@@ -13,6 +13,7 @@ import msgspec
 
 from coopnode.domain.days import COOP_TIMEZONE, coop_day
 from coopnode.domain.money import PURSES, Purse, TillKind
+from coopnode.domain.withdrawal import WithdrawalRule
 
 Yen = Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
 BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
@@ -67,6 +68,9 @@ class CoopRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     charge_max_yen: Yen = 100_000
     # Bounds on one payment at a till.
     payment_max_yen: Yen = 100_000
+    # What each purse becomes when a member withdraws at graduation (脱退); the default
+    # pays back every purse of money whole and lets points lapse (`domain.withdrawal`).
+    withdrawal: WithdrawalRule = msgspec.field(default_factory=WithdrawalRule)
 
     def __post_init__(self) -> None:
         for kind in TillKind:

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 
 import msgspec
 
-from coopnode.domain import ledger, spend
+from coopnode.domain import ledger, spend, withdrawal
 from coopnode.domain.messages import (
     Charge,
+    ChargeRecord,
     ChargeSource,
     Declined,
     MemberWallet,
@@ -24,9 +25,11 @@ from coopnode.domain.messages import (
     Pay,
     PaymentRecord,
     Refund,
+    RefundCharge,
     SettleOverdraft,
     VoidPayment,
     WalletStatus,
+    Withdraw,
     decline,
 )
 from coopnode.domain.money import (
@@ -50,6 +53,8 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
     changes: Purses
     points_earned: int = 0
     payment: PaymentRecord | None = None
+    # A charge's record: written by a charge, rewritten by its refund at the counter.
+    charge: ChargeRecord | None = None
     store: str = ""
     till_id: str = ""
     overdraft_yen: int = 0
@@ -87,12 +92,19 @@ def decide(
     payment: PaymentRecord | None,
     coops: Mapping[str, CoopRules],
     now_ms: int,
+    *,
+    owed_yen: int = 0,
+    charge: ChargeRecord | None = None,
 ) -> Change | Declined:
-    """Decide one money operation. `payment` is the record named by a void or refund."""
+    """Decide one money operation. `payment` is the record named by a void or refund;
+    `owed_yen` what the member's offline taps still owe (a withdrawal needs it); `charge`
+    the record named by a charge's refund."""
     if isinstance(op, OpenWallet):
         return _open(op, wallet, coops, now_ms)
     if wallet is None:
         return decline(Reason.UNKNOWN_MEMBER, f"no wallet for member {op.member_no}")
+    if wallet.status is WalletStatus.CLOSED:
+        return decline(Reason.ACCOUNT_CLOSED, "the member withdrew; the account is closed")
     rules = coops[wallet.coop]
     wallet = _on_day(wallet, rules.day_of(now_ms))
     match op:
@@ -108,6 +120,10 @@ def decide(
             return _charge(op, wallet, rules)
         case Move():
             return _move(op, wallet, rules)
+        case Withdraw():
+            return _withdraw(op, wallet, rules, owed_yen)
+        case RefundCharge():
+            return _refund_charge(op, wallet, charge)
     raise AssertionError(f"unhandled operation {op!r}")  # pragma: no cover
 
 
@@ -363,12 +379,50 @@ def _charge(op: Charge, wallet: MemberWallet, rules: CoopRules) -> Change | Decl
         return refused
     postings = ledger.member_postings(op.member_no, added)
     postings.append((ledger.CLEARING[op.source], -op.amount_yen))
+    record = ChargeRecord(
+        charge_key=op.key,
+        member_no=op.member_no,
+        purse=op.purse,
+        amount_yen=op.amount_yen,
+        source=op.source,
+    )
     return Change(
         kind="charge",
         wallet=msgspec.structs.replace(wallet, balances=balances, emoney_used=True),
         postings=postings,
         amount_yen=op.amount_yen,
         changes=added,
+        charge=record,
+    )
+
+
+def _refund_charge(
+    op: RefundCharge, wallet: MemberWallet, charge: ChargeRecord | None
+) -> Change | Declined:
+    """Hand back a counter charge in cash: no more than it credited and was not handed
+    back yet, and no more than its purse still holds (what was spent stays spent)."""
+    if charge is None or charge.member_no != op.member_no:
+        return decline(Reason.UNKNOWN_PAYMENT, f"no charge {op.charge_key!r} for this member")
+    if charge.source is not ChargeSource.COUNTER:
+        return decline(
+            Reason.PURSE_NOT_ALLOWED,
+            f"a {charge.source.value} charge is refunded the way it was paid, not at the counter",
+        )
+    refundable = min(charge.amount_yen - charge.refunded_yen, wallet.balances.get(charge.purse))
+    if op.amount_yen > refundable:
+        return decline(
+            Reason.REFUND_EXCEEDS_PAYMENT, f"at most {refundable:,} yen of it is refundable"
+        )
+    taken = Purses().with_(charge.purse, -op.amount_yen)
+    postings = ledger.member_postings(op.member_no, taken)
+    postings.append((ledger.CLEARING[ChargeSource.COUNTER], op.amount_yen))
+    return Change(
+        kind="refund_charge",
+        wallet=msgspec.structs.replace(wallet, balances=wallet.balances.add(taken)),
+        postings=postings,
+        amount_yen=op.amount_yen,
+        changes=taken,
+        charge=msgspec.structs.replace(charge, refunded_yen=charge.refunded_yen + op.amount_yen),
     )
 
 
@@ -392,4 +446,32 @@ def _move(op: Move, wallet: MemberWallet, rules: CoopRules) -> Change | Declined
         postings=ledger.member_postings(op.member_no, moved),
         amount_yen=op.amount_yen,
         changes=moved,
+    )
+
+
+def _withdraw(
+    op: Withdraw, wallet: MemberWallet, rules: CoopRules, owed_yen: int
+) -> Change | Declined:
+    """Withdrawal at graduation: every purse paid back or kept under the co-op's rule,
+    the share capital paid back, the wallet closed (`domain.withdrawal`)."""
+    if owed_yen:
+        return decline(
+            Reason.OVERDRAFT_OWED,
+            f"offline taps still owe {owed_yen:,} yen; settle or void them first",
+        )
+    planned = withdrawal.plan(
+        wallet.balances, rules.withdrawal, wallet.meal_day, op.share_capital_yen
+    )
+    if planned.refund_yen != op.refund_yen:
+        return decline(
+            Reason.WITHDRAWAL_CHANGED,
+            f"the refund is now {planned.refund_yen:,} yen, not {op.refund_yen:,}; look again",
+        )
+    emptied = planned.refunded.add(planned.forfeited)
+    return Change(
+        kind="withdraw",
+        wallet=msgspec.structs.replace(wallet, balances=Purses(), status=WalletStatus.CLOSED),
+        postings=withdrawal.postings(op.member_no, planned),
+        amount_yen=planned.refund_yen,
+        changes=emptied.negate(),
     )

@@ -13,6 +13,8 @@ from coopnode.actors.backup.client import BackupClient
 from coopnode.actors.wallet.books_client import BooksReader
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.http.api.backups import BACKUP_ROUTES, backup_client_key
+from coopnode.http.api.counter import COUNTER_ROUTES
+from coopnode.http.api.counter_taps import COUNTER_TAP_ROUTES, CounterTaps, counter_taps_key
 from coopnode.http.api.desk import DESK_ROUTES
 from coopnode.http.api.dev_outbox import DEV_ROUTES, outbox_key
 from coopnode.http.api.identity import IDENTITY_ROUTES
@@ -121,6 +123,10 @@ def make_app(
     routes = ROUTES + (TILL_ROUTES if tills is not None else ())
     if identity is not None:
         routes += _identity_routes(app, settings, identity) + DESK_ROUTES + STAFF_ACCESS_ROUTES
+        if tills is not None:
+            # The counter (窓口) finds members by card too: it needs the registry's copy.
+            app[counter_taps_key] = CounterTaps()
+            routes += COUNTER_ROUTES + COUNTER_TAP_ROUTES
         # The member portal's pages sit on the identity engine and the wallet.
         setup_portal(app, settings)
         # The staff console's pages (issue 13), on the same engine, in their own room.

@@ -63,6 +63,9 @@ _WALLET_STATUS: dict[Reason, int] = {
     Reason.ALREADY_VOIDED: 409,
     Reason.VOID_WINDOW_CLOSED: 409,
     Reason.NOTHING_OWED: 409,
+    Reason.ACCOUNT_CLOSED: 403,
+    Reason.WITHDRAWAL_CHANGED: 409,
+    Reason.OVERDRAFT_OWED: 409,
     Reason.OVER_LIMIT: 422,
     Reason.BELOW_MINIMUM: 422,
     Reason.ABOVE_MAXIMUM: 422,
@@ -310,7 +313,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def timeout_middleware(timeout_s: float) -> Middleware:
-    """Bound every request's time on the server; long-lived WebSockets are exempt.
+    """Bound every request's time on the server; long-lived WebSockets and event streams
+    (`Accept: text/event-stream`, which bound their own life) are exempt.
 
     A change that timed out may still happen: the front goes on sending its operation
     to the shard (with the same idempotency key) after the answer has gone. So it is
@@ -320,6 +324,8 @@ def timeout_middleware(timeout_s: float) -> Middleware:
     @web.middleware
     async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await handler(request)
+        if request.headers.get("Accept", "") == "text/event-stream":
             return await handler(request)
         try:
             async with asyncio.timeout(timeout_s):

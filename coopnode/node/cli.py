@@ -17,6 +17,7 @@ from coopnode.node.konbini_cli import add_konbini_admin_command, add_konbini_com
 from coopnode.node.local_ray import keep_local_ray_on_loopback
 from coopnode.node.member_cli import add_member_commands
 from coopnode.node.shard_move import add_move_shard_command
+from coopnode.reader.counter_reader import add_counter_reader_command
 from coopnode.reader.till_cli import add_till_commands
 from coopnode.settings import Settings, SettingsError, load_settings
 
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="admin_command", required=True
     )
     add_till_commands(commands, admin)
+    add_counter_reader_command(commands)
     add_member_commands(admin)
     add_konbini_command(commands)
     add_konbini_admin_command(admin)

@@ -83,8 +83,8 @@ def store(tmp_path: Path) -> Iterator[WalletStore]:
 def broken_rule(monkeypatch: pytest.MonkeyPatch) -> Operation:
     """A payment whose result breaks a rule (a defect in `decide`, injected for its key)."""
 
-    def defective(op: Any, *args: Any) -> Any:
-        change = decide(op, *args)
+    def defective(op: Any, *args: Any, **kwargs: Any) -> Any:
+        change = decide(op, *args, **kwargs)
         if op.key != "poison" or not isinstance(change, Change):
             return change
         negative = msgspec.structs.replace(change.wallet, balances=Purses(base=-1))

@@ -111,6 +111,7 @@ class Enrolments:
                     phone=phone,
                     enrolled_at_s=context.clock(),
                     enrolment_fingerprint=fingerprint,
+                    share_units=enrolment.share_units,
                 )
             )
             tx.append_audit(

@@ -21,6 +21,7 @@ import msgspec
 from coopnode.actors.identity.account import MemberAccount
 from coopnode.actors.identity.answers import answer, invalid
 from coopnode.actors.identity.context import IdentityContext, WalletPort
+from coopnode.actors.identity.counter import Counter
 from coopnode.actors.identity.desk import MemberDesk
 from coopnode.actors.identity.enrolment import Enrolments
 from coopnode.actors.identity.family import FamilyAccess
@@ -37,6 +38,10 @@ from coopnode.actors.identity.messages import (
     BootstrapAdministrator,
     CardAttempt,
     CheckSession,
+    CounterChangeMail,
+    CounterFind,
+    CounterMember,
+    CounterWithdrawn,
     CreateStaff,
     DeskView,
     DocumentMarkSent,
@@ -171,6 +176,7 @@ class IdentityService:
         self.family = FamilyAccess(context)
         self.grants = OAuthGrants(context, client_secrets or {})
         self.desk = MemberDesk(context)
+        self.counter = Counter(context)
         self.routes: tuple[Route, ...] = tuple(self._routes())
         self.step_routes: tuple[StepRoute, ...] = tuple(self._step_routes())
         self._handlers: Mapping[type[msgspec.Struct], Handler] = handler_table(self.routes)
@@ -255,6 +261,11 @@ class IdentityService:
             route(EventCreate, replying(desk.event_create)),
             route(EventRosterGet, replying(desk.event_roster)),
             route(EventAttendanceSet, replying(desk.event_attendance)),
+            # The counter (窓口).
+            route(CounterFind, replying(self.counter.find)),
+            route(CounterMember, answering(self.counter.member)),
+            route(CounterChangeMail, answering(self.counter.change_mail)),
+            route(CounterWithdrawn, answering(self.counter.withdrawn)),
         ]
 
     def _step_routes(self) -> list[StepRoute]:

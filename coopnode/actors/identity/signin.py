@@ -145,7 +145,8 @@ class SignInFlows:
             guardian = tx.guardian(identifier)
             return (guardian.mail, guardian.password_hash) if guardian is not None else ("", None)
         account = tx.account_by_mail(identifier)
-        if account is None or not account.password_hash:
+        # A member who withdrew (脱退) is as unknown: the same answer after the same work.
+        if account is None or not account.password_hash or account.withdrawn_at_s:
             return "", None
         return account.member_no, account.password_hash
 

@@ -151,6 +151,17 @@ class Tx:
             raise InvariantViolation(f"{db} entry for member {member_no.decode()} is stale")
         return account
 
+    def accounts(self, scan_max: int) -> Iterator[Account]:
+        """Every account in member-number order, at most `scan_max` of them (the counter's
+        search by kana reads them all: there is no index by name)."""
+        cursor = self._txn.cursor(db=self._db["accounts"])
+        for read, (_, raw) in enumerate(cursor):
+            if read == scan_max:
+                return
+            account = _decode(raw, Account)
+            _check_account(account)
+            yield account
+
     def account_by_mail(self, mail: str) -> Account | None:
         return self._by_index("mail_index", mail)
 

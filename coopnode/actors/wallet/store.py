@@ -69,6 +69,7 @@ from coopnode.domain.errors import InvariantViolation, StoreCorrupt
 from coopnode.domain.messages import (
     OPERATION_FAILED,
     Booked,
+    ChargeRecord,
     Declined,
     GetHistory,
     GetWallet,
@@ -84,6 +85,7 @@ from coopnode.domain.messages import (
     PaymentRecord,
     Recall,
     Refund,
+    RefundCharge,
     Result,
     Resume,
     SettleOverdraft,
@@ -92,6 +94,7 @@ from coopnode.domain.messages import (
     VoidPayment,
     WalletStatus,
     WalletView,
+    Withdraw,
     decline,
 )
 from coopnode.domain.money import Reason
@@ -130,6 +133,8 @@ class OpRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 
     result: bytes
     payment: PaymentRecord | None = None
+    # A charge's credit, for the counter's refund of it (which rewrites it in place).
+    charge: ChargeRecord | None = None
 
 
 _SEQ_BYTES = 8
@@ -509,40 +514,67 @@ class WalletStore:
         if first is not None:
             return first
         wallet = self._get_wallet(txn, op.member_no)
-        paid_by: bytes | None = None  # The payment's operation number, for voids and refunds.
+        # The operation number of the payment (or charge) a void or refund names.
+        paid_by: bytes | None = None
         payment = None
+        charge = None
         if isinstance(op, (VoidPayment, Refund, SettleOverdraft)):
             paid_by = txn.get(_op_key(op.member_no, op.payment_key), db=self._members)
             payment = None if paid_by is None else self._op_record(txn, paid_by).payment
-        outcome = decide(op, wallet, payment, self.coops, now_ms)
-        new_payment = None
+        elif isinstance(op, RefundCharge):
+            paid_by = txn.get(_op_key(op.member_no, op.charge_key), db=self._members)
+            charge = None if paid_by is None else self._op_record(txn, paid_by).charge
+        owed = self._owed_yen(txn, op.member_no) if isinstance(op, Withdraw) else 0
+        outcome = decide(op, wallet, payment, self.coops, now_ms, owed_yen=owed, charge=charge)
+        new_payment = new_charge = None
         if isinstance(outcome, Declined):
             result: Result = outcome
             if wallet is None and not isinstance(op, OpenWallet):
                 return result  # Nothing to scope a record to: unknown members leave no trace.
         else:
             result = self._book(batch, op, outcome, now_ms)
-            if outcome.payment is not None and paid_by is not None:
-                self._rewrite_payment(txn, paid_by, outcome.payment)
+            if paid_by is not None and (outcome.payment or outcome.charge) is not None:
+                self._rewrite_record(txn, paid_by, outcome.payment, outcome.charge)
             else:
-                new_payment = outcome.payment
+                new_payment, new_charge = outcome.payment, outcome.charge
         op_no = _seq_key(batch.next_op)
         batch.next_op += 1
-        record = OpRecord(result=_encoder.encode(result), payment=new_payment)
+        record = OpRecord(result=_encoder.encode(result), payment=new_payment, charge=new_charge)
         txn.put(op_no, _encoder.encode(record), db=self._ops, append=True)
         txn.put(index_key, op_no + fingerprint, db=self._members)
         return result
+
+    def _owed_yen(self, txn: Any, member_no: str) -> int:
+        """What the member's offline taps still owe, from the overdrafts database."""
+        prefix = member_no.encode() + b"\x00"
+        owed = 0
+        cursor = txn.cursor(db=self._overdrafts)
+        positioned = cursor.set_range(prefix)
+        while positioned and cursor.key().startswith(prefix):
+            owed += _overdraft_decoder.decode(cursor.value()).overdraft_yen
+            positioned = cursor.next()
+        return owed
 
     def _op_record(self, txn: Any, index_value: bytes) -> OpRecord:
         raw = txn.get(index_value[:_SEQ_BYTES], db=self._ops)
         record: OpRecord = _stored(_op_decoder, raw, f"operation {index_value[:_SEQ_BYTES].hex()}")
         return record
 
-    def _rewrite_payment(self, txn: Any, index_value: bytes, payment: PaymentRecord) -> None:
-        """A void, refund or settling changes what the payment's own record says it took."""
+    def _rewrite_record(
+        self,
+        txn: Any,
+        index_value: bytes,
+        payment: PaymentRecord | None,
+        charge: ChargeRecord | None,
+    ) -> None:
+        """A void, refund or settling changes what the payment's own record says it took;
+        a counter refund of a charge, what the charge's record says is left of it."""
         record = self._op_record(txn, index_value)
-        updated = msgspec.structs.replace(record, payment=payment)
-        txn.put(index_value[:_SEQ_BYTES], _encoder.encode(updated), db=self._ops)
+        if payment is not None:
+            record = msgspec.structs.replace(record, payment=payment)
+        if charge is not None:
+            record = msgspec.structs.replace(record, charge=charge)
+        txn.put(index_value[:_SEQ_BYTES], _encoder.encode(record), db=self._ops)
 
     def _book(self, batch: _Batch, op: MoneyOperation, change: Change, now_ms: int) -> Booked:
         ledger.check_wallet(change.wallet)
@@ -620,6 +652,8 @@ class WalletStore:
         wallet = self._get_wallet(batch.txn, op.member_no)
         if wallet is None:
             return decline(Reason.UNKNOWN_MEMBER, f"no wallet for member {op.member_no}")
+        if wallet.status is WalletStatus.CLOSED:
+            return decline(Reason.ACCOUNT_CLOSED, "the member withdrew; the account is closed")
         status = WalletStatus.SUSPENDED if isinstance(op, Suspend) else WalletStatus.ACTIVE
         if wallet.status is status:
             return StatusChanged(member_no=op.member_no, status=status, seq=0)

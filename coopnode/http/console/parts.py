@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from coopnode.http.console import audit, signin, staff
+from coopnode.http.console import audit, counter, signin, staff
 from coopnode.http.console.books import pages as books
 from coopnode.http.console.pages import STATIC, console_not_found, serve, setup_templates
 from coopnode.http.console.room import ConsolePart, console_menu_key, console_routes_key
@@ -20,6 +20,7 @@ PARTS: tuple[ConsolePart, ...] = (
     staff.PART,
     audit.PART,
     books.PART,
+    counter.PART,
 )
 
 _STATIC = Path(__file__).parent / "static"

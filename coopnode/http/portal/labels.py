@@ -27,6 +27,12 @@ HISTORY_KIND_LABELS: dict[str, str] = {
     "refund": N_("kind.refund"),
     "charge": N_("kind.charge"),
     "move": N_("kind.move"),
+    # Lines written at the co-op's counter (or by staff) show in the member's history too.
+    "settle_overdraft": N_("counter.kind.settle_overdraft"),
+    "refund_charge": N_("counter.kind.refund_charge"),
+    "withdraw": N_("counter.kind.withdraw"),
+    "suspended": N_("counter.kind.suspended"),
+    "active": N_("counter.kind.resumed"),
 }
 
 # The statuses a charge record can show on its page (a card charge's or a store's).

@@ -350,7 +350,8 @@ class TillHub:
             if not isinstance(view, WalletView):
                 why = view.message if isinstance(view, Declined) else "an unexpected answer"
                 raise DenyListNotUpdated(f"the wallet did not give the member's status: {why}")
-            suspended = view.status is WalletStatus.SUSPENDED
+            # A closed wallet (the member withdrew) is refused at the tills as a suspended one.
+            suspended = view.status is not WalletStatus.ACTIVE
             try:
                 await self.apply(SetSuspended(member_no=member_no, suspended=suspended))
             except RegistryUnavailable as error:

@@ -17,6 +17,7 @@ front's read are drawn here:
     flows       the flows a member starts (§1–§5), their steps, and sessions
     account     the member's profile and authenticator app
     staff       staff accounts, their changes to members, the audit log
+    counter     the counter (窓口): finding a member, their file, changes made there
     oauth       OAuth for authlib in the actor, and the member's grants
     family      family access, and the guardian's side of it
     desk        the member desk: inquiries, documents, events
@@ -41,6 +42,15 @@ from coopnode.actors.identity.messages.base import (
     Name,
     Secret,
     Text,
+)
+from coopnode.actors.identity.messages.counter import (
+    CounterChangeMail,
+    CounterFind,
+    CounterFound,
+    CounterMember,
+    CounterWithdrawn,
+    MemberCard,
+    MemberFile,
 )
 from coopnode.actors.identity.messages.desk import (
     CardAttempt,
@@ -185,6 +195,11 @@ IdentityRequest = (
     | TokenCreate
     | TokenList
     | TokenRevoke
+    # The counter (窓口).
+    | CounterFind
+    | CounterMember
+    | CounterChangeMail
+    | CounterWithdrawn
 )
 
 IdentityReply = (
@@ -214,6 +229,9 @@ IdentityReply = (
     | StaffRoster
     | TokenCreated
     | TokenRoster
+    # The counter (窓口).
+    | CounterFound
+    | MemberFile
 )
 
 
@@ -242,6 +260,11 @@ __all__ = [
     "CardAttempt",
     "CheckSession",
     "ConsentInfo",
+    "CounterChangeMail",
+    "CounterFind",
+    "CounterFound",
+    "CounterMember",
+    "CounterWithdrawn",
     "CreateStaff",
     "DeskNumber",
     "DeskPage",
@@ -283,6 +306,8 @@ __all__ = [
     "InsuranceItem",
     "ListGrants",
     "MailChangeStart",
+    "MemberCard",
+    "MemberFile",
     "Name",
     "OAuthAnswer",
     "OAuthConsent",

@@ -17,6 +17,10 @@ LINE_LABELS: dict[Line, str] = {
     Line.MOVE: N_("books.line.move"),
     Line.POINTS_ISSUED: N_("books.line.points_issued"),
     Line.POINTS_CLAWED_BACK: N_("books.line.points_clawed_back"),
+    Line.CHARGE_REFUND: N_("counter.books.line.charge_refund"),
+    Line.WITHDRAWAL: N_("counter.books.line.withdrawal"),
+    Line.WITHDRAWAL_FORFEIT: N_("counter.books.line.withdrawal_forfeit"),
+    Line.SHARE_CAPITAL: N_("counter.books.line.share_capital"),
 }
 
 SOURCE_LABELS: dict[str, str] = {
