@@ -159,6 +159,11 @@ class WalletSettings(_Section, frozen=True):
     link_frame_max_bytes: Annotated[int, msgspec.Meta(ge=65_536, le=268_435_456)] = 16_777_216
     # A shard waits this long for the previous owner of its files to let go (kill -9).
     lock_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
+    # The node's Ed25519 journal key (its 32-byte seed in hex), which signs each sealed
+    # day's root; empty means `<data_dir>/wallet/journal-key`, made at the first start.
+    # On a cluster every host's shards sign with it: name a file given to every host (a
+    # host without it refuses to seal, saying so).
+    journal_key_file: Annotated[str, msgspec.Meta(max_length=4096)] = ""
 
     @property
     def call_with_retries_s(self) -> float:
@@ -932,6 +937,12 @@ class Settings(_Section, frozen=True):
         if self.payments.konbini_webhook_key_file:
             return Path(self.payments.konbini_webhook_key_file)
         return self.data_path / "konbini-webhook-key"
+
+    @property
+    def journal_key_path(self) -> Path:
+        if self.wallet.journal_key_file:
+            return Path(self.wallet.journal_key_file)
+        return self.data_path / "wallet" / "journal-key"
 
     @property
     def staff_token_path(self) -> Path:

@@ -18,6 +18,7 @@ import uvloop
 from aiohttp import web
 
 from coopnode.actors.kernel.link_tls import link_client_context
+from coopnode.actors.wallet.chain import create_journal_key
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.actors.wallet.store import LAYOUT_VERSION
 from coopnode.http.app import make_app
@@ -110,6 +111,10 @@ def serve(settings: Settings, *, demo: bool) -> None:
         readers.append(DEMO_READER)
     start_ray(settings, kiosk_resources(readers))
     link_token = read_or_create_internal_secret(link_token_path(settings))
+    if not settings.wallet.journal_key_file:
+        # The key that seals the journal's days is the node's own, made at its first start
+        # (a named file is the operator's to give every host, and never made here).
+        create_journal_key(settings.journal_key_path)
     try:
         shards = create_shards(settings, link_token)
         # uvloop: the front's CPU per till tap fell by about a tenth (benchmarks/tills.py).

@@ -33,7 +33,9 @@ def journal_record(path: Path, seq: int) -> bytes:
     env = lmdb.open(str(path), readonly=True, max_dbs=16)
     try:
         with env.begin() as txn:
-            return bytes(txn.get(seq.to_bytes(8, "big"), db=env.open_db(b"journal", txn=txn)))
+            return bytes(
+                txn.get(seq.to_bytes(8, "big"), db=env.open_db(b"journal", txn=txn)) or b""
+            )
     finally:
         env.close()
 
@@ -145,7 +147,7 @@ def test_relinking_a_changed_entry_without_the_key_breaks_the_days_seal(tmp_path
     with env.begin(write=True) as txn:
         journal = env.open_db(b"journal", txn=txn)
         links = env.open_db(b"chain", txn=txn)
-        record = bytes(txn.get((2).to_bytes(8, "big"), db=journal))
+        record = bytes(txn.get((2).to_bytes(8, "big"), db=journal) or b"")
         txn.put((2).to_bytes(8, "big"), record.replace(b"\xa1a", b"\xa1z"), db=journal)
         head = chain.genesis(0)
         for key, raw in txn.cursor(db=journal):
@@ -176,7 +178,7 @@ def test_a_changed_last_entry_stops_the_shard_on_open(tmp_path: Path) -> None:
     env = lmdb.open(str(path), max_dbs=16, map_size=64 << 20)
     with env.begin(write=True) as txn:
         journal = env.open_db(b"journal", txn=txn)
-        record = bytes(txn.get((5).to_bytes(8, "big"), db=journal))
+        record = bytes(txn.get((5).to_bytes(8, "big"), db=journal) or b"")
         txn.put((5).to_bytes(8, "big"), record.replace(b"\xa1d", b"\xa1e"), db=journal)
     env.close()
     with pytest.raises(InvariantViolation, match="entry 5 does not match its chain link"):

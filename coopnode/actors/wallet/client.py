@@ -30,7 +30,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE
 from coopnode.actors.wallet.link import BatchReply, EndpointLookup, ShardLink
-from coopnode.actors.wallet.messages import AuditReport
+from coopnode.actors.wallet.messages import AuditReport, ChainReport, SealRecord
 from coopnode.actors.wallet.shard import (
     ShardHealth,
     batch_encoder,
@@ -340,6 +340,35 @@ class WalletClient:
 
         shards = await asyncio.gather(*(one(batcher) for batcher in self.batchers))
         return [record for shard in shards for record in shard]
+
+    async def seal_day(self, day: str) -> list[SealRecord]:
+        """Seal a finished day (ISO date, JST) in every shard; sealing again answers the
+        first seals. Raises SealRefused when the day is not over or a shard has no key."""
+
+        async def one(batcher: ShardBatcher) -> SealRecord:
+            raw = await asyncio.wrap_future(batcher.actor.seal_day.remote(day).future())
+            return msgspec.msgpack.decode(raw, type=SealRecord)
+
+        return list(await asyncio.gather(*(one(batcher) for batcher in self.batchers)))
+
+    async def seals(self) -> list[SealRecord]:
+        """Every shard's sealed days."""
+
+        async def one(batcher: ShardBatcher) -> list[SealRecord]:
+            raw = await asyncio.wrap_future(batcher.actor.seals.remote().future())
+            return msgspec.msgpack.decode(raw, type=list[SealRecord])
+
+        shards = await asyncio.gather(*(one(batcher) for batcher in self.batchers))
+        return [seal for shard in shards for seal in shard]
+
+    async def verify_chain(self) -> list[ChainReport]:
+        """Every shard's check of its whole chain and its seals."""
+
+        async def one(batcher: ShardBatcher) -> ChainReport:
+            raw = await asyncio.wrap_future(batcher.actor.verify_chain.remote().future())
+            return msgspec.msgpack.decode(raw, type=ChainReport)
+
+        return list(await asyncio.gather(*(one(batcher) for batcher in self.batchers)))
 
     async def close(self) -> None:
         await asyncio.gather(*(batcher.close() for batcher in self.batchers))

@@ -33,6 +33,7 @@ from coopnode.actors.kernel.link_tls import (
     files_from_ray_environment,
     link_server_context,
 )
+from coopnode.actors.wallet.chain import read_journal_key
 from coopnode.actors.wallet.link import BatchReply, serve_link
 from coopnode.actors.wallet.messages import AuditReport
 from coopnode.actors.wallet.move import DATA_FILE, copy_environment, mark_moved, read_chunk
@@ -130,6 +131,7 @@ class WalletShard:
         self._cluster_tls = settings.cluster.tls.enabled
         self._link_tls: ssl.SSLContext | None = None
         self._path = shard_path(settings, shard_index)
+        self._journal_key_path = settings.journal_key_path
         # The disk this shard's files are on (a cluster's), which a move changes.
         disks = settings.cluster.wallet_shard_disks
         self._disk = disks[shard_index] if disks else ""
@@ -321,6 +323,25 @@ class WalletShard:
     async def audit(self) -> bytes:
         report: AuditReport = await asyncio.get_running_loop().run_in_executor(
             self._long_reads, self._store.audit
+        )
+        return msgspec.msgpack.encode(report)
+
+    # The journal's sealed days (`chain.py`).
+
+    async def seal_day(self, day: str) -> bytes:
+        """Seal a finished day (ISO date, JST) with the node's journal key; idempotent.
+        Runs on the loop's thread, between group commits, as every write does."""
+        if self._fenced:
+            raise ConnectionResetError(f"wallet shard {self._index} is moving to another disk")
+        seal = self._store.seal_day(day, read_journal_key(self._journal_key_path))
+        return msgspec.msgpack.encode(seal)
+
+    async def seals(self) -> bytes:
+        return msgspec.msgpack.encode(self._store.seals())
+
+    async def verify_chain(self) -> bytes:
+        report = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, self._store.verify_chain
         )
         return msgspec.msgpack.encode(report)
 
