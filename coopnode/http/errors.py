@@ -100,6 +100,12 @@ _FRONT_STATUS: dict[str, int] = {
     "backup_running": 409,
     "backup_target_refused": 409,
     "unknown_backup": 404,
+    # The console's tills and journal (issue 13 §3, §7): a till's key already downloaded,
+    # expired or held by another front; a till not registered; a day not over or a shard
+    # without the journal key; as many live views open as allowed is `overloaded`.
+    "key_gone": 410,
+    "unknown_till": 404,
+    "seal_refused": 409,
 }
 # The identity actor's reasons: every `IdentityReason`.
 _IDENTITY_STATUS: dict[IdentityReason, int] = {
@@ -303,7 +309,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def timeout_middleware(timeout_s: float) -> Middleware:
-    """Bound every request's time on the server; long-lived WebSockets are exempt.
+    """Bound every request's time on the server; long-lived WebSockets and event streams
+    are exempt.
 
     A change that timed out may still happen: the front goes on sending its operation
     to the shard (with the same idempotency key) after the answer has gone. So it is
@@ -313,6 +320,10 @@ def timeout_middleware(timeout_s: float) -> Middleware:
     @web.middleware
     async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await handler(request)
+        if request.headers.get("Accept", "") == "text/event-stream":
+            # A stream of server-sent events (the console's live view) lives as long as
+            # its page; the route bounds its watchers and ends them when the node stops.
             return await handler(request)
         try:
             async with asyncio.timeout(timeout_s):

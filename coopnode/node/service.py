@@ -17,11 +17,13 @@ import ray
 import uvloop
 from aiohttp import web
 
+from coopnode.actors.kernel.clock import system_ms
 from coopnode.actors.kernel.link_tls import link_client_context
 from coopnode.actors.wallet.chain import create_journal_key
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.actors.wallet.store import LAYOUT_VERSION
 from coopnode.http.app import make_app
+from coopnode.http.tills.activity import TillActivity
 from coopnode.http.tills.hub import TillHub
 from coopnode.logs import get_logger
 from coopnode.metrics import Metrics
@@ -159,7 +161,12 @@ async def _serve(
         )
         parts.push_async_callback(_stopping, "wallet", wallet.close)
         await wallet.wait_ready(SHARDS_READY_TIMEOUT_S)
-        tills = TillHub(create_registry(settings), settings.till, metrics)
+        tills = TillHub(
+            create_registry(settings),
+            settings.till,
+            metrics,
+            TillActivity(settings.live.forwarded_kept_per_till, system_ms),
+        )
         await tills.start(SHARDS_READY_TIMEOUT_S)
         parts.push_async_callback(_stopping, "tills", tills.stop)
         demo_coop = await seed_demo(wallet, settings) if demo else None

@@ -30,7 +30,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE
 from coopnode.actors.wallet.link import BatchReply, EndpointLookup, ShardLink
-from coopnode.actors.wallet.messages import AuditReport, ChainReport, SealRecord
+from coopnode.actors.wallet.messages import AuditReport, ChainReport, SealRecord, SealRefused
 from coopnode.actors.wallet.shard import (
     ShardHealth,
     batch_encoder,
@@ -346,7 +346,12 @@ class WalletClient:
         first seals. Raises SealRefused when the day is not over or a shard has no key."""
 
         async def one(batcher: ShardBatcher) -> SealRecord:
-            raw = await asyncio.wrap_future(batcher.actor.seal_day.remote(day).future())
+            try:
+                raw = await asyncio.wrap_future(batcher.actor.seal_day.remote(day).future())
+            except RayTaskError as error:
+                if isinstance(error.cause, SealRefused):
+                    raise SealRefused(str(error.cause)) from None
+                raise
             return msgspec.msgpack.decode(raw, type=SealRecord)
 
         return list(await asyncio.gather(*(one(batcher) for batcher in self.batchers)))
