@@ -25,7 +25,7 @@ from coopnode.settings import LiveSettings
 
 # Live boards never wait on the ring for more samples than this, whatever the settings
 # say: the settings bound window over interval to at most 3,000 (600 s at 0.2 s).
-_SAMPLES_MAX = 3_001
+_SAMPLES_MAX = 3_002
 
 
 class StoreFigures(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -76,7 +76,7 @@ class LiveBoard:
         self._settings = settings
         self._clock_s = clock_s
         self._wall_ms = wall_ms
-        kept = min(_SAMPLES_MAX, int(settings.window_s / settings.sample_interval_s) + 1)
+        kept = min(_SAMPLES_MAX, int(settings.window_s / settings.sample_interval_s) + 2)
         self._samples: deque[_Sample] = deque(maxlen=kept)
         self._samples.append(self._take())
         self._changed = asyncio.Event()
@@ -99,9 +99,13 @@ class LiveBoard:
     def sample(self) -> LiveFigures:
         """Take a sample, compute the figures and wake every watcher."""
         now = self._take()
-        oldest = self._samples[0]
         self._samples.append(now)
-        self.figures = self._figures(now, oldest)
+        # The baseline is the newest sample at or before the window's start, so that the
+        # window is whole (or, just after the start, as long as the board has run).
+        window_start_s = now.at_s - self._settings.window_s
+        while len(self._samples) > 2 and self._samples[1].at_s <= window_start_s:
+            self._samples.popleft()
+        self.figures = self._figures(now, self._samples[0])
         self.latest = msgspec.json.encode(self.figures)
         self.version += 1
         self._changed.set()
@@ -118,7 +122,7 @@ class LiveBoard:
 
     def _figures(self, now: _Sample, oldest: _Sample) -> LiveFigures:
         connected = self._connected_by_store()
-        elapsed_s = min(float(self._settings.window_s), now.at_s - oldest.at_s)
+        elapsed_s = now.at_s - oldest.at_s
         stores: list[StoreFigures] = []
         all_declines: dict[str, int] = {}
         for store in sorted(set(now.taps) | set(connected)):
