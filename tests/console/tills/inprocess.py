@@ -32,7 +32,8 @@ class Console:
 
     @property
     def board(self) -> LiveBoard:
-        return self.client.app[live_board_key]
+        board: LiveBoard = self.client.app[live_board_key]
+        return board
 
     def tap(self, till_id: str, decision: Decision, tapped_at_ms: int = 0) -> None:
         """A decision sent to a till, as the till channel records it."""
