@@ -172,6 +172,79 @@ class WalletSettings(_Section, frozen=True):
         return self.call_timeout_s * (self.call_retry_max + 1) + backoff_ms / 1000
 
 
+class StorageFaultSettings(_Section, frozen=True):
+    """A storage fault for tests and benchmarks only (issue 16 §7): one replica's log
+    flushes are delayed, now and then, as a stalling disk delays them. Off by default; the
+    settings refuse it in production."""
+
+    # Which replica's disk stalls (of every replicated shard); -1: none.
+    replica: Annotated[int, msgspec.Meta(ge=-1, le=6)] = -1
+    # How long a stalled flush waits, on top of the disk's own time.
+    stall_ms: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 250
+    # How often a flush stalls, on average: each flush stalls with the probability that
+    # makes the stalls about this far apart (at random, seeded below).
+    every_ms: Annotated[int, msgspec.Meta(ge=1, le=600_000)] = 2_000
+    # The seed of the stalls' times, so that a benchmark's two runs stall alike.
+    seed: int = 16
+
+    @property
+    def enabled(self) -> bool:
+        return self.replica >= 0 and self.stall_ms > 0
+
+
+class ReplicationSettings(_Section, frozen=True):
+    """How many replicas each wallet shard has, and the protocol's timing (issue 16;
+    docs/architecture.md, "Replicated shards").
+
+    One replica is a shard as it always was: one disk's flush acknowledges. Three (or
+    five) replicas, each with its own LMDB files on its own disk, acknowledge a commit
+    once a majority hold it durable, so a lost disk loses nothing and one stalled disk is
+    outvoted. Time in the protocol is ticks of `tick_ms`; the bounds below are in
+    milliseconds and become whole ticks.
+    """
+
+    replica_count: Annotated[int, msgspec.Meta(ge=1, le=7)] = 1
+    # The protocol's clock: heartbeats, timeouts and resends are counted in these.
+    # Ten milliseconds keeps a failover within a second or two and costs a wake-up per
+    # tick per replica, which is nothing beside a commit.
+    tick_ms: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 10
+    # A backup that hears nothing from its primary for this long starts a view change.
+    # Long enough that a primary busy with a large commit or a garbage collection is not
+    # deposed; short enough that a dead one is replaced within a second or two.
+    primary_silence_ms: Annotated[int, msgspec.Meta(ge=10, le=60_000)] = 600
+    # How often an idle primary tells its backups it is alive.
+    heartbeat_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
+    # How long one view change may take before the next view is tried.
+    view_change_ms: Annotated[int, msgspec.Meta(ge=10, le=60_000)] = 1_000
+    # How often what may have been lost is sent again.
+    resend_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 60
+    # Log entries (group commits) a primary has prepared and not yet answered; batches
+    # that arrive meanwhile wait in its mailbox and join the next entry, so that under
+    # load entries grow instead of multiplying. Two keeps one filling while one commits.
+    prepares_in_flight_max: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    # Log entries a primary keeps prepared but uncommitted (the protocol's own bound).
+    pipeline_ops_max: Annotated[int, msgspec.Meta(ge=1, le=1_024)] = 32
+    # A replica syncs its books and checkpoints every this many log entries (group
+    # commits), and then cuts its log there: the log stays bounded, and a replica left
+    # further behind takes a peer's copy of the books instead of the whole log.
+    checkpoint_interval_ops: Annotated[int, msgspec.Meta(ge=2, le=1_000_000)] = 4_096
+    # The longest log a replica keeps, checkpoints or not.
+    log_ops_max: Annotated[int, msgspec.Meta(ge=16, le=10_000_000)] = 100_000
+    # Entries one repair message carries.
+    repair_entries_per_message_max: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
+    # The largest message between replicas (a view change carries a log since the last
+    # checkpoint; a prepare carries one group commit of up to `commit_batch_max_ops`).
+    peer_frame_max_bytes: Annotated[int, msgspec.Meta(ge=65_536, le=1_073_741_824)] = 268_435_456
+    # How long a front goes on finding a shard's primary (a failover) before it answers
+    # "try again": a few view changes' worth.
+    primary_lookup_s: Annotated[float, msgspec.Meta(gt=0, le=120)] = 8.0
+    storage_fault: StorageFaultSettings = msgspec.field(default_factory=StorageFaultSettings)
+
+    def ticks(self, milliseconds: int) -> int:
+        """`milliseconds` as whole ticks, at least one."""
+        return max(1, round(milliseconds / self.tick_ms))
+
+
 class HttpSettings(_Section, frozen=True):
     # The largest request body; wallet requests are a few hundred bytes.
     body_max_bytes: Annotated[int, msgspec.Meta(ge=256, le=16_777_216)] = 16_384
@@ -794,6 +867,11 @@ class ClusterSettings(_Section, frozen=True):
     disks: Annotated[list[DiskSettings], msgspec.Meta(max_length=64)] = []
     # The disk of each wallet shard, by shard index: as many as `wallet.shard_count`.
     wallet_shard_disks: Annotated[list[DiskName], msgspec.Meta(max_length=64)] = []
+    # With replicated shards (`replication.replica_count` > 1): per shard, the disk of
+    # each replica, all different, on different hosts (in place of wallet_shard_disks).
+    wallet_replica_disks: Annotated[
+        list[Annotated[list[DiskName], msgspec.Meta(max_length=7)]], msgspec.Meta(max_length=64)
+    ] = []
     # The disk of the registry, identity, payments and notifier stores.
     stores_disk: Annotated[str, msgspec.Meta(pattern=r"^([a-z0-9][a-z0-9-]{0,39})?$")] = ""
     # The file of the secret that fronts and shards share on the wallet's data links; on a
@@ -866,6 +944,7 @@ class Settings(_Section, frozen=True):
     payments: PaymentsSettings = msgspec.field(default_factory=PaymentsSettings)
     cluster: ClusterSettings = msgspec.field(default_factory=ClusterSettings)
     backup: BackupSettings = msgspec.field(default_factory=BackupSettings)
+    replication: ReplicationSettings = msgspec.field(default_factory=ReplicationSettings)
     # The co-ops this node serves, by id.
     coops: dict[str, CoopRules] = msgspec.field(default_factory=_default_coops)
 
@@ -894,6 +973,37 @@ class Settings(_Section, frozen=True):
                 "between hosts needs cluster.tls (ca_file, cert_file, key_file)"
             )
         self._check_backup_dir()
+        self._check_replication()
+
+    def _check_replication(self) -> None:
+        """An odd count of replicas (a majority must be unique), and the storage fault only
+        where no member's money is at stake."""
+        replication = self.replication
+        if replication.replica_count % 2 == 0:
+            raise ValueError(
+                f"replication.replica_count is {replication.replica_count}: it must be odd "
+                "(1, 3, 5 or 7), so that two majorities always share a replica"
+            )
+        fault = replication.storage_fault
+        if fault.enabled and self.node.environment is Environment.PRODUCTION:
+            raise ValueError(
+                "replication.storage_fault delays flushes on purpose, for tests and "
+                "benchmarks: it is refused in production"
+            )
+        if fault.replica >= replication.replica_count:
+            raise ValueError(
+                f"replication.storage_fault.replica is {fault.replica}, but a shard has "
+                f"replicas 0 to {replication.replica_count - 1}"
+            )
+        if replication.replica_count > 1 and self.backup.dir:
+            raise ValueError(
+                "backup.dir: backups copy a shard of one replica; a replicated shard is "
+                "its own backup (a lost replica is rebuilt from its peers)"
+            )
+        if replication.replica_count > 1 and self.wallet.transport != "link":
+            raise ValueError(
+                "replicated shards take batches on their links only (wallet.transport)"
+            )
 
     def _check_backup_dir(self) -> None:
         """Backups and live files stay apart: a backup inside a data directory (the
@@ -913,11 +1023,43 @@ class Settings(_Section, frozen=True):
                     "neither may hold the other"
                 )
 
+    def _check_replica_disks(self) -> list[str]:
+        """The disks the wallet shards use: one per shard, or one per replica of each
+        shard, a shard's replicas each on a disk of its own."""
+        cluster, count = self.cluster, self.replication.replica_count
+        if count == 1:
+            if cluster.wallet_replica_disks:
+                raise ValueError(
+                    "cluster.wallet_replica_disks names replicas' disks, but "
+                    "replication.replica_count is 1: name wallet_shard_disks instead"
+                )
+            if len(cluster.wallet_shard_disks) != self.wallet.shard_count:
+                raise ValueError(
+                    f"cluster.wallet_shard_disks names {len(cluster.wallet_shard_disks)} "
+                    f"disks for wallet.shard_count = {self.wallet.shard_count} shards: "
+                    "one per shard"
+                )
+            return list(cluster.wallet_shard_disks)
+        replicas = cluster.wallet_replica_disks
+        if cluster.wallet_shard_disks or len(replicas) != self.wallet.shard_count:
+            raise ValueError(
+                f"with replication.replica_count = {count}, cluster.wallet_replica_disks "
+                f"names the disks of each shard's replicas ({self.wallet.shard_count} lists "
+                "of disks), and wallet_shard_disks stays empty"
+            )
+        for index, disks in enumerate(replicas):
+            if len(disks) != count or len(set(disks)) != count:
+                raise ValueError(
+                    f"cluster.wallet_replica_disks[{index}] must name {count} different "
+                    f"disks, one per replica: it names {disks}"
+                )
+        return [disk for disks in replicas for disk in disks]
+
     def _check_placement(self) -> None:
         """Every store of a cluster has a disk, and every disk named is declared."""
         cluster = self.cluster
         if not cluster.placed:
-            if cluster.wallet_shard_disks or cluster.stores_disk:
+            if cluster.wallet_shard_disks or cluster.wallet_replica_disks or cluster.stores_disk:
                 raise ValueError(
                     "cluster.wallet_shard_disks and cluster.stores_disk name disks, but "
                     "cluster.disks declares none"
@@ -926,12 +1068,8 @@ class Settings(_Section, frozen=True):
         names = [disk.name for disk in cluster.disks]
         if len(set(names)) != len(names):
             raise ValueError(f"cluster.disks: a disk is declared twice ({names})")
-        if len(cluster.wallet_shard_disks) != self.wallet.shard_count:
-            raise ValueError(
-                f"cluster.wallet_shard_disks names {len(cluster.wallet_shard_disks)} disks "
-                f"for wallet.shard_count = {self.wallet.shard_count} shards: one per shard"
-            )
-        for name in [*cluster.wallet_shard_disks, cluster.stores_disk]:
+        shard_disks = self._check_replica_disks()
+        for name in [*shard_disks, cluster.stores_disk]:
             if name not in names:
                 raise ValueError(
                     f"cluster: the disk {name!r} is not declared in cluster.disks ({names})"

@@ -6,11 +6,15 @@ import logging
 import os
 from typing import Any
 
+import msgspec
 import ray
 
-from coopnode.actors.kernel.placement import shard_home, stores_home
+from coopnode.actors.kernel.placement import replica_homes, shard_home, stores_home
 from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE, named_actor, settings_json
 from coopnode.actors.registry.actor import REGISTRY_NAME, RegistryActor
+from coopnode.actors.wallet.client import ReplicaSet
+from coopnode.actors.wallet.messages import ReplicaRole
+from coopnode.actors.wallet.replicas.actor import ReplicaShard, replica_name
 from coopnode.actors.wallet.shard import WalletShard, shard_name
 from coopnode.node.local_ray import LOOPBACK
 from coopnode.settings import Settings
@@ -64,10 +68,42 @@ def create_shards(settings: Settings, link_token: str) -> list[Any]:
 
     `link_token` authenticates the front on each shard's data plane; it comes from a
     secret file in the data directory so that a joining front and restarted shards agree.
+    A replicated shard (`replication.replica_count` > 1) is a `ReplicaSet` of its replicas.
     """
+    if settings.replication.replica_count > 1:
+        return [
+            create_replicas(settings, index, link_token)
+            for index in range(settings.wallet.shard_count)
+        ]
     return [
         create_shard(settings, index, link_token) for index in range(settings.wallet.shard_count)
     ]
+
+
+def create_replicas(settings: Settings, index: int, link_token: str) -> ReplicaSet:
+    """Create (or find) every replica of wallet shard `index`, each on its own disk's
+    host, and format the shard if none of its replicas holds anything yet (a new shard);
+    a replica that lost its disk is not formatted, it recovers from its peers."""
+    replicas = [
+        named_actor(
+            ReplicaShard,
+            replica_name(index, replica),
+            settings,
+            index,
+            replica,
+            settings_json(home.settings),
+            link_token,
+            resources=home.resources,
+        )
+        for replica, home in enumerate(replica_homes(settings, index))
+    ]
+    roles = [
+        msgspec.msgpack.decode(raw, type=ReplicaRole)
+        for raw in ray.get([actor.role.remote() for actor in replicas])
+    ]
+    if not any(role.formatted for role in roles):
+        ray.get([actor.format.remote() for actor in replicas])
+    return ReplicaSet(replicas, settings.replication.primary_lookup_s)
 
 
 def create_shard(settings: Settings, index: int, link_token: str) -> Any:

@@ -110,7 +110,7 @@ class IdentityActor:
     def __init__(self, settings_json: bytes) -> None:
         settings = msgspec.json.decode(settings_json, type=Settings)
         configure_logging(settings.log)
-        wallet = WalletClient.connect(settings.wallet, Metrics())
+        wallet = WalletClient.connect(settings, Metrics())
         self._settings = settings
         self._service, self._store, self._hasher = build_service(settings, wallet)
         log.info("identity actor ready", pid=os.getpid())

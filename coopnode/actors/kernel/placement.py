@@ -51,6 +51,17 @@ def shard_home(settings: Settings, index: int) -> Home:
     return _home_on(settings, disks[index] if disks else "")
 
 
+def replica_homes(settings: Settings, index: int) -> list[Home]:
+    """Where each replica of wallet shard `index` runs and keeps its files: on one host,
+    side by side under the data directory; on a cluster, each on its own disk
+    (`cluster.wallet_replica_disks[index]`), which the settings require to be on
+    different hosts."""
+    disks = settings.cluster.wallet_replica_disks
+    if not disks:
+        return [_home_on(settings, "") for _ in range(settings.replication.replica_count)]
+    return [_home_on(settings, disk) for disk in disks[index]]
+
+
 def stores_home(settings: Settings) -> Home:
     """Where the registry, identity, payments and notifier actors run and keep files."""
     return _home_on(settings, settings.cluster.stores_disk)

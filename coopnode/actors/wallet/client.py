@@ -30,7 +30,14 @@ from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE
 from coopnode.actors.wallet.link import BatchReply, EndpointLookup, ShardLink
-from coopnode.actors.wallet.messages import AuditReport, ChainReport, SealRecord, SealRefused
+from coopnode.actors.wallet.messages import (
+    AuditReport,
+    ChainReport,
+    ReplicaRole,
+    SealRecord,
+    SealRefused,
+)
+from coopnode.actors.wallet.replicas.actor import replica_name
 from coopnode.actors.wallet.shard import (
     ShardHealth,
     batch_encoder,
@@ -53,7 +60,7 @@ from coopnode.domain.money import Reason
 from coopnode.domain.sharding import shard_of
 from coopnode.logs import get_logger
 from coopnode.metrics import Metrics
-from coopnode.settings import WalletSettings
+from coopnode.settings import Settings, WalletSettings
 
 log = get_logger(__name__)
 
@@ -62,8 +69,11 @@ def _retryable(error: BaseException) -> bool:
     # ConnectionError and OSError: the shard's link broke or its port is gone (restarted).
     if isinstance(error, (RayActorError, ActorUnavailableError, TimeoutError, OSError)):
         return True
-    # A shard that found broken books exits on purpose; its callers may see the cause.
-    return isinstance(error, RayTaskError) and isinstance(error.cause, InvariantViolation)
+    # A shard that found broken books exits on purpose; its callers may see the cause. A
+    # replica that is not (or no longer) the primary refuses with a ConnectionError.
+    return isinstance(error, RayTaskError) and isinstance(
+        error.cause, (InvariantViolation, ConnectionError)
+    )
 
 
 # What a caller hears when its batch got no answer: a read changed nothing; a change may
@@ -87,6 +97,23 @@ class _Pending:
         self.future = future
 
 
+class ReplicaSet:
+    """A replicated shard's replica actors, in replica order (issue 16). Batches go to
+    whichever is the primary now; the front asks them all which that is."""
+
+    def __init__(self, replicas: list[Any], primary_lookup_s: float) -> None:
+        self.replicas = replicas
+        self.primary_lookup_s = primary_lookup_s
+
+
+# How long one replica has to say whether it is the primary, before the front asks the
+# others without it (a replica on a lost host never answers).
+_ROLE_ANSWER_S = 1.0
+# The pause between two rounds of questions while no replica is the primary (a view
+# change in progress takes a few hundred milliseconds).
+_PRIMARY_LOOKUP_PAUSE_S = 0.05
+
+
 class ShardBatcher:
     """Gathers the operations for one shard into micro-batches."""
 
@@ -101,7 +128,12 @@ class ShardBatcher:
         link_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.index = index
-        self.actor = actor
+        self.replicas = actor if isinstance(actor, ReplicaSet) else None
+        # The actor health, audit and overdraft calls go to: a replicated shard's primary.
+        self.actor = actor.replicas[0] if isinstance(actor, ReplicaSet) else actor
+        # Batches sent as Ray calls to a replicated shard go to `actor` once it is known
+        # to be the primary.
+        self._primary_known = False
         self._settings = settings
         self._metrics = metrics
         # With a token and the "link" transport, batches go over the shard's socket, at
@@ -212,13 +244,24 @@ class ShardBatcher:
     async def _send_once(self, ops: list[msgspec.Raw]) -> BatchReply:
         if self._link is not None:
             return await self._link.call(ops)
-        raw = await asyncio.wrap_future(self.actor.apply.remote(batch_encoder.encode(ops)).future())
+        if self.replicas is not None and not self._primary_known:
+            await self._primary_endpoint(self.replicas)
+            self._primary_known = True
+        try:
+            raw = await asyncio.wrap_future(
+                self.actor.apply.remote(batch_encoder.encode(ops)).future()
+            )
+        except Exception:
+            self._primary_known = False  # Ask the replicas again before the next try.
+            raise
         reply: BatchReply = reply_decoder.decode(raw)
         return reply
 
     async def refind(self) -> None:
         """Find the shard again by name: one moved to another disk is a new actor, and the
         handle to the old one stays dead (Ray restarts a crashed one behind the handle)."""
+        if self.replicas is not None:
+            return  # Replicas stay where they are; the primary is looked up per link.
         # Not there (yet): the next retry looks again.
         with contextlib.suppress(ValueError):
             self.actor = await asyncio.to_thread(
@@ -226,8 +269,36 @@ class ShardBatcher:
             )
 
     async def _endpoint(self) -> str:
+        if self.replicas is not None:
+            return await self._primary_endpoint(self.replicas)
         endpoint: str = await asyncio.wrap_future(self.actor.data_endpoint.remote().future())
         return endpoint
+
+    async def _primary_endpoint(self, replicas: ReplicaSet) -> str:
+        """The link of the replica that is the primary of the latest view, asked of every
+        replica at once; while none is (a failover), asked again until the bound."""
+        deadline = time.monotonic() + replicas.primary_lookup_s
+        while True:
+            roles = await asyncio.gather(
+                *(_role_of(actor) for actor in replicas.replicas), return_exceptions=True
+            )
+            serving = [
+                (role.view, position)
+                for position, role in enumerate(roles)
+                if isinstance(role, ReplicaRole) and role.endpoint
+            ]
+            if serving:
+                _view, position = max(serving)
+                self.actor = replicas.replicas[position]
+                role = roles[position]
+                if isinstance(role, ReplicaRole):
+                    return role.endpoint
+            if time.monotonic() > deadline:
+                raise ConnectionError(
+                    f"wallet shard {self.index}: no replica is its primary "
+                    f"after {replicas.primary_lookup_s:.0f} s"
+                )
+            await asyncio.sleep(_PRIMARY_LOOKUP_PAUSE_S)
 
     async def close(self) -> None:
         if self._timer is not None:
@@ -239,6 +310,14 @@ class ShardBatcher:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._link is not None:
             await self._link.close()
+
+
+async def _role_of(actor: Any, *, open_link: bool = True) -> ReplicaRole:
+    """A replica's role; `open_link` has the primary open its link for batches."""
+    method = actor.front_endpoint if open_link else actor.role
+    async with asyncio.timeout(_ROLE_ANSWER_S):
+        raw = await asyncio.wrap_future(method.remote().future())
+    return msgspec.msgpack.decode(raw, type=ReplicaRole)
 
 
 class WalletClient:
@@ -261,13 +340,21 @@ class WalletClient:
         ]
 
     @classmethod
-    def connect(cls, settings: WalletSettings, metrics: Metrics) -> WalletClient:
-        """Find the named shard actors of a running node in the current Ray cluster."""
-        actors = [
-            ray.get_actor(shard_name(index), namespace=RAY_NAMESPACE)
-            for index in range(settings.shard_count)
-        ]
-        return cls(actors, settings, metrics)
+    def connect(cls, settings: Settings, metrics: Metrics) -> WalletClient:
+        """Find the named shard actors (or replicas) of a running node in the current Ray
+        cluster; batches go to them as Ray calls."""
+        replication = settings.replication
+        actors: list[Any] = []
+        for index in range(settings.wallet.shard_count):
+            if replication.replica_count == 1:
+                actors.append(ray.get_actor(shard_name(index), namespace=RAY_NAMESPACE))
+                continue
+            replicas = [
+                ray.get_actor(replica_name(index, replica), namespace=RAY_NAMESPACE)
+                for replica in range(replication.replica_count)
+            ]
+            actors.append(ReplicaSet(replicas, replication.primary_lookup_s))
+        return cls(actors, settings.wallet, metrics)
 
     async def submit(self, op: Operation) -> Result:
         batcher = self.batchers[shard_of(op.member_no, len(self.batchers))]
@@ -321,6 +408,22 @@ class WalletClient:
                 missing = [i for i, answer in enumerate(answers) if answer is None]
                 raise TimeoutError(f"wallet shards {missing} did not start in {timeout_s:.0f} s")
             await asyncio.sleep(0.2)
+
+    async def replica_roles(self) -> list[list[ReplicaRole | None]]:
+        """Per shard, each replica's role (None for one that did not answer); an empty
+        list for a shard of one replica."""
+
+        async def one(batcher: ShardBatcher) -> list[ReplicaRole | None]:
+            replicas = batcher.replicas
+            if replicas is None:
+                return []
+            roles = await asyncio.gather(
+                *(_role_of(actor, open_link=False) for actor in replicas.replicas),
+                return_exceptions=True,
+            )
+            return [role if isinstance(role, ReplicaRole) else None for role in roles]
+
+        return list(await asyncio.gather(*(one(batcher) for batcher in self.batchers)))
 
     async def audit(self) -> list[AuditReport]:
         async def one(batcher: ShardBatcher) -> AuditReport:

@@ -48,3 +48,20 @@ class ChainReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     entries: int
     seals: int
     problems: list[ChainProblem]
+
+
+class ReplicaRole(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where a replica stands, for the fronts and for tests."""
+
+    shard: int
+    replica: int
+    pid: int
+    formatted: bool
+    status: str
+    view: int
+    primary: int
+    op: int
+    commit: int
+    applied: int
+    # The link a front sends batches on; "" unless this replica is the primary now.
+    endpoint: str

@@ -70,7 +70,7 @@ def shard_path(settings: Settings, index: int) -> Path:
     return settings.data_path.resolve() / "wallet" / f"shard-{index:03d}"
 
 
-def _link_addresses(link_host: str) -> tuple[str, str]:
+def link_addresses(link_host: str) -> tuple[str, str]:
     """Where the link listens, and the address fronts are told to dial.
 
     "node" is the address Ray knows this host by (`ray start --node-ip-address`), which
@@ -193,7 +193,7 @@ class WalletShard:
                         "wallet link cannot serve TLS", shard=self._index, error=str(error)
                     )
                     raise
-            bind, advertised = _link_addresses(self._wallet.link_host)
+            bind, advertised = link_addresses(self._wallet.link_host)
             self._link_server = await asyncio.start_server(self._serve_link, bind, 0)
             port = self._link_server.sockets[0].getsockname()[1]
             self._link_endpoint = f"{advertised}:{port}"

@@ -123,6 +123,9 @@ class ShardMeta(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     counters: dict[str, int]
     next_op: int = 1
     layout: int = 1
+    # A replica's books (issue 16): the last log entry applied to them, written in the
+    # same transaction, so that a replica started again applies each entry once.
+    replica_op: int = 0
 
 
 class OpRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -329,6 +332,7 @@ class WalletStore:
                 f"shard {self.shard_index} books do not balance on open: members hold "
                 f"{members_total}, counters {sum(meta.counters.values())}"
             )
+        self.replica_op = meta.replica_op
         return meta.next_seq, meta.next_op, dict(meta.counters), members_total
 
     def _check_wallet_record(self, member_key: bytes, wallet: MemberWallet) -> None:
@@ -385,21 +389,32 @@ class WalletStore:
 
     # Applying ----------------------------------------------------------------------------
 
-    def apply_batch(self, ops: Sequence[Operation]) -> list[Result]:
+    def apply_batch(
+        self, ops: Sequence[Operation], *, now_ms: int | None = None, replica_op: int = 0
+    ) -> list[Result]:
         """Apply every operation in one transaction and commit it with one fsync.
 
         The answers are returned only after the commit is durable. A full map answers
         every operation with `storage_full` and changes nothing. An operation that
         fails is refused alone (`operation_failed`) and the others are committed; a
         broken store raises (StoreCorrupt, or LMDB's error).
+
+        A replica's books apply a log entry with the time its primary decided it at
+        (`now_ms`: every replica sets the same meal-plan day) and record the entry's op
+        (`replica_op`) in the same transaction.
         """
-        now_ms = self._clock_ms()
+        if replica_op and replica_op <= self.replica_op:
+            raise InvariantViolation(
+                f"log entry {replica_op} applied again (the books hold {self.replica_op})"
+            )
+        if now_ms is None:
+            now_ms = self._clock_ms()
         try:
             try:
-                batch, results = self._commit(ops, now_ms, self._apply_guarded)
+                batch, results = self._commit(ops, now_ms, self._apply_guarded, replica_op)
             except _OperationFailed:
                 # Rare: pay for a nested transaction per operation only to find which.
-                batch, results = self._commit(ops, now_ms, self._apply_alone)
+                batch, results = self._commit(ops, now_ms, self._apply_alone, replica_op)
         except lmdb.MapFullError:
             full = decline(Reason.STORAGE_FULL, "the shard's storage is full; nothing was changed")
             return [full for _ in ops]
@@ -410,6 +425,8 @@ class WalletStore:
             batch.members_total,
         )
         self.chain_head = batch.chain_head
+        if replica_op:
+            self.replica_op = replica_op
         return results
 
     def _commit(
@@ -417,6 +434,7 @@ class WalletStore:
         ops: Sequence[Operation],
         now_ms: int,
         apply: Callable[[_Batch, Operation, int], Result],
+        replica_op: int,
     ) -> tuple[_Batch, list[Result]]:
         with self.env.begin(write=True) as txn:
             batch = _Batch(
@@ -428,7 +446,7 @@ class WalletStore:
                 self.chain_head,
             )
             results = [apply(batch, op, now_ms) for op in ops]
-            self._finish(batch)
+            self._finish(batch, replica_op or self.replica_op)
         return batch, results
 
     def _apply_guarded(self, batch: _Batch, op: Operation, now_ms: int) -> Result:
@@ -466,7 +484,7 @@ class WalletStore:
         child.commit()
         return result
 
-    def _finish(self, batch: _Batch) -> None:
+    def _finish(self, batch: _Batch, replica_op: int) -> None:
         """Check that the books balance and write the meta record, inside the transaction."""
         # Every entry was checked to balance, so sums that do not cancel started wrong.
         if batch.members_total + sum(batch.counters.values()) != 0:
@@ -478,6 +496,7 @@ class WalletStore:
             counters=batch.counters,
             next_op=batch.next_op,
             layout=LAYOUT_VERSION,
+            replica_op=replica_op,
         )
         batch.txn.put(_META_KEY, _encoder.encode(meta), db=self._meta)
 

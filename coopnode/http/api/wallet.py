@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import web
 
 from coopnode.actors.wallet.client import WalletClient
-from coopnode.actors.wallet.messages import AuditReport
+from coopnode.actors.wallet.messages import AuditReport, ReplicaRole
 from coopnode.domain.messages import (
     AmountYen,
     Booked,
@@ -43,6 +43,7 @@ from coopnode.domain.messages import (
     WalletView,
 )
 from coopnode.domain.money import Purse, Reason, TillKind
+from coopnode.domain.staff import Permission
 from coopnode.http.edge import (
     STAFF_TOKEN,
     Body,
@@ -51,6 +52,7 @@ from coopnode.http.edge import (
     operation,
     read_body,
     read_query,
+    staff_may,
 )
 from coopnode.http.errors import ApiError, error_response
 from coopnode.http.tills.hub import DenyListNotUpdated
@@ -217,6 +219,21 @@ async def audit(request: web.Request) -> web.Response:
 
 _W = "/api/v1/wallets/{member_no}"
 
+
+class ShardReplicas(Body, frozen=True):
+    """A shard's replicas as each says it stands (`null`: it did not answer); none for a
+    shard of one replica."""
+
+    shard: int
+    replicas: list[ReplicaRole | None]
+
+
+async def replica_roles(request: web.Request) -> web.Response:
+    roles = await request.app[wallet_client_key].replica_roles()
+    shards = [ShardReplicas(shard=index, replicas=each) for index, each in enumerate(roles)]
+    return web.Response(body=msgspec.json.encode(shards), content_type="application/json")
+
+
 ROUTES: tuple[Route, ...] = (
     Route(
         method="POST",
@@ -322,5 +339,16 @@ ROUTES: tuple[Route, ...] = (
         access=STAFF_TOKEN,
         handler=audit,
         response=AuditAnswer,
+    ),
+    Route(
+        method="GET",
+        path="/api/v1/admin/replicas",
+        summary=(
+            "Each wallet shard's replicas: which is the primary, its view, how far each "
+            "has logged, committed and applied (issue 16)"
+        ),
+        access=staff_may(Permission.NODE_OPERATE),
+        handler=replica_roles,
+        response=list[ShardReplicas],
     ),
 )
