@@ -42,13 +42,19 @@ async def seal_day(request: web.Request) -> web.Response:
 
 
 async def list_seals(request: web.Request) -> web.Response:
-    seals = await request.app[wallet_client_key].seals()
+    try:
+        seals = await request.app[wallet_client_key].seals()
+    except SealRefused as error:
+        raise ApiError("seal_refused", str(error)) from None
     seals.sort(key=lambda seal: (seal.day, seal.shard_index))
     return _json(SealList(seals=seals))
 
 
 async def verify_chain(request: web.Request) -> web.Response:
-    reports = await request.app[wallet_client_key].verify_chain()
+    try:
+        reports = await request.app[wallet_client_key].verify_chain()
+    except SealRefused as error:
+        raise ApiError("seal_refused", str(error)) from None
     intact = not any(report.problems for report in reports)
     return _json(ChainCheck(intact=intact, shards=reports))
 
