@@ -13,7 +13,13 @@ import msgspec
 from aiohttp import web
 from nacl.signing import SigningKey
 
-from coopnode.actors.registry.messages import AddTill, RetireTill, TillRecord
+from coopnode.actors.registry.messages import (
+    AddTill,
+    RegistryChange,
+    RegistryOp,
+    RetireTill,
+    TillRecord,
+)
 from coopnode.domain.messages import Label
 from coopnode.domain.money import Reason, TillKind
 from coopnode.domain.staff import Permission
@@ -109,7 +115,7 @@ def _till_id(request: web.Request) -> str:
         raise ApiError("unknown_till", "a till id looks like till-0001") from None
 
 
-def _known_till(request: web.Request) -> TillRecord:
+def known_till(request: web.Request) -> TillRecord:
     till = request.app[till_hub_key].tills.get(_till_id(request))
     if till is None:
         raise ApiError("unknown_till", "no such till")
@@ -120,21 +126,16 @@ async def list_tills(request: web.Request) -> web.Response:
     return _json(till_list(request.app))
 
 
-async def register_till(request: web.Request) -> web.Response:
-    body = await read_body(request, RegisterTill)
-    hub, keys = request.app[till_hub_key], request.app[pending_keys_key]
+async def register(app: web.Application, store: str, kind: TillKind) -> ConsoleTill:
+    """Make a till's key pair, register its public key, hold its key file for one
+    download; the API's and the page's registration."""
+    hub, keys = app[till_hub_key], app[pending_keys_key]
     try:
         keys.check_room()
     except KeysPendingFull as error:
         raise ApiError(Reason.OVERLOADED, str(error)) from None
     key = SigningKey.generate()
-    op = AddTill(store=body.store, kind=body.kind, public_key=bytes(key.verify_key))
-    try:
-        change = await hub.apply(op)
-    except RegistryUnavailable as error:
-        raise ApiError(Reason.UNAVAILABLE, str(error)) from None
-    if not change.ok:
-        raise ApiError(change.reason or Reason.INVALID_INPUT, change.message)
+    change = await _change(hub, AddTill(store=store, kind=kind, public_key=bytes(key.verify_key)))
     till = change.tills[-1]
     keys.hold(
         TillKeyFile(
@@ -144,55 +145,77 @@ async def register_till(request: web.Request) -> web.Response:
             signing_key_hex=bytes(key).hex(),
         )
     )
-    registered = RegisteredTill(
-        till=_view(hub, keys, till), key_path=f"/api/v1/console/tills/{till.till_id}/key"
-    )
-    return _json(registered, 201)
+    return _view(hub, keys, till)
 
 
-async def download_key(request: web.Request) -> web.Response:
-    """The till's key file, once: a second download, or one after the key expired, is
-    refused (410) and the node has no copy left."""
-    till = _known_till(request)
-    key_file = request.app[pending_keys_key].take(till.till_id)
+async def _change(hub: TillHub, op: RegistryOp) -> RegistryChange:
+    try:
+        change = await hub.apply(op)
+    except RegistryUnavailable as error:
+        raise ApiError(Reason.UNAVAILABLE, str(error)) from None
+    if not change.ok:
+        raise ApiError(change.reason or Reason.INVALID_INPUT, change.message)
+    return change
+
+
+def take_key(app: web.Application, till: TillRecord) -> bytes:
+    """The till's key file, once: then, or once it expired, `key_gone` (410), and the
+    node has no copy left."""
+    key_file = app[pending_keys_key].take(till.till_id)
     if key_file is None:
         raise ApiError(
             "key_gone",
             "the till's key was downloaded already, expired, or is held by another front: "
             "retire the till and register a new one",
         )
+    return msgspec.json.format(msgspec.json.encode(key_file)) + b"\n"
+
+
+def key_download(till_id: str, key_file: bytes) -> web.Response:
     return web.Response(
-        body=msgspec.json.format(msgspec.json.encode(key_file)) + b"\n",
+        body=key_file,
         content_type="application/json",
         headers={
-            "Content-Disposition": f'attachment; filename="{till.till_id}.key"',
+            "Content-Disposition": f'attachment; filename="{till_id}.key"',
             "Cache-Control": "no-store",
         },
     )
 
 
-async def retire_till(request: web.Request) -> web.Response:
-    till = _known_till(request)
-    hub, keys = request.app[till_hub_key], request.app[pending_keys_key]
-    try:
-        change = await hub.apply(RetireTill(till_id=till.till_id))
-    except RegistryUnavailable as error:
-        raise ApiError(Reason.UNAVAILABLE, str(error)) from None
-    if not change.ok:
-        raise ApiError(change.reason or Reason.INVALID_INPUT, change.message)
+async def retire(app: web.Application, till: TillRecord) -> ConsoleTill:
+    hub, keys = app[till_hub_key], app[pending_keys_key]
+    change = await _change(hub, RetireTill(till_id=till.till_id))
     keys.drop(till.till_id)
-    return _json(_view(hub, keys, change.tills[-1]))
+    return _view(hub, keys, change.tills[-1])
 
 
-async def forwarded(request: web.Request) -> web.Response:
-    till = _known_till(request)
-    counters = request.app[till_hub_key].activity.tills.get(till.till_id)
-    listed = ForwardedList(
+def forwarded_of(app: web.Application, till: TillRecord) -> ForwardedList:
+    counters = app[till_hub_key].activity.tills.get(till.till_id)
+    return ForwardedList(
         till_id=till.till_id,
         forwarded_total=0 if counters is None else counters.forwarded_total,
         forwarded=[] if counters is None else list(counters.forwarded),
     )
-    return _json(listed)
+
+
+async def register_till(request: web.Request) -> web.Response:
+    body = await read_body(request, RegisterTill)
+    till = await register(request.app, body.store, body.kind)
+    registered = RegisteredTill(till=till, key_path=f"/api/v1/console/tills/{till.till_id}/key")
+    return _json(registered, 201)
+
+
+async def download_key(request: web.Request) -> web.Response:
+    till = known_till(request)
+    return key_download(till.till_id, take_key(request.app, till))
+
+
+async def retire_till(request: web.Request) -> web.Response:
+    return _json(await retire(request.app, known_till(request)))
+
+
+async def forwarded(request: web.Request) -> web.Response:
+    return _json(forwarded_of(request.app, known_till(request)))
 
 
 TILLS_CONSOLE_ROUTES: tuple[Route, ...] = (
