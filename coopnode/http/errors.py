@@ -308,6 +308,12 @@ def error_response(error: ApiError) -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def asks_event_stream(request: web.Request) -> bool:
+    """A request for server-sent events, as a browser's EventSource asks: the timeout
+    leaves it be, and the route streams (to anyone else it answers once and ends)."""
+    return request.headers.get("Accept", "") == "text/event-stream"
+
+
 def timeout_middleware(timeout_s: float) -> Middleware:
     """Bound every request's time on the server; long-lived WebSockets and event streams
     are exempt.
@@ -321,7 +327,7 @@ def timeout_middleware(timeout_s: float) -> Middleware:
     async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await handler(request)
-        if request.headers.get("Accept", "") == "text/event-stream":
+        if asks_event_stream(request):
             # A stream of server-sent events (the console's live view) lives as long as
             # its page; the route bounds its watchers and ends them when the node stops.
             return await handler(request)

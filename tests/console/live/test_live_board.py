@@ -120,3 +120,13 @@ async def test_no_more_watchers_than_the_bound(one_watcher: Console) -> None:
         assert second.status == 503
         assert (await second.json())["reason"] == "overloaded"
     assert one_watcher.board.watchers <= 1
+
+
+async def test_a_client_that_does_not_ask_for_a_stream_gets_one_event(console: Console) -> None:
+    """Under the request timeout like any request: the figures once, and the end."""
+    answer = await console.client.get("/api/v1/console/live/events", headers=STAFF)
+    assert answer.status == 200
+    body = await answer.read()
+    assert body.startswith(b"event: figures\ndata: {") and body.endswith(b"}\n\n")
+    assert body.count(b"event: figures") == 1
+    assert console.board.watchers == 0

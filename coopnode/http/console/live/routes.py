@@ -13,7 +13,7 @@ from coopnode.domain.money import Reason
 from coopnode.domain.staff import Permission
 from coopnode.http.console.live.board import LiveBoard, LiveFigures, WatchersFull, live_board_key
 from coopnode.http.edge import Route, staff_may
-from coopnode.http.errors import ApiError
+from coopnode.http.errors import ApiError, asks_event_stream
 
 
 async def live_figures(request: web.Request) -> web.Response:
@@ -27,7 +27,10 @@ def _event(data: bytes) -> bytes:
 
 async def live_events(request: web.Request) -> web.StreamResponse:
     """One `figures` event now, then one per interval, until the watcher goes or the node
-    stops. A watcher that went away is noticed at the next write, an interval later."""
+    stops. A watcher that went away is noticed at the next write, an interval later.
+
+    Only a request that asks for `text/event-stream` (as EventSource does) is streamed;
+    any other gets the one event and the end, within the request timeout it is under."""
     stream = request.app[live_board_key].watch()
     try:
         first = await anext(stream)
@@ -39,8 +42,9 @@ async def live_events(request: web.Request) -> web.StreamResponse:
     try:
         await response.prepare(request)
         await response.write(_event(first))
-        async for figures in stream:
-            await response.write(_event(figures))
+        if asks_event_stream(request):
+            async for figures in stream:
+                await response.write(_event(figures))
     except (ConnectionError, RuntimeError):
         pass  # The watcher went away.
     finally:
