@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lmdb
+import msgspec
 import pytest
 from nacl.signing import SigningKey
 
@@ -199,3 +200,22 @@ def test_files_written_before_the_chain_get_their_links_on_open(tmp_path: Path) 
     again.apply_batch([shop(100, "e", member_no=MEMBER)])
     assert chain_links(again)[-1] == chain.link(links[-1], stored_record(again, 6))
     again.close()
+
+
+def test_a_seal_record_changed_on_disk_is_named_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "shard"
+    store, _ = two_days(path)
+    seal = store.seal_day(DAY_ONE, KEY)
+    store.close()
+    env = lmdb.open(str(path), max_dbs=16, map_size=64 << 20)
+    with env.begin(write=True) as txn:
+        seals = env.open_db(b"seals", txn=txn)
+        broken = msgspec.structs.replace(seal, root_hex="not hex")
+        txn.put(DAY_ONE.encode(), msgspec.msgpack.encode(broken), db=seals)
+        moved = msgspec.structs.replace(seal)
+        txn.put(b"2026-12-08", msgspec.msgpack.encode(moved), db=seals)
+    env.close()
+    problems = chain.verify_files(path, 0, KEY.verify_key).problems
+    assert [(p.seq, p.day) for p in problems] == [(3, DAY_ONE), (0, "2026-12-08")]
+    assert "does not decode" in problems[0].problem
+    assert "another day's" in problems[1].problem

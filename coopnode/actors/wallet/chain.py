@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 import lmdb
 import msgspec
-from nacl.exceptions import BadSignatureError
+from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
 from coopnode.actors.wallet.messages import ChainProblem, ChainReport, SealRecord, SealRefused
@@ -148,9 +148,19 @@ def verify_environment(env: Any, shard_index: int, public_key: VerifyKey | None)
             else:
                 problems.append(problem)
         sealed = 0
-        for _, raw in txn.cursor(db=seals):
+        for day, raw in txn.cursor(db=seals):
             sealed += 1
-            problems.extend(_check_seal(txn, journal, chain, raw, shard_index, public_key))
+            found = list(_check_seal(txn, journal, chain, bytes(raw), shard_index, public_key))
+            if not found and _seal_day(bytes(raw)) != bytes(day).decode(errors="replace"):
+                found.append(
+                    ChainProblem(
+                        shard_index=shard_index,
+                        seq=0,
+                        day=bytes(day).decode(errors="replace"),
+                        problem="the seal kept under this day is another day's",
+                    )
+                )
+            problems.extend(found)
     return ChainReport(shard_index=shard_index, entries=entries, seals=sealed, problems=problems)
 
 
@@ -208,14 +218,17 @@ def _check_seal(
     def problem(text: str) -> ChainProblem:
         return ChainProblem(shard_index=shard_index, seq=seal.last_seq, day=seal.day, problem=text)
 
-    key = trusted or VerifyKey(bytes.fromhex(seal.public_key_hex))
-    root = bytes.fromhex(seal.root_hex)
     try:
-        key.verify(
-            seal_message(seal.shard_index, seal.day, seal.last_seq, root),
-            bytes.fromhex(seal.signature_hex),
-        )
-    except BadSignatureError:
+        key = trusted or VerifyKey(bytes.fromhex(seal.public_key_hex))
+        root = bytes.fromhex(seal.root_hex)
+        signature = bytes.fromhex(seal.signature_hex)
+        end_ms = day_end_ms(seal.day)
+    except (ValueError, TypeError, CryptoError) as error:
+        yield problem(f"the seal does not decode: {error}")
+        return
+    try:
+        key.verify(seal_message(seal.shard_index, seal.day, seal.last_seq, root), signature)
+    except (BadSignatureError, ValueError):
         yield problem("the day's seal is not signed by the journal key")
     if seal.shard_index != shard_index:
         yield problem(f"the seal names shard {seal.shard_index}")
@@ -224,13 +237,16 @@ def _check_seal(
     )
     if stored != root:
         yield problem("the day's signed root is not the chain's link at its last entry")
-    end_ms = day_end_ms(seal.day)
     last = txn.get(_seq_key(seal.last_seq), db=journal) if seal.last_seq else None
     after = txn.get(_seq_key(seal.last_seq + 1), db=journal)
     if last is not None and _entry_at_ms(last) >= end_ms:
         yield problem("the seal's last entry is after the day's end")
     if after is not None and _entry_at_ms(after) < end_ms:
         yield problem("an entry of the sealed day comes after its root")
+
+
+def _seal_day(raw: bytes) -> str:
+    return msgspec.msgpack.decode(raw, type=SealRecord).day
 
 
 def _seq_key(seq: int) -> bytes:
