@@ -91,6 +91,7 @@ LIVE_ROUTES: tuple[Route, ...] = (
         "per sampling interval (live.sample_interval_s); at most live.watchers_max at once",
         access=staff_may(Permission.LIVE_READ),
         handler=live_events,
+        response=LiveFigures,
         content_type="text/event-stream",
     ),
 )
