@@ -216,6 +216,9 @@ class ReplicationSettings(_Section, frozen=True):
     heartbeat_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     # How long one view change may take before the next view is tried.
     view_change_ms: Annotated[int, msgspec.Meta(ge=10, le=60_000)] = 1_000
+    # How long a restarted replica waits for its peers' answers before it rejoins through
+    # a view change from its own disk (when the whole shard restarted, no peer answers).
+    recovery_ms: Annotated[int, msgspec.Meta(ge=10, le=600_000)] = 3_000
     # How often what may have been lost is sent again.
     resend_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 60
     # Log entries (group commits) a primary has prepared and not yet answered; batches

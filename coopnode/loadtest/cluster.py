@@ -62,6 +62,19 @@ def shard_disks(hosts: Sequence[str], shard_count: int) -> list[str]:
     return [hosts[index % len(hosts)] for index in range(shard_count)]
 
 
+def replica_disks(hosts: Sequence[str], shard_count: int, replica_count: int) -> list[list[str]]:
+    """The disks of each shard's replicas (none for shards of one replica): `hosts` in
+    turn from a different one for each shard, so that primaries spread."""
+    if replica_count == 1:
+        return []
+    if replica_count > len(hosts):
+        raise ClusterError(f"{replica_count} replicas need as many hosts, not {len(hosts)}")
+    return [
+        [hosts[(shard + replica) % len(hosts)] for replica in range(replica_count)]
+        for shard in range(shard_count)
+    ]
+
+
 def toml_value(value: object) -> str:
     """A value in TOML syntax for a COOPNODE_ variable (JSON's strings and lists are TOML)."""
     if isinstance(value, list) and value and isinstance(value[0], dict):
@@ -79,6 +92,12 @@ class LocalCluster(Generic[FrontT]):
     `front` builds each front's NodeProcess (the suite's lays its test settings over the
     defaults); `env` is laid over every front's environment, under the cluster's own
     settings; `shard_count` wallet shards are spread over the hosts' disks.
+
+    With `replica_count` > 1 each shard is that many replicas, on the disks of
+    `replica_hosts` (all hosts unless named) in turn, each on a host of its own; then
+    `front_hosts` may leave the replicas' hosts without fronts (a test that kills them
+    keeps its clients on a front that stays), and `stores_host` says where the registry,
+    identity, payments and notifier live.
     """
 
     def __init__(
@@ -89,10 +108,19 @@ class LocalCluster(Generic[FrontT]):
         hosts: Sequence[str] = ("a", "b"),
         shard_count: int | None = None,
         env: dict[str, str] | None = None,
+        replica_count: int = 1,
+        replica_hosts: Sequence[str] | None = None,
+        front_hosts: Sequence[str] | None = None,
+        stores_host: str | None = None,
     ) -> None:
         self.root = root
         self.host_names = tuple(hosts)
         self.shard_disks = shard_disks(self.host_names, shard_count or len(self.host_names))
+        self.replica_count = replica_count
+        self.replica_disks = replica_disks(
+            tuple(replica_hosts or self.host_names), len(self.shard_disks), replica_count
+        )
+        self.stores_host = stores_host or self.host_names[0]
         self.extra_env = env or {}
         self.secrets = root / "secrets"
         self.ray_token = self.secrets / "ray-token"
@@ -120,7 +148,7 @@ class LocalCluster(Generic[FrontT]):
                 env=self.front_env(name),
                 staff_token_file=self.secrets / "staff-token",
             )
-            for name in self.host_names
+            for name in (front_hosts or self.host_names)
         }
 
     def data_dir(self, host: str) -> Path:
@@ -136,8 +164,10 @@ class LocalCluster(Generic[FrontT]):
             "CLUSTER__DISKS": [
                 {"name": name, "data_dir": str(self.data_dir(name))} for name in self.host_names
             ],
-            "CLUSTER__WALLET_SHARD_DISKS": self.shard_disks,
-            "CLUSTER__STORES_DISK": self.host_names[0],
+            "CLUSTER__WALLET_SHARD_DISKS": [] if self.replica_count > 1 else self.shard_disks,
+            "CLUSTER__WALLET_REPLICA_DISKS": self.replica_disks,
+            "REPLICATION__REPLICA_COUNT": self.replica_count,
+            "CLUSTER__STORES_DISK": self.stores_host,
             "CLUSTER__LINK_TOKEN_FILE": str(self.secrets / "link-token"),
             "PAYMENTS__KONBINI_WEBHOOK_KEY_FILE": str(self.secrets / "konbini-webhook-key"),
             "VERIFICATION__PASSCODE_KEY_FILE": str(self.secrets / "passcode-key"),
@@ -168,8 +198,16 @@ class LocalCluster(Generic[FrontT]):
 
     def kill_host(self, name: str) -> None:
         """Every process of host `name` with SIGKILL: its front and its Ray node."""
-        self.fronts[name].kill9()
+        if name in self.fronts:
+            self.fronts[name].kill9()
         self.hosts[name].kill()
+
+    def restart_host(self, name: str) -> None:
+        """Start host `name` again, as an operator would after a crash: its Ray node
+        (which Ray places its actors on again) and its front, if it has one."""
+        self.hosts[name].start()
+        if name in self.fronts:
+            self.fronts[name].start()
 
     def stop(self) -> None:
         for front in self.fronts.values():

@@ -27,6 +27,11 @@ class ReplicationBounds(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     # How long a replica stays in one view change before it gives up on that view's
     # primary and starts the next view (the candidate may itself be down).
     view_change_timeout_ticks: int = 60
+    # How long a restarted replica waits for its peers to answer its recovery before it
+    # gives up on them and starts a view change from its own disk's log and view record
+    # (every replica restarted at once: none is normal, none can answer). Several view
+    # changes long, so that a replica whose peers are up always recovers from them.
+    recovery_timeout_ticks: int = 200
     # How often messages that may have been lost are sent again: prepares not yet
     # acknowledged, start_view_change, do_view_change, recovery and repair requests.
     resend_interval_ticks: int = 6
@@ -55,6 +60,7 @@ class ReplicationBounds(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
             self.primary_silence_timeout_ticks,
             self.heartbeat_interval_ticks,
             self.view_change_timeout_ticks,
+            self.recovery_timeout_ticks,
             self.resend_interval_ticks,
             self.pipeline_ops_max,
             self.repair_entries_per_message_max,

@@ -56,4 +56,15 @@ class Install(_Effect, frozen=True, tag="install"):
     snapshot: Snapshot
 
 
-Effect = Send | Write | Apply | Acknowledge | Checkpoint | Install
+class RecordView(_Effect, frozen=True, tag="record_view"):
+    """Write the replica's view and the view its log is from, in order with the
+    entries' writes: a log_view reaches the disk only after the log it names. A replica
+    started again reads them back, so that if no peer can tell it the current view
+    (every replica restarted at once), it can still take part in a view change without
+    ever going back to a view it left."""
+
+    view: int
+    log_view: int
+
+
+Effect = Send | Write | Apply | Acknowledge | Checkpoint | Install | RecordView

@@ -18,6 +18,7 @@ from coopnode.replication.effects import (
     Checkpoint,
     Effect,
     Install,
+    RecordView,
     Send,
     Write,
 )
@@ -53,6 +54,11 @@ class Storage(Protocol):
     def write_snapshot(self, snapshot: Snapshot) -> None:
         """Write `snapshot` in place of the last one; the host's `snapshot_durable` is
         called once it is flushed, in order with the entries' writes."""
+        ...
+
+    def write_view(self, view: int, log_view: int) -> None:
+        """Write the view record in place of the last one, in order with the entries'
+        writes (nothing is called back: the replica reads it only when restarted)."""
         ...
 
 
@@ -133,3 +139,5 @@ class ReplicaHost:
                 case Install(snapshot=snapshot):
                     self.application.restore(snapshot.state)
                     self.storage.write_snapshot(snapshot)
+                case RecordView(view=view, log_view=log_view):
+                    self.storage.write_view(view, log_view)

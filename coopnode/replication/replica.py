@@ -40,6 +40,7 @@ from coopnode.replication.effects import (
     Checkpoint,
     Effect,
     Install,
+    RecordView,
     Send,
     Write,
 )
@@ -140,6 +141,13 @@ class Replica:
         self.ticks_since_heartbeat = 0
         self.nonce = incarnation
         self.recovery_responses: dict[int, RecoveryResponse] = {}
+        # What a restarted replica's disk held: its view record and the log its entries
+        # chain into. Kept while it recovers, to fall back on if no peer answers (every
+        # replica restarted at once); None when the disk cannot be trusted alone (lost,
+        # or an entry that fails its checksum: only a peer can repair it).
+        self.disk_view: tuple[int, int] | None = None
+        self.disk_log: list[Entry] | None = None
+        self.ticks_recovering = 0
 
     # Construction: a new shard, or a replica back from a crash.
 
@@ -160,6 +168,7 @@ class Replica:
         *,
         snapshot: Snapshot | None,
         incarnation: int,
+        view_record: tuple[int, int] | None = None,
     ) -> Replica:
         """A replica started again over what its disk kept (`stored`: op -> bytes).
 
@@ -170,6 +179,10 @@ class Replica:
         last checkpoint the disk holds intact, which the host has restored the
         application from (None: the application starts empty); `incarnation` differs on
         every start, so that answers to an earlier recovery are not taken for this one.
+        `view_record` is the (view, log_view) the disk's view record holds (None: no
+        record, the disk was lost): if no quorum of peers answers the recovery within
+        `recovery_timeout_ticks`, a replica whose disk is whole starts a view change from
+        its own log instead (`_recover_from_disk`).
         """
         durable: dict[int, bytes] = {}
         for op, data in stored.items():
@@ -191,7 +204,20 @@ class Replica:
             incarnation=incarnation,
         )
         replica._start_from(snapshot)
+        replica._keep_disk(stored, view_record)
         return replica
+
+    def _keep_disk(self, stored: Mapping[int, bytes], view_record: tuple[int, int] | None) -> None:
+        """Keep what the disk holds for the fallback, if the disk can be trusted alone:
+        its view record is there, and no entry past the checkpoint fails its checksum
+        (a corrupt entry may be one this replica acknowledged; a peer must replace it)."""
+        if view_record is None:
+            return
+        first = self.log_first_op
+        if any(decode_entry(data) is None for op, data in stored.items() if op >= first):
+            return
+        self.disk_view = view_record
+        self.disk_log = chain_from_disk(self.log, stored)
 
     def _start_from(self, snapshot: Snapshot | None) -> None:
         """Begin the log at the checkpoint the application was restored from."""
@@ -223,13 +249,7 @@ class Replica:
             incarnation=0,
         )
         replica._start_from(snapshot)
-        log = list(replica.log)
-        while log_op(log) + 1 in stored:
-            entry = decode_entry(stored[log_op(log) + 1])
-            parent = log[-1].checksum if log else ROOT_CHECKSUM
-            if entry is None or entry.parent != parent:
-                break
-            log.append(entry)
+        log = chain_from_disk(replica.log, stored)
         # Alone, every flushed op may have been acknowledged: a break in the chain is a
         # loss nobody can repair, so the replica stops rather than start without it.
         require(
@@ -298,6 +318,10 @@ class Replica:
             self.ticks_since_resend = 0
         match self.status:
             case Status.RECOVERING:
+                self.ticks_recovering += 1
+                waited = self.ticks_recovering > self.bounds.recovery_timeout_ticks
+                if waited and self.disk_log is not None:
+                    return self._recover_from_disk()
                 return self._broadcast(Recovery(self.index, self.nonce)) if resend else []
             case Status.VIEW_CHANGE:
                 effects = self._tick_view_change(resend)
@@ -633,7 +657,12 @@ class Replica:
     def _start_view_change(self, view: int) -> list[Effect]:
         """Give up on the primary of the views before `view` and ask the others to."""
         self._enter_view_change(view)
-        return self._broadcast(StartViewChange(view, self.index)) + self._maybe_do_view_change()
+        effects: list[Effect] = [self._view_record()]
+        effects.extend(self._broadcast(StartViewChange(view, self.index)))
+        return effects + self._maybe_do_view_change()
+
+    def _view_record(self) -> RecordView:
+        return RecordView(view=self.view, log_view=self.log_view)
 
     def _enter_view_change(self, view: int) -> None:
         require(view > self.view or self.status is not Status.NORMAL, "a view change goes back")
@@ -651,10 +680,13 @@ class Replica:
     def _learn_newer_view(self, view: int) -> list[Effect]:
         """A message of `view`'s primary shows that view started without this replica:
         stop answering older views and ask that primary for its log."""
+        effects: list[Effect] = []
         if view > self.view:
             self._enter_view_change(view)
+            effects.append(self._view_record())
         self.awaiting_start_view = True
-        return [Send(self.primary_of(view), RequestStartView(view, self.index))]
+        effects.append(Send(self.primary_of(view), RequestStartView(view, self.index)))
+        return effects
 
     def _on_start_view_change(self, message: StartViewChange) -> list[Effect]:
         if message.view < self.view:
@@ -718,6 +750,7 @@ class Replica:
         effects = self._replace_log(best.log)
         self.status = Status.NORMAL
         self.log_view = self.view
+        effects.append(self._view_record())
         self.acked_ops = {}
         self.ticks_since_heartbeat = 0
         effects.extend(self._broadcast(self._start_view_message_with(commit)))
@@ -745,6 +778,7 @@ class Replica:
         effects = self._replace_log(message.log)
         self.status = Status.NORMAL
         self.log_view = self.view
+        effects.append(self._view_record())
         self.awaiting_start_view = False
         self.prepare_ok_sent_op = 0
         self.ticks_quiet = 0
@@ -799,11 +833,32 @@ class Replica:
         effects = self._replace_log(primary.log)
         self.status = Status.NORMAL
         self.log_view = view
+        effects.append(self._view_record())
         self.ticks_quiet = 0
         self.recovery_responses = {}
+        self.disk_log = None
         effects.extend(self._raise_commit(primary.commit))
         effects.extend(self._send_prepare_ok())
         return effects
+
+    def _recover_from_disk(self) -> list[Effect]:
+        """No quorum of peers answered the recovery: they are all restarting too (or
+        cut off). Take the log the disk holds and its view record, and start a view
+        change past that view: the view change picks, from a quorum of replicas, the log
+        of the latest view, which holds every committed op, as it would without the
+        restart; and this replica never goes back to a view it had left."""
+        disk_view, disk_log = self.disk_view, self.disk_log
+        if disk_view is None or disk_log is None:
+            raise ReplicationInvariantViolation("a recovery from a disk that is not trusted")
+        view, log_view = disk_view
+        check_chain(disk_log)
+        require(log_op(disk_log) >= self.applied_op, "the disk's log is behind its checkpoint")
+        self.view = max(self.view, view)
+        self.log_view = log_view
+        self.log = disk_log
+        self.disk_log = None
+        self._rebuild_after_new_log()
+        return self._start_view_change(self.view + 1)
 
     # State transfer by snapshot.
 
@@ -842,6 +897,20 @@ class Replica:
 
     def _broadcast(self, message: Message) -> list[Effect]:
         return [Send(other, message) for other in self._others()]
+
+
+def chain_from_disk(log: Sequence[Entry], stored: Mapping[int, bytes]) -> list[Entry]:
+    """`log` extended with the disk's entries that follow it, as long as each decodes
+    and names the one before it as its parent. A break is where a view change's rewrite
+    stopped, or where an entry rotted; what lies beyond it is not this log."""
+    chained = list(log)
+    while log_op(chained) + 1 in stored:
+        entry = decode_entry(stored[log_op(chained) + 1])
+        parent = chained[-1].checksum if chained else ROOT_CHECKSUM
+        if entry is None or entry.parent != parent:
+            break
+        chained.append(entry)
+    return chained
 
 
 def log_op(log: Sequence[Entry]) -> int:

@@ -9,7 +9,10 @@ the disks, the clocks, the application and the clients replaced by seeded stand-
   when its replica crashes, and has entries corrupted while its replica is down, or is
   lost whole (the replica comes back empty);
 - replicas crash and restart (at most f of a shard of 2f+1 are down or still recovering
-  at once: more than that is beyond what any quorum protocol survives);
+  at once: more than that is beyond what any quorum protocol survives), and now and then
+  the whole shard at once, as a power cut would (each loses its unflushed writes, none
+  its disk): no peer can then answer a recovery, and the replicas come back through a
+  view change from their own disks;
 - clients send requests with idempotency keys, one at a time, and send them again, to
   every replica, when no answer comes.
 
@@ -83,6 +86,8 @@ class FaultProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # A crash that loses the whole disk (a dead drive, a deleted data directory): the
     # replica comes back empty and is rebuilt from its peers.
     disk_lost_on_crash_probability: float
+    # Every replica crashes at once (a power cut): unflushed writes lost, disks whole.
+    shard_crash_probability_per_tick: float
     flush_delay_ticks_max: int
     stall_probability_per_tick: float
     checkpoint_interval_ops: int
@@ -124,6 +129,7 @@ class SimulationResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     final_view: int
     final_op: int
     crashes: int
+    shard_crashes: int
     entries_corrupted: int
     snapshots_corrupted: int
     snapshots_installed: int
@@ -145,6 +151,7 @@ def choose_profile(rng: random.Random) -> FaultProfile:
         crash_probability_per_tick=rng.choice([0.0, 0.003, 0.008, 0.02]),
         corrupt_on_crash_probability=rng.choice([0.0, 0.5, 1.0]),
         disk_lost_on_crash_probability=rng.choice([0.0, 0.0, 0.2]),
+        shard_crash_probability_per_tick=rng.choice([0.0, 0.0, 0.0005, 0.002]),
         flush_delay_ticks_max=rng.choice([1, 3, 8]),
         stall_probability_per_tick=rng.choice([0.0, 0.003, 0.01]),
         checkpoint_interval_ops=rng.choice([4, 8, 16, 32, 1024]),
@@ -179,7 +186,15 @@ class _Flush:
     data: bytes
 
 
-_Event = _ToReplica | _ToClient | _Flush | _SnapshotFlush
+@dataclass(frozen=True)
+class _ViewFlush:
+    replica: int
+    disk_epoch: int
+    view: int
+    log_view: int
+
+
+_Event = _ToReplica | _ToClient | _Flush | _SnapshotFlush | _ViewFlush
 
 
 @dataclass
@@ -198,6 +213,8 @@ class _Disk:
 
     stored: dict[int, bytes] = field(default_factory=dict)
     snapshot: bytes | None = None
+    # The view record; a formatted disk starts with view 0, a lost one has none.
+    view_record: tuple[int, int] | None = (0, 0)
     epoch: int = 0
     flush_free_tick: int = 0
     stalled_until_tick: int = 0
@@ -234,6 +251,9 @@ class _Storage:
 
     def write_snapshot(self, snapshot: Snapshot) -> None:
         self.simulation.write_snapshot(self.replica, snapshot)
+
+    def write_view(self, view: int, log_view: int) -> None:
+        self.simulation.write_view(self.replica, view, log_view)
 
 
 # What the stand-in application's state holds of each op: op, client id, request key and
@@ -319,6 +339,7 @@ class Simulation:
         self.messages_sent = 0
         self.messages_dropped = 0
         self.crashes = 0
+        self.shard_crashes = 0
         self.entries_corrupted = 0
         self.disks_lost = 0
         self.snapshots_corrupted = 0
@@ -376,6 +397,9 @@ class Simulation:
                 host = self.hosts[replica]
                 if host is not None:
                     host.snapshot_durable(snapshot)
+            case _ViewFlush(replica=replica, disk_epoch=epoch, view=view, log_view=log_view):
+                if epoch == self.disks[replica].epoch:
+                    self.disks[replica].view_record = (view, log_view)
             case _Flush():
                 disk = self.disks[event.replica]
                 if event.disk_epoch != disk.epoch:
@@ -438,6 +462,14 @@ class Simulation:
         flush = _SnapshotFlush(replica, disk.epoch, snapshot)
         self._schedule(disk.flush_free_tick - self.tick, flush)
 
+    def write_view(self, replica: int, view: int, log_view: int) -> None:
+        """The disk: the view record is flushed in turn with the entries."""
+        disk = self.disks[replica]
+        start = max(self.tick, disk.flush_free_tick, disk.stalled_until_tick)
+        disk.flush_free_tick = start + self.rng.randint(0, self.profile.flush_delay_ticks_max)
+        flush = _ViewFlush(replica, disk.epoch, view, log_view)
+        self._schedule(disk.flush_free_tick - self.tick, flush)
+
     # Faults.
 
     def _inject_faults(self) -> None:
@@ -452,6 +484,11 @@ class Simulation:
             disk = self.disks[self.rng.randrange(profile.replica_count)]
             disk.stalled_until_tick = self.tick + self.rng.randint(1, self.options.stall_ticks_max)
             self.stalls += 1
+        # A power cut only over a healthy shard: one while a replica is still rebuilt is
+        # two faults at once, which no quorum of three survives.
+        healthy = not self.restart_at_tick and not self.healing
+        if self.rng.random() < profile.shard_crash_probability_per_tick and healthy:
+            self._crash_shard()
         if self.rng.random() < profile.crash_probability_per_tick:
             faulty = set(self.restart_at_tick) | set(self.healing)
             if len(faulty) < (profile.replica_count - 1) // 2:
@@ -469,6 +506,23 @@ class Simulation:
             )
             self.partitions += 1
 
+    def _crash_shard(self) -> None:
+        """Every replica that is up dies at once, as in a power cut: each loses what it
+        had not flushed, but no disk is lost or rots."""
+        for index, host in enumerate(self.hosts):
+            if host is None:
+                continue
+            self.hosts[index] = None
+            disk = self.disks[index]
+            disk.epoch += 1
+            disk.flush_free_tick = self.tick
+            disk.stalled_until_tick = 0
+            self.restart_at_tick[index] = self.tick + self.rng.randint(
+                1, self.options.down_ticks_max
+            )
+            self.crashes += 1
+        self.shard_crashes += 1
+
     def _crash(self, index: int) -> None:
         """The replica's process dies: unflushed writes are lost, and while it is down
         some of what its disk holds may rot."""
@@ -480,6 +534,7 @@ class Simulation:
         if self.rng.random() < self.profile.disk_lost_on_crash_probability:
             disk.stored = {}
             disk.snapshot = None
+            disk.view_record = None
             self.disks_lost += 1
         elif disk.stored and self.rng.random() < self.profile.corrupt_on_crash_probability:
             for op in self.rng.sample(sorted(disk.stored), k=min(3, len(disk.stored))):
@@ -509,6 +564,7 @@ class Simulation:
             dict(self.disks[index].stored),
             snapshot=snapshot,
             incarnation=self.incarnations,
+            view_record=self.disks[index].view_record,
         )
         self._start(index, replica)
         if snapshot is not None:
@@ -669,6 +725,7 @@ class Simulation:
             final_view=first.view,
             final_op=first.op,
             crashes=self.crashes,
+            shard_crashes=self.shard_crashes,
             entries_corrupted=self.entries_corrupted,
             snapshots_corrupted=self.snapshots_corrupted,
             snapshots_installed=self.snapshots_installed,
@@ -720,6 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 _TOTALS = {
     "acknowledged": "requests acknowledged",
     "crashes": "crashes",
+    "shard_crashes": "whole-shard crashes",
     "entries_corrupted": "entries corrupted",
     "disks_lost": "disks lost",
     "snapshots_corrupted": "snapshots corrupted",

@@ -65,3 +65,6 @@ class ReplicaRole(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     applied: int
     # The link a front sends batches on; "" unless this replica is the primary now.
     endpoint: str
+    # Entries of its log that failed their checksum when it last started (repaired from
+    # its peers since).
+    corrupt_entries_found: int = 0

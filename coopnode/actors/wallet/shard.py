@@ -37,6 +37,7 @@ from coopnode.actors.wallet.chain import read_journal_key
 from coopnode.actors.wallet.link import BatchReply, serve_link
 from coopnode.actors.wallet.messages import AuditReport
 from coopnode.actors.wallet.move import DATA_FILE, copy_environment, mark_moved, read_chunk
+from coopnode.actors.wallet.replicas.faults import FlushStalls
 from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain.errors import InvariantViolation, StoreCorrupt
 from coopnode.domain.messages import OPERATION_FAILED, Operation, Result, decline
@@ -152,6 +153,9 @@ class WalletShard:
         self._long_reads = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"shard-{shard_index}"
         )
+        # The storage fault of tests and benchmarks (off unless they turn it on): a shard
+        # of one is replica 0, and its commit's flush stalls as a bad disk's would.
+        self._stalls = FlushStalls(settings.replication.storage_fault, 0, shard_index)
         self._mailbox: deque[_Waiting] = deque()
         self._pending_ops = 0
         self._committing = False
@@ -253,6 +257,7 @@ class WalletShard:
                     # The commit runs on the event loop's own thread: handing it to a worker
                     # thread cost more (GIL and wake-up, ~0.5 ms) than the loop loses by
                     # waiting. Frames that arrive meanwhile join the next group commit.
+                    self._stalls.before_flush()
                     results = self._store.apply_batch(ops)
                 except Exception as error:  # The store refuses one operation's failure
                     # itself; what reaches here is the store's own (StoreCorrupt, LMDB).

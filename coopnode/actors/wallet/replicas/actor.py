@@ -60,7 +60,7 @@ from coopnode.actors.wallet.move import (
 )
 from coopnode.actors.wallet.replicas.books import BooksAt, ReplicaBooks, encode_payload
 from coopnode.actors.wallet.replicas.faults import FlushStalls
-from coopnode.actors.wallet.replicas.log import EntryWrite, ReplicaLog, Write
+from coopnode.actors.wallet.replicas.log import EntryWrite, ReplicaLog, SnapshotWrite, Write
 from coopnode.actors.wallet.replicas.peers import Peers
 from coopnode.actors.wallet.shard import (
     ShardHealth,
@@ -83,10 +83,18 @@ from coopnode.domain.messages import (
 from coopnode.domain.money import Reason
 from coopnode.logs import configure_logging, get_logger
 from coopnode.replication.bounds import ReplicationBounds
-from coopnode.replication.effects import Effect, Install
+from coopnode.replication.effects import Checkpoint, Effect, Install
 from coopnode.replication.errors import ReplicationError
 from coopnode.replication.host import ReplicaHost
-from coopnode.replication.messages import Message, Reply, Request, Snapshot
+from coopnode.replication.messages import (
+    Entry,
+    Message,
+    Reply,
+    Request,
+    Snapshot,
+    decode_entry,
+    make_snapshot,
+)
 from coopnode.replication.replica import Replica, Status
 from coopnode.settings import ReplicationSettings, Settings
 
@@ -112,6 +120,7 @@ def replication_bounds(replication: ReplicationSettings) -> ReplicationBounds:
         primary_silence_timeout_ticks=replication.ticks(replication.primary_silence_ms),
         heartbeat_interval_ticks=replication.ticks(replication.heartbeat_ms),
         view_change_timeout_ticks=replication.ticks(replication.view_change_ms),
+        recovery_timeout_ticks=replication.ticks(replication.recovery_ms),
         resend_interval_ticks=replication.ticks(replication.resend_ms),
         pipeline_ops_max=replication.pipeline_ops_max,
         repair_entries_per_message_max=replication.repair_entries_per_message_max,
@@ -168,10 +177,13 @@ class _ShardHost(ReplicaHost):
 
     def _carry_out(self, effects: list[Effect]) -> None:  # type: ignore[override]
         for effect in effects:
-            if isinstance(effect, Install):
-                self._owner.install(effect.snapshot)
-            else:
-                super()._carry_out([effect])
+            match effect:
+                case Install(snapshot=snapshot):
+                    self._owner.install(snapshot)
+                case Checkpoint(entry=entry, sessions=sessions):
+                    self._owner.checkpoint(entry, sessions)
+                case _:
+                    super()._carry_out([effect])
 
 
 class ReplicaShard:
@@ -198,8 +210,10 @@ class ReplicaShard:
             fsync=settings.wallet.fsync,
             lock_wait_s=settings.wallet.lock_wait_s,
             stalls=FlushStalls(settings.replication.storage_fault, replica_index, shard_index),
-            sync_books=self._sync_books,
         )
+        # Checkpoints flush the books here, apart from the log's writer: a flush of many
+        # pages must not hold back the log's flushes, which every commit waits for.
+        self._checkpoints = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoints")
         self._host: _ShardHost | None = None
         self._started: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -216,6 +230,7 @@ class ReplicaShard:
         self._pending_ops = 0
         self._in_flight: dict[int, _Group] = {}
         self._serving = False
+        self._corrupt_found = 0
         self._long_reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replica-reads")
         log.info(
             "wallet replica opened",
@@ -237,8 +252,16 @@ class ReplicaShard:
             lock_wait_s=self._wallet.lock_wait_s,
         )
 
-    def _sync_books(self) -> None:
-        self.books.store.env.sync(True)
+    def checkpoint(self, entry: Entry, sessions: list[tuple[int, int, int]]) -> None:
+        """The books have applied `entry`: flush them (off the log's writer thread), then
+        write the checkpoint, after which the log is cut there."""
+        snapshot = make_snapshot(entry, sessions, self.books.snapshot())
+        self._keep(self._checkpoint(snapshot))
+
+    async def _checkpoint(self, snapshot: Snapshot) -> None:
+        env = self.books.store.env
+        await asyncio.get_running_loop().run_in_executor(self._checkpoints, env.sync, True)
+        self.replica_log.write_snapshot(snapshot)
 
     # Starting -----------------------------------------------------------------------
 
@@ -276,7 +299,19 @@ class ReplicaShard:
         task.add_done_callback(self._tasks.discard)
 
     def _restarted(self) -> Replica:
-        stored, snapshot = self.replica_log.read()
+        stored, snapshot, view_record = self.replica_log.read()
+        self._corrupt_found = sum(
+            1
+            for op, data in stored.items()
+            if (entry := decode_entry(data)) is None or entry.op != op
+        )
+        if self._corrupt_found:
+            log.error(
+                "replica log entries fail their checksum; the primary's copies replace them",
+                shard=self._shard,
+                replica=self._index,
+                entries=self._corrupt_found,
+            )
         if snapshot is not None and self.books.store.replica_op < snapshot.op:
             # The books are behind their own checkpoint (lost with a host's power): the
             # protocol will find the log begins past them and take a peer's copy.
@@ -289,6 +324,7 @@ class ReplicaShard:
             stored,
             snapshot=snapshot,
             incarnation=random.SystemRandom().getrandbits(62),
+            view_record=view_record,
         )
 
     def _begin(self, replica: Replica) -> None:
@@ -306,8 +342,8 @@ class ReplicaShard:
         holds anything: only a shard none of whose replicas holds anything is formatted."""
         await self._ensure_started()
         if self.replica_log.formatted or self.books.store.replica_op:
-            return self._host is not None and self.replica_log.formatted
-        self.replica_log.mark_formatted()
+            return False
+        self.replica_log.mark_formatted(new_shard=True)
         self._begin(Replica.format(self._bounds, self._index, _WallClock()))
         return True
 
@@ -327,7 +363,7 @@ class ReplicaShard:
                     shard=self._shard,
                     replica=self._index,
                 )
-                self.replica_log.mark_formatted()
+                self.replica_log.mark_formatted(new_shard=False)
                 self._begin(self._restarted())
 
     async def _ticks(self) -> None:
@@ -365,7 +401,7 @@ class ReplicaShard:
         for write in group:
             if isinstance(write, EntryWrite):
                 self._drive(host.durable, write.op, write.checksum)
-            else:
+            elif isinstance(write, SnapshotWrite):
                 self._drive(host.snapshot_durable, write.snapshot)
 
     def _crash(self, error: BaseException) -> NoReturn:
@@ -581,6 +617,7 @@ class ReplicaShard:
             commit=replica.commit_max,
             applied=self.books.store.replica_op,
             endpoint=self._link_endpoint if self._is_serving_primary else "",
+            corrupt_entries_found=self._corrupt_found,
         )
 
     async def role(self) -> bytes:

@@ -11,8 +11,9 @@ writer thread makes everything queued durable in one transaction, then hands the
 back to the loop, which tells the protocol (`on_durable`, `on_checkpoint`). A stalled
 disk thus stalls only this replica's votes; the quorum goes on without them.
 
-A snapshot is written after the books it names are themselves flushed (`sync_books`,
-on the writer thread), and entries before it are then deleted: the log stays bounded.
+A snapshot is written once the books it names are themselves flushed (the replica does
+that first, on a thread of its own), and the entries before it are deleted in the same
+transaction: the log stays bounded.
 
 Databases: `entries`: op (8 bytes, big-endian) → the encoded entry; `meta`: b"snapshot"
 → the last checkpoint (`replication.messages.Snapshot`), and b"formatted" once the
@@ -42,6 +43,10 @@ _SNAPSHOT_KEY = b"snapshot"
 # Written once, when the replica's shard is formatted or the replica joins it: a replica
 # without it holds nothing it may vote with.
 _FORMATTED_KEY = b"formatted"
+# The replica's view and the view its log is from (`replication.effects.RecordView`).
+_VIEW_KEY = b"view"
+_view_encoder = msgspec.msgpack.Encoder()
+_view_decoder = msgspec.msgpack.Decoder(tuple[int, int])
 
 
 class EntryWrite(msgspec.Struct, frozen=True):
@@ -54,7 +59,12 @@ class SnapshotWrite(msgspec.Struct, frozen=True):
     snapshot: Snapshot
 
 
-Write = EntryWrite | SnapshotWrite
+class ViewWrite(msgspec.Struct, frozen=True):
+    view: int
+    log_view: int
+
+
+Write = EntryWrite | SnapshotWrite | ViewWrite
 Flushed = Callable[[list[Write]], None]
 
 
@@ -74,7 +84,6 @@ class ReplicaLog:
         fsync: bool,
         lock_wait_s: float,
         stalls: FlushStalls,
-        sync_books: Callable[[], None],
     ) -> None:
         self._files: LmdbFiles = open_lmdb(
             path,
@@ -87,17 +96,21 @@ class ReplicaLog:
         self._entries = self._files.dbs["entries"]
         self._meta = self._files.dbs["meta"]
         self._stalls = stalls
-        self._sync_books = sync_books
         self._queue: queue.SimpleQueue[Write | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
         with self._files.env.begin() as txn:
             self.formatted = txn.get(_FORMATTED_KEY, db=self._meta) is not None
 
-    def mark_formatted(self) -> None:
-        """Record, durably, that this replica belongs to its shard's history now."""
+    def mark_formatted(self, *, new_shard: bool) -> None:
+        """Record, durably, that this replica belongs to its shard's history now. A new
+        shard's replica also records view 0; one that joins an existing shard with
+        nothing (a lost disk) records no view until it has recovered from its peers, so
+        that it never takes part in a view change on an empty log it did not earn."""
         with self._files.env.begin(write=True) as txn:
             txn.put(_FORMATTED_KEY, b"1", db=self._meta)
+            if new_shard:
+                txn.put(_VIEW_KEY, _view_encoder.encode((0, 0)), db=self._meta)
         self._files.env.sync(True)
         self.formatted = True
 
@@ -106,18 +119,25 @@ class ReplicaLog:
         """How many flushes the storage fault stalled (tests and benchmarks)."""
         return self._stalls.stalls
 
-    def read(self) -> tuple[dict[int, bytes], Snapshot | None]:
+    def read(self) -> tuple[dict[int, bytes], Snapshot | None, tuple[int, int] | None]:
         """What the disk holds: every entry's bytes by op (unchecked: the protocol
-        checks each), and the last checkpoint if it is intact."""
+        checks each), the last checkpoint if it is intact, and the view record."""
         stored: dict[int, bytes] = {}
         with self._files.env.begin() as txn:
             for key, value in txn.cursor(db=self._entries):
                 stored[int.from_bytes(key, "big")] = bytes(value)
             raw = txn.get(_SNAPSHOT_KEY, db=self._meta)
+            raw_view = txn.get(_VIEW_KEY, db=self._meta)
         snapshot = decode_snapshot(bytes(raw)) if raw is not None else None
         if raw is not None and snapshot is None:
             log.error("replica log: the checkpoint record fails its checksum; ignored")
-        return stored, snapshot
+        view_record = None
+        if raw_view is not None:
+            try:
+                view_record = _view_decoder.decode(bytes(raw_view))
+            except msgspec.DecodeError:
+                log.error("replica log: the view record does not decode; ignored")
+        return stored, snapshot, view_record
 
     def start(self, loop: asyncio.AbstractEventLoop, flushed: Flushed) -> None:
         """Start the writer thread, which reports each flushed group on `loop`."""
@@ -131,6 +151,9 @@ class ReplicaLog:
 
     def write_snapshot(self, snapshot: Snapshot) -> None:
         self._put(SnapshotWrite(snapshot))
+
+    def write_view(self, view: int, log_view: int) -> None:
+        self._put(ViewWrite(view, log_view))
 
     def _put(self, write: Write) -> None:
         if self._failure is not None:
@@ -172,9 +195,6 @@ class ReplicaLog:
             group.append(more)
 
     def _flush(self, group: list[Write]) -> None:
-        if any(isinstance(write, SnapshotWrite) for write in group):
-            # The checkpoint names books at its op: they are made durable before it is.
-            self._sync_books()
         self._stalls.before_flush()
         env = self._files.env
         with env.begin(write=True) as txn:
@@ -185,6 +205,8 @@ class ReplicaLog:
                     case SnapshotWrite(snapshot=snapshot):
                         txn.put(_SNAPSHOT_KEY, encode_snapshot(snapshot), db=self._meta)
                         self._cut_before(txn, snapshot.op)
+                    case ViewWrite(view=view, log_view=log_view):
+                        txn.put(_VIEW_KEY, _view_encoder.encode((view, log_view)), db=self._meta)
 
     def _cut_before(self, txn: object, op: int) -> None:
         """Delete the entries the checkpoint holds (its own entry stays: the log's
