@@ -219,3 +219,24 @@ def test_a_seal_record_changed_on_disk_is_named_not_a_crash(tmp_path: Path) -> N
     assert [(p.seq, p.day) for p in problems] == [(3, DAY_ONE), (0, "2026-12-08")]
     assert "does not decode" in problems[0].problem
     assert "another day's" in problems[1].problem
+
+
+def test_replicas_applying_at_the_primarys_time_keep_the_same_chain(tmp_path: Path) -> None:
+    """Replicas apply each log entry at the primary's time (`now_ms`), whatever their own
+    clocks say: their entries, so their chains and their seals, are the same."""
+    stores = [
+        open_store(tmp_path / name, Clock(tokyo_ms(2026, 12, 9, hour)))
+        for name, hour in (("a", 9), ("b", 13))
+    ]
+    log = [
+        ([enrol()], tokyo_ms(2026, 12, 7, 9), 1),
+        ([shop(500, "a"), shop(400, "b")], tokyo_ms(2026, 12, 7, 12), 2),
+        ([shop(300, "c")], tokyo_ms(2026, 12, 8, 9), 3),
+    ]
+    for store in stores:
+        for ops, at_ms, op in log:
+            store.apply_batch(ops, now_ms=at_ms, replica_op=op)
+    assert chain_links(stores[0]) == chain_links(stores[1])
+    assert stores[0].seal_day(DAY_ONE, KEY) == stores[1].seal_day(DAY_ONE, KEY)
+    for store in stores:
+        store.close()
