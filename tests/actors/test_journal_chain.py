@@ -12,6 +12,7 @@ from nacl.signing import SigningKey
 from coopnode.actors.wallet import chain
 from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain.errors import InvariantViolation
+from coopnode.domain.messages import Operation
 from tests.actors.test_wallet_store import MEMBER, Clock, enrol, open_store, shop, tokyo_ms
 
 KEY = SigningKey(bytes(range(32)))
@@ -228,7 +229,7 @@ def test_replicas_applying_at_the_primarys_time_keep_the_same_chain(tmp_path: Pa
         open_store(tmp_path / name, Clock(tokyo_ms(2026, 12, 9, hour)))
         for name, hour in (("a", 9), ("b", 13))
     ]
-    log = [
+    log: list[tuple[list[Operation], int, int]] = [
         ([enrol()], tokyo_ms(2026, 12, 7, 9), 1),
         ([shop(500, "a"), shop(400, "b")], tokyo_ms(2026, 12, 7, 12), 2),
         ([shop(300, "c")], tokyo_ms(2026, 12, 8, 9), 3),
