@@ -35,7 +35,8 @@ class WaitEstimate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 
 def estimate_wait(served_per_min: float, tills: int, service_s: float) -> WaitEstimate:
     if tills <= 0:
-        return WaitEstimate(utilisation=0.0, wait_s=None, over_capacity=served_per_min > 0)
+        # No till to queue at (the taps counted came from tills since gone): no estimate.
+        return WaitEstimate(utilisation=0.0, wait_s=None, over_capacity=False)
     utilisation = served_per_min * service_s / (60.0 * tills)
     if utilisation >= UTILISATION_OVER_CAPACITY:
         return WaitEstimate(utilisation=utilisation, wait_s=None, over_capacity=True)

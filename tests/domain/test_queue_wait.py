@@ -24,7 +24,6 @@ def test_no_load_no_wait_and_a_full_store_is_over_capacity() -> None:
     assert estimate_wait(0.0, tills=3, service_s=12.0).wait_s == 0
     full = estimate_wait(15.0, tills=3, service_s=12.0)  # ρ = 1.0
     assert full.over_capacity and full.wait_s is None
-    nobody = estimate_wait(4.0, tills=0, service_s=12.0)
-    assert nobody.wait_s is None and nobody.over_capacity
-    idle = estimate_wait(0.0, tills=0, service_s=12.0)
-    assert idle.wait_s is None and not idle.over_capacity
+    # Taps from tills since gone: no till to queue at, no estimate.
+    gone = estimate_wait(4.0, tills=0, service_s=12.0)
+    assert gone.wait_s is None and not gone.over_capacity
