@@ -125,6 +125,13 @@ class WalletSettings(_Section, frozen=True):
     # Most operations queued in a shard before new ones are refused as overloaded, so
     # that a burst cannot exhaust memory or make every caller wait without bound.
     mailbox_max_ops: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 50_000
+    # The books' long reads (a day's settlement, the unused balance) read the journal in
+    # the shard's books reader process, in read transactions of this many entries each,
+    # so that no reader keeps old pages of the file from being reused for long.
+    books_read_chunk_entries: Annotated[int, msgspec.Meta(ge=16, le=100_000)] = 2_000
+    # How far back the wall clock may step between two commits (an NTP correction): the
+    # books read this much past a day's edges, since entries are dated by the clock.
+    books_clock_step_max_ms: Annotated[int, msgspec.Meta(ge=0, le=86_400_000)] = 600_000
     # The front sends a shard at most this many operations per Ray call...
     front_batch_max_ops: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 512
     # ...and waits at most this long to fill a batch (a fraction of a millisecond); 0
@@ -624,6 +631,14 @@ class IdentitySettings(_Section, frozen=True):
     identity_key_file: str = ""
     # Audit entries one page lists.
     audit_page_max: Annotated[int, msgspec.Meta(ge=1, le=PAGE_LINES_MAX)] = 100
+    # Machines' API tokens the node keeps, revoked ones included (they name the audit
+    # log's entries): a co-op has a few POS integrations and scripts, not thousands.
+    api_tokens_max: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    # Staff accounts the node keeps, disabled ones included: every page lists them all.
+    staff_accounts_max: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    # A token's last-used time is written at most this often, so that a machine calling
+    # many times a second does not cost a write each; the list shows minutes anyway.
+    api_token_touch_interval_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 60
     # Enrolment rows a CSV import sends at once.
     import_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     # A call to the identity actor that takes longer than this is answered "unavailable".
@@ -1117,6 +1132,12 @@ class Settings(_Section, frozen=True):
         if self.node.staff_token_file:
             return Path(self.node.staff_token_file)
         return self.data_path / "staff-token"
+
+    @property
+    def api_token_path(self) -> Path:
+        """Where the admin commands read a machine's API token by default: `api-token`
+        beside the staff token, where an operator saves the one made for them."""
+        return self.staff_token_path.with_name("api-token")
 
 
 def _is_loopback(host: str) -> bool:

@@ -25,6 +25,7 @@ import msgspec
 
 from coopnode.domain.errors import InvalidInput
 from coopnode.domain.passcodes import PasscodeState
+from coopnode.domain.staff import Permission, Role
 
 # RFC 5321 limits a path to 256 octets, so an address to 254 characters.
 MAIL_MAX_CHARS = 254
@@ -289,9 +290,31 @@ class StaffAccount(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     password_hash: bytes
     totp_sealed: bytes
     created_at_s: float
+    # What the staff member may do (`domain.staff`). Accounts written before roles were
+    # recorded read as counter clerks: the least a staff account ever did.
+    role: Role = Role.COUNTER_CLERK
+    # When an administrator disabled the account (0: active): it signs in no more and
+    # its sessions ended then.
+    disabled_at_s: float = 0.0
 
     def __repr__(self) -> str:
         return f"StaffAccount(staff_id={self.staff_id!r})"
+
+
+class ApiTokenRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A machine's API token (a POS integration, the load harness), stored under the
+    digest of the token, which is shown once and kept nowhere in clear."""
+
+    token_id: str  # a short random id that names the token in pages and links
+    name: str  # unique among all tokens ever made: the audit log's `token:<name>`
+    scopes: list[Permission]
+    created_at_s: float
+    created_by: str  # the audit log's name of the administrator who made it
+    last_used_s: float = 0.0
+    revoked_at_s: float = 0.0  # 0: live
+
+    def __repr__(self) -> str:
+        return f"ApiTokenRecord(token_id={self.token_id!r}, name={self.name!r})"
 
 
 class GuardianAccount(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -371,7 +394,8 @@ class PendingLogin(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 class AuditEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     seq: int
     at_s: float
-    # "staff:<id>" for a signed-in staff member, "admin-token" for the staff API token.
+    # "staff:<id>" for a signed-in staff member, "token:<name>" for a machine's API token,
+    # "staff-token" for the bootstrap of the first administrator.
     actor: str
     action: str
     target: str

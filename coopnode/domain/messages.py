@@ -284,6 +284,10 @@ class JournalEntry(_Message, frozen=True):
     postings: list[tuple[str, int]]
     store: str = ""
     till_id: str = ""
+    # A void, refund or settling names the payment it changes (its key), so that a
+    # correction of a closed day's payment is shown linked to it ("" otherwise, and in
+    # entries written before the field existed).
+    refers_to: str = ""
 
 
 class OverdraftRecord(_Message, frozen=True):

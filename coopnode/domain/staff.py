@@ -26,6 +26,8 @@ class Permission(StrEnum):
     OVERDRAFT_SETTLE = "overdraft.settle"  # settle what offline taps left owing
     WITHDRAWAL = "members.withdraw"  # withdrawal at graduation (脱退)
     DESK_ANSWER = "desk.answer"  # inquiries, documents sent, events and attendance
+    MONEY_CHARGE = "money.charge"  # credit a charge at the counter, move between purses
+    PAYMENTS_TAKE = "payments.take"  # take and void a payment at a till (a POS system)
     # Tills, §3.
     TILLS_READ = "tills.read"  # which tills are connected, their last tap
     TILLS_MANAGE = "tills.manage"  # register and retire tills, a new till's key
@@ -58,6 +60,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MEMBERS_CHANGE,
             Permission.OVERDRAFT_SETTLE,
             Permission.DESK_ANSWER,
+            Permission.MONEY_CHARGE,
             Permission.TILLS_READ,
             Permission.LIVE_READ,
         }
@@ -66,6 +69,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         {
             Permission.MEMBERS_READ,
             Permission.MONEY_REFUND,
+            Permission.MONEY_CHARGE,
+            Permission.PAYMENTS_TAKE,
             Permission.OVERDRAFT_SETTLE,
             Permission.TILLS_READ,
             Permission.TILLS_MANAGE,

@@ -11,6 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coopnode.actors.backup.client import BackupClient
+from coopnode.actors.wallet.books_client import BooksReader
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.http.api.backups import BACKUP_ROUTES, backup_client_key
 from coopnode.http.api.desk import DESK_ROUTES
@@ -24,15 +25,18 @@ from coopnode.http.api.konbini import (
     payments_settings_key,
 )
 from coopnode.http.api.oauth import OAUTH_ROUTES
+from coopnode.http.api.staff import STAFF_ACCESS_ROUTES
 from coopnode.http.api.wallet import (
     ROUTES,
     MemberStatusHook,
     member_status_hook_key,
     wallet_client_key,
 )
+from coopnode.http.console.books import BOOKS_ROUTES, books_reader_key
 from coopnode.http.console.journal import JOURNAL_ROUTES
 from coopnode.http.console.live import LIVE_ROUTES, LiveBoard
 from coopnode.http.console.live.routes import setup_live
+from coopnode.http.console.parts import setup_console
 from coopnode.http.console.tills import TILLS_CONSOLE_ROUTES, PendingKeys, pending_keys_key
 from coopnode.http.edge import Route, staff_token_key
 from coopnode.http.errors import error_middleware, timeout_middleware
@@ -134,9 +138,11 @@ def make_app(
     # the wallet alone) the node serves the wallet API only.
     routes = ROUTES + (TILL_ROUTES if tills is not None else ()) + JOURNAL_ROUTES
     if identity is not None:
-        routes += _identity_routes(app, settings, identity) + DESK_ROUTES
+        routes += _identity_routes(app, settings, identity) + DESK_ROUTES + STAFF_ACCESS_ROUTES
         # The member portal's pages sit on the identity engine and the wallet.
         setup_portal(app, settings)
+        # The staff console's pages (issue 13), on the same engine, in their own room.
+        setup_console(app)
         if charging is not None:
             # Charging (FLOWS §6): the portal's charge pages and the store network's webhook.
             app[charging_key] = charging
@@ -144,6 +150,9 @@ def make_app(
             app[payments_settings_key] = settings
             routes += KONBINI_ROUTES
             app.router.add_routes(konbini_routes(settings))
+    # The accounts office's books (console/books); reconciliation needs the payments too.
+    app[books_reader_key] = BooksReader(wallet)
+    routes += BOOKS_ROUTES
     if backups is not None:
         app[backup_client_key] = backups
         routes += BACKUP_ROUTES

@@ -9,8 +9,15 @@ caller, any one of them.
 
     PUBLIC               anybody; nothing is checked (sign-in steps, OAuth's token
                          endpoint, the store network's signed webhook)
-    STAFF_TOKEN          the node's staff token: `Authorization: Bearer <token>`
-    STAFF_SESSION        a staff session (the `cn_staff` cookie)
+    staff_may(p)         a staff action that needs the permission `p` (`domain.staff`): a
+                         staff session (the `cn_staff` cookie) whose account's role grants
+                         `p`, or a machine's API token (`Authorization: Bearer cn_…`)
+                         whose scopes include it; 403 `forbidden` names what is lacking
+    STAFF_SIGNED_IN      any active staff member's session, whatever the role (the
+                         console's home and sign-out)
+    STAFF_TOKEN          the node's staff token (`Authorization: Bearer <token>`): since
+                         issue 13 only the bootstrap of the first administrator takes it
+    STAFF_SESSION        a staff session, unchecked by role (no route declares it today)
     sessions(*kinds)     a member session of one of these kinds (`cn_portal`, `cn_mypage`,
                          `cn_wallet`, `cn_guardian`); of several cookies, the first
                          in this order is the one checked
@@ -23,7 +30,8 @@ request that carries none is refused as the last one refuses. `Route.serve` chec
 this before the handler runs and hands the handler who is calling in `request[CALLER]`
 (`staff_actor` and `calling_member` read it); a caller it does not admit is refused with
 401 `unauthorized`, or with the identity actor's answer (401 `session_expired`, 403
-`csrf`, 401 `invalid_token`, 403 `insufficient_scope`, …), and the handler never runs.
+`csrf`, 401 `invalid_token`, 403 `insufficient_scope`, 403 `forbidden`, …), and the
+handler never runs.
 """
 
 from __future__ import annotations
@@ -35,18 +43,26 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from coopnode.actors.identity.messages import CheckSession, OAuthIntrospect, Principal, TokenInfo
+from coopnode.actors.identity.messages import (
+    AuditRecord,
+    AuthorizeStaff,
+    CheckSession,
+    OAuthIntrospect,
+    Principal,
+    StaffAuthorized,
+    TokenInfo,
+)
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.identity import SessionKind
 from coopnode.domain.messages import MemberNo
 from coopnode.domain.money import Reason
-from coopnode.domain.staff import Permission
+from coopnode.domain.staff import Permission, Role
 from coopnode.http.errors import SAFE_METHODS, AccessRefused, ApiError
 from coopnode.http.identity_front import CSRF_HEADER, ask, session_id_of
 
 staff_token_key = web.AppKey("staff_token", str)
-# The audit log's actor for whatever the staff token does.
-TOKEN_ACTOR = "admin-token"  # noqa: S105  # A name in the audit log, not the token.
+# The audit log's actor for the staff token's one use, the first administrator.
+TOKEN_ACTOR = "staff-token"  # noqa: S105  # A name in the audit log, not the token.
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,7 +71,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class StaffToken(msgspec.Struct, frozen=True, tag="staff_token"):
-    """The node's staff token, for POS systems, scripts and the co-op's back office."""
+    """The node's staff token: only to create the first administrator."""
+
+
+class StaffRole(msgspec.Struct, frozen=True, tag="staff_role"):
+    """A staff session whose account's role grants `permission` (None: any active staff
+    member's session)."""
+
+    permission: Permission | None
+
+
+class ApiToken(msgspec.Struct, frozen=True, tag="api_token"):
+    """A machine's API token whose scopes include `permission`."""
+
+    permission: Permission
 
 
 class SessionCookie(msgspec.Struct, frozen=True, tag="session"):
@@ -72,22 +101,32 @@ class OAuthScope(msgspec.Struct, frozen=True, tag="oauth"):
     description: str
 
 
-Credential = StaffToken | SessionCookie | OAuthScope
+Credential = StaffToken | SessionCookie | OAuthScope | StaffRole | ApiToken
 Access = tuple[Credential, ...]
 
 PUBLIC: Access = ()
 STAFF_TOKEN: Access = (StaffToken(),)
 STAFF_SESSION: Access = (SessionCookie(SessionKind.STAFF),)
+STAFF_SIGNED_IN: Access = (StaffRole(None),)
 
 
 def staff_may(permission: Permission) -> Access:
     """The access of a staff action that needs `permission` (`domain.staff`): a staff
-    session, or the staff token.
+    session whose role grants it, or a machine's API token whose scopes include it.
 
-    Every staff route declares its permission through this one function, so that the
-    check by role and by API token's scope (issue 13 §1) is made here, in one place."""
-    del permission  # Checked by role once staff accounts carry roles (issue 13 §1).
-    return (SessionCookie(SessionKind.STAFF), StaffToken())
+    Every staff route declares its permission through this one function; the identity
+    actor checks it (`AuthorizeStaff`) against `ROLE_PERMISSIONS` or the token's scopes."""
+    # A request's `Authorization` header is what its sender meant to send; the staff
+    # cookie may be a browser's ambient one, so the token is checked first when both come.
+    return (ApiToken(permission), StaffRole(permission))
+
+
+def permission_of(access: Access) -> Permission | None:
+    """The permission a route's access needs, if it was declared with `staff_may`."""
+    for credential in access:
+        if isinstance(credential, ApiToken):
+            return credential.permission
+    return None
 
 
 def sessions(*kinds: SessionKind) -> Access:
@@ -122,17 +161,41 @@ class BearerMember(msgspec.Struct, frozen=True, tag="bearer", kw_only=True):
     client_id: str
 
 
-Caller = Anybody | TokenHolder | SignedIn | BearerMember
+class StaffMember(msgspec.Struct, frozen=True, tag="staff", kw_only=True):
+    """A signed-in staff member whose role the check admitted."""
+
+    staff_id: str
+    name: str
+    role: Role
+    permissions: frozenset[Permission]
+
+
+class Machine(msgspec.Struct, frozen=True, tag="machine", kw_only=True):
+    """A machine calling with an API token whose scopes the check admitted."""
+
+    token_id: str
+    name: str
+    permissions: frozenset[Permission]
+
+
+Caller = Anybody | TokenHolder | SignedIn | BearerMember | StaffMember | Machine
 CALLER: web.RequestKey[Caller] = web.RequestKey("caller")
+# What a staff change acted on, when its path does not say (a wallet opened, a card
+# bound, a till registered): set by the handler for the audit log (`Route.audit`).
+AUDIT_TARGET: web.RequestKey[str] = web.RequestKey("audit_target")
 
 
 def staff_actor(request: web.Request) -> str:
-    """The audit log's name for the staff caller: the token, or `staff:<staff id>`."""
+    """The audit log's name for the staff caller: `staff:<staff id>` for a person,
+    `token:<name>` for a machine's API token, and the staff token's own name for the
+    bootstrap; never a name two callers share."""
     match request[CALLER]:
         case TokenHolder():
             return TOKEN_ACTOR
-        case SignedIn(kind=SessionKind.STAFF, subject=staff_id):
+        case StaffMember(staff_id=staff_id) | SignedIn(kind=SessionKind.STAFF, subject=staff_id):
             return f"staff:{staff_id}"
+        case Machine(name=name):
+            return f"token:{name}"
         case other:
             raise InvariantViolation(f"a staff handler was called by {other!r}")
 
@@ -152,7 +215,9 @@ def _carries(request: web.Request, credential: Credential) -> bool:
     match credential:
         case SessionCookie(kind=kind):
             return bool(session_id_of(request, kind))
-        case StaffToken() | OAuthScope():
+        case StaffRole():
+            return bool(session_id_of(request, SessionKind.STAFF))
+        case StaffToken() | OAuthScope() | ApiToken():
             return "Authorization" in request.headers
 
 
@@ -189,11 +254,45 @@ async def _bearer(request: web.Request, scope: str) -> BearerMember:
     )
 
 
-async def admit(request: web.Request, access: Access, *, changes: bool) -> Caller:
-    """Who is calling, if `access` admits them; otherwise an `ApiError` (see the module)."""
+async def _staff(
+    request: web.Request, credential: StaffRole | ApiToken, csrf: str | None
+) -> StaffMember | Machine:
+    """Ask the identity actor whether this session's role, or this token's scopes, grant
+    the permission; it answers who is calling, or refuses (401, or 403 `forbidden`)."""
+    if isinstance(credential, StaffRole):
+        session_id = session_id_of(request, SessionKind.STAFF)
+        if not session_id:
+            raise AccessRefused("unauthorized", "sign in first, or send an API token")
+        check = AuthorizeStaff(
+            session_id=session_id, csrf_token=csrf, permission=credential.permission
+        )
+    else:
+        authorization = request.headers.get("Authorization", "")
+        if not authorization:
+            raise AccessRefused("unauthorized", "a staff session or an API token is required")
+        check = AuthorizeStaff(authorization=authorization, permission=credential.permission)
+    reply = await ask(request, check)
+    if not isinstance(reply, StaffAuthorized):
+        raise TypeError("the staff check answered with something else")
+    permissions = frozenset(reply.permissions)
+    if reply.role is not None:
+        return StaffMember(
+            staff_id=reply.staff_id, name=reply.name, role=reply.role, permissions=permissions
+        )
+    return Machine(token_id=reply.token_id, name=reply.name, permissions=permissions)
+
+
+async def admit(
+    request: web.Request, access: Access, *, changes: bool, form_csrf: str | None = None
+) -> Caller:
+    """Who is calling, if `access` admits them; otherwise an `ApiError` (see the module).
+
+    A session's CSRF token comes from `X-CSRF-Token`, or for a console page's form from
+    its field (`form_csrf`, which the console reads from the form it posts)."""
     if not access:
         return Anybody()
     credential = next((each for each in access if _carries(request, each)), access[-1])
+    csrf = (form_csrf or request.headers.get(CSRF_HEADER, "")) if changes else None
     match credential:
         case StaffToken():
             return _staff_token(request)
@@ -201,6 +300,8 @@ async def admit(request: web.Request, access: Access, *, changes: bool) -> Calle
             return await _session(request, kind, changes=changes)
         case OAuthScope(name=scope):
             return await _bearer(request, scope)
+        case StaffRole() | ApiToken():
+            return await _staff(request, credential, csrf)
 
 
 # Routes ----------------------------------------------------------------------------------------
@@ -228,6 +329,11 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     error: Any = None
     # What a success answers: JSON of `response` unless this says otherwise.
     content_type: str = "application/json"
+    # The audit log's action for a staff change this route makes, recorded under the
+    # caller (`staff_actor`) once it succeeded; empty when the route changes nothing, is
+    # no staff action, or its handler has the identity actor record it in the same
+    # transaction as the change (staff, desk, enrolment).
+    audit: str = ""
 
     @property
     def changes(self) -> bool:
@@ -237,7 +343,22 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     async def serve(self, request: web.Request) -> web.StreamResponse:
         """The handler the app registers: access first, then the route's own handler."""
         request[CALLER] = await admit(request, self.access, changes=self.changes)
-        return await self.handler(request)
+        response = await self.handler(request)
+        if self.audit and response.status < 300:
+            await self._record(request)
+        return response
+
+    async def _record(self, request: web.Request) -> None:
+        """The change in the audit log, under the person or the token that made it; its
+        target is what the path names (a member, a card, a till), else the handler's."""
+        target = request.get(AUDIT_TARGET) or " ".join(request.match_info.values())
+        record = AuditRecord(
+            actor=staff_actor(request),
+            action=self.audit,
+            target=target,
+            detail=f"{self.method} {request.path}",
+        )
+        await ask(request, record)
 
 
 # Input ------------------------------------------------------------------------------------------

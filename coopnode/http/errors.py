@@ -106,6 +106,11 @@ _FRONT_STATUS: dict[str, int] = {
     "key_gone": 410,
     "unknown_till": 404,
     "seal_refused": 409,
+    # The books (`console/books`): a day closed before it is over; reconciliation on a
+    # node without the payments actor; a node of replicated shards (not served yet).
+    "day_not_over": 409,
+    "payments_off": 409,
+    "books_unavailable": 409,
 }
 # The identity actor's reasons: every `IdentityReason`.
 _IDENTITY_STATUS: dict[IdentityReason, int] = {
@@ -167,6 +172,9 @@ _IDENTITY_STATUS: dict[IdentityReason, int] = {
     IdentityReason.UNSUPPORTED_TOKEN_TYPE: 401,
     IdentityReason.INVALID_TOKEN: 401,
     IdentityReason.INSUFFICIENT_SCOPE: 403,
+    # Staff: a role or a token's scopes without the permission; the bootstrap done.
+    IdentityReason.FORBIDDEN: 403,
+    IdentityReason.BOOTSTRAP_DONE: 409,
 }
 
 

@@ -18,7 +18,16 @@ import msgspec
 
 from coopnode import __version__
 from coopnode.domain.identity import SessionKind
-from coopnode.http.edge import Access, OAuthScope, Route, SessionCookie, StaffToken
+from coopnode.domain.staff import Permission
+from coopnode.http.edge import (
+    Access,
+    ApiToken,
+    OAuthScope,
+    Route,
+    SessionCookie,
+    StaffRole,
+    StaffToken,
+)
 from coopnode.http.errors import ErrorBody
 from coopnode.http.identity_front import COOKIE_NAMES, CSRF_HEADER
 
@@ -52,6 +61,7 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 STAFF_TOKEN_SCHEME = "staffToken"  # noqa: S105  # A scheme's name, not a token.
+API_TOKEN_SCHEME = "apiToken"  # noqa: S105  # A scheme's name, not a token.
 CSRF_SCHEME = "csrfToken"
 OAUTH_SCHEME = "walletOAuth"
 # Where a member consents to an app, and where the app redeems the code.
@@ -77,7 +87,18 @@ def security(access: Access, *, changes: bool) -> list[dict[str, list[str]]]:
                 requirements.append(requirement)
             case OAuthScope(name=scope):
                 requirements.append({OAUTH_SCHEME: [scope]})
+            case StaffRole(permission=permission):
+                # OpenAPI 3.1 lets a non-OAuth requirement name roles: here, the one
+                # permission the session's role must grant (`domain.staff`).
+                staff = {session_scheme(SessionKind.STAFF): _roles(permission)}
+                requirements.append({**staff, CSRF_SCHEME: []} if changes else staff)
+            case ApiToken(permission=permission):
+                requirements.append({API_TOKEN_SCHEME: [permission.value]})
     return requirements
+
+
+def _roles(permission: Permission | None) -> list[str]:
+    return [] if permission is None else [permission.value]
 
 
 def _security_schemes(routes: list[Route]) -> dict[str, Any]:
@@ -92,7 +113,15 @@ def _security_schemes(routes: list[Route]) -> dict[str, Any]:
         STAFF_TOKEN_SCHEME: {
             "type": "http",
             "scheme": "bearer",
-            "description": "The node's staff token, for POS systems and the back office",
+            "description": "The node's staff token: only to create the first administrator",
+        },
+        API_TOKEN_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "A machine's API token (cn_…), made by an administrator with scopes: the "
+                "permissions it is granted, which a requirement names"
+            ),
         },
         **{
             session_scheme(kind): {

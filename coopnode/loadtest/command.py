@@ -78,7 +78,7 @@ def add_loadtest_command(commands: Any) -> None:
         action="append",
         help="a front of the node to load; again (or URL,URL) for several (default: start one)",
     )
-    parser.add_argument("--token-file", type=Path, help="the node's staff token (with --url)")
+    parser.add_argument("--token-file", type=Path, help="an API token of the node (with --url)")
     parser.add_argument(
         "--fronts",
         type=int,
@@ -120,7 +120,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         scenario = load_scenario(args.scenario)
         if args.url is not None and args.token_file is None:
-            raise ScenarioError("--url needs --token-file with the node's staff token")
+            raise ScenarioError("--url needs --token-file with an API token of the node")
         if args.url is not None and (args.fronts != 1 or args.shards is not None):
             raise ScenarioError("--fronts and --shards shape the harness's own node, not --url's")
         urls = parse_front_urls(args.url) if args.url is not None else []

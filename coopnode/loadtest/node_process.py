@@ -10,6 +10,7 @@ import contextlib
 import functools
 import json
 import os
+import secrets
 import shutil
 import signal
 import ssl
@@ -24,12 +25,18 @@ from typing import Any, Self
 
 import msgspec
 
+from coopnode.domain.staff import Permission
 from coopnode.settings import Settings
 
 # Starting Ray and the shards takes seconds; two minutes means the start is broken.
 START_TIMEOUT_S = 120.0
 # Where Linux keeps the nice value of a session's scheduling group (autogroup).
 AUTOGROUP_PATH = Path("/proc/self/autogroup")
+# The harness's administrator and machine token, made by the bootstrap at a first start.
+HARNESS_ADMINISTRATOR = "harness"
+HARNESS_TOKEN_NAME = "harness"  # noqa: S105  # A token's name, not a token.
+# The file beside the staff token that keeps the harness's machine token.
+MACHINE_TOKEN_FILE = "api-token"  # noqa: S105  # A file's name, not a token.
 # Nice values run from 0 (the default) to 19 (the lowest priority); lowering is all a
 # process may do to itself without privileges.
 NICENESS_MAX = 19
@@ -98,11 +105,17 @@ class NodeProcess:
         self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        # The machine token (scoped API token) every request of the harness and the suite
+        # sends; `staff_token` is the node's staff token, whose one use is the bootstrap.
         self.token = ""
+        self.staff_token = ""
         self.log_path = data_dir / "node.log"
         # Where the node keeps the staff token (`node.staff_token_file`; a cluster's fronts
         # share one): by default in the data directory.
         self.staff_token_file = staff_token_file or data_dir / "staff-token"
+        # Where the machine token made at the bootstrap is kept, beside the staff token
+        # (so a cluster's fronts share it too), readable by the owner only.
+        self.machine_token_file = self.staff_token_file.with_name(MACHINE_TOKEN_FILE)
         # How `request` verifies a node that serves HTTPS (`node.tls_cert_file`).
         self.ssl_context: ssl.SSLContext | None = None
 
@@ -161,8 +174,33 @@ class NodeProcess:
                 raise TimeoutError(f"node did not start:\n{self.log_tail()}")
             time.sleep(0.1)
         self.url = url_file.read_text().strip()
-        self.token = self.staff_token_file.read_text().strip()
+        self.staff_token = self.staff_token_file.read_text().strip()
+        self.token = self._machine_token()
         return self
+
+    def _machine_token(self) -> str:
+        """The harness's API token: read from its file, or made at the node's first start
+        by the bootstrap (the staff token's one use), with an administrator the harness
+        never signs in as and a token granted every permission the harness uses."""
+        if self.machine_token_file.exists():
+            return self.machine_token_file.read_text().strip()
+        body = {
+            "staff_id": HARNESS_ADMINISTRATOR,
+            "name": "Load harness administrator",
+            "password": secrets.token_urlsafe(24) + "aA1!",
+            "token_name": HARNESS_TOKEN_NAME,
+            "token_scopes": sorted(permission.value for permission in Permission),
+        }
+        status, answer = self.request("POST", "/api/v1/staff/bootstrap", body, self.staff_token)
+        if status != 201 or not isinstance(answer, dict) or not answer.get("token"):
+            raise RuntimeError(
+                f"the bootstrap answered {status} {answer!r}, and {self.machine_token_file} "
+                "does not hold the harness's token: give the node a fresh data directory"
+            )
+        token = str(answer["token"]["token"])
+        self.machine_token_file.touch(mode=0o600)
+        self.machine_token_file.write_text(token + "\n")
+        return token
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

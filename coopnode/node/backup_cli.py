@@ -3,8 +3,9 @@
     coopnode admin backup DIR [--node URL] [--token-file FILE] [--data-dir DIR]
         a backup of every store while the node serves, into DIR under `backup.dir` (a
         name there, or an absolute path inside it; new or empty). The command asks the
-        node (`POST /api/v1/admin/backups` with the staff token), which has the stores'
-        owners copy their files on their own hosts, and waits for the backup to finish
+        node (`POST /api/v1/admin/backups` with an API token granted node.operate), which
+        has the stores' owners copy their files on their own hosts, and waits for the
+        backup to finish
         (`GET /api/v1/admin/backups/{id}`); it prints what the manifest holds.
     coopnode admin restore BACKUP DATA_DIR
         a new data directory from a backup, checked whole first (`node/restore.py`); no
@@ -12,9 +13,9 @@
 
 Why the backup goes through the node's HTTP API and not straight to Ray: the stores'
 owners are Ray actors on the cluster's hosts, and only a process joined to the cluster
-can call them. The front is joined already and holds the staff token's check; the
-command then needs only what the other staff commands need (the node's URL and the
-staff token), from any machine, with no Ray of its own.
+can call them. The front is joined already and checks the caller's token; the command
+then needs only what the other staff commands need (the node's URL and an API token),
+from any machine, with no Ray of its own.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def add_backup_commands(admin: Any) -> None:
     backup = admin.add_parser("backup", help="back up every store while the node serves")
     backup.add_argument("dir", help="a name under backup.dir, or an absolute path inside it")
     backup.add_argument("--node", help="the node's URL (default: <data_dir>/node.url)")
-    backup.add_argument("--token-file", help="the staff token file")
+    backup.add_argument("--token-file", help="an API token file (default: api-token)")
     backup.add_argument("--data-dir", help="the node's data directory (its node.url and token)")
     backup.set_defaults(run=_backup)
     restore_command = admin.add_parser("restore", help="build a new data directory from a backup")

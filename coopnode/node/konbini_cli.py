@@ -7,7 +7,7 @@ notification to the node's webhook, as a store would after the member paid.
 `coopnode admin konbini refund CHARGE_ID [--note TEXT] [--node URL] [--token-file FILE]`:
 staff record that a charge the store network reported paid, but that the wallet would
 not credit, was paid back to the member (`POST /api/v1/staff/konbini/charges/{id}/refund`
-with the staff token). Running it again changes nothing and says so.
+with an API token granted money.refund). Running it again changes nothing and says so.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def add_konbini_admin_command(admin: Any) -> None:
     refund.add_argument("charge_id", help="the charge id (24 hex digits)")
     refund.add_argument("--note", default="", help="why, for the audit log")
     refund.add_argument("--node", help="the node's URL (default: <data_dir>/node.url)")
-    refund.add_argument("--token-file", help="the staff token file")
+    refund.add_argument("--token-file", help="an API token file (default: api-token)")
     refund.set_defaults(run=_refund)
 
 

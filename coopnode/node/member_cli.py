@@ -1,12 +1,15 @@
 """`coopnode admin enrol`, `admin import-members` and `admin add-staff`: staff commands
-that talk to a running node's HTTP API with the staff token.
+that talk to a running node's HTTP API with a machine's API token (made by an
+administrator in the console, saved by default beside the staff token as `api-token`).
+`add-staff --bootstrap` is the staff token's one use: the first administrator.
 
     coopnode admin enrol --member-no N --name NAME --kana KANA --birth-date YYYY-MM-DD
         --mail ADDRESS --phone NUMBER [--coop ID] [--share-units N]
         [--insurance LABEL:YEN ...] [--emoney-yen N] [--meal-plan ID] [--meal-yen N]
         [--node URL] [--token-file FILE]
     coopnode admin import-members FILE.csv [--node URL] [--token-file FILE]
-    coopnode admin add-staff --staff-id ID --name NAME [--node URL] [--token-file FILE]
+    coopnode admin add-staff --staff-id ID --name NAME [--role ROLE | --bootstrap]
+        [--node URL] [--token-file FILE]
         (the password is read from the terminal, or from standard input when piped)
 
 The CSV import is for the start-of-term rush: one member per row, with the header
@@ -32,6 +35,7 @@ import aiohttp
 import msgspec
 
 from coopnode.actors.identity.messages import Enrolment, InsuranceItem
+from coopnode.domain.staff import Role
 from coopnode.settings import Settings
 
 CSV_COLUMNS = (
@@ -83,8 +87,12 @@ def enrolment_from_row(row: dict[str, str]) -> Enrolment:
 
 
 def staff_target(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
-    """The node's URL and the staff token, from `--node` and `--token-file` or their defaults."""
-    token_file = Path(args.token_file) if args.token_file else settings.staff_token_path
+    """The node's URL and the token, from `--node` and `--token-file` or their defaults:
+    the staff token for the bootstrap, else the API token saved beside it."""
+    default_file = (
+        settings.staff_token_path if getattr(args, "bootstrap", False) else settings.api_token_path
+    )
+    token_file = Path(args.token_file) if args.token_file else default_file
     token = token_file.read_text(encoding="ascii").strip()
     url_file = settings.data_path / "node.url"
     default = (
@@ -173,15 +181,19 @@ def _read_password() -> str:
 
 async def _add_staff(args: argparse.Namespace, node: str, token: str) -> int:
     body = {"staff_id": args.staff_id, "name": args.name, "password": _read_password()}
+    path = "/api/v1/staff/bootstrap" if args.bootstrap else "/api/v1/staff/accounts"
+    if not args.bootstrap:
+        body["role"] = args.role
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         headers = {"Authorization": f"Bearer {token}"}
-        async with session.post(f"{node}/api/v1/staff/accounts", json=body, headers=headers) as r:
+        async with session.post(f"{node}{path}", json=body, headers=headers) as r:
             answer = await r.json(content_type=None)
             status = r.status
     if status != 201:
         print(f"refused ({status}): {answer.get('message', '')}", file=sys.stderr)
         return 1
+    answer = answer["administrator"] if args.bootstrap else answer
     print(f"staff {answer['staff_id']} created. Add this to the authenticator app, once:")
     print(answer["otpauth_uri"])
     return 0
@@ -208,7 +220,11 @@ def run_member_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node", help="the node's URL (default: <data_dir>/node.url)")
-    parser.add_argument("--token-file", help="the staff token file")
+    parser.add_argument(
+        "--token-file",
+        help="the API token file (default: api-token beside the staff token); "
+        "with add-staff --bootstrap, the staff token file",
+    )
 
 
 def add_member_commands(admin: Any) -> None:
@@ -227,6 +243,14 @@ def add_member_commands(admin: Any) -> None:
     staff = admin.add_parser("add-staff", help="create a staff account with TOTP")
     staff.add_argument("--staff-id", dest="staff_id", required=True)
     staff.add_argument("--name", required=True)
+    staff.add_argument(
+        "--role", default=Role.COUNTER_CLERK.value, choices=[role.value for role in Role]
+    )
+    staff.add_argument(
+        "--bootstrap",
+        action="store_true",
+        help="the first administrator, with the staff token (refused once one exists)",
+    )
     for parser in (enrol, imports, staff):
         _common(parser)
         parser.set_defaults(run=run_member_command)

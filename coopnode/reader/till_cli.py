@@ -277,7 +277,7 @@ def till_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _staff_post(args: argparse.Namespace, settings: Settings, path: str, body: Any) -> Any:
-    token_file = Path(args.token_file) if args.token_file else settings.staff_token_path
+    token_file = Path(args.token_file) if args.token_file else settings.api_token_path
     token = token_file.read_text(encoding="ascii").strip()
     scheme = "https" if settings.node.tls else "http"
     node = args.node or f"{scheme}://{settings.node.host}:{settings.node.port}"
@@ -363,7 +363,9 @@ def add_till_commands(commands: Any, admin: Any) -> None:
     retire.add_argument("till_id")
     for parser in (add, retire):
         parser.add_argument("--node", help="the node's URL (default: from the settings)")
-        parser.add_argument("--token-file", help="the staff token file")
+        parser.add_argument(
+            "--token-file", help="an API token with tills.manage (default: api-token)"
+        )
         parser.set_defaults(run=run_till_command)
 
 

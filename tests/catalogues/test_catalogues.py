@@ -45,8 +45,9 @@ from coopnode.http.portal import labels
 from coopnode.payments.konbini import STORES
 
 PACKAGE = Path(__file__).parents[2] / "coopnode"
-TEMPLATES = PACKAGE / "http" / "portal" / "templates"
-# The templates are read as the portal's environment reads them (`setup_templates`).
+# The rooms' templates: the portal's and the console's.
+TEMPLATE_FILES = sorted(PACKAGE.glob("http/*/templates/**/*.html"))
+# The templates are read as the rooms' environments read them (`setup_templates`).
 _JINJA_OPTIONS = {
     "extensions": "jinja2.ext.i18n",
     "newstyle_gettext": "true",
@@ -62,7 +63,7 @@ def _extracted() -> dict[str, list[str]]:
     sources: list[tuple[Path, Any, dict[str, Any]]] = [
         (path, "python", {}) for path in sorted(PACKAGE.rglob("*.py"))
     ]
-    sources += [(path, babel_extract, _JINJA_OPTIONS) for path in sorted(TEMPLATES.rglob("*.html"))]
+    sources += [(path, babel_extract, _JINJA_OPTIONS) for path in TEMPLATE_FILES]
     for path, method, options in sources:
         with path.open("rb") as source:
             for line, message, _comments, _context in extract(
@@ -91,7 +92,8 @@ def test_every_id_is_used_and_every_id_used_is_in_the_catalogues() -> None:
 
 
 def test_no_template_builds_an_id_by_joining_strings() -> None:
-    for template in sorted(TEMPLATES.rglob("*.html")):
+    assert any("console" in str(template) for template in TEMPLATE_FILES)
+    for template in TEMPLATE_FILES:
         source = template.read_text(encoding="utf-8")
         joined = re.findall(r"""_\(\s*["'][^"']*["']\s*~""", source)
         assert joined == [], template.name

@@ -15,6 +15,7 @@ replica converged on the same log.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 
@@ -33,9 +34,16 @@ from tests.replicas.test_replicated_node import (
 
 pytestmark = pytest.mark.slow
 
-ROUNDS = 20
+# Each round takes 15 to 20 s here (most of it `ray start` of the killed host), so the
+# suite runs six; `HOST_KILL_ROUNDS=20` runs the issue's twenty (README, "Replicated
+# shards", has the command and its figures).
+ROUNDS = int(os.environ.get("HOST_KILL_ROUNDS", "6"))
 # Payments acknowledged in each round before its kill, and after the failover.
 BOOKED_PER_ROUND = 20
+# Each client's pause between payments: load all through the run (a few hundred
+# payments a second), not the most the machine can push, which would leave the final
+# check a hundred thousand payments to read back.
+CLIENT_PAUSE_S = 0.02
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +72,12 @@ def cluster() -> Iterator[LocalCluster[NodeProcess]]:
         yield started
 
 
-async def test_the_primarys_host_killed_twenty_times_under_load_loses_and_doubles_nothing(
+async def test_the_primarys_host_killed_round_after_round_under_load_loses_and_doubles_nothing(
     cluster: LocalCluster[NodeProcess],
 ) -> None:
     front = cluster.fronts["d"]
     replica_hosts = cluster.replica_disks[0]
-    load = Load(front, seed=116)
+    load = Load(front, seed=116, pause_s=CLIENT_PAUSE_S)
     load.start()
     failovers_s = []
     for round_number in range(1, ROUNDS + 1):

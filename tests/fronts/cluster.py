@@ -75,6 +75,8 @@ ONE_HOST_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 # Files of a front's data directory that every front of a cluster must share.
 CLUSTER_SECRETS = (
     "staff-token",
+    # The harness's machine token, made by the first front's bootstrap (`NodeProcess`).
+    "api-token",
     "passcode-key",
     "identity-key",
     "konbini-webhook-key",

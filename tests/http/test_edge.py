@@ -1,9 +1,10 @@
 """The edge: every route of the app declares who may call it, the OpenAPI document says
 the same, and a caller the route does not admit is refused before its handler runs.
 
-The identity actor is replaced by `FakeIdentity`, which answers the two questions the edge
-asks it (`CheckSession`, `OAuthIntrospect`) from sessions and tokens the test holds, as
-the actor's messages describe; the actor's own rules are tested in `tests/identity`.
+The identity actor is replaced by `FakeIdentity`, which answers the three questions the
+edge asks it (`CheckSession`, `OAuthIntrospect`, `AuthorizeStaff`) from sessions and tokens
+the test holds, as the actor's messages describe; the actor's own rules are tested in
+`tests/identity`, and every role against every staff route in `tests/console`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ from coopnode.actors.backup.client import BackupClient
 from coopnode.actors.identity.answers import refused
 from coopnode.actors.identity.messages import (
     Answer,
+    AuditRecord,
+    AuthorizeStaff,
     CheckSession,
+    Done,
     IdentityReason,
     IdentityRequest,
     OAuthIntrospect,
     Principal,
     Refused,
+    StaffAuthorized,
     TokenInfo,
 )
 from coopnode.actors.notify.actor import LocalOutbox
@@ -35,6 +40,7 @@ from coopnode.actors.notify.messages import Notification
 from coopnode.actors.notify.outbox import Outbox
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.identity import SessionKind
+from coopnode.domain.staff import Permission, Role
 from coopnode.http.app import api_routes_key, make_app, openapi_key
 from coopnode.http.edge import (
     CALLER,
@@ -43,15 +49,19 @@ from coopnode.http.edge import (
     STAFF_TOKEN,
     Access,
     Anybody,
+    ApiToken,
     BearerMember,
     Caller,
     OAuthScope,
     Route,
     SessionCookie,
     SignedIn,
+    StaffMember,
+    StaffRole,
     StaffToken,
     TokenHolder,
     sessions,
+    staff_may,
     staff_token_key,
 )
 from coopnode.http.errors import error_middleware
@@ -105,11 +115,12 @@ PUBLIC_OPERATIONS = {
     ("GET", "/dev/outbox.json"),
 }
 # What the app serves beside the API: the portal's pages (which send a browser without a
-# session to its sign-in page), the node's own endpoints, the till channel (signed
+# session to its sign-in page), the console's (whose access `tests/console` checks route
+# by route, for every role), the node's own endpoints, the till channel (signed
 # frames) and the development tools. None of it is in the OpenAPI document.
 NOT_API = re.compile(
     r"^(/|/portal.*|/mypage.*|/wallet(/.*)?|/lang/\{lang\}|/static/?.*|/healthz|/metrics"
-    r"|/api/openapi\.json|/till/ws|/dev/konbini.*)$"
+    r"|/api/openapi\.json|/till/ws|/dev/konbini.*|/console.*)$"
 )
 
 
@@ -145,6 +156,10 @@ class FakeIdentity:
                 return Answer(reply=self._session(request))
             case OAuthIntrospect():
                 return Answer(reply=self._token(request))
+            case AuthorizeStaff():
+                return Answer(reply=self._staff(request))
+            case AuditRecord():
+                return Answer(reply=Done(message="recorded"))
         raise AssertionError(f"the edge asked the identity actor {request!r}")
 
     def _session(self, check: CheckSession) -> Principal | Refused:
@@ -165,6 +180,33 @@ class FakeIdentity:
         if introspect.scope not in scope.split():
             return refused(IdentityReason.INSUFFICIENT_SCOPE, "not this scope")
         return TokenInfo(member_no=MEMBER_NO, scope=scope, grant_id="grant-1", client_id="app")
+
+    def _staff(self, check: AuthorizeStaff) -> StaffAuthorized | Refused:
+        """The staff session is an administrator's (every permission); the machine token
+        `token-machine` holds every scope: which role may what is `tests/console`'s."""
+        if check.session_id:
+            session = self._session(
+                CheckSession(
+                    kinds=(SessionKind.STAFF,),
+                    session_id=check.session_id,
+                    csrf_token=check.csrf_token,
+                )
+            )
+            if isinstance(session, Refused):
+                return session
+            every = sorted(Permission)
+            return StaffAuthorized(
+                actor=f"staff:{STAFF_ID}",
+                staff_id=STAFF_ID,
+                name="staff",
+                role=Role.ADMINISTRATOR,
+                permissions=every,
+            )
+        if check.authorization != "Bearer token-machine":
+            return refused(IdentityReason.UNAUTHORIZED, "a valid API token is required")
+        return StaffAuthorized(
+            actor="token:machine", name="machine", token_id="t1", permissions=sorted(Permission)
+        )
 
 
 class AcceptingNotifier:
@@ -214,6 +256,14 @@ def expected_security(access: Access, method: str) -> list[dict[str, list[str]]]
                 requirements.append(requirement)
             case OAuthScope(name=name):
                 requirements.append({"walletOAuth": [name]})
+            case ApiToken(permission=permission):
+                requirements.append({"apiToken": [permission.value]})
+            case StaffRole(permission=permission):
+                roles = [] if permission is None else [permission.value]
+                staff: dict[str, list[str]] = {"staffSession": roles}
+                if method not in ("GET", "HEAD"):
+                    staff["csrfToken"] = []
+                requirements.append(staff)
     return requirements
 
 
@@ -235,7 +285,10 @@ def test_every_route_declares_its_access_and_the_document_says_the_same(
         assert resource_route.handler == route.serve
         assert (resource_route.method, path) == (route.method, route.path)
         assert isinstance(route.access, tuple)
-        assert all(isinstance(c, StaffToken | SessionCookie | OAuthScope) for c in route.access)
+        assert all(
+            isinstance(c, StaffToken | SessionCookie | OAuthScope | StaffRole | ApiToken)
+            for c in route.access
+        )
         public = (route.method, route.path) in PUBLIC_OPERATIONS
         assert (route.access == PUBLIC) == public, f"{route.method} {route.path}: {route.access}"
         operation = document["paths"][route.path][route.method.lower()]
@@ -261,6 +314,7 @@ def test_the_document_declares_every_scheme_it_names(whole_app: web.Application)
         "scheme": "bearer",
         "description": schemes["staffToken"]["description"],
     }
+    assert (schemes["apiToken"]["type"], schemes["apiToken"]["scheme"]) == ("http", "bearer")
     # The API's sessions (a guardian has pages only, no API route).
     for kind in (SessionKind.PORTAL, SessionKind.MYPAGE, SessionKind.WALLET, SessionKind.STAFF):
         scheme = schemes[f"{kind.value}Session"]
@@ -322,6 +376,7 @@ EVERY_CREDENTIAL = (
     *(session(kind) for kind in SessionKind),
     bearer("token-read"),
     bearer("token-pay"),
+    bearer("token-machine"),
 )
 
 
@@ -334,6 +389,10 @@ def admits(access: Access, credentials: Credentials) -> bool:
             case StaffToken() if credentials is THE_TOKEN:
                 return True
             case SessionCookie(kind=kind) if credentials == session(kind):
+                return True
+            case StaffRole() if credentials == session(SessionKind.STAFF):
+                return True
+            case ApiToken() if credentials == bearer("token-machine"):
                 return True
             case OAuthScope(name=name) if any(
                 credentials == bearer(token) and name in scope.split()
@@ -393,8 +452,11 @@ async def test_every_route_refuses_a_caller_it_does_not_admit_before_its_handler
             assert len(spy.callers) == ran, f"{where}: the handler ran"
         # A session's change without its CSRF token is refused too.
         for credential in route.access:
-            if isinstance(credential, SessionCookie) and route.changes:
-                without = session(credential.kind, csrf=False)
+            kind = credential.kind if isinstance(credential, SessionCookie) else None
+            if isinstance(credential, StaffRole):
+                kind = SessionKind.STAFF
+            if kind is not None and route.changes:
+                without = session(kind, csrf=False)
                 ran = len(spy.callers)
                 status, body = await call(client, route.method, route.path, without)
                 assert (status, body["reason"]) == (403, "csrf"), route.path
@@ -421,6 +483,10 @@ STAFF_TOKEN_REQUIRED = (
     {"reason": "unauthorized", "message": "a valid staff token is required"},
 )
 CSRF = (403, {"reason": "csrf", "message": "the CSRF token is missing or wrong"})
+STAFF_SIGN_IN_FIRST = (
+    401,
+    {"reason": "unauthorized", "message": "sign in first, or send an API token"},
+)
 
 
 def others(*kinds: SessionKind) -> list[Credentials]:
@@ -482,6 +548,30 @@ CASES = [
             SessionKind.WALLET,
             SessionKind.GUARDIAN,
         )
+    ),
+    (
+        "staff may",
+        staff_may(Permission.MEMBERS_CHANGE),
+        "POST",
+        [
+            (
+                NOBODY,
+                (401, {"reason": "unauthorized", "message": "sign in first, or send an API token"}),
+            ),
+            (
+                THE_TOKEN,
+                (401, {"reason": "unauthorized", "message": "a valid API token is required"}),
+            ),
+            (session(SessionKind.STAFF, csrf=False), CSRF),
+            *((credentials, STAFF_SIGN_IN_FIRST) for credentials in others(SessionKind.STAFF)),
+        ],
+        session(SessionKind.STAFF),
+        StaffMember(
+            staff_id=STAFF_ID,
+            name="staff",
+            role=Role.ADMINISTRATOR,
+            permissions=frozenset(Permission),
+        ),
     ),
     (
         "oauth scope",

@@ -49,7 +49,10 @@ def test_health_metrics_and_openapi(node: NodeProcess) -> None:
     schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
     assert set(schema["required"]) >= {"key", "amount_yen", "till_kind", "store"}
     assert schema["properties"]["amount_yen"]["minimum"] == 1
-    assert payments["security"] == [{"staffToken": []}]
+    assert payments["security"] == [
+        {"apiToken": ["payments.take"]},
+        {"staffSession": ["payments.take"], "csrfToken": []},
+    ]
 
 
 def test_enrol_pay_balance_history_void(node: NodeProcess) -> None:

@@ -26,7 +26,7 @@ UNKNOWN_CHARGE = "0123456789abcdef01234567"
 def refund_command(node: NodeProcess, *arguments: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "coopnode.node.cli", "--config", str(TEST_CONFIG)]
     command += ["admin", "konbini", "refund", *arguments, "--node", node.url]
-    command += ["--token-file", str(node.data_dir / "staff-token")]
+    command += ["--token-file", str(node.machine_token_file)]
     return subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=60, check=False
     )
@@ -133,9 +133,15 @@ def test_konbini_endpoints_in_openapi(node: NodeProcess) -> None:
         "$ref": "#/components/schemas/PaymentNotice"
     }
     sweep = paths["/api/v1/staff/konbini/sweep"]["post"]
-    assert sweep["security"] == [{"staffToken": []}]
+    assert sweep["security"] == [
+        {"apiToken": ["node.operate"]},
+        {"staffSession": ["node.operate"], "csrfToken": []},
+    ]
     refund = paths["/api/v1/staff/konbini/charges/{charge_id}/refund"]["post"]
-    assert refund["security"] == [{"staffToken": []}]
+    assert refund["security"] == [
+        {"apiToken": ["money.refund"]},
+        {"staffSession": ["money.refund"], "csrfToken": []},
+    ]
     assert [p["name"] for p in refund["parameters"]] == ["charge_id"]
     assert {"KonbiniRefundRequest", "KonbiniRefundAnswer", "SweepAnswer", "WebhookAnswer"} <= set(
         document["components"]["schemas"]

@@ -72,7 +72,7 @@ def till_key(node: NodeProcess, tmp_path: Path) -> Path:
     key_path = tmp_path / "till.key"
     added = subprocess.run(
         coopnode("admin", "till", "add", "--node", node.url, "--token-file",
-                 str(node.data_dir / "staff-token"), "--store", "cafe-55", "--kind", "cafeteria",
+                 str(node.machine_token_file), "--store", "cafe-55", "--kind", "cafeteria",
                  "--key-out", str(key_path)),
         cwd=REPO, capture_output=True, timeout=60, check=False,
     )  # fmt: skip

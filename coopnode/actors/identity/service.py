@@ -33,6 +33,8 @@ from coopnode.actors.identity.messages import (
     Answer,
     AuditList,
     AuditRecord,
+    AuthorizeStaff,
+    BootstrapAdministrator,
     CardAttempt,
     CheckSession,
     CreateStaff,
@@ -68,9 +70,15 @@ from coopnode.actors.identity.messages import (
     SignIn,
     SignOut,
     StaffChangeMail,
+    StaffDisable,
     StaffDocuments,
     StaffInquiries,
+    StaffList,
     StaffResume,
+    StaffSetRole,
+    TokenCreate,
+    TokenList,
+    TokenRevoke,
     TotpBegin,
     TotpConfirm,
     WalletLoginStart,
@@ -80,6 +88,7 @@ from coopnode.actors.identity.passwords import PasswordHasher
 from coopnode.actors.identity.sessions import Sessions
 from coopnode.actors.identity.signin import SignInFlows
 from coopnode.actors.identity.staff import Staff
+from coopnode.actors.identity.staff_access import StaffAccess
 from coopnode.actors.identity.store import IdentityStore
 from coopnode.actors.identity.wallet_signin import WalletSignIn
 from coopnode.domain.errors import InvalidInput, InvariantViolation
@@ -158,6 +167,7 @@ class IdentityService:
         self.account = MemberAccount(context)
         self.enrolments = Enrolments(context)
         self.staff = Staff(context)
+        self.staff_access = StaffAccess(context, self.sessions, self.staff)
         self.family = FamilyAccess(context)
         self.grants = OAuthGrants(context, client_secrets or {})
         self.desk = MemberDesk(context)
@@ -209,6 +219,15 @@ class IdentityService:
             route(StaffChangeMail, answering(staff.change_mail)),
             route(AuditList, replying(staff.audit_list)),
             route(AuditRecord, replying(staff.audit_record)),
+            # Staff access: the check, roles, the bootstrap, machines' tokens (issue 13 §1).
+            route(AuthorizeStaff, answering(self.staff_access.authorize)),
+            route(BootstrapAdministrator, self.staff_access.bootstrap),
+            route(StaffList, replying(self.staff_access.list_staff)),
+            route(StaffSetRole, answering(self.staff_access.set_role)),
+            route(StaffDisable, answering(self.staff_access.disable)),
+            route(TokenCreate, answering(self.staff_access.create_token)),
+            route(TokenList, replying(self.staff_access.list_tokens)),
+            route(TokenRevoke, answering(self.staff_access.revoke_token)),
             # OAuth, and the member's grants.
             route(OAuthConsent, replying(grants.consent)),
             route(OAuthDecide, replying(grants.decide)),

@@ -137,7 +137,10 @@ class SignInFlows:
         """The subject and the stored hash for an identifier; ("", None) when unknown."""
         if kind is SessionKind.STAFF:
             staff = tx.staff(identifier)
-            return (staff.staff_id, staff.password_hash) if staff is not None else ("", None)
+            # A disabled account is as unknown: the same answer after the same work.
+            if staff is None or staff.disabled_at_s:
+                return "", None
+            return staff.staff_id, staff.password_hash
         if kind is SessionKind.GUARDIAN:
             guardian = tx.guardian(identifier)
             return (guardian.mail, guardian.password_hash) if guardian is not None else ("", None)

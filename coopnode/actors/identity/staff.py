@@ -75,10 +75,15 @@ class Staff:
                     password_hash=hashed,
                     totp_sealed=context.keys.seal(msgspec.msgpack.encode(TotpState(secret=secret))),
                     created_at_s=context.clock(),
+                    role=request.role,
                 )
             )
             tx.append_audit(
-                at_s=context.clock(), actor=request.actor, action="staff.create", target=staff_id
+                at_s=context.clock(),
+                actor=request.actor,
+                action="staff.create",
+                target=staff_id,
+                detail=request.role.value,
             )
         uri = passcodes.totp_uri(secret, staff_id, context.settings.verification.totp_issuer)
         return answer(StaffCreated(staff_id=staff_id, otpauth_uri=uri, secret=secret))

@@ -27,6 +27,8 @@ Databases in the environment:
     guardians       normalised mail address → GuardianAccount: guardians who are not
                     members and set a password through their invitation
     audit           sequence (8 bytes, big-endian) → AuditEntry; append-only
+    api_tokens      digest(token) → ApiTokenRecord: machines' scoped API tokens, revoked
+                    ones kept (their names stay in the audit log)
     desk            the portal home's desk (`identity_desk`): inquiries, document requests,
                     events, event applications, their number counters, daily counts and
                     double-submit keys, under one-letter prefixes listed there
@@ -50,6 +52,7 @@ from coopnode.actors.kernel.files import Layout, open_lmdb
 from coopnode.domain.errors import InvariantViolation
 from coopnode.domain.identity import (
     Account,
+    ApiTokenRecord,
     AuditEntry,
     FlowRecord,
     GuardianAccount,
@@ -190,6 +193,36 @@ class Tx:
         if not staff.password_hash.startswith(_ARGON2ID_PREFIX) or not staff.totp_sealed:
             raise InvariantViolation("a staff account needs an argon2id password and a TOTP")
         self._put("staff", staff.staff_id.encode(), staff)
+
+    def staff_all(self, limit: int) -> list[StaffAccount]:
+        """Every staff account, by staff id, at most `limit`."""
+        cursor = self._txn.cursor(db=self._db["staff"])
+        found: list[StaffAccount] = []
+        positioned = cursor.first()
+        while positioned and len(found) < limit:
+            found.append(_decode(cursor.value(), StaffAccount))
+            positioned = cursor.next()
+        return found
+
+    def api_token(self, key: bytes) -> ApiTokenRecord | None:
+        _check_digest(key)
+        return self._get("api_tokens", key, ApiTokenRecord)
+
+    def put_api_token(self, key: bytes, token: ApiTokenRecord) -> None:
+        _check_digest(key)
+        if not token.name or not token.token_id:
+            raise InvariantViolation("an API token needs a name and an id")
+        self._put("api_tokens", key, token)
+
+    def api_tokens(self, limit: int) -> list[tuple[bytes, ApiTokenRecord]]:
+        """Every API token (by digest, so in no meaningful order), at most `limit`."""
+        cursor = self._txn.cursor(db=self._db["api_tokens"])
+        found: list[tuple[bytes, ApiTokenRecord]] = []
+        positioned = cursor.first()
+        while positioned and len(found) < limit:
+            found.append((bytes(cursor.key()), _decode(cursor.value(), ApiTokenRecord)))
+            positioned = cursor.next()
+        return found
 
     def guardian(self, mail: str) -> GuardianAccount | None:
         guardian = self._get("guardians", mail.encode(), GuardianAccount)
@@ -460,6 +493,7 @@ _DATABASES = (
     "guardians",
     "audit",
     "desk",
+    "api_tokens",
 )
 
 

@@ -190,6 +190,15 @@ class MemberCharges(Record, frozen=True, tag="member"):
     limit: int
 
 
+class ChargesMoved(Record, frozen=True, tag="moved"):
+    """Charges last moved (`updated_at_ms`) from `from_ms` up to `to_ms`, at most `limit`:
+    the payments side of a day's reconciliation (`domain.reconciliation`)."""
+
+    from_ms: int
+    to_ms: int
+    limit: int
+
+
 PaymentsOp = (
     BeginCard
     | IssueKonbini
@@ -203,6 +212,7 @@ PaymentsOp = (
     | GetCharge
     | ByNumber
     | MemberCharges
+    | ChargesMoved
 )
 
 

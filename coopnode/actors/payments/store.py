@@ -48,6 +48,7 @@ from coopnode.actors.payments.messages import (
     ByNumber,
     ChargeMethod,
     ChargeRecord,
+    ChargesMoved,
     ChargeStatus,
     ClaimCredit,
     GetCharge,
@@ -147,6 +148,8 @@ class PaymentsStore:
                     return _found(None if charge_id is None else self._get(txn, charge_id.decode()))
                 case MemberCharges():
                     return self._member(txn, op)
+                case ChargesMoved():
+                    return self._moved(txn, op)
 
     # Reading and writing one record ---------------------------------------------------
 
@@ -339,6 +342,20 @@ class PaymentsStore:
                 found.append(record)
                 if len(found) >= op.limit:
                     break
+        return PaymentsReply(charges=found)
+
+    def _moved(self, txn: Any, op: ChargesMoved) -> PaymentsReply:
+        # A day's charges are a few thousand at most among all ever kept; the scan reads
+        # every record, as the sweep does, and keeps those moved within the window.
+        found: list[ChargeRecord] = []
+        for _, raw in txn.cursor(db=self._charges):
+            record = _record_decoder.decode(raw)
+            if op.from_ms <= record.updated_at_ms < op.to_ms:
+                check_record(record)
+                found.append(record)
+                if len(found) >= op.limit:
+                    break
+        found.sort(key=lambda record: (record.updated_at_ms, record.charge_id))
         return PaymentsReply(charges=found)
 
     def _member(self, txn: Any, op: MemberCharges) -> PaymentsReply:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import msgspec
 
+from coopnode.domain.books import DaySums
+from coopnode.domain.money import Purses
+
 
 class AuditReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A full recount of a shard's books from its journal."""
@@ -48,6 +51,42 @@ class ChainReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     entries: int
     seals: int
     problems: list[ChainProblem]
+
+
+class ShardClosing(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A shard's part of a closed day (締め): the figures as they were when it closed,
+    who closed it and when, and the journal's last sequence at that moment."""
+
+    shard_index: int
+    sums: DaySums
+    closed_by: str
+    closed_at_ms: int
+    last_seq: int
+
+
+class ClosingReply(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A shard's answer to a closing: the closing it keeps (this one when `created`), or
+    why it closed nothing (`refused`: `day_not_over`, or the figures' problems)."""
+
+    closing: ShardClosing | None
+    created: bool
+    refused: str = ""
+    problems: list[str] = []
+
+
+class PurseTotalsReply(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """What a shard's members held in each purse at an instant, from its journal."""
+
+    shard_index: int
+    totals: Purses
+    entries: int
+
+
+class ShardDay(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A shard's figures of a day: as closed when it is (`closing`), else as they are."""
+
+    closing: ShardClosing | None
+    sums: DaySums
 
 
 class ReplicaRole(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

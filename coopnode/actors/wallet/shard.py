@@ -16,29 +16,41 @@ serves anything.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
+import multiprocessing
 import os
 import shutil
 import ssl
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import msgspec
 import ray
 
+from coopnode.actors.kernel.clock import ClockMs
 from coopnode.actors.kernel.link_tls import (
     LinkTlsError,
     files_from_ray_environment,
     link_server_context,
 )
+from coopnode.actors.wallet import books
 from coopnode.actors.wallet.chain import read_journal_key
 from coopnode.actors.wallet.link import BatchReply, serve_link
-from coopnode.actors.wallet.messages import AuditReport
+from coopnode.actors.wallet.messages import (
+    AuditReport,
+    ClosingReply,
+    ShardClosing,
+    ShardDay,
+)
 from coopnode.actors.wallet.move import DATA_FILE, copy_environment, mark_moved, read_chunk
 from coopnode.actors.wallet.replicas.faults import FlushStalls
 from coopnode.actors.wallet.store import WalletStore
+from coopnode.domain.books import DaySums, day_window_ms, figure_problems
 from coopnode.domain.errors import InvariantViolation, StoreCorrupt
 from coopnode.domain.messages import OPERATION_FAILED, Operation, Result, decline
 from coopnode.domain.money import Reason
@@ -121,7 +133,13 @@ class WalletShard:
     `kernel.ray_calls.named_actor` makes the Ray actor of it.
     """
 
-    def __init__(self, shard_index: int, settings_json: bytes, link_token: str) -> None:
+    def __init__(
+        self,
+        shard_index: int,
+        settings_json: bytes,
+        link_token: str,
+        clock_ms: ClockMs | None = None,
+    ) -> None:
         settings = msgspec.json.decode(settings_json, type=Settings)
         self._link_token = link_token
         self._link_server: asyncio.Server | None = None
@@ -147,12 +165,15 @@ class WalletShard:
             map_size_bytes=settings.wallet.lmdb_map_size_mib * 1024 * 1024,
             fsync=settings.wallet.fsync,
             lock_wait_s=settings.wallet.lock_wait_s,
+            clock_ms=clock_ms,
         )
         # Long reads (audit, overdraft lists) run here, off the event loop; writes run on
         # the loop's thread, always the same one, as LMDB write transactions require.
         self._long_reads = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"shard-{shard_index}"
         )
+        # The books' long reads run in a process of their own (`books.py`).
+        self._books_reader: ProcessPoolExecutor | None = None
         # The storage fault of tests and benchmarks (off unless they turn it on): a shard
         # of one is replica 0, and its commit's flush stalls as a bad disk's would.
         self._stalls = FlushStalls(settings.replication.storage_fault, 0, shard_index)
@@ -350,6 +371,94 @@ class WalletShard:
         )
         return msgspec.msgpack.encode(report)
 
+    # The books (`books.py`): long reads in chunks on the reading thread.
+
+    async def _books_job(self, job: Callable[..., bytes], *args: object) -> bytes:
+        """Run one of the books' long reads in the shard's books reader process (`books.py`),
+        started on first use."""
+        if self._books_reader is None:
+            self._books_reader = ProcessPoolExecutor(
+                max_workers=1,
+                # Not forked: this process runs Ray's threads and the event loop's.
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=books.reader_started,
+            )
+        wallet = self._wallet
+        common = (str(self._store.path), self._index, wallet.lmdb_map_size_mib * 1024 * 1024)
+        tail = (wallet.books_read_chunk_entries, wallet.books_clock_step_max_ms)
+        call = functools.partial(job, *common, *args, *tail)
+        return await asyncio.get_running_loop().run_in_executor(self._books_reader, call)
+
+    def close_books(self) -> None:
+        """Stop the books reader process, if it was started."""
+        if self._books_reader is not None:
+            self._books_reader.shutdown(wait=True, cancel_futures=True)
+            self._books_reader = None
+
+    async def _day_sums(self, day: date) -> DaySums:
+        raw = await self._books_job(books.day_sums_job, day.isoformat())
+        return msgspec.msgpack.decode(raw, type=DaySums)
+
+    async def books_day(self, day_iso: str) -> bytes:
+        """The shard's figures of a day: as closed, or as the journal has them now."""
+        day = date.fromisoformat(day_iso)
+        closing = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, books.read_closing, self._store, day
+        )
+        sums = closing.sums if closing is not None else await self._day_sums(day)
+        return msgspec.msgpack.encode(ShardDay(closing=closing, sums=sums))
+
+    async def closings(self, first_iso: str, last_iso: str) -> bytes:
+        found = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads,
+            books.read_closings,
+            self._store,
+            date.fromisoformat(first_iso),
+            date.fromisoformat(last_iso),
+        )
+        return msgspec.msgpack.encode(found)
+
+    async def close_day(self, day_iso: str, closed_by: str) -> bytes:
+        """Close the shard's part of a day once it is over: its figures, read now and
+        checked against its accounts, are kept and never change (`books.py`)."""
+        day = date.fromisoformat(day_iso)
+        _, end_ms = day_window_ms(day)
+        if self._store.now_ms() < end_ms + self._wallet.books_clock_step_max_ms:
+            reply = ClosingReply(closing=None, created=False, refused="day_not_over")
+            return msgspec.msgpack.encode(reply)
+        kept = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, books.read_closing, self._store, day
+        )
+        if kept is not None:
+            return msgspec.msgpack.encode(ClosingReply(closing=kept, created=False))
+        sums = await self._day_sums(day)
+        problems = figure_problems(sums)
+        if problems:
+            log.critical(
+                "a day's figures do not explain its journal", day=day_iso, problems=problems
+            )
+            reply = ClosingReply(closing=None, created=False, refused="figures", problems=problems)
+            return msgspec.msgpack.encode(reply)
+        closing = ShardClosing(
+            shard_index=self._index,
+            sums=sums,
+            closed_by=closed_by,
+            closed_at_ms=self._store.now_ms(),
+            last_seq=self._store.next_seq - 1,
+        )
+        # On the loop's thread, which writes the batches: no commit runs meanwhile.
+        kept, created = books.write_closing(self._store, closing)
+        return msgspec.msgpack.encode(ClosingReply(closing=kept, created=created))
+
+    async def purse_totals(self, end_ms: int) -> bytes:
+        """What the members held in each purse at `end_ms`, from the journal up to then
+        (`PurseTotalsReply`)."""
+        return await self._books_job(books.purse_totals_job, end_ms)
+
+    async def clearing_credits(self, start_ms: int, end_ms: int) -> bytes:
+        """The credits booked through card and konbini clearing between the instants."""
+        return await self._books_job(books.credits_job, start_ms, end_ms)
+
     # A move to another host's disk (`move.py`; `coopnode admin move-shard`).
 
     async def where(self) -> str:
@@ -390,6 +499,7 @@ class WalletShard:
         """Mark the files here as moved to `disk` and close them; the actor is killed next."""
         if not self._fenced:
             raise RuntimeError("a shard retires only once fenced")
+        self.close_books()
         mark_moved(self._path, disk)
         shutil.rmtree(self._outgoing, ignore_errors=True)
         self._store.close()

@@ -246,7 +246,16 @@ class WalletStore:
         self._files = open_lmdb(
             path,
             layout=Layout(store="wallet", version=LAYOUT_VERSION),
-            databases=("members", "operations", "journal", "meta", "overdrafts", "chain", "seals"),
+            databases=(
+                "members",
+                "operations",
+                "journal",
+                "meta",
+                "overdrafts",
+                "closings",
+                "chain",
+                "seals",
+            ),
             map_size_bytes=map_size_bytes,
             fsync=fsync,
             lock_wait_s=lock_wait_s,
@@ -260,11 +269,20 @@ class WalletStore:
         self._overdrafts = self._files.dbs["overdrafts"]
         self._chain = self._files.dbs["chain"]
         self._seals = self._files.dbs["seals"]
+        # The shard's part of each closed day (`books.py`), written once, never changed.
+        self.closings_db = self._files.dbs["closings"]
+        self.members_db = self._members
+        self.operations_db = self._ops
+        self.journal_db = self._journal
         self.next_seq, self.next_op, self.counters, self.members_total = self._load()
         self.chain_head = self._open_chain()
 
     def close(self) -> None:
         self._files.close()
+
+    def now_ms(self) -> int:
+        """The store's clock: what it dates journal entries by."""
+        return self._clock_ms()
 
     @property
     def path(self) -> Path:
@@ -592,6 +610,7 @@ class WalletStore:
             postings=change.postings,
             store=change.store,
             till_id=change.till_id,
+            refers_to=_refers_to(op),
         )
         self._append(batch, entry)
         self._put_wallet(batch.txn, change.wallet)
@@ -863,6 +882,13 @@ class WalletStore:
             balanced=not problems,
             problems=problems[:20],
         )
+
+
+def _refers_to(op: MoneyOperation) -> str:
+    """The payment a void, refund or settling changes, for its journal entry."""
+    if isinstance(op, (VoidPayment, Refund, SettleOverdraft)):
+        return op.payment_key
+    return ""
 
 
 def _wallets(txn: Any, members: Any) -> Iterator[tuple[bytes, bytes]]:

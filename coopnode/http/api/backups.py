@@ -24,7 +24,8 @@ from coopnode.actors.backup.messages import (
     StartBackup,
 )
 from coopnode.domain.money import Reason
-from coopnode.http.edge import STAFF_TOKEN, Route, read_body
+from coopnode.domain.staff import Permission
+from coopnode.http.edge import Route, read_body, staff_may
 from coopnode.http.errors import ApiError
 
 backup_client_key = web.AppKey("backups", BackupClient)
@@ -73,7 +74,8 @@ BACKUP_ROUTES: tuple[Route, ...] = (
             "Begin a backup of every store, while the node serves, into a directory under "
             "backup.dir (a name, or an absolute path there that is new or empty)"
         ),
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.NODE_OPERATE),
+        audit="backup.start",
         handler=start_backup,
         request=StartBackup,
         response=BackupStatus,
@@ -83,7 +85,7 @@ BACKUP_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/admin/backups/{backup_id}",
         summary="Where a backup stands: running, complete with its manifest, or failed",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.NODE_OPERATE),
         handler=backup_status,
         response=BackupStatus,
     ),

@@ -9,7 +9,8 @@
     POST /api/v1/staff/events/{id}/attendance        record whether a member came
 
 Every change is written with its audit entry in one identity-store transaction
-(`identity_desk`); the actor in the audit log is `admin-token`.
+(`identity_desk`); the actor in the audit log is the caller: `staff:<id>` for a staff
+member, `token:<name>` for a machine's API token (`edge.staff_actor`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from coopnode.domain.bounds import EventSeats, RecordNo, parse_int
 from coopnode.domain.member_desk import Attendance, DocumentStatus, InquiryStatus
 from coopnode.domain.messages import Label, MemberNo
 from coopnode.domain.money import Reason
-from coopnode.http.edge import STAFF_TOKEN, Body, Route, read_body, staff_actor
+from coopnode.domain.staff import Permission
+from coopnode.http.edge import Body, Route, read_body, staff_actor, staff_may
 from coopnode.http.errors import ApiError
 from coopnode.http.identity_front import ask, json_response
 from coopnode.http.portal.wallet import settings_key
@@ -151,7 +153,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/staff/inquiries",
         summary="Members' inquiries (お問合せ), newest first; ?status=received|answered",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.DESK_ANSWER),
         handler=list_inquiries,
         response=InquiryList,
         query=(("status", "string"),),
@@ -160,7 +162,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/staff/inquiries/{inquiry_no}/answer",
         summary="Answer an inquiry: shown on the member's home and mailed (audited)",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.DESK_ANSWER),
         handler=answer_inquiry,
         request=AnswerBody,
         response=InquiryList,
@@ -169,7 +171,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/staff/documents",
         summary="Document requests (資料請求), newest first; ?status=requested|sent|available",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.DESK_ANSWER),
         handler=list_documents,
         response=DocumentList,
         query=(("status", "string"),),
@@ -178,7 +180,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/staff/documents/{request_no}/sent",
         summary="Record that a postal document was sent; sets its 発送日 (audited)",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.DESK_ANSWER),
         handler=document_sent,
         request=SentBody,
         response=DocumentList,
@@ -187,7 +189,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/staff/events",
         summary="Create an event members of the co-op may apply to (audited)",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.DESK_ANSWER),
         handler=create_event,
         request=EventBody,
         response=EventRoster,
@@ -197,7 +199,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/staff/events/{event_id}",
         summary="An event and its applications",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.DESK_ANSWER),
         handler=event_roster,
         response=EventRoster,
     ),
@@ -205,7 +207,7 @@ DESK_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/staff/events/{event_id}/attendance",
         summary="Record whether an applicant attended (イベント参加結果; audited)",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.DESK_ANSWER),
         handler=event_attendance,
         request=AttendanceBody,
         response=EventRoster,

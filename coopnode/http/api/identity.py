@@ -46,11 +46,10 @@ from coopnode.actors.identity.messages import (
     WalletLoginStart,
 )
 from coopnode.domain.identity import FlowKind, SessionKind
+from coopnode.domain.staff import Permission, Role
 from coopnode.http.api.wallet import member_status_changed
 from coopnode.http.edge import (
     PUBLIC,
-    STAFF_SESSION,
-    STAFF_TOKEN,
     Body,
     Route,
     calling_member,
@@ -59,6 +58,7 @@ from coopnode.http.edge import (
     read_query,
     sessions,
     staff_actor,
+    staff_may,
 )
 from coopnode.http.identity_front import (
     MEMBER_KINDS,
@@ -136,6 +136,8 @@ class StaffCreateBody(Body, frozen=True):
     staff_id: Short
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     password: Password
+    # What the new staff member may do (`domain.staff`); the least by default.
+    role: Role = Role.COUNTER_CLERK
 
 
 class TotpAnswer(Body, frozen=True):
@@ -413,7 +415,13 @@ async def create_staff(request: web.Request) -> web.Response:
     body = await read_body(request, StaffCreateBody)
     reply = await ask(
         request,
-        CreateStaff(actor=actor, staff_id=body.staff_id, name=body.name, password=body.password),
+        CreateStaff(
+            actor=actor,
+            staff_id=body.staff_id,
+            name=body.name,
+            password=body.password,
+            role=body.role,
+        ),
     )
     if not isinstance(reply, StaffCreated):
         raise TypeError("staff creation answered with something else")
@@ -453,7 +461,7 @@ _WALLET_OR_MEMBER = sessions(SessionKind.WALLET, *MEMBER_KINDS)
 def _routes() -> tuple[Route, ...]:
     fixed = [
         Route(method="POST", path="/api/v1/members", handler=enrol_member, request=Enrolment,
-              response=Enrolled, status=201, access=STAFF_TOKEN,
+              response=Enrolled, status=201, access=staff_may(Permission.MEMBERS_CHANGE),
               summary="Enrol a member: open the wallet with the deposits, mail the §0 notice"),
         Route(method="POST", path="/api/v1/flows/mail-change", handler=mail_change_start,
               request=MailChangeStartBody, response=FlowAnswer, access=PUBLIC,
@@ -492,16 +500,17 @@ def _routes() -> tuple[Route, ...]:
               summary="§5: revoke an app's access to the wallet"),
         Route(method="POST", path="/api/v1/staff/accounts", handler=create_staff,
               request=StaffCreateBody, response=StaffCreatedAnswer, status=201,
-              access=STAFF_TOKEN,
-              summary="Create a staff account with its authenticator (shown once)"),
+              access=staff_may(Permission.STAFF_MANAGE),
+              summary="Create a staff account with its role and authenticator (shown once)"),
         Route(method="POST", path="/api/v1/staff/members/{member_no}/resume",
-              handler=staff_resume, response=Done, access=STAFF_SESSION,
+              handler=staff_resume, response=Done, access=staff_may(Permission.MEMBERS_CHANGE),
               summary="Staff: resume a suspended account and lift its lock-outs (audited)"),
         Route(method="POST", path="/api/v1/staff/members/{member_no}/mail",
-              handler=staff_change_mail, request=MailBody, response=Done, access=STAFF_SESSION,
+              handler=staff_change_mail, request=MailBody, response=Done,
+              access=staff_may(Permission.MEMBERS_CHANGE),
               summary="Staff: change a member's address after first use (audited)"),
         Route(method="GET", path="/api/v1/staff/audit", handler=audit_log, response=AuditPage,
-              query_type=AuditList, access=STAFF_TOKEN + STAFF_SESSION,
+              query_type=AuditList, access=staff_may(Permission.AUDIT_READ),
               summary="The audit log of staff actions, newest first"),
     ]  # fmt: skip
     steps = [

@@ -38,7 +38,8 @@ from coopnode.actors.identity.messages import AuditRecord
 from coopnode.actors.payments.messages import REFUND_NOTE_MAX_CHARS, ChargeRecord, ChargeStatus
 from coopnode.domain.bounds import EpochMs
 from coopnode.domain.money import Reason
-from coopnode.http.edge import PUBLIC, STAFF_TOKEN, Body, Route, read_body, staff_actor
+from coopnode.domain.staff import Permission
+from coopnode.http.edge import PUBLIC, Body, Route, read_body, staff_actor, staff_may
 from coopnode.http.errors import ApiError
 from coopnode.http.identity_front import ask
 from coopnode.http.portal.core import check_form_csrf, page, read_form, render
@@ -230,7 +231,8 @@ KONBINI_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/staff/konbini/sweep",
         summary="Expire the convenience-store charges past their deadline now",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.NODE_OPERATE),
+        audit="konbini.sweep",
         handler=konbini_sweep,
         request=SweepRequest,
         response=SweepAnswer,
@@ -242,7 +244,7 @@ KONBINI_ROUTES: tuple[Route, ...] = (
             "Record the refund of a convenience-store charge that was paid but that the "
             "wallet would not credit (idempotent, audited)"
         ),
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.MONEY_REFUND),
         handler=konbini_refund,
         request=KonbiniRefundRequest,
         response=KonbiniRefundAnswer,

@@ -214,6 +214,9 @@ def charge_text_id(key: str) -> str:
 # tests/catalogues until it is given a sentence or put here.
 GENERIC_REFUSALS = frozenset(
     {
+        # Staff refusals: the console words them itself (`http.console.pages`).
+        "forbidden",
+        "bootstrap_done",
         "conflict",
         "wallet",
         "invalid_mail",

@@ -27,9 +27,10 @@ from coopnode.actors.registry.messages import (
 )
 from coopnode.domain.messages import Declined, GetWallet, Label, MemberNo, OverdraftRecord
 from coopnode.domain.money import Reason, TillKind
+from coopnode.domain.staff import Permission
 from coopnode.domain.till_frames import Idm, TillId
 from coopnode.http.api.wallet import wallet_client_key
-from coopnode.http.edge import STAFF_TOKEN, Body, Route, member_no_of, read_body
+from coopnode.http.edge import AUDIT_TARGET, Body, Route, member_no_of, read_body, staff_may
 from coopnode.http.errors import ApiError
 from coopnode.http.tills.channel import till_hub_key
 from coopnode.http.tills.hub import RegistryUnavailable
@@ -137,6 +138,7 @@ async def bind_card(request: web.Request) -> web.Response:
     body = await read_body(request, BindCardRequest)
     await _require_wallet(request, body.member_no)
     change = await _change(request, BindCard(idm=body.idm, member_no=body.member_no))
+    request[AUDIT_TARGET] = body.member_no
     return _json(change.cards[-1], 201)
 
 
@@ -164,6 +166,7 @@ async def add_till(request: web.Request) -> web.Response:
     body = await read_body(request, AddTillRequest)
     op = AddTill(store=body.store, kind=body.kind, public_key=bytes.fromhex(body.public_key_hex))
     change = await _change(request, op)
+    request[AUDIT_TARGET] = change.tills[-1].till_id
     return _json(_till_view(change.tills[-1]), 201)
 
 
@@ -213,7 +216,8 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/cards",
         summary="Bind a FeliCa card (IDm) to a member who has no active card",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.MEMBERS_CHANGE),
+        audit="card.bind",
         handler=bind_card,
         request=BindCardRequest,
         response=CardRecord,
@@ -223,7 +227,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/cards/{idm}",
         summary="A card: its member and status",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.MEMBERS_READ),
         handler=get_card,
         response=CardRecord,
     ),
@@ -231,7 +235,8 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/cards/{idm}/lost",
         summary="Report a card lost: it is refused at every till at once",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.MEMBERS_CHANGE),
+        audit="card.lost",
         handler=report_lost,
         response=CardRecord,
     ),
@@ -239,7 +244,8 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/wallets/{member_no}/card",
         summary="Reissue: bind a new card to the member; the old one stays blocked",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.MEMBERS_CHANGE),
+        audit="card.reissue",
         handler=reissue_card,
         request=ReissueRequest,
         response=CardRecord,
@@ -249,7 +255,8 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/tills",
         summary="Register a till with its Ed25519 public key",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.TILLS_MANAGE),
+        audit="till.register",
         handler=add_till,
         request=AddTillRequest,
         response=TillView,
@@ -259,7 +266,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/tills",
         summary="Every till, retired ones included",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.TILLS_READ),
         handler=list_tills,
         response=TillList,
     ),
@@ -267,7 +274,8 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="POST",
         path="/api/v1/tills/{till_id}/retire",
         summary="Retire a till: it is disconnected and can no longer connect",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.TILLS_MANAGE),
+        audit="till.retire",
         handler=retire_till,
         response=TillView,
     ),
@@ -275,7 +283,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/deny-list",
         summary="The deny list pushed to tills: blocked cards and suspended members' cards",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.TILLS_READ),
         handler=deny_list,
         response=DenyListView,
     ),
@@ -283,7 +291,7 @@ TILL_ROUTES: tuple[Route, ...] = (
         method="GET",
         path="/api/v1/overdrafts",
         summary="Offline taps the balance did not cover: what members owe, to recover",
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.MEMBERS_READ),
         handler=overdrafts,
         response=OverdraftList,
     ),
@@ -294,7 +302,7 @@ TILL_ROUTES: tuple[Route, ...] = (
             "Sales tills approved offline that the node refused when they were forwarded "
             "(nothing was booked): for staff to settle by hand"
         ),
-        access=STAFF_TOKEN,
+        access=staff_may(Permission.TILLS_READ),
         handler=offline_refusals,
         response=OfflineRefusalList,
         query=(("till_id", "string"),),

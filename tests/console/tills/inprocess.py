@@ -11,18 +11,23 @@ from pathlib import Path
 import msgspec
 from aiohttp.test_utils import TestClient, TestServer
 
+from coopnode.actors.notify.actor import LocalOutbox
+from coopnode.actors.notify.outbox import Outbox
 from coopnode.actors.registry.store import RegistryStore
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.domain.till_frames import Decision
 from coopnode.http.app import make_app
 from coopnode.http.console.live import LiveBoard, live_board_key
+from coopnode.http.identity_front import IdentityFront
 from coopnode.http.tills.hub import TillHub
 from coopnode.metrics import Metrics
 from coopnode.settings import LiveSettings, Settings, TillSettings
+from tests.http.test_edge import AcceptingNotifier, FakeIdentity
 from tests.http.test_till_hub import InProcessRegistry
 
 TOKEN = "t" * 32
-STAFF = {"Authorization": f"Bearer {TOKEN}"}
+# A machine's API token with every permission, as the fake identity engine holds it.
+STAFF = {"Authorization": "Bearer token-machine"}
 
 
 @dataclass
@@ -50,7 +55,11 @@ async def console_app(tmp_path: Path, live: LiveSettings | None = None) -> Async
     settings = msgspec.structs.replace(Settings(), till=till, live=live)
     hub = TillHub(InProcessRegistry(store), till, Metrics())
     await hub.start(ready_timeout_s=30.0)
-    app = make_app(settings, WalletClient([], settings.wallet, Metrics()), Metrics(), TOKEN, hub)
+    identity = IdentityFront(
+        client=FakeIdentity(), notifier=AcceptingNotifier(), outbox=LocalOutbox(Outbox(10))
+    )
+    wallet = WalletClient([], settings.wallet, Metrics())
+    app = make_app(settings, wallet, Metrics(), TOKEN, hub, identity)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

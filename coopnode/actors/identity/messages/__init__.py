@@ -112,10 +112,25 @@ from coopnode.actors.identity.messages.staff import (
     AuditList,
     AuditPage,
     AuditRecord,
+    AuthorizeStaff,
+    BootstrapAdministrator,
+    Bootstrapped,
     CreateStaff,
+    StaffAuthorized,
     StaffChangeMail,
     StaffCreated,
+    StaffDisable,
+    StaffList,
     StaffResume,
+    StaffRoster,
+    StaffSetRole,
+    StaffView,
+    TokenCreate,
+    TokenCreated,
+    TokenList,
+    TokenRevoke,
+    TokenRoster,
+    TokenView,
 )
 from coopnode.actors.notify.messages import Notification
 
@@ -161,6 +176,15 @@ IdentityRequest = (
     | EventCreate
     | EventRosterGet
     | EventAttendanceSet
+    # Staff access (issue 13 §1).
+    | BootstrapAdministrator
+    | AuthorizeStaff
+    | StaffList
+    | StaffSetRole
+    | StaffDisable
+    | TokenCreate
+    | TokenList
+    | TokenRevoke
 )
 
 IdentityReply = (
@@ -184,6 +208,12 @@ IdentityReply = (
     | InquiryList
     | DocumentList
     | EventRoster
+    # Staff access (issue 13 §1).
+    | Bootstrapped
+    | StaffAuthorized
+    | StaffRoster
+    | TokenCreated
+    | TokenRoster
 )
 
 
@@ -205,7 +235,10 @@ __all__ = [
     "AuditList",
     "AuditPage",
     "AuditRecord",
+    "AuthorizeStaff",
     "BirthDate",
+    "BootstrapAdministrator",
+    "Bootstrapped",
     "CardAttempt",
     "CheckSession",
     "ConsentInfo",
@@ -268,13 +301,25 @@ __all__ = [
     "SessionIssued",
     "SignIn",
     "SignOut",
+    "StaffAuthorized",
     "StaffChangeMail",
     "StaffCreated",
+    "StaffDisable",
     "StaffDocuments",
     "StaffInquiries",
+    "StaffList",
     "StaffResume",
+    "StaffRoster",
+    "StaffSetRole",
+    "StaffView",
     "Text",
+    "TokenCreate",
+    "TokenCreated",
     "TokenInfo",
+    "TokenList",
+    "TokenRevoke",
+    "TokenRoster",
+    "TokenView",
     "TotpBegin",
     "TotpConfirm",
     "TotpEnrolment",

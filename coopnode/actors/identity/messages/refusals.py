@@ -88,6 +88,10 @@ class IdentityReason(StrEnum):
     UNSUPPORTED_TOKEN_TYPE = "unsupported_token_type"  # noqa: S105
     INVALID_TOKEN = "invalid_token"  # noqa: S105
     INSUFFICIENT_SCOPE = "insufficient_scope"
+    # Staff (issue 13 §1): a role or an API token's scopes without the permission the
+    # route needs, and the staff token's one use once an administrator exists.
+    FORBIDDEN = "forbidden"
+    BOOTSTRAP_DONE = "bootstrap_done"
 
 
 class Refused(IdentityMessage, frozen=True, tag="refused"):

@@ -1,0 +1,39 @@
+"""The console's parts, one line each, and the room's set-up on the node's app.
+
+To add a part: a module (or sub-package) of this room exposing a `ConsolePart` (see the
+room's docstring), and one line in `PARTS`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from coopnode.http.console import audit, signin, staff
+from coopnode.http.console.books import pages as books
+from coopnode.http.console.pages import serve, setup_templates
+from coopnode.http.console.room import ConsolePart, console_menu_key, console_routes_key
+
+PARTS: tuple[ConsolePart, ...] = (
+    signin.PART,
+    staff.PART,
+    audit.PART,
+    books.PART,
+)
+
+_STATIC = Path(__file__).parent / "static"
+
+
+def setup_console(app: web.Application, parts: tuple[ConsolePart, ...] = PARTS) -> None:
+    """The frame's templates, the static files, and every part's pages and menu."""
+    setup_templates(app)
+    routes = tuple(route for part in parts for route in part.routes)
+    for route in routes:
+        if not route.path.startswith("/console"):
+            raise ValueError(f"a console page lives under /console, not {route.path}")
+    app[console_routes_key] = routes
+    app[console_menu_key] = tuple(entry for part in parts for entry in part.menu)
+    app.router.add_static("/console/static/", _STATIC, append_version=False)
+    for route in routes:
+        app.router.add_route(route.method, route.path, serve(route))
