@@ -12,14 +12,18 @@ from aiohttp import web
 
 from coopnode.http.console import audit, signin, staff
 from coopnode.http.console.books import pages as books
+from coopnode.http.console.live import pages as live_pages
 from coopnode.http.console.pages import serve, setup_templates
 from coopnode.http.console.room import ConsolePart, console_menu_key, console_routes_key
+from coopnode.http.console.tills import pages as tills_pages
 
 PARTS: tuple[ConsolePart, ...] = (
     signin.PART,
     staff.PART,
     audit.PART,
     books.PART,
+    tills_pages.PART,
+    live_pages.PART,
 )
 
 _STATIC = Path(__file__).parent / "static"
