@@ -94,6 +94,9 @@ def test_a_day_is_sealed_once_it_is_over_at_its_last_entry(tmp_path: Path) -> No
     with pytest.raises(chain.SealRefused, match="not over"):
         store.seal_day(DAY_ONE, KEY)
     clock.now_ms = tokyo_ms(2026, 12, 8, 0)
+    # A grace after the day's end (how far the clock may step back) is waited out too.
+    with pytest.raises(chain.SealRefused, match="not over"):
+        store.seal_day(DAY_ONE, KEY, grace_ms=600_000)
     seal = store.seal_day(DAY_ONE, KEY)
     assert seal.last_seq == 3 and seal.root_hex == chain_links(store)[2].hex()
     KEY.verify_key.verify(

@@ -359,7 +359,8 @@ class WalletShard:
         Runs on the loop's thread, between group commits, as every write does."""
         if self._fenced:
             raise ConnectionResetError(f"wallet shard {self._index} is moving to another disk")
-        seal = self._store.seal_day(day, read_journal_key(self._journal_key_path))
+        key = read_journal_key(self._journal_key_path)
+        seal = self._store.seal_day(day, key, grace_ms=self._wallet.books_clock_step_max_ms)
         return msgspec.msgpack.encode(seal)
 
     async def seals(self) -> bytes:

@@ -775,11 +775,13 @@ class WalletStore:
 
     # Sealed days ------------------------------------------------------------------------
 
-    def seal_day(self, day: str, key: SigningKey) -> chain.SealRecord:
+    def seal_day(self, day: str, key: SigningKey, *, grace_ms: int = 0) -> chain.SealRecord:
         """Sign the day's root (the chain's link at its last entry) once the day is over.
 
         Idempotent: a day sealed before answers its first seal, whatever key is given.
-        Runs on the thread that commits (it writes). The last entry before the day's end
+        Refused until `grace_ms` past the day's end (how far the clock may step back, as
+        the books' closing waits: no entry is dated in the day after its seal). Runs on
+        the thread that commits (it writes). The last entry before the day's end
         is found by bisection on the entries' times, which the store's clock makes
         non-decreasing; a step back of the clock is then walked forward over.
         """
@@ -789,7 +791,7 @@ class WalletStore:
                 seal: chain.SealRecord = _stored(_seal_decoder, known, f"the seal of {day}")
                 return seal
             end_ms = chain.day_end_ms(day)
-            if self._clock_ms() < end_ms:
+            if self._clock_ms() < end_ms + grace_ms:
                 raise chain.SealRefused(f"the day {day} is not over yet")
             last_seq = self._last_seq_before(txn, end_ms)
             root = (

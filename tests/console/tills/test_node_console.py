@@ -80,14 +80,24 @@ async def test_a_till_registered_in_the_console_taps_and_forwards(node: NodeProc
 
 def test_a_finished_day_is_sealed_once_and_the_files_verify(node: NodeProcess) -> None:
     today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
-    yesterday = (today - timedelta(days=1)).isoformat()
-    status, sealed = node.request("POST", f"/api/v1/console/journal/days/{yesterday}/seal")
+    # Two days back: over, and past the clock-step grace the shards wait after a day's end.
+    over = (today - timedelta(days=2)).isoformat()
+    status, sealed = node.request("POST", f"/api/v1/console/journal/days/{over}/seal")
     assert status == 200, sealed
     assert sorted(seal["shard_index"] for seal in sealed["seals"]) == [0, 1]
-    status, again = node.request("POST", f"/api/v1/console/journal/days/{yesterday}/seal")
+    status, again = node.request("POST", f"/api/v1/console/journal/days/{over}/seal")
     assert (status, again) == (200, sealed)
     status, refused = node.request("POST", f"/api/v1/console/journal/days/{today}/seal")
     assert (status, refused["reason"]) == (409, "seal_refused")
     status, check = node.request("GET", "/api/v1/console/journal/verify")
     assert status == 200 and check["intact"], check
     assert main(["audit", "verify", "--data-dir", str(node.data_dir)]) == 0
+
+
+def test_closing_a_day_in_the_books_seals_it(node: NodeProcess) -> None:
+    three_days_ago = (datetime.now(ZoneInfo("Asia/Tokyo")).date() - timedelta(days=3)).isoformat()
+    status, closed = node.request("POST", f"/api/v1/books/days/{three_days_ago}/close")
+    assert status == 200, closed
+    status, listed = node.request("GET", "/api/v1/console/journal/seals")
+    assert status == 200
+    assert sorted(s["shard_index"] for s in listed["seals"] if s["day"] == three_days_ago) == [0, 1]

@@ -14,6 +14,9 @@ from coopnode.domain.staff import Permission
 from coopnode.http.api.wallet import wallet_client_key
 from coopnode.http.edge import Body, Route, staff_may
 from coopnode.http.errors import ApiError
+from coopnode.logs import get_logger
+
+log = get_logger(__name__)
 
 
 class SealList(Body, frozen=True):
@@ -39,6 +42,16 @@ async def seal_day(request: web.Request) -> web.Response:
     except SealRefused as error:
         raise ApiError("seal_refused", str(error)) from None
     return _json(SealList(seals=seals))
+
+
+async def seal_closed_day(request: web.Request, day: date) -> None:
+    """Seal a day the books have just closed (the closing's pages and API call this): a
+    seal refused (no journal key, replicated shards) is logged and leaves the closing be;
+    the day can be sealed later through the route above."""
+    try:
+        await request.app[wallet_client_key].seal_day(day.isoformat())
+    except SealRefused as error:
+        log.warning("a closed day was not sealed", day=day.isoformat(), error=str(error))
 
 
 async def list_seals(request: web.Request) -> web.Response:
