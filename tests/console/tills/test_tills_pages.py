@@ -64,6 +64,21 @@ def test_a_till_is_registered_its_key_downloaded_once_and_seen_connected(
         expect(row.locator(".state")).to_have_text(words("接続中", "Connected"))
         expect(row.locator(".last-tap")).to_contain_text(words("承認 430円", "approved, 430 yen"))
         expect(row.locator(".taps")).to_have_text("1")
+        assert not till.tap(card, 9_000).approved  # More than the balance.
+        page.reload()
+        expect(row.locator(".last-tap")).to_contain_text(
+            words("不可（残高不足）", "declined (Balance too low)")
+        )
+        forwarded = till.forward(card, 800)
+        assert forwarded.approved and forwarded.offline
+        page.reload()
+        expect(row.locator(".last-tap")).to_contain_text(words("承認 800円", "approved, 800 yen"))
+        expect(row.locator(".taps")).to_have_text("3")
+        expect(row.locator(".forwarded")).to_have_text("1")
+        page.click(f"#till-{till_id} .forwarded a")
+        sale = page.locator(f"#forwarded-{forwarded.seq}")
+        expect(sale.locator(".outcome")).to_have_text(words("計上", "Booked"))
+        page.goto("/console/tills")
     finally:
         till.close()
     page.click(f"#retire-{till_id}")

@@ -36,6 +36,15 @@ class TillThread:
 
         return self._run(tap())
 
+    def forward(self, card: str, amount_yen: int) -> Decision:
+        """An offline sale forwarded when the till came back: signed with its key."""
+
+        async def forward() -> Decision:
+            body = self.till.tap(card, amount_yen, offline=True)
+            return await self.till.decide(body, self.till.signed(body))
+
+        return self._run(forward())
+
     def close(self) -> None:
         try:
             self._run(self.till.close())

@@ -18,6 +18,7 @@ from coopnode.catalogues import N_
 from coopnode.domain.messages import Label
 from coopnode.domain.money import TillKind
 from coopnode.domain.staff import Permission
+from coopnode.http.console.live.pages import DECLINE_LABELS
 from coopnode.http.console.pages import FORM, error_page, permissions_of, render, see_other, text
 from coopnode.http.console.room import ConsolePart, MenuEntry
 from coopnode.http.console.tills.routes import (
@@ -52,6 +53,7 @@ def _context(request: web.Request) -> dict[str, object]:
         "kind_labels": KIND_LABELS,
         "outcome_labels": OUTCOME_LABELS,
         "can_manage": Permission.TILLS_MANAGE in permissions_of(request),
+        "decline_labels": DECLINE_LABELS,
     }
 
 
