@@ -226,6 +226,10 @@ class ReplicationSettings(_Section, frozen=True):
     # How long a restarted replica waits for its peers' answers before it rejoins through
     # a view change from its own disk (when the whole shard restarted, no peer answers).
     recovery_ms: Annotated[int, msgspec.Meta(ge=10, le=600_000)] = 3_000
+    # A primary whose disk has flushed nothing for this long goes silent, and a backup
+    # whose disk works takes over. Shorter stalls are outvoted (the backups' flushes
+    # commit without the primary's); this is for a disk that hangs.
+    flush_stuck_ms: Annotated[int, msgspec.Meta(ge=100, le=600_000)] = 2_000
     # How often what may have been lost is sent again.
     resend_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 60
     # Log entries (group commits) a primary has prepared and not yet answered; batches

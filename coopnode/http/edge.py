@@ -351,12 +351,16 @@ class Route(msgspec.Struct, frozen=True, kw_only=True):
     async def _record(self, request: web.Request) -> None:
         """The change in the audit log, under the person or the token that made it; its
         target is what the path names (a member, a card, a till), else the handler's."""
-        target = request.get(AUDIT_TARGET) or " ".join(request.match_info.values())
+        # A card's IDm is shown by its last four digits, as the portal records it.
+        named = [
+            f"…{value[-4:]}" if key == "idm" else value for key, value in request.match_info.items()
+        ]
+        target = request.get(AUDIT_TARGET) or " ".join(named)
         record = AuditRecord(
             actor=staff_actor(request),
             action=self.audit,
             target=target,
-            detail=f"{self.method} {request.path}",
+            detail=f"{self.method} {self.path}",
         )
         await ask(request, record)
 

@@ -93,6 +93,7 @@ class NodeProcess:
         port: int = 0,
         niceness: int = 0,
         staff_token_file: Path | None = None,
+        machine_token: bool = True,
     ) -> None:
         self.data_dir = data_dir
         # Above 0 the node's process tree runs at a lower CPU priority (`lower_priority`).
@@ -116,6 +117,8 @@ class NodeProcess:
         # Where the machine token made at the bootstrap is kept, beside the staff token
         # (so a cluster's fronts share it too), readable by the owner only.
         self.machine_token_file = self.staff_token_file.with_name(MACHINE_TOKEN_FILE)
+        # False: no bootstrap at start (a test of the bootstrap itself); `token` stays "".
+        self.machine_token = machine_token
         # How `request` verifies a node that serves HTTPS (`node.tls_cert_file`).
         self.ssl_context: ssl.SSLContext | None = None
 
@@ -175,7 +178,7 @@ class NodeProcess:
             time.sleep(0.1)
         self.url = url_file.read_text().strip()
         self.staff_token = self.staff_token_file.read_text().strip()
-        self.token = self._machine_token()
+        self.token = self._machine_token() if self.machine_token else ""
         return self
 
     def _machine_token(self) -> str:

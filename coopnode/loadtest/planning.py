@@ -39,6 +39,8 @@ class PlanRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     # 0 where the capacity is unknown (no run held the objective).
     fronts: int
     shards: int
+    # Every shard's replicas together (shards × replicas per shard).
+    replicas: int
     hosts: int
 
 
@@ -85,13 +87,16 @@ def plan_row(members: int, capacity: Capacity, planning: Planning) -> PlanRow:
     planned_per_s = peak_per_min / 60 * planning.headroom
     tills = math.ceil(peak_per_min / planning.taps_per_till_per_min)
     by_members = math.ceil(members / planning.members_per_shard_max)
-    fronts = shards = hosts = 0
+    fronts = shards = replicas = hosts = 0
     if capacity.front_taps_per_s > 0 and capacity.shard_taps_per_s > 0:
         fronts = max(planning.fronts_min, math.ceil(planned_per_s / capacity.front_taps_per_s))
         shards = max(by_members, math.ceil(planned_per_s / capacity.shard_taps_per_s))
+        replicas = shards * planning.replicas_per_shard
         hosts = planning.head_hosts + max(
             math.ceil(fronts / planning.fronts_per_host),
-            math.ceil(shards / planning.shards_per_host),
+            math.ceil(replicas / planning.shards_per_host),
+            # A shard's replicas are each on a host of their own.
+            planning.replicas_per_shard,
         )
     return PlanRow(
         members=members,
@@ -101,6 +106,7 @@ def plan_row(members: int, capacity: Capacity, planning: Planning) -> PlanRow:
         tills=tills,
         fronts=fronts,
         shards=shards,
+        replicas=replicas,
         hosts=hosts,
     )
 
@@ -130,10 +136,15 @@ def assumptions(capacity: Capacity, planning: Planning) -> list[Assumption]:
             f"planned ÷ {_rate(capacity.shard_taps_per_s)} a wallet shard holds"
             f" ({capacity.shard_source}), and at least members ÷"
             f" {planning.members_per_shard_max:,}, the most members a shard holds")),
+        Assumption(column="replicas", rests_on=(
+            f"each shard is {planning.replicas_per_shard} replica(s), each on a disk and a"
+            " host of its own, acknowledging once a majority hold a commit (the primary"
+            " does a shard's work; a backup writes the same log and books)")),
         Assumption(column="hosts", rests_on=(
             f"a host runs {planning.fronts_per_host} front(s) and {planning.shards_per_host}"
-            " shard(s) (one of each on two cores), so the larger of fronts ÷"
-            f" {planning.fronts_per_host} and shards ÷ {planning.shards_per_host}, plus"
+            " replica(s) (one of each on two cores), so the largest of fronts ÷"
+            f" {planning.fronts_per_host}, replicas ÷ {planning.shards_per_host} and the"
+            f" {planning.replicas_per_shard} hosts one shard's replicas need, plus"
             f" {planning.head_hosts} host(s) for Ray's head (its GCS and Redis)")),
     ]  # fmt: skip
 
@@ -159,14 +170,14 @@ def to_markdown(table: Plan) -> str:
         "# Capacity planning",
         "",
         "| members | peak taps/min | peak taps/s | planned taps/s | tills | fronts | shards"
-        " | hosts |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        " | replicas | hosts |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in table.rows:
         lines.append(
             f"| {row.members:,} | {row.peak_taps_per_min:,} | {row.peak_taps_per_s:,.1f}"
             f" | {row.planned_taps_per_s:,.1f} | {row.tills:,} | {_count(row.fronts)}"
-            f" | {_count(row.shards)} | {_count(row.hosts)} |"
+            f" | {_count(row.shards)} | {_count(row.replicas)} | {_count(row.hosts)} |"
         )
     lines += ["", "What each column rests on:", ""]
     lines += [f"- {item.column}: {item.rests_on}" for item in table.assumptions]

@@ -180,6 +180,10 @@ class Planning(_Section, frozen=True):
     # shards on two cores held fewer taps than one, README "Performance").
     fronts_per_host: Annotated[int, msgspec.Meta(ge=1, le=16)] = 1
     shards_per_host: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    # Each wallet shard's replicas (`replication.replica_count`): three outlive a lost
+    # disk or host and outvote a stalled disk; each is on a host of its own, and a
+    # replica takes a shard's place on its host (`shards_per_host` counts replicas).
+    replicas_per_shard: Annotated[int, msgspec.Meta(ge=1, le=7)] = 3
     # At least this many fronts, so that a till whose front is lost has another to move to.
     fronts_min: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     # The hosts that run only Ray's head (its GCS, and the Redis that keeps its state).

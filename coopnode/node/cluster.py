@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 import ray
+from ray.util.placement_group import PlacementGroup, get_placement_group, placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from coopnode.actors.kernel.placement import replica_homes, shard_home, stores_home
 from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE, named_actor, settings_json
@@ -84,6 +86,8 @@ def create_replicas(settings: Settings, index: int, link_token: str) -> ReplicaS
     """Create (or find) every replica of wallet shard `index`, each on its own disk's
     host, and format the shard if none of its replicas holds anything yet (a new shard);
     a replica that lost its disk is not formatted, it recovers from its peers."""
+    homes = replica_homes(settings, index)
+    group = replica_group(settings, index, [home.resources for home in homes])
     replicas = [
         named_actor(
             ReplicaShard,
@@ -94,8 +98,13 @@ def create_replicas(settings: Settings, index: int, link_token: str) -> ReplicaS
             settings_json(home.settings),
             link_token,
             resources=home.resources,
+            scheduling_strategy=None
+            if group is None
+            else PlacementGroupSchedulingStrategy(
+                placement_group=group, placement_group_bundle_index=replica
+            ),
         )
-        for replica, home in enumerate(replica_homes(settings, index))
+        for replica, home in enumerate(homes)
     ]
     roles = [
         msgspec.msgpack.decode(raw, type=ReplicaRole)
@@ -118,6 +127,29 @@ def create_shard(settings: Settings, index: int, link_token: str) -> Any:
         link_token,
         resources=home.resources,
     )
+
+
+# How long a new shard's replicas may wait for hosts that satisfy their placement group.
+PLACEMENT_READY_TIMEOUT_S = 120.0
+
+
+def replica_group(
+    settings: Settings, index: int, bundles: list[dict[str, float]]
+) -> PlacementGroup | None:
+    """On a cluster, the placement group that holds shard `index`'s replicas on different
+    hosts (STRICT_SPREAD), each bundle asking for its replica's disk; created once (it
+    outlives the front that made it), found by name by the others. None on one host,
+    where every replica shares it."""
+    if not settings.cluster.placed:
+        return None
+    name = f"wallet-shard-{index}-replicas"
+    group: PlacementGroup
+    try:
+        group = get_placement_group(name)
+    except ValueError:
+        group = placement_group(bundles, strategy="STRICT_SPREAD", name=name, lifetime="detached")
+    ray.get(group.ready(), timeout=PLACEMENT_READY_TIMEOUT_S)
+    return group
 
 
 def create_registry(settings: Settings) -> Any:

@@ -80,6 +80,8 @@ async def test_the_primarys_host_killed_round_after_round_under_load_loses_and_d
     load = Load(front, seed=116, pause_s=CLIENT_PAUSE_S)
     load.start()
     failovers_s = []
+    # Each replica on a host of its own (the placement group's STRICT_SPREAD).
+    assert len({role.node_id for role in await converged(front)}) == 3
     for round_number in range(1, ROUNDS + 1):
         await converged(front)
         await load.acknowledged_at_least(load.acknowledged + BOOKED_PER_ROUND)
@@ -98,7 +100,7 @@ async def test_the_primarys_host_killed_round_after_round_under_load_loses_and_d
         )
         await asyncio.to_thread(cluster.restart_host, host)
     sent = await load.finish()
-    await converged(front)
+    assert len({role.node_id for role in await converged(front)}) == 3
     check_exactly_once(front, sent)
     print(
         f"{ROUNDS} hosts killed: served again within {max(failovers_s):.2f} s "

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from axe_playwright_python.base import AXE_SCRIPT
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 
 from coopnode.domain import passcodes
@@ -20,6 +21,7 @@ from coopnode.domain.staff import Role
 from tests.identity.nodeclient import remember
 from tests.nodeproc import NodeProcess
 from tests.portal.browser import CHROMIUM, CHROMIUM_ARGS, PATIENCE_MS
+from tests.portal.phone_checks import AXE_OPTIONS, BLOCKING_IMPACTS
 
 LANGS = ("ja", "en")
 # A tablet at the counter, held upright: the narrower of the console's two layouts.
@@ -59,6 +61,20 @@ class Words:
 
     def __call__(self, ja: str, en: str) -> str:
         return ja if self.lang == "ja" else en
+
+
+def accessible(page: Page) -> None:
+    """axe-core (WCAG 2.0–2.2 A and AA, best practices) finds nothing serious or critical
+    on the page as it stands, as the portal's pages are held to (`tests/portal`)."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE_SCRIPT)
+    results = page.evaluate("(options) => axe.run(document, options)", AXE_OPTIONS)
+    blocking = [
+        f"{v['id']}: {v['help']} at {[node['target'] for node in v['nodes']]}"
+        for v in results["violations"]
+        if v.get("impact") in BLOCKING_IMPACTS
+    ]
+    assert blocking == [], f"{page.url}: {blocking}"
 
 
 def sign_in(page: Page, staff: StaffAccount, start: str = "/console") -> None:

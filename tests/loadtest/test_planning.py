@@ -48,12 +48,20 @@ def test_a_small_peak_needs_the_fewest_fronts_that_survive_a_lost_one() -> None:
     assert row.tills == 125  # 500 taps a minute at 4 a till.
     assert row.fronts == 2  # fronts_min: a lost front's tills need another.
     assert row.shards == 1
-    assert row.hosts == 3  # Two hosts with a front each, and the head's.
+    assert row.replicas == 3
+    # The shard's three replicas each on a host of its own (the two fronts among them),
+    # and the head's.
+    assert row.hosts == 4
+    alone = msgspec.structs.replace(PLANNING, replicas_per_shard=1)
+    single = plan_row(30_000, measured_capacity(3_000.0, 1, 1, "run", alone), alone)
+    assert (single.replicas, single.hosts) == (1, 3)  # Two fronts' hosts, and the head's.
 
 
 def test_fronts_shards_and_hosts_follow_the_planned_rate_and_the_members() -> None:
     # 1,200,000 members: 20,000 taps a minute at the peak, 333.3 taps/s, 666.7 planned.
-    big = msgspec.structs.replace(PLANNING, co_op_sizes=[1_200_000], shards_per_host=2)
+    big = msgspec.structs.replace(
+        PLANNING, co_op_sizes=[1_200_000], shards_per_host=2, replicas_per_shard=1
+    )
     capacity = measured_capacity(200.0, 2, 4, "run", big)  # 100/s a front, 50/s a shard.
     row = plan_row(1_200_000, capacity, big)
     assert row.planned_taps_per_s == pytest.approx(666.7)
@@ -62,14 +70,18 @@ def test_fronts_shards_and_hosts_follow_the_planned_rate_and_the_members() -> No
     assert row.hosts == 1 + 12  # max(7 fronts one a host, 24 shards two a host) + head
     fewer_heads = msgspec.structs.replace(big, head_hosts=0)
     assert plan_row(1_200_000, capacity, fewer_heads).hosts == 12
+    replicated = msgspec.structs.replace(big, replicas_per_shard=3)
+    row = plan_row(1_200_000, capacity, replicated)
+    assert (row.shards, row.replicas) == (24, 72)
+    assert row.hosts == 1 + 36  # 72 replicas two a host, and the head's.
 
 
 def test_without_a_measured_capacity_only_the_tills_are_counted() -> None:
     row = plan_row(30_000, unmeasured("no run held the objective"), PLANNING)
-    assert (row.fronts, row.shards, row.hosts) == (0, 0, 0)
+    assert (row.fronts, row.shards, row.replicas, row.hosts) == (0, 0, 0, 0)
     assert row.tills == 125
     text = to_markdown(plan(unmeasured("no run held the objective"), PLANNING))
-    assert "| unknown | unknown | unknown |" in text
+    assert "| unknown | unknown | unknown | unknown |" in text
 
 
 def test_every_column_is_printed_with_what_it_rests_on() -> None:
@@ -80,7 +92,9 @@ def test_every_column_is_printed_with_what_it_rests_on() -> None:
     limit = scenario.planning.members_per_shard_max
     assert all(row.shards * limit >= row.members for row in table.rows)
     columns = [item.column for item in table.assumptions]
-    assert columns == ["peak taps/s", "planned taps/s", "tills", "fronts", "shards", "hosts"]
+    assert columns == [
+        "peak taps/s", "planned taps/s", "tills", "fronts", "shards", "replicas", "hosts"
+    ]  # fmt: skip
     text = to_markdown(table)
     assert "What each column rests on" in text and "500 taps/s a front holds" in text
     assert "| hosts |" in text

@@ -14,7 +14,7 @@ from coopnode.replication import (
     Send,
     Write,
 )
-from coopnode.replication.effects import Checkpoint, Install
+from coopnode.replication.effects import Checkpoint, Install, RecordView
 from coopnode.replication.messages import Snapshot, encode_entry, make_snapshot
 
 
@@ -40,7 +40,9 @@ class Cluster:
         self.disks: list[dict[int, bytes]] = [{} for _ in range(replica_count)]
         self.inbox: list[tuple[int, int, Message]] = []
         self.sent: list[Message] = []
-        self.pending_writes: list[list[Write]] = [[] for _ in range(replica_count)]
+        self.pending_writes: list[list[Write | RecordView]] = [[] for _ in range(replica_count)]
+        # Each disk's view record, written in order with its entries (formatted: view 0).
+        self.view_records: list[tuple[int, int] | None] = [(0, 0)] * replica_count
         self.applied: list[list[int]] = [[] for _ in range(replica_count)]
         self.acknowledged: list[tuple[int, int, int]] = []
         self.down: set[int] = set()
@@ -53,7 +55,7 @@ class Cluster:
                 case Send(target=target, message=message):
                     self.inbox.append((index, target, message))
                     self.sent.append(message)
-                case Write():
+                case Write() | RecordView():
                     self.pending_writes[index].append(effect)
                 case Apply(entry=entry):
                     self.applied[index].append(entry.op)
@@ -70,6 +72,9 @@ class Cluster:
         """Replica `index`'s disk flushes every pending write."""
         writes, self.pending_writes[index] = self.pending_writes[index], []
         for write in writes:
+            if isinstance(write, RecordView):
+                self.view_records[index] = (write.view, write.log_view)
+                continue
             self.disks[index][write.entry.op] = encode_entry(write.entry)
             self.take(index, self.replicas[index].on_durable(write.entry.op, write.entry.checksum))
         snapshots, self.pending_snapshots[index] = self.pending_snapshots[index], []
@@ -92,6 +97,25 @@ class Cluster:
                 if only is not None and not {source, target} <= only:
                     continue
                 self.take(target, self.replicas[target].on_message(message))
+
+    def restart(self, index: int, incarnation: int, *, disk_lost: bool = False) -> Replica:
+        """Replica `index` starts again over its disk (unflushed writes lost), or over
+        nothing if its disk was lost."""
+        self.pending_writes[index] = []
+        if disk_lost:
+            self.disks[index] = {}
+            self.view_records[index] = None
+        replica = Replica.restart(
+            self.bounds,
+            index,
+            self.clocks[index],
+            dict(self.disks[index]),
+            snapshot=None,
+            incarnation=incarnation,
+            view_record=self.view_records[index],
+        )
+        self.replicas[index] = replica
+        return replica
 
     def tick(self, ticks: int, *, only: set[int] | None = None) -> None:
         for _ in range(ticks):

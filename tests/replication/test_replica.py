@@ -230,3 +230,55 @@ def test_a_lone_replica_with_a_corrupt_entry_stops() -> None:
     disk[1] = disk[1][:-1] + bytes([disk[1][-1] ^ 1])
     with pytest.raises(ReplicationInvariantViolation):
         Replica.restart(cluster.bounds, 0, cluster.clocks[0], disk, snapshot=None, incarnation=1)
+
+
+def test_a_whole_shard_restarted_at_once_rejoins_from_its_disks() -> None:
+    """A power cut: no replica can answer another's recovery, so each falls back on its
+    own log and view record after `recovery_timeout_ticks`, and a view change from a
+    quorum of them keeps every committed op."""
+    cluster = Cluster()
+    for key in (1, 2, 3):
+        cluster.take(0, cluster.replicas[0].on_request(request(key)))
+    cluster.deliver()
+    assert cluster.replicas[0].commit_max == 3 and len(cluster.acknowledged) == 3
+    for index in range(3):
+        cluster.restart(index, incarnation=10 + index)
+    cluster.tick(cluster.bounds.recovery_timeout_ticks // 2)
+    assert {replica.status for replica in cluster.replicas} == {Status.RECOVERING}
+    cluster.tick(cluster.bounds.recovery_timeout_ticks + cluster.bounds.view_change_timeout_ticks)
+    assert {replica.status for replica in cluster.replicas} == {Status.NORMAL}
+    assert len({replica.view for replica in cluster.replicas}) == 1
+    assert all(replica.view >= 1 and replica.op == 3 for replica in cluster.replicas)
+    primary = next(replica for replica in cluster.replicas if replica.is_primary)
+    cluster.take(primary.index, primary.on_request(request(4)))
+    cluster.deliver()
+    assert primary.commit_max == 4 and cluster.acknowledged[-1] == (primary.index, primary.view, 4)
+
+
+def test_a_replica_whose_disk_was_lost_never_rejoins_on_its_own() -> None:
+    """Empty, it may have voted for ops it no longer holds: it waits for normal peers."""
+    cluster = Cluster()
+    cluster.take(0, cluster.replicas[0].on_request(request(1)))
+    cluster.deliver()
+    cluster.down = {0, 1}
+    lost = cluster.restart(2, incarnation=5, disk_lost=True)
+    cluster.tick(cluster.bounds.recovery_timeout_ticks * 3)
+    assert status_of(lost) is Status.RECOVERING and lost.disk_log is None
+    cluster.down = set()
+    cluster.tick(cluster.bounds.resend_interval_ticks * 2)
+    assert status_of(lost) is Status.NORMAL and lost.op == 1
+
+
+def test_a_replica_with_a_corrupt_entry_never_rejoins_on_its_own() -> None:
+    """A corrupt entry may be one it acknowledged: only a peer may replace it."""
+    cluster = Cluster()
+    for key in (1, 2):
+        cluster.take(0, cluster.replicas[0].on_request(request(key)))
+    cluster.deliver()
+    corrupt = bytearray(cluster.disks[2][1])
+    corrupt[-3] ^= 0x40
+    cluster.disks[2][1] = bytes(corrupt)
+    cluster.down = {0, 1}
+    rotten = cluster.restart(2, incarnation=6)
+    cluster.tick(cluster.bounds.recovery_timeout_ticks * 3)
+    assert rotten.status is Status.RECOVERING and rotten.disk_log is None

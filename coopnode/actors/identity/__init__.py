@@ -34,6 +34,9 @@ The parts, and the requests each answers
     family          FamilyGrant, FamilyRevoke, FamilyList (FLOWS §3 step 5)
     guardian        GuardianStart, GuardianWards
     staff           CreateStaff, StaffResume, StaffChangeMail, AuditList, AuditRecord
+    staff_access    AuthorizeStaff (a role's or an API token's permission), the bootstrap
+                    of the first administrator, StaffList, StaffSetRole, StaffDisable,
+                    TokenCreate, TokenList, TokenRevoke (issue 13 §1)
     grants          OAuthConsent, OAuthDecide, OAuthToken, OAuthRevoke, OAuthIntrospect,
                     ListGrants, RevokeGrant; the protocol itself is `oauth` (authlib)
     desk            the member desk: inquiries, document requests, events, card tries

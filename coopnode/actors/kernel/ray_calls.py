@@ -59,8 +59,10 @@ def named_actor(
     *args: Any,
     num_cpus: float = 0,
     resources: dict[str, float] | None = None,
+    scheduling_strategy: Any = None,
 ) -> Any:
-    """Create the actor `name` of `actor_class` with `args`, or find it if it runs."""
+    """Create the actor `name` of `actor_class` with `args`, or find it if it runs;
+    `scheduling_strategy` places it in a placement group's bundle."""
     return (
         ray.remote(actor_class)
         .options(
@@ -75,6 +77,7 @@ def named_actor(
             # admin command) that stops or loses its host takes no store with it. A
             # local Ray stops with its one front, and its actors with it.
             lifetime="detached" if settings.node.ray_address else None,
+            scheduling_strategy=scheduling_strategy,
         )
         .remote(*args)
     )

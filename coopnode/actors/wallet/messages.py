@@ -95,6 +95,8 @@ class ReplicaRole(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     shard: int
     replica: int
     pid: int
+    # The Ray node (host) it runs on.
+    node_id: str
     formatted: bool
     status: str
     view: int
@@ -107,3 +109,6 @@ class ReplicaRole(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     # Entries of its log that failed their checksum when it last started (repaired from
     # its peers since).
     corrupt_entries_found: int = 0
+    # Silent: its disk flushed nothing for `replication.flush_stuck_ms`, and it takes no
+    # part until it does.
+    silent: bool = False

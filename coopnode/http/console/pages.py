@@ -35,6 +35,7 @@ from coopnode.http.console.room import console_menu_key
 from coopnode.http.edge import (
     CALLER,
     Caller,
+    Handler,
     Machine,
     Route,
     StaffMember,
@@ -57,6 +58,7 @@ FORM: web.RequestKey[dict[str, str]] = web.RequestKey("console_form")
 CSRF_FIELD = "csrf"
 HOME = "/console"
 SIGN_IN = "/console/sign-in"
+STATIC = "/console/static/"
 
 
 @jinja2.pass_context
@@ -207,7 +209,7 @@ def sign_in_first(request: web.Request) -> web.Response:
     return see_other(f"{SIGN_IN}?next={quote(back, safe='')}")
 
 
-def serve(route: Route) -> Any:
+def serve(route: Route) -> Handler:
     """The page's handler as the app registers it: the form read, the access checked
     (as `Route.serve`, with the form's CSRF token), then the page; a refusal the page
     does not catch answers as the error page."""
@@ -238,6 +240,22 @@ def serve(route: Route) -> Any:
             return error_page(request, text(request, N_("error.invalid_input")), 400)
 
     return page
+
+
+@web.middleware
+async def console_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An address under /console that is no page (404), or a form's address opened
+    directly (405), answers the console's error page, with the way to its home."""
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as error:
+        if not request.path.startswith(f"{HOME}/") or request.path.startswith(STATIC):
+            raise
+        key = N_("error.page_not_found") if error.status == 404 else N_("error.open_directly")
+        answer = error_page(request, text(request, key), error.status)
+        if isinstance(error, web.HTTPMethodNotAllowed):
+            answer.headers["Allow"] = ", ".join(sorted(error.allowed_methods))
+        return answer
 
 
 def _status(refusal: ApiError) -> int:

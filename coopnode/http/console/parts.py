@@ -13,7 +13,7 @@ from aiohttp import web
 from coopnode.http.console import audit, signin, staff
 from coopnode.http.console.books import pages as books
 from coopnode.http.console.live import pages as live_pages
-from coopnode.http.console.pages import serve, setup_templates
+from coopnode.http.console.pages import STATIC, console_not_found, serve, setup_templates
 from coopnode.http.console.room import ConsolePart, console_menu_key, console_routes_key
 from coopnode.http.console.tills import pages as tills_pages
 
@@ -38,6 +38,8 @@ def setup_console(app: web.Application, parts: tuple[ConsolePart, ...] = PARTS) 
             raise ValueError(f"a console page lives under /console, not {route.path}")
     app[console_routes_key] = routes
     app[console_menu_key] = tuple(entry for part in parts for entry in part.menu)
-    app.router.add_static("/console/static/", _STATIC, append_version=False)
+    app.router.add_static(STATIC, _STATIC, append_version=False)
+    # Innermost, after the portal's: the router's 404 under /console is the console's.
+    app.middlewares.append(console_not_found)
     for route in routes:
         app.router.add_route(route.method, route.path, serve(route))

@@ -129,6 +129,11 @@ def replication_bounds(replication: ReplicationSettings) -> ReplicationBounds:
     )
 
 
+def _node_id() -> str:
+    node_id: str = ray.get_runtime_context().get_node_id()
+    return node_id
+
+
 class _WallClock:
     def realtime_ms(self) -> int:
         return time.time_ns() // 1_000_000
@@ -231,6 +236,8 @@ class ReplicaShard:
         self._in_flight: dict[int, _Group] = {}
         self._serving = False
         self._corrupt_found = 0
+        # Set while this replica's disk is stuck (`_flush_stuck`): it takes no part.
+        self._silent = False
         self._long_reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replica-reads")
         log.info(
             "wallet replica opened",
@@ -376,6 +383,8 @@ class ReplicaShard:
                     next_question = time.monotonic() + _FORMAT_QUESTION_INTERVAL_S
                     await self._answer_format_question()
                 continue
+            if self._flush_stuck():
+                continue
             self._drive(self._host.tick)
 
     # Driving the protocol ----------------------------------------------------------------
@@ -391,10 +400,37 @@ class ReplicaShard:
         self._after()
 
     def _deliver(self, message: Message) -> None:
-        if self._host is not None:
+        if self._host is not None and not self._silent:
             self._drive(self._host.deliver, message)
 
+    def _flush_stuck(self) -> bool:
+        """A primary whose disk has flushed nothing for `flush_stuck_ms` goes silent (no
+        heartbeat, no answer to its peers), so that a backup with a working disk takes
+        over; it speaks again once its disk flushes. A stall shorter than that is
+        outvoted instead: the backups' flushes commit without it."""
+        host = self._host
+        if self._silent or host is None or not host.replica.is_primary:
+            return self._silent
+        if self.replica_log.stuck_s() * 1000 < self._replication.flush_stuck_ms:
+            return False
+        log.critical(
+            "wallet replica's disk has flushed nothing; the primary steps aside",
+            shard=self._shard,
+            replica=self._index,
+            stuck_s=round(self.replica_log.stuck_s(), 1),
+        )
+        self._silent = True
+        self._step_down()
+        self._serving = False
+        return True
+
     def _flushed(self, group: list[Write]) -> None:
+        self.replica_log.note_flushed(len(group))
+        if self._silent:
+            log.warning(
+                "wallet replica's disk flushes again", shard=self._shard, replica=self._index
+            )
+            self._silent = False
         host = self._host
         if host is None:
             return
@@ -448,7 +484,7 @@ class ReplicaShard:
     def _after(self) -> None:
         """After each call into the protocol: a primary that lost its view drops its
         fronts (they find the new primary); one that is serving prepares what waits."""
-        serving = self._is_serving_primary
+        serving = self._is_serving_primary and not self._silent
         if self._serving and not serving:
             self._step_down()
         self._serving = serving
@@ -520,7 +556,7 @@ class ReplicaShard:
 
     async def _submit(self, raws: list[msgspec.Raw]) -> BatchReply:
         await self._ensure_started()
-        if not self._is_serving_primary:
+        if not self._is_serving_primary or self._silent:
             self._close_links()
             raise ConnectionResetError(f"wallet shard {self._shard}: not its primary")
         if self._pending_ops + len(raws) > self._wallet.mailbox_max_ops:
@@ -566,7 +602,7 @@ class ReplicaShard:
     async def front_endpoint(self) -> bytes:
         """This replica's role, with the link's address if it is the primary now."""
         await self._ensure_started()
-        if self._is_serving_primary and not self._link_endpoint:
+        if self._is_serving_primary and not self._silent and not self._link_endpoint:
             bind, advertised = link_addresses(self._wallet.link_host)
             self._link_server = await asyncio.start_server(self._serve_link, bind, 0)
             port = self._link_server.sockets[0].getsockname()[1]
@@ -595,6 +631,7 @@ class ReplicaShard:
                 shard=self._shard,
                 replica=self._index,
                 pid=os.getpid(),
+                node_id=_node_id(),
                 formatted=self.replica_log.formatted,
                 status="unformatted",
                 view=0,
@@ -609,6 +646,7 @@ class ReplicaShard:
             shard=self._shard,
             replica=self._index,
             pid=os.getpid(),
+            node_id=_node_id(),
             formatted=True,
             status=replica.status.value,
             view=replica.view,
@@ -616,7 +654,8 @@ class ReplicaShard:
             op=replica.op,
             commit=replica.commit_max,
             applied=self.books.store.replica_op,
-            endpoint=self._link_endpoint if self._is_serving_primary else "",
+            endpoint=self._link_endpoint if self._is_serving_primary and not self._silent else "",
+            silent=self._silent,
             corrupt_entries_found=self._corrupt_found,
         )
 

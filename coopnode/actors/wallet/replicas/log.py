@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,6 +100,10 @@ class ReplicaLog:
         self._queue: queue.SimpleQueue[Write | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+        # Writes queued and not yet reported flushed, and since when the oldest waits
+        # (both kept on the event loop's thread).
+        self._unflushed = 0
+        self._waiting_since: float | None = None
         with self._files.env.begin() as txn:
             self.formatted = txn.get(_FORMATTED_KEY, db=self._meta) is not None
 
@@ -158,7 +163,21 @@ class ReplicaLog:
     def _put(self, write: Write) -> None:
         if self._failure is not None:
             raise RuntimeError("the replica log's writer failed") from self._failure
+        if self._unflushed == 0:
+            self._waiting_since = time.monotonic()
+        self._unflushed += 1
         self._queue.put(write)
+
+    def note_flushed(self, count: int) -> None:
+        """On the event loop: `count` writes reached the disk (see `stuck_s`)."""
+        self._unflushed -= count
+        self._waiting_since = time.monotonic() if self._unflushed else None
+
+    def stuck_s(self) -> float:
+        """How long the disk has had writes and flushed none of them (0: none waiting)."""
+        if self._waiting_since is None:
+            return 0.0
+        return time.monotonic() - self._waiting_since
 
     def close(self) -> None:
         if self._thread is not None:
