@@ -166,6 +166,11 @@ class WalletSettings(_Section, frozen=True):
     link_frame_max_bytes: Annotated[int, msgspec.Meta(ge=65_536, le=268_435_456)] = 16_777_216
     # A shard waits this long for the previous owner of its files to let go (kill -9).
     lock_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
+    # The node's Ed25519 journal key (its 32-byte seed in hex), which signs each sealed
+    # day's root; empty means `<data_dir>/wallet/journal-key`, made at the first start.
+    # On a cluster every host's shards sign with it: name a file given to every host (a
+    # host without it refuses to seal, saying so).
+    journal_key_file: Annotated[str, msgspec.Meta(max_length=4096)] = ""
 
     @property
     def call_with_retries_s(self) -> float:
@@ -259,6 +264,32 @@ class HttpSettings(_Section, frozen=True):
     body_max_bytes: Annotated[int, msgspec.Meta(ge=256, le=16_777_216)] = 16_384
     # Server-side time limit for one request.
     request_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 15.0
+
+
+class LiveSettings(_Section, frozen=True):
+    """The staff console's tills page and live lunch view (issue 13 §3, §7)."""
+
+    # The front samples its tills' counters at this interval and sends the figures to the
+    # live view's watchers: the tap path only counts, and a watcher gets one event per
+    # interval however fast the taps come.
+    sample_interval_s: Annotated[float, msgspec.Meta(ge=0.2, le=60)] = 2.0
+    # Taps per minute are counted over this trailing window (samples kept: window over
+    # interval, at most `window_s / 0.2`).
+    window_s: Annotated[int, msgspec.Meta(ge=10, le=600)] = 60
+    # Live views open at once on this front; one more is refused (503). Each is an open
+    # response and a task: a few managers' screens, never a crowd's.
+    watchers_max: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 32
+    # The queue-wait estimate's service time: how long one member takes at a till from
+    # tray to tap (a cafeteria's measured average; 12 s serves five a minute).
+    service_s_per_member: Annotated[float, msgspec.Meta(gt=0, le=600)] = 12.0
+    # Offline taps a till forwarded when it came back, kept per till in the front for
+    # the tills page (newest first; what the registry keeps of refusals is another list).
+    forwarded_kept_per_till: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 500
+    # A till registered in the console has its key file held in the front's memory for
+    # one download, at most this long, and never written to the node's disk...
+    key_download_ttl_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 900.0
+    # ...and at most this many keys wait for their download at once.
+    key_downloads_pending_max: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 64
 
 
 class ReaderSettings(_Section, frozen=True):
@@ -927,6 +958,7 @@ class Settings(_Section, frozen=True):
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
     reader: ReaderSettings = msgspec.field(default_factory=ReaderSettings)
     till: TillSettings = msgspec.field(default_factory=TillSettings)
+    live: LiveSettings = msgspec.field(default_factory=LiveSettings)
     verification: VerificationSettings = msgspec.field(default_factory=VerificationSettings)
     notifier: NotifierSettings = msgspec.field(default_factory=NotifierSettings)
     identity: IdentitySettings = msgspec.field(default_factory=IdentitySettings)
@@ -1092,6 +1124,12 @@ class Settings(_Section, frozen=True):
         if self.payments.konbini_webhook_key_file:
             return Path(self.payments.konbini_webhook_key_file)
         return self.data_path / "konbini-webhook-key"
+
+    @property
+    def journal_key_path(self) -> Path:
+        if self.wallet.journal_key_file:
+            return Path(self.wallet.journal_key_file)
+        return self.data_path / "wallet" / "journal-key"
 
     @property
     def staff_token_path(self) -> Path:

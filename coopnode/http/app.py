@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import time
 
 import msgspec
 from aiohttp import web
@@ -34,7 +35,11 @@ from coopnode.http.api.wallet import (
     wallet_client_key,
 )
 from coopnode.http.console.books import BOOKS_ROUTES, books_reader_key
+from coopnode.http.console.journal import JOURNAL_ROUTES
+from coopnode.http.console.live import LIVE_ROUTES, LiveBoard
+from coopnode.http.console.live.routes import setup_live
 from coopnode.http.console.parts import setup_console
+from coopnode.http.console.tills import TILLS_CONSOLE_ROUTES, PendingKeys, pending_keys_key
 from coopnode.http.edge import Route, staff_token_key
 from coopnode.http.errors import error_middleware, timeout_middleware
 from coopnode.http.forwarded import forwarded_middleware
@@ -94,6 +99,19 @@ def _identity_routes(
     return routes
 
 
+def _console_till_routes(
+    app: web.Application, settings: Settings, tills: TillHub
+) -> tuple[Route, ...]:
+    """The console's tills page and live lunch view (issue 13 §3, §7): they read the till
+    hub, so they are served where it is."""
+    live = settings.live
+    app[pending_keys_key] = PendingKeys(
+        live.key_download_ttl_s, live.key_downloads_pending_max, time.monotonic
+    )
+    setup_live(app, LiveBoard(tills, live))
+    return TILLS_CONSOLE_ROUTES + LIVE_ROUTES
+
+
 def make_app(
     settings: Settings,
     wallet: WalletClient,
@@ -120,7 +138,7 @@ def make_app(
     app[staff_token_key] = staff_token
     # The till channel and the card and till API need the registry; without it (tests of
     # the wallet alone) the node serves the wallet API only.
-    routes = ROUTES + (TILL_ROUTES if tills is not None else ())
+    routes = ROUTES + (TILL_ROUTES if tills is not None else ()) + JOURNAL_ROUTES
     if identity is not None:
         routes += _identity_routes(app, settings, identity) + DESK_ROUTES + STAFF_ACCESS_ROUTES
         if tills is not None:
@@ -144,6 +162,8 @@ def make_app(
     if backups is not None:
         app[backup_client_key] = backups
         routes += BACKUP_ROUTES
+    if tills is not None:
+        routes += _console_till_routes(app, settings, tills)
     app[api_routes_key] = routes
     app[openapi_key] = msgspec.json.encode(openapi_document(routes))
     app.router.add_get("/healthz", healthz)

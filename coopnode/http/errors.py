@@ -103,6 +103,12 @@ _FRONT_STATUS: dict[str, int] = {
     "backup_running": 409,
     "backup_target_refused": 409,
     "unknown_backup": 404,
+    # The console's tills and journal (issue 13 §3, §7): a till's key already downloaded,
+    # expired or held by another front; a till not registered; a day not over or a shard
+    # without the journal key; as many live views open as allowed is `overloaded`.
+    "key_gone": 410,
+    "unknown_till": 404,
+    "seal_refused": 409,
     # The books (`console/books`): a day closed before it is over; reconciliation on a
     # node without the payments actor; a node of replicated shards (not served yet).
     "day_not_over": 409,
@@ -312,6 +318,12 @@ def error_response(error: ApiError) -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def asks_event_stream(request: web.Request) -> bool:
+    """A request for server-sent events, as a browser's EventSource asks: the timeout
+    leaves it be, and the route streams (to anyone else it answers once and ends)."""
+    return request.headers.get("Accept", "") == "text/event-stream"
+
+
 def timeout_middleware(timeout_s: float) -> Middleware:
     """Bound every request's time on the server; long-lived WebSockets and event streams
     (`Accept: text/event-stream`, which bound their own life) are exempt.
@@ -325,7 +337,9 @@ def timeout_middleware(timeout_s: float) -> Middleware:
     async def bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await handler(request)
-        if request.headers.get("Accept", "") == "text/event-stream":
+        if asks_event_stream(request):
+            # A stream of server-sent events (the console's live view, the counter's card
+            # reader) lives as long as its page; the route bounds its watchers.
             return await handler(request)
         try:
             async with asyncio.timeout(timeout_s):

@@ -162,7 +162,19 @@ def _security_schemes(routes: list[Route]) -> dict[str, Any]:
 def _success(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
     if route.status in (204, 302, 303):
         return {"description": "success, with no body"}
-    if route.content_type != "application/json":
+    if route.content_type == "text/event-stream":
+        # Server-sent events: each event, as a client parses it, is its name and its data
+        # (the route's response as JSON, when it names one).
+        data: dict[str, Any] = {"type": "string"}
+        if route.response is not None:
+            data |= {"contentMediaType": "application/json", "contentSchema": refs[route.response]}
+        event = {
+            "type": "object",
+            "properties": {"event": {"type": "string"}, "data": data},
+            "required": ["data"],
+        }
+        content = {route.content_type: {"schema": event}}
+    elif route.content_type != "application/json":
         content = {route.content_type: {"schema": {"type": "string"}}}
     else:
         content = {"application/json": {"schema": refs[route.response]}}

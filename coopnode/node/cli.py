@@ -10,6 +10,7 @@ import msgspec
 
 from coopnode.loadtest.command import add_loadtest_command
 from coopnode.logs import configure_logging, get_logger
+from coopnode.node.audit_cli import add_audit_commands
 from coopnode.node.backup_cli import add_backup_commands
 from coopnode.node.cluster_commands import add_cluster_commands
 from coopnode.node.cluster_tls import set_ray_tls_environment
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     add_backup_commands(admin)
     add_loadtest_command(commands)
     add_cluster_commands(commands)
+    add_audit_commands(commands)
     return parser
 
 

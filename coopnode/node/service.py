@@ -17,10 +17,13 @@ import ray
 import uvloop
 from aiohttp import web
 
+from coopnode.actors.kernel.clock import system_ms
 from coopnode.actors.kernel.link_tls import link_client_context
+from coopnode.actors.wallet.chain import create_journal_key
 from coopnode.actors.wallet.client import WalletClient
 from coopnode.actors.wallet.store import LAYOUT_VERSION
 from coopnode.http.app import make_app
+from coopnode.http.tills.activity import TillActivity
 from coopnode.http.tills.hub import TillHub
 from coopnode.logs import get_logger
 from coopnode.metrics import Metrics
@@ -110,6 +113,10 @@ def serve(settings: Settings, *, demo: bool) -> None:
         readers.append(DEMO_READER)
     start_ray(settings, kiosk_resources(readers))
     link_token = read_or_create_internal_secret(link_token_path(settings))
+    if not settings.wallet.journal_key_file:
+        # The key that seals the journal's days is the node's own, made at its first start
+        # (a named file is the operator's to give every host, and never made here).
+        create_journal_key(settings.journal_key_path)
     try:
         shards = create_shards(settings, link_token)
         # uvloop: the front's CPU per till tap fell by about a tenth (benchmarks/tills.py).
@@ -154,7 +161,12 @@ async def _serve(
         )
         parts.push_async_callback(_stopping, "wallet", wallet.close)
         await wallet.wait_ready(SHARDS_READY_TIMEOUT_S)
-        tills = TillHub(create_registry(settings), settings.till, metrics)
+        tills = TillHub(
+            create_registry(settings),
+            settings.till,
+            metrics,
+            TillActivity(settings.live.forwarded_kept_per_till, system_ms),
+        )
         await tills.start(SHARDS_READY_TIMEOUT_S)
         parts.push_async_callback(_stopping, "tills", tills.stop)
         demo_coop = await seed_demo(wallet, settings) if demo else None

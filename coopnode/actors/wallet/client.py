@@ -30,7 +30,13 @@ from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE
 from coopnode.actors.wallet.link import BatchReply, EndpointLookup, ShardLink
-from coopnode.actors.wallet.messages import AuditReport, ReplicaRole
+from coopnode.actors.wallet.messages import (
+    AuditReport,
+    ChainReport,
+    ReplicaRole,
+    SealRecord,
+    SealRefused,
+)
 from coopnode.actors.wallet.replicas.actor import replica_name
 from coopnode.actors.wallet.shard import (
     ShardHealth,
@@ -443,6 +449,43 @@ class WalletClient:
 
         shards = await asyncio.gather(*(one(batcher) for batcher in self.batchers))
         return [record for shard in shards for record in shard]
+
+    async def seal_day(self, day: str) -> list[SealRecord]:
+        """Seal a finished day (ISO date, JST) in every shard; sealing again answers the
+        first seals. Raises SealRefused when the day is not over or a shard has no key."""
+        answers = await self._journal_calls("seal_day", day)
+        return [msgspec.msgpack.decode(raw, type=SealRecord) for raw in answers]
+
+    async def seals(self) -> list[SealRecord]:
+        """Every shard's sealed days."""
+        answers = await self._journal_calls("seals")
+        return [
+            seal for raw in answers for seal in msgspec.msgpack.decode(raw, type=list[SealRecord])
+        ]
+
+    async def verify_chain(self) -> list[ChainReport]:
+        """Every shard's check of its whole chain and its seals."""
+        answers = await self._journal_calls("verify_chain")
+        return [msgspec.msgpack.decode(raw, type=ChainReport) for raw in answers]
+
+    async def _journal_calls(self, method: str, *args: Any) -> list[bytes]:
+        """One journal call (`chain.py`) to every shard actor, answers in shard order. A
+        replicated shard's actors do not take these calls yet: the seal would have to go
+        through the replicas' log so that each holds it (SealRefused says so)."""
+        if any(batcher.replicas is not None for batcher in self.batchers):
+            raise SealRefused("the journal's seals are not yet kept by replicated shards")
+
+        async def one(batcher: ShardBatcher) -> bytes:
+            call = getattr(batcher.actor, method).remote(*args)
+            try:
+                raw: bytes = await asyncio.wrap_future(call.future())
+            except RayTaskError as error:
+                if isinstance(error.cause, SealRefused):
+                    raise SealRefused(str(error.cause)) from None
+                raise
+            return raw
+
+        return list(await asyncio.gather(*(one(batcher) for batcher in self.batchers)))
 
     async def close(self) -> None:
         await asyncio.gather(*(batcher.close() for batcher in self.batchers))

@@ -22,6 +22,37 @@ class AuditReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     problems: list[str]
 
 
+class SealRefused(Exception):
+    """A day that cannot be sealed yet (it is not over) or without a key."""
+
+
+class SealRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A sealed day of one shard: the root link at the day's last entry, signed."""
+
+    shard_index: int
+    day: str  # ISO date, JST.
+    last_seq: int  # 0 when the shard had no entry before the day's end.
+    root_hex: str
+    public_key_hex: str
+    signature_hex: str
+
+
+class ChainProblem(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where a shard's chain or seals break."""
+
+    shard_index: int
+    seq: int  # 0 when the problem is not one entry's.
+    day: str  # The entry's or the seal's day, "" when unknown.
+    problem: str
+
+
+class ChainReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    shard_index: int
+    entries: int
+    seals: int
+    problems: list[ChainProblem]
+
+
 class ShardClosing(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A shard's part of a closed day (締め): the figures as they were when it closed,
     who closed it and when, and the journal's last sequence at that moment."""

@@ -37,6 +37,7 @@ from coopnode.actors.kernel.link_tls import (
     link_server_context,
 )
 from coopnode.actors.wallet import books
+from coopnode.actors.wallet.chain import read_journal_key
 from coopnode.actors.wallet.link import BatchReply, serve_link
 from coopnode.actors.wallet.messages import (
     AuditReport,
@@ -146,6 +147,7 @@ class WalletShard:
         self._cluster_tls = settings.cluster.tls.enabled
         self._link_tls: ssl.SSLContext | None = None
         self._path = shard_path(settings, shard_index)
+        self._journal_key_path = settings.journal_key_path
         # The disk this shard's files are on (a cluster's), which a move changes.
         disks = settings.cluster.wallet_shard_disks
         self._disk = disks[shard_index] if disks else ""
@@ -344,6 +346,26 @@ class WalletShard:
     async def audit(self) -> bytes:
         report: AuditReport = await asyncio.get_running_loop().run_in_executor(
             self._long_reads, self._store.audit
+        )
+        return msgspec.msgpack.encode(report)
+
+    # The journal's sealed days (`chain.py`).
+
+    async def seal_day(self, day: str) -> bytes:
+        """Seal a finished day (ISO date, JST) with the node's journal key; idempotent.
+        Runs on the loop's thread, between group commits, as every write does."""
+        if self._fenced:
+            raise ConnectionResetError(f"wallet shard {self._index} is moving to another disk")
+        key = read_journal_key(self._journal_key_path)
+        seal = self._store.seal_day(day, key, grace_ms=self._wallet.books_clock_step_max_ms)
+        return msgspec.msgpack.encode(seal)
+
+    async def seals(self) -> bytes:
+        return msgspec.msgpack.encode(self._store.seals())
+
+    async def verify_chain(self) -> bytes:
+        report = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, self._store.verify_chain
         )
         return msgspec.msgpack.encode(report)
 

@@ -34,6 +34,8 @@ Databases in the environment:
     journal      sequence (8 bytes, big-endian) → JournalEntry, appended in order
     overdrafts   member number + NUL + payment key → OverdraftRecord: what offline taps
                  left owing, until the payment is voided
+    chain        sequence → the entry's 32-byte chain link (`chain.py`), written with it
+    seals        ISO day (JST) → SealRecord: the day's root link, signed (`seal_day`)
     meta         b"shard" → ShardMeta
 
 Why this layout: the cost of an fsynced LMDB commit is the number of pages it writes.
@@ -59,10 +61,12 @@ from zoneinfo import ZoneInfo
 
 import lmdb
 import msgspec
+from nacl.signing import SigningKey
 
 from coopnode.actors.kernel.clock import ClockMs, system_ms
 from coopnode.actors.kernel.copies import JournalPosition, StoreCopy, copy_environment, host_name
 from coopnode.actors.kernel.files import Layout, open_lmdb
+from coopnode.actors.wallet import chain
 from coopnode.actors.wallet.messages import AuditReport
 from coopnode.domain import ledger
 from coopnode.domain.errors import InvariantViolation, StoreCorrupt
@@ -149,6 +153,7 @@ _op_decoder = msgspec.msgpack.Decoder(OpRecord)
 _entry_decoder = msgspec.msgpack.Decoder(JournalEntry)
 _meta_decoder = msgspec.msgpack.Decoder(ShardMeta)
 _overdraft_decoder = msgspec.msgpack.Decoder(OverdraftRecord)
+_seal_decoder = msgspec.msgpack.Decoder(chain.SealRecord)
 _result_decoder: msgspec.msgpack.Decoder[Result] = msgspec.msgpack.Decoder(Result)
 
 
@@ -202,19 +207,26 @@ class _Batch:
     """What one write transaction changes, so that an aborted batch leaves no trace."""
 
     def __init__(
-        self, txn: Any, next_seq: int, next_op: int, counters: dict[str, int], members_total: int
+        self,
+        txn: Any,
+        next_seq: int,
+        next_op: int,
+        counters: dict[str, int],
+        members_total: int,
+        chain_head: bytes,
     ):
         self.txn = txn
         self.next_seq = next_seq
         self.next_op = next_op
         self.counters = dict(counters)
         self.members_total = members_total
+        self.chain_head = chain_head
 
-    def mark(self) -> tuple[int, int, dict[str, int], int]:
-        return self.next_seq, self.next_op, dict(self.counters), self.members_total
+    def mark(self) -> tuple[int, int, dict[str, int], int, bytes]:
+        return self.next_seq, self.next_op, dict(self.counters), self.members_total, self.chain_head
 
-    def restore(self, mark: tuple[int, int, dict[str, int], int]) -> None:
-        self.next_seq, self.next_op, self.counters, self.members_total = mark
+    def restore(self, mark: tuple[int, int, dict[str, int], int, bytes]) -> None:
+        self.next_seq, self.next_op, self.counters, self.members_total, self.chain_head = mark
 
 
 class WalletStore:
@@ -239,7 +251,16 @@ class WalletStore:
         self._files = open_lmdb(
             path,
             layout=Layout(store="wallet", version=LAYOUT_VERSION),
-            databases=("members", "operations", "journal", "meta", "overdrafts", "closings"),
+            databases=(
+                "members",
+                "operations",
+                "journal",
+                "meta",
+                "overdrafts",
+                "closings",
+                "chain",
+                "seals",
+            ),
             map_size_bytes=map_size_bytes,
             fsync=fsync,
             lock_wait_s=lock_wait_s,
@@ -251,12 +272,15 @@ class WalletStore:
         self._journal = self._files.dbs["journal"]
         self._meta = self._files.dbs["meta"]
         self._overdrafts = self._files.dbs["overdrafts"]
+        self._chain = self._files.dbs["chain"]
+        self._seals = self._files.dbs["seals"]
         # The shard's part of each closed day (`books.py`), written once, never changed.
         self.closings_db = self._files.dbs["closings"]
         self.members_db = self._members
         self.operations_db = self._ops
         self.journal_db = self._journal
         self.next_seq, self.next_op, self.counters, self.members_total = self._load()
+        self.chain_head = self._open_chain()
 
     def close(self) -> None:
         self._files.close()
@@ -347,6 +371,45 @@ class WalletStore:
         if wallet.coop not in self.coops:
             raise StoreCorrupt(f"member {wallet.member_no} names unknown co-op {wallet.coop}")
 
+    def _open_chain(self) -> bytes:
+        """The chain's head link, checked at its tail; files written before the chain was
+        kept have their links made now, from their entries, in one transaction.
+
+        Only the last link is checked here (a full check reads every entry, seconds for
+        millions, and a shard that restarts after a crash must serve at once):
+        `coopnode audit verify` and `verify_chain` check every link and seal.
+        """
+        with self.env.begin(write=True) as txn:
+            last_link = txn.cursor(db=self._chain)
+            if not last_link.last():
+                return self._link_existing(txn)
+            last_seq = int.from_bytes(last_link.key(), "big")
+            if last_seq != self.next_seq - 1:
+                raise InvariantViolation(
+                    f"shard {self.shard_index}: the chain ends at entry {last_seq}, "
+                    f"the journal at {self.next_seq - 1}"
+                )
+            head = bytes(last_link.value())
+            previous = (
+                chain.genesis(self.shard_index)
+                if last_seq == 1
+                else txn.get(_seq_key(last_seq - 1), db=self._chain)
+            )
+            entry = txn.get(_seq_key(last_seq), db=self._journal)
+            if previous is None or entry is None or chain.link(previous, entry) != head:
+                raise InvariantViolation(
+                    f"shard {self.shard_index}: journal entry {last_seq} does not match its "
+                    "chain link"
+                )
+            return head
+
+    def _link_existing(self, txn: Any) -> bytes:
+        head = chain.genesis(self.shard_index)
+        for key, raw in txn.cursor(db=self._journal):
+            head = chain.link(head, raw)
+            txn.put(key, head, db=self._chain, append=True)
+        return head
+
     # Applying ----------------------------------------------------------------------------
 
     def apply_batch(
@@ -384,6 +447,7 @@ class WalletStore:
             batch.counters,
             batch.members_total,
         )
+        self.chain_head = batch.chain_head
         if replica_op:
             self.replica_op = replica_op
         return results
@@ -400,7 +464,14 @@ class WalletStore:
             found = txn.get(key, db=db)
             if found is None:
                 txn.put(key, value, db=db)
-            batch = _Batch(txn, self.next_seq, self.next_op, self.counters, self.members_total)
+            batch = _Batch(
+                txn,
+                self.next_seq,
+                self.next_op,
+                self.counters,
+                self.members_total,
+                self.chain_head,
+            )
             self._finish(batch, replica_op)
         self.replica_op = replica_op
         return None if found is None else bytes(found)
@@ -413,7 +484,14 @@ class WalletStore:
         replica_op: int,
     ) -> tuple[_Batch, list[Result]]:
         with self.env.begin(write=True) as txn:
-            batch = _Batch(txn, self.next_seq, self.next_op, self.counters, self.members_total)
+            batch = _Batch(
+                txn,
+                self.next_seq,
+                self.next_op,
+                self.counters,
+                self.members_total,
+                self.chain_head,
+            )
             results = [apply(batch, op, now_ms) for op in ops]
             self._finish(batch, replica_op or self.replica_op)
         return batch, results
@@ -644,7 +722,13 @@ class WalletStore:
                 batch.members_total += amount
             else:
                 batch.counters[account] = batch.counters.get(account, 0) + amount
-        batch.txn.put(_seq_key(entry.seq), _encoder.encode(entry), db=self._journal, append=True)
+        raw = _encoder.encode(entry)
+        key = _seq_key(entry.seq)
+        batch.txn.put(key, raw, db=self._journal, append=True)
+        # The chain's link, in the same transaction: one SHA-256 of ~200 bytes and one
+        # append to the last page of the `chain` tree.
+        batch.chain_head = chain.link(batch.chain_head, raw)
+        batch.txn.put(key, batch.chain_head, db=self._chain, append=True)
         batch.txn.put(_history_key(entry.member_no, entry.seq), b"", db=self._members)
         batch.next_seq += 1
 
@@ -746,6 +830,64 @@ class WalletStore:
                     raise InvariantViolation(f"overdraft {record.payment_key} is not positive")
                 found.append(record)
         return found
+
+    # Sealed days ------------------------------------------------------------------------
+
+    def seal_day(self, day: str, key: SigningKey, *, grace_ms: int = 0) -> chain.SealRecord:
+        """Sign the day's root (the chain's link at its last entry) once the day is over.
+
+        Idempotent: a day sealed before answers its first seal, whatever key is given.
+        Refused until `grace_ms` past the day's end (how far the clock may step back, as
+        the books' closing waits: no entry is dated in the day after its seal). Runs on
+        the thread that commits (it writes). The last entry before the day's end
+        is found by bisection on the entries' times, which the store's clock makes
+        non-decreasing; a step back of the clock is then walked forward over.
+        """
+        with self.env.begin(write=True) as txn:
+            known = txn.get(day.encode(), db=self._seals)
+            if known is not None:
+                seal: chain.SealRecord = _stored(_seal_decoder, known, f"the seal of {day}")
+                return seal
+            end_ms = chain.day_end_ms(day)
+            if self._clock_ms() < end_ms + grace_ms:
+                raise chain.SealRefused(f"the day {day} is not over yet")
+            last_seq = self._last_seq_before(txn, end_ms)
+            root = (
+                chain.genesis(self.shard_index)
+                if last_seq == 0
+                else bytes(txn.get(_seq_key(last_seq), db=self._chain))
+            )
+            seal = chain.sign_seal(key, self.shard_index, day, last_seq, root)
+            txn.put(day.encode(), _encoder.encode(seal), db=self._seals)
+        return seal
+
+    def _last_seq_before(self, txn: Any, end_ms: int) -> int:
+        """The last entry written before `end_ms` (0: none)."""
+
+        def at_ms(seq: int) -> int:
+            raw = txn.get(_seq_key(seq), db=self._journal)
+            entry: JournalEntry = _stored(_entry_decoder, raw, f"journal entry {seq}")
+            return entry.at_ms
+
+        low, high = 0, self.next_seq - 1  # The answer lies in [low, high].
+        while low < high:
+            middle = (low + high + 1) // 2
+            if at_ms(middle) < end_ms:
+                low = middle
+            else:
+                high = middle - 1
+        while low + 1 < self.next_seq and at_ms(low + 1) < end_ms:
+            low += 1
+        return low
+
+    def seals(self) -> list[chain.SealRecord]:
+        """Every sealed day of the shard, oldest first."""
+        with self.env.begin() as txn:
+            return [_seal_decoder.decode(raw) for _, raw in txn.cursor(db=self._seals)]
+
+    def verify_chain(self) -> chain.ChainReport:
+        """Check every link and seal of the shard's files (read-only, any thread)."""
+        return chain.verify_environment(self.env, self.shard_index, None)
 
     def audit(self) -> AuditReport:
         """Recount every account from the journal and compare with the stored balances.

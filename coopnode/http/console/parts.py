@@ -12,8 +12,10 @@ from aiohttp import web
 
 from coopnode.http.console import audit, counter, signin, staff
 from coopnode.http.console.books import pages as books
+from coopnode.http.console.live import pages as live_pages
 from coopnode.http.console.pages import STATIC, console_not_found, serve, setup_templates
 from coopnode.http.console.room import ConsolePart, console_menu_key, console_routes_key
+from coopnode.http.console.tills import pages as tills_pages
 
 PARTS: tuple[ConsolePart, ...] = (
     signin.PART,
@@ -21,6 +23,8 @@ PARTS: tuple[ConsolePart, ...] = (
     audit.PART,
     books.PART,
     counter.PART,
+    tills_pages.PART,
+    live_pages.PART,
 )
 
 _STATIC = Path(__file__).parent / "static"

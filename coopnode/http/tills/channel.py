@@ -342,7 +342,7 @@ class TillConnection:
             conflict = _declined(body, Reason.IDEMPOTENCY_CONFLICT, "the seq was used before")
             conflict = await self._kept_for_staff(body, digest, conflict)
             await self._send(frame_encoder.encode(conflict))
-            self.hub.record_decision(conflict, started_s)
+            self.hub.record_decision(conflict, started_s, self.till, body.at_ms)
         elif isinstance(seen, bytes):
             await self._send(seen[len(digest) :])  # Answered before: the same decision.
         else:
@@ -417,7 +417,7 @@ class TillConnection:
             else:
                 self._window.answer(body.seq, seen, frame)
             await self._send(frame)
-            self.hub.record_decision(decision, started_s)
+            self.hub.record_decision(decision, started_s, self.till, body.at_ms)
         except Exception:
             # A bug, not an outcome: the till hears nothing and sends the frame again.
             log.exception("till frame failed", till_id=self.till_id, seq=body.seq)

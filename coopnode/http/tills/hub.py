@@ -65,10 +65,11 @@ from coopnode.domain.till_frames import (
     TapBody,
     frame_encoder,
 )
+from coopnode.http.tills.activity import TillActivity
 from coopnode.http.tills.signatures import SignatureVerifier
 from coopnode.logs import get_logger
 from coopnode.metrics import Metrics
-from coopnode.settings import TillSettings
+from coopnode.settings import LiveSettings, TillSettings
 
 log = get_logger(__name__)
 
@@ -112,10 +113,18 @@ WATCH_BACKOFF_S = 0.1
 
 
 class TillHub:
-    def __init__(self, registry: Any, settings: TillSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        registry: Any,
+        settings: TillSettings,
+        metrics: Metrics,
+        activity: TillActivity | None = None,
+    ) -> None:
         self.registry = registry
         self.settings = settings
         self.metrics = metrics
+        # What each connected till did, for the staff console (`activity.py`).
+        self.activity = activity or TillActivity(LiveSettings().forwarded_kept_per_till, system_ms)
         self._stopped = False
         self._decision_counters: dict[tuple[str, bool, Reason | None], Any] = {}
         self.version = 0
@@ -493,8 +502,11 @@ class TillHub:
             del self.connections[connection.till_id]
         self.metrics.till_connected.set(len(self.connections))
 
-    def record_decision(self, decision: Decision, started_s: float) -> None:
+    def record_decision(
+        self, decision: Decision, started_s: float, till: TillRecord, tapped_at_ms: int
+    ) -> None:
         """Count a decision sent to a till and the time since its frame was read."""
+        self.activity.note(till, decision, tapped_at_ms)
         key = (decision.kind, decision.approved, decision.reason)
         counter = self._decision_counters.get(key)
         if counter is None:

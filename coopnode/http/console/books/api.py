@@ -33,6 +33,7 @@ from coopnode.http.console.books.csv_files import (
     settlement_rows,
     unused_balance_rows,
 )
+from coopnode.http.console.journal.routes import seal_closed_day
 from coopnode.http.edge import Route, read_query, staff_actor, staff_may
 from coopnode.http.errors import ApiError
 from coopnode.http.identity_front import ask
@@ -126,6 +127,8 @@ async def close_day(request: web.Request) -> web.Response:
         raise ApiError("internal_error", "the day's figures do not add up; see the log") from None
     if closed_now:
         await audit_closing(request, day, actor, node_day)
+    # The journal's root of the closed day, signed (issue 13 §7); sealing is idempotent.
+    await seal_closed_day(request, day)
     return _json(node_day)
 
 

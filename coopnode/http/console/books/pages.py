@@ -32,6 +32,7 @@ from coopnode.http.console.books.labels import (
     PROBLEM_LABELS,
     SOURCE_LABELS,
 )
+from coopnode.http.console.journal.routes import seal_closed_day
 from coopnode.http.console.pages import permissions_of, render, see_other, text
 from coopnode.http.console.room import ConsolePart, MenuEntry
 from coopnode.http.edge import Route, staff_actor, staff_may
@@ -106,6 +107,8 @@ async def close_page(request: web.Request) -> web.Response:
         return await settlement_page(request, error=text(request, message))
     if closed_now:
         await audit_closing(request, day, actor, node_day)
+    # The journal's root of the closed day, signed (issue 13 §7); sealing is idempotent.
+    await seal_closed_day(request, day)
     return see_other(f"{SETTLEMENT}?day={day.isoformat()}")
 
 
