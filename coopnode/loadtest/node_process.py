@@ -169,6 +169,19 @@ class NodeProcess:
             start_new_session=True,
             preexec_fn=preexec,
         )
+        try:
+            self._wait_started(url_file)
+        except BaseException:
+            # A start that failed half way leaves no node behind it (nor its Ray).
+            self.process.kill()
+            self.process.wait(timeout=30)
+            self._reap_group()
+            raise
+        return self
+
+    def _wait_started(self, url_file: Path) -> None:
+        if self.process is None:
+            raise RuntimeError("the node was not started")
         deadline = time.monotonic() + START_TIMEOUT_S
         while not url_file.exists():
             if self.process.poll() is not None:
@@ -179,7 +192,6 @@ class NodeProcess:
         self.url = url_file.read_text().strip()
         self.staff_token = self.staff_token_file.read_text().strip()
         self.token = self._machine_token() if self.machine_token else ""
-        return self
 
     def _machine_token(self) -> str:
         """The harness's API token: read from its file, or made at the node's first start
