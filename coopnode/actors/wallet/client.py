@@ -469,14 +469,12 @@ class WalletClient:
         return [msgspec.msgpack.decode(raw, type=ChainReport) for raw in answers]
 
     async def _journal_calls(self, method: str, *args: Any) -> list[bytes]:
-        """One journal call (`chain.py`) to every shard actor, answers in shard order. A
-        replicated shard's actors do not take these calls yet: the seal would have to go
-        through the replicas' log so that each holds it (SealRefused says so)."""
-        if any(batcher.replicas is not None for batcher in self.batchers):
-            raise SealRefused("the journal's seals are not yet kept by replicated shards")
+        """One journal call (`chain.py`) to every shard actor (of a replicated shard, its
+        primary, which sends a seal through the log), answers in shard order."""
 
         async def one(batcher: ShardBatcher) -> bytes:
-            call = getattr(batcher.actor, method).remote(*args)
+            actor = await batcher.primary_actor()
+            call = getattr(actor, method).remote(*args)
             try:
                 raw: bytes = await asyncio.wrap_future(call.future())
             except RayTaskError as error:

@@ -839,27 +839,50 @@ class WalletStore:
         Idempotent: a day sealed before answers its first seal, whatever key is given.
         Refused until `grace_ms` past the day's end (how far the clock may step back, as
         the books' closing waits: no entry is dated in the day after its seal). Runs on
-        the thread that commits (it writes). The last entry before the day's end
-        is found by bisection on the entries' times, which the store's clock makes
-        non-decreasing; a step back of the clock is then walked forward over.
+        the thread that commits (it writes).
         """
         with self.env.begin(write=True) as txn:
-            known = txn.get(day.encode(), db=self._seals)
+            known = self._known_seal(txn, day)
             if known is not None:
-                seal: chain.SealRecord = _stored(_seal_decoder, known, f"the seal of {day}")
-                return seal
-            end_ms = chain.day_end_ms(day)
-            if self._clock_ms() < end_ms + grace_ms:
-                raise chain.SealRefused(f"the day {day} is not over yet")
-            last_seq = self._last_seq_before(txn, end_ms)
-            root = (
-                chain.genesis(self.shard_index)
-                if last_seq == 0
-                else bytes(txn.get(_seq_key(last_seq), db=self._chain))
-            )
-            seal = chain.sign_seal(key, self.shard_index, day, last_seq, root)
+                return known
+            seal = self._make_seal(txn, day, key, grace_ms)
             txn.put(day.encode(), _encoder.encode(seal), db=self._seals)
         return seal
+
+    def seal_of(self, day: str, key: SigningKey, *, grace_ms: int) -> tuple[chain.SealRecord, bool]:
+        """The day's seal: the one kept (False), or one made now and not yet kept (True),
+        which a replicated shard's primary sends through its log (`keep_once`)."""
+        with self.env.begin() as txn:
+            known = self._known_seal(txn, day)
+            if known is not None:
+                return known, False
+            return self._make_seal(txn, day, key, grace_ms), True
+
+    @property
+    def seals_db(self) -> Any:
+        return self._seals
+
+    def _known_seal(self, txn: Any, day: str) -> chain.SealRecord | None:
+        known = txn.get(day.encode(), db=self._seals)
+        if known is None:
+            return None
+        seal: chain.SealRecord = _stored(_seal_decoder, known, f"the seal of {day}")
+        return seal
+
+    def _make_seal(self, txn: Any, day: str, key: SigningKey, grace_ms: int) -> chain.SealRecord:
+        """The seal of a day that is over: the last entry before its end is found by
+        bisection on the entries' times, which the store's clock makes non-decreasing; a
+        step back of the clock is then walked forward over."""
+        end_ms = chain.day_end_ms(day)
+        if self._clock_ms() < end_ms + grace_ms:
+            raise chain.SealRefused(f"the day {day} is not over yet")
+        last_seq = self._last_seq_before(txn, end_ms)
+        root = (
+            chain.genesis(self.shard_index)
+            if last_seq == 0
+            else bytes(txn.get(_seq_key(last_seq), db=self._chain))
+        )
+        return chain.sign_seal(key, self.shard_index, day, last_seq, root)
 
     def _last_seq_before(self, txn: Any, end_ms: int) -> int:
         """The last entry written before `end_ms` (0: none)."""

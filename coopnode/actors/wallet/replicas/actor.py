@@ -55,6 +55,7 @@ from coopnode.actors.kernel.link_tls import (
 )
 from coopnode.actors.kernel.ray_calls import RAY_NAMESPACE
 from coopnode.actors.wallet import books as shard_books
+from coopnode.actors.wallet.chain import SealRecord, read_journal_key
 from coopnode.actors.wallet.link import BatchReply, serve_link
 from coopnode.actors.wallet.messages import (
     AuditReport,
@@ -75,6 +76,7 @@ from coopnode.actors.wallet.replicas.books import (
     ClosingPayload,
     OpsPayload,
     ReplicaBooks,
+    SealPayload,
     encode_payload,
 )
 from coopnode.actors.wallet.replicas.faults import FlushStalls
@@ -191,7 +193,8 @@ class _Group(msgspec.Struct):
 
     batches: list[_Waiting]
     started_s: float
-    closing: asyncio.Future[ClosingReply] | None = None
+    # A closing's or a seal's caller, waiting for what every replica keeps.
+    closing: asyncio.Future[ClosingReply | SealRecord] | None = None
 
 
 class _ShardHost(ReplicaHost):
@@ -490,7 +493,7 @@ class ReplicaShard:
             return
         if results is None:
             raise InvariantViolation(f"entry {reply.op} acknowledged without its results")
-        if isinstance(results, ClosingReply):
+        if isinstance(results, ClosingReply | SealRecord):
             if group.closing is not None and not group.closing.done():
                 group.closing.set_result(results)
             return
@@ -872,26 +875,59 @@ class ReplicaShard:
         return msgspec.msgpack.encode(reply)
 
     async def _keep_through_log(self, closing: ShardClosing) -> tuple[ShardClosing, bool]:
+        reply = await self._through_log(ClosingPayload(closing))
+        if not isinstance(reply, ClosingReply) or reply.closing is None:
+            raise InvariantViolation("a kept closing answered without the closing")
+        return reply.closing, reply.created
+
+    async def _through_log(
+        self, payload: ClosingPayload | SealPayload
+    ) -> ClosingReply | SealRecord:
+        """A record every replica keeps (a closed day, a day's seal): a log entry of its
+        own, answered once a quorum holds it and the books kept it."""
         host = self._host
         if host is None or not self._is_serving_primary or self._silent:
             raise ConnectionResetError(f"wallet shard {self._shard}: not its primary")
         self._next_key += 1
         key = self._next_key
-        future: asyncio.Future[ClosingReply] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[ClosingReply | SealRecord]
+        future = asyncio.get_running_loop().create_future()
         self._in_flight[key] = _Group(batches=[], started_s=time.perf_counter(), closing=future)
         self.books.want(key)
-        payload = encode_payload(ClosingPayload(closing))
-        self._drive(
-            host.deliver, Request(client_id=self._client_id, request_key=key, payload=payload)
-        )
+        encoded = encode_payload(payload)
+        request = Request(client_id=self._client_id, request_key=key, payload=encoded)
+        self._drive(host.deliver, request)
         if (self._client_id, key) not in host.replica.request_ops:
             self._in_flight.pop(key, None)
             self.books.take(key)
-            raise ConnectionResetError(f"wallet shard {self._shard} is busy; close the day again")
-        reply = await future
-        if reply.closing is None:
-            raise InvariantViolation("a kept closing answered without the closing")
-        return reply.closing, reply.created
+            raise ConnectionResetError(f"wallet shard {self._shard} is busy; ask again")
+        return await future
+
+    # The journal's sealed days (`chain.py`), as a shard of one keeps them; a seal is
+    # signed by the primary and kept by every replica through the log.
+
+    async def seal_day(self, day: str) -> bytes:
+        await self._ensure_started()
+        if not self._is_serving_primary or self._silent:
+            raise ConnectionResetError(f"wallet shard {self._shard}: not its primary")
+        key = read_journal_key(self._settings.journal_key_path)
+        grace_ms = self._wallet.books_clock_step_max_ms
+        seal, new = self.books.store.seal_of(day, key, grace_ms=grace_ms)
+        if new:
+            kept = await self._through_log(SealPayload(seal))
+            if not isinstance(kept, SealRecord):
+                raise InvariantViolation("a kept seal answered with something else")
+            seal = kept
+        return msgspec.msgpack.encode(seal)
+
+    async def seals(self) -> bytes:
+        return msgspec.msgpack.encode(self.books.store.seals())
+
+    async def verify_chain(self) -> bytes:
+        report = await asyncio.get_running_loop().run_in_executor(
+            self._long_reads, self.books.store.verify_chain
+        )
+        return msgspec.msgpack.encode(report)
 
     async def flush_stalls(self) -> int:
         """How many of this replica's flushes the storage fault stalled."""

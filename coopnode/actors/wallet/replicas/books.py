@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import msgspec
 
+from coopnode.actors.wallet.chain import SealRecord
 from coopnode.actors.wallet.messages import ClosingReply, ShardClosing
 from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain.errors import InvariantViolation
@@ -36,12 +37,20 @@ class ClosingPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True, ta
     closing: ShardClosing
 
 
-Payload = OpsPayload | ClosingPayload
+class SealPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag="seal"):
+    """A day's seal of the journal as the primary signed it: every replica keeps the
+    same record, once (its chain is the same, so the seal checks on each)."""
+
+    seal: SealRecord
+
+
+Payload = OpsPayload | ClosingPayload | SealPayload
 _payload_encoder = msgspec.msgpack.Encoder()
 _payload_decoder: msgspec.msgpack.Decoder[Payload] = msgspec.msgpack.Decoder(Payload)
 _operation_decoder: msgspec.msgpack.Decoder[Operation] = msgspec.msgpack.Decoder(Operation)
 _closing_encoder = msgspec.msgpack.Encoder()
 _closing_decoder = msgspec.msgpack.Decoder(ShardClosing)
+_seal_decoder = msgspec.msgpack.Decoder(SealRecord)
 
 
 class BooksAt(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -84,14 +93,14 @@ class ReplicaBooks:
         # Results of the entries a caller waits for (by request key), taken once: a group
         # commit's results, or a closing's reply.
         self._wanted: set[int] = set()
-        self._results: dict[int, list[Result] | ClosingReply] = {}
+        self._results: dict[int, list[Result] | ClosingReply | SealRecord] = {}
         # While a peer's copy of the books is being installed, committed entries wait.
         self.held: list[Entry] | None = None
 
     def want(self, request_key: int) -> None:
         self._wanted.add(request_key)
 
-    def take(self, request_key: int) -> list[Result] | ClosingReply | None:
+    def take(self, request_key: int) -> list[Result] | ClosingReply | SealRecord | None:
         self._wanted.discard(request_key)
         return self._results.pop(request_key, None)
 
@@ -101,7 +110,7 @@ class ReplicaBooks:
             return
         if entry.op <= self.store.replica_op:
             return  # In the books already: applied before a restart, or in a peer's copy.
-        results: list[Result] | ClosingReply
+        results: list[Result] | ClosingReply | SealRecord
         match decode_payload(entry.payload):
             case OpsPayload() as ops:
                 operations = decode_operations(ops)
@@ -110,6 +119,8 @@ class ReplicaBooks:
                 )
             case ClosingPayload(closing=closing):
                 results = self._keep_closing(closing, entry.op)
+            case SealPayload(seal=seal):
+                results = self._keep_seal(seal, entry.op)
         if entry.request_key in self._wanted:
             self._results[entry.request_key] = results
 
@@ -124,6 +135,13 @@ class ReplicaBooks:
         if found is None:
             return ClosingReply(closing=closing, created=True)
         return ClosingReply(closing=_closing_decoder.decode(found), created=False)
+
+    def _keep_seal(self, seal: SealRecord, op: int) -> SealRecord:
+        """Keep a day's seal unless one is kept already (then that one stands)."""
+        found = self.store.keep_once(
+            self.store.seals_db, seal.day.encode(), _closing_encoder.encode(seal), replica_op=op
+        )
+        return seal if found is None else _seal_decoder.decode(found)
 
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(BooksAt(self._shard, self._replica, self.store.replica_op))

@@ -46,8 +46,8 @@ async def seal_day(request: web.Request) -> web.Response:
 
 async def seal_closed_day(request: web.Request, day: date) -> None:
     """Seal a day the books have just closed (the closing's pages and API call this): a
-    seal refused (no journal key, replicated shards) is logged and leaves the closing be;
-    the day can be sealed later through the route above."""
+    seal refused (no journal key) is logged and leaves the closing be; the day can be
+    sealed later through the route above."""
     try:
         await request.app[wallet_client_key].seal_day(day.isoformat())
     except SealRefused as error:
