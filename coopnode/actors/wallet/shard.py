@@ -26,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import msgspec
 import ray
@@ -98,6 +99,26 @@ def _is_wildcard(host: str) -> bool:
         return ipaddress.ip_address(host).is_unspecified
     except ValueError:
         return False
+
+
+class _Batched(Protocol):
+    ops: list[Operation]
+
+
+BatchedT = TypeVar("BatchedT", bound=_Batched)
+
+
+def take_group(mailbox: deque[BatchedT], commit_batch_max_ops: int) -> list[BatchedT]:
+    """Take whole batches from the mailbox for one group commit: up to the commit bound,
+    and at least one (a batch larger than the bound commits alone). One rule for a shard
+    of one and for a replicated shard's primary."""
+    taken: list[BatchedT] = []
+    count = 0
+    while mailbox and (not taken or count + len(mailbox[0].ops) <= commit_batch_max_ops):
+        waiting = mailbox.popleft()
+        taken.append(waiting)
+        count += len(waiting.ops)
+    return taken
 
 
 class _Waiting:
@@ -288,16 +309,8 @@ class WalletShard:
             self._committing = False
 
     def _take_group(self) -> list[_Waiting]:
-        """Take whole batches from the mailbox up to the commit bound (at least one)."""
-        taken: list[_Waiting] = []
-        count = 0
-        while self._mailbox and (
-            not taken or count + len(self._mailbox[0].ops) <= self._wallet.commit_batch_max_ops
-        ):
-            waiting = self._mailbox.popleft()
-            taken.append(waiting)
-            count += len(waiting.ops)
-        self._pending_ops -= count
+        taken = take_group(self._mailbox, self._wallet.commit_batch_max_ops)
+        self._pending_ops -= sum(len(waiting.ops) for waiting in taken)
         return taken
 
     def _answer(self, taken: list[_Waiting], results: list[Result], elapsed_s: float) -> None:

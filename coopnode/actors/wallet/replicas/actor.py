@@ -88,6 +88,7 @@ from coopnode.actors.wallet.shard import (
     batch_encoder,
     link_addresses,
     operation_decoder,
+    take_group,
 )
 from coopnode.actors.wallet.store import WalletStore
 from coopnode.domain.books import DaySums
@@ -581,15 +582,8 @@ class ReplicaShard:
                 return
 
     def _take_group(self) -> list[_Waiting]:
-        taken: list[_Waiting] = []
-        count = 0
-        while self._mailbox and (
-            not taken or count + len(self._mailbox[0].ops) <= self._wallet.commit_batch_max_ops
-        ):
-            waiting = self._mailbox.popleft()
-            taken.append(waiting)
-            count += len(waiting.ops)
-        self._pending_ops -= count
+        taken = take_group(self._mailbox, self._wallet.commit_batch_max_ops)
+        self._pending_ops -= sum(len(waiting.ops) for waiting in taken)
         return taken
 
     async def _submit(self, raws: list[msgspec.Raw]) -> BatchReply:
